@@ -1,0 +1,213 @@
+"""The versioned JSON schemas every mtap package reads and writes, and the three
+operations they share: validate a document, read one from disk, write one atomically.
+
+Schemas are plain files, ``<name>.v<major>.schema.json`` (JSON Schema 2020-12). Each
+document names its schema and version in its top-level ``schema`` and
+``schema_version`` fields; a reader accepts the same major version only.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import sys
+import tempfile
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+from jsonschema import Draft202012Validator, FormatChecker
+
+__all__ = [
+    "SchemaError",
+    "canonical",
+    "dumps",
+    "environment",
+    "load_schema",
+    "read",
+    "schema_names",
+    "sha256_file",
+    "validate",
+    "version",
+    "write",
+]
+
+#: Fields that hold wall-clock values; they are left out when documents are compared.
+WALL_CLOCK_FIELDS = {"wall_clock"}
+
+
+class SchemaError(ValueError):
+    """A document does not match its schema. ``str()`` is one line naming file and field."""
+
+
+def _schema_dir() -> Path:
+    override = os.environ.get("MTAP_SCHEMAS_DIR")
+    if override:
+        return Path(override)
+    packaged = Path(str(resources.files(__name__) / "schemas"))
+    if packaged.is_dir():
+        return packaged
+    # Editable install or source checkout: the files sit at the top of schemas/.
+    return Path(__file__).resolve().parents[2]
+
+
+def schema_names() -> list[tuple[str, int]]:
+    """Every (name, major) pair for which a schema file is installed."""
+    out = []
+    for path in sorted(_schema_dir().glob("*.v*.schema.json")):
+        stem = path.name[: -len(".schema.json")]
+        name, _, major = stem.rpartition(".v")
+        out.append((name, int(major)))
+    return out
+
+
+@lru_cache(maxsize=None)
+def load_schema(name: str, major: int = 1) -> dict[str, Any]:
+    path = _schema_dir() / f"{name}.v{major}.schema.json"
+    if not path.is_file():
+        known = ", ".join(f"{n} v{m}" for n, m in schema_names()) or "none"
+        raise SchemaError(f"no schema {name!r} v{major} (installed: {known})")
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def version(name: str, major: int = 1) -> str:
+    """The full version (``major.minor.patch``) a writer puts in ``schema_version``."""
+    return load_schema(name, major)["x-mtap-version"]
+
+
+@lru_cache(maxsize=None)
+def _validator(name: str, major: int) -> Draft202012Validator:
+    schema = load_schema(name, major)
+    Draft202012Validator.check_schema(schema)
+    return Draft202012Validator(schema, format_checker=FormatChecker())
+
+
+def _field(error: jsonschema.ValidationError) -> str:
+    path = ""
+    for part in error.absolute_path:
+        path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+    return path or "(document)"
+
+
+def _describe(error: jsonschema.ValidationError) -> str:
+    if error.validator == "additionalProperties":
+        return f"unexpected field(s): {error.message.split('(')[-1].rstrip(')')}"
+    if error.validator == "required":
+        return error.message
+    if error.validator in ("enum", "const"):
+        expected = error.validator_value if error.validator == "enum" else [error.validator_value]
+        return f"got {error.instance!r}, expected one of {expected}"
+    if error.validator == "type":
+        return f"got {type(error.instance).__name__} {error.instance!r:.60}, expected {error.validator_value}"
+    return error.message[:200]
+
+
+def validate(doc: Any, name: str, major: int = 1, source: str = "<document>") -> None:
+    """Raise :class:`SchemaError` (one line: source, field, what was expected) if ``doc`` is invalid."""
+    errors = sorted(_validator(name, major).iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if not errors:
+        return
+    # The deepest error usually names the real field; oneOf/if-then wrappers are less helpful.
+    best = jsonschema.exceptions.best_match(errors)
+    raise SchemaError(f"{source}: field {_field(best)}: {_describe(best)} ({name} v{major} schema)")
+
+
+def check_header(doc: Any, name: str, major: int, source: str) -> None:
+    if not isinstance(doc, dict):
+        raise SchemaError(f"{source}: expected a JSON object at the top level, got {type(doc).__name__}")
+    got_name = doc.get("schema")
+    if got_name != name:
+        raise SchemaError(f"{source}: field schema: got {got_name!r}, expected {name!r}")
+    got_version = str(doc.get("schema_version", ""))
+    if got_version.split(".")[0] != str(major):
+        raise SchemaError(
+            f"{source}: field schema_version: got {got_version or 'none'!r}, this reader accepts {name} v{major}.x only"
+        )
+
+
+def read(path: str | os.PathLike[str], name: str, major: int = 1) -> dict[str, Any]:
+    """Load and validate a document; any problem raises one-line :class:`SchemaError`."""
+    source = str(path)
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise SchemaError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    try:
+        doc = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise SchemaError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    check_header(doc, name, major, source)
+    validate(doc, name, major, source)
+    return doc
+
+
+def dumps(doc: Any) -> str:
+    """Deterministic JSON text: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to a temp file beside ``path`` and rename it into place."""
+    target = Path(path)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as handle:
+            handle.write(text)
+        os.replace(tmp, target)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+    return target
+
+
+def write(path: str | os.PathLike[str], doc: dict[str, Any], name: str, major: int = 1) -> Path:
+    """Validate ``doc`` against its schema, then write it atomically. Nothing is written if invalid."""
+    check_header(doc, name, major, str(path))
+    validate(doc, name, major, str(path))
+    return write_text_atomic(path, dumps(doc))
+
+
+def canonical(doc: Any) -> Any:
+    """``doc`` without its wall-clock fields, for determinism comparisons."""
+    if isinstance(doc, dict):
+        return {k: canonical(v) for k, v in doc.items() if k not in WALL_CLOCK_FIELDS}
+    if isinstance(doc, list):
+        return [canonical(v) for v in doc]
+    return doc
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def environment(gpu: dict[str, Any] | None = None, packages: dict[str, str] | None = None) -> dict[str, Any]:
+    """The ``environment`` object of a tool-run document for this process."""
+    env: dict[str, Any] = {
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "cpu": _cpu_name(),
+        "cpu_count": os.cpu_count(),
+        "gpu": gpu,
+    }
+    if packages:
+        env["packages"] = dict(sorted(packages.items()))
+    return env
