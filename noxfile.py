@@ -1,0 +1,81 @@
+"""Sessions that chain mtap's microtools: each runner session installs only its own package
+(plus mtap-schemas) into its own virtualenv and writes to data/evaluation/<tool>/.
+
+    nox -s astra vidur aggregate     # run two runners, then aggregate everything on disk
+    nox -s tests                     # every package's tests, each in its own environment
+    nox -l                           # list sessions
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import nox
+
+ROOT = Path(__file__).parent
+SCHEMAS = "./schemas"
+EVAL = "data/evaluation"
+
+nox.options.sessions = ["tests"]
+nox.options.reuse_existing_virtualenvs = True
+nox.options.error_on_missing_interpreters = True
+
+# uv is fast where it works; packages that need PyTorch use pip, which takes the CPU build
+# that pip can find for the pinned version instead of a multi-GB CUDA build.
+FAST = "uv|virtualenv|venv"
+PIP = "venv"
+
+#: package folder -> (nox backend, extra pip requirements installed first)
+PACKAGES: dict[str, tuple[str, list[str]]] = {
+    "aggregate": (FAST, []),
+}
+
+
+def install(session: nox.Session, package: str, extras: str = "") -> None:
+    backend, pre = PACKAGES[package]
+    if pre:
+        session.install(*pre)
+    session.install(SCHEMAS, f"./packages/{package}{extras}")
+
+
+def runner_session(name: str, package: str, command: str, *default_args: str) -> None:  # noqa: D401
+    """Register `nox -s <name>`: install <package>, run `<command> run --output data/evaluation/<tool> ...`."""
+
+    @nox.session(name=name, venv_backend=PACKAGES[package][0])
+    def _session(session: nox.Session) -> None:
+        install(session, package)
+        session.run(command, "run", *default_args, *session.posargs)
+
+    _session.__doc__ = f"Run {package} ({command} run {' '.join(default_args)}); extra args after --."
+
+
+@nox.session(venv_backend=FAST)
+def aggregate(session: nox.Session) -> None:
+    """Aggregate every tool-run document under data/evaluation/ into one table and a coverage matrix."""
+    install(session, "aggregate")
+    session.run("mtap-aggregate", "run", "--evaluation-dir", EVAL, *session.posargs)
+
+
+@nox.session(venv_backend=FAST)
+def bench(session: nox.Session) -> None:
+    """Benchmarks (speed targets live here, never in tests)."""
+    install(session, "aggregate", "[test]")
+    session.run("python", "packages/aggregate/bench/bench_aggregate.py", *session.posargs)
+
+
+@nox.session(venv_backend=PIP)
+@nox.parametrize("package", sorted(PACKAGES))
+def tests(session: nox.Session, package: str) -> None:
+    """Each package's tests in its own environment (plus the schema tests)."""
+    install(session, package, "[test]")
+    if package == "aggregate":
+        session.run("pytest", "-q", "schemas/tests", env={"PYTHONDONTWRITEBYTECODE": "1"})
+    session.run("pytest", "-q", f"packages/{package}/tests", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+
+@nox.session(venv_backend=FAST)
+def lint(session: nox.Session) -> None:
+    """ruff over the whole tree."""
+    session.install("ruff")
+    session.run("ruff", "check", "noxfile.py", "schemas", "packages")
