@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import jsonschema
+import jsonschema_rs
+import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 
 __all__ = [
@@ -86,6 +88,18 @@ def _validator(name: str, major: int) -> Draft202012Validator:
     return Draft202012Validator(schema, format_checker=FormatChecker())
 
 
+# Any JSON value, recursively: jsonschema-rs refuses NaN and infinity while checking it.
+_fast_finite = jsonschema_rs.validator_for(
+    {"type": ["string", "boolean", "null", "number", "object", "array"], "items": {"$ref": "#"}, "additionalProperties": {"$ref": "#"}}
+)
+
+
+@lru_cache(maxsize=None)
+def _fast_validator(name: str, major: int):
+    """jsonschema-rs: the same 2020-12 semantics, ~100x faster; used to accept valid documents."""
+    return jsonschema_rs.validator_for(load_schema(name, major), validate_formats=True)
+
+
 def _field(error: jsonschema.ValidationError) -> str:
     path = ""
     for part in error.absolute_path:
@@ -107,10 +121,19 @@ def _describe(error: jsonschema.ValidationError) -> str:
 
 
 def validate(doc: Any, name: str, major: int = 1, source: str = "<document>") -> None:
-    """Raise :class:`SchemaError` (one line: source, field, what was expected) if ``doc`` is invalid."""
+    """Raise :class:`SchemaError` (one line: source, field, what was expected) if ``doc`` is invalid.
+
+    Valid documents are accepted by jsonschema-rs; an invalid one is explained by jsonschema's
+    best match, so messages are the same whichever validator saw the problem first.
+    """
+    fast = _fast_validator(name, major)
+    if fast.is_valid(doc):
+        return
     errors = sorted(_validator(name, major).iter_errors(doc), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
     if not errors:
-        return
+        first = next(fast.iter_errors(doc))
+        where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in first.instance_path).lstrip(".") or "(document)"
+        raise SchemaError(f"{source}: field {where}: {first.message[:200]} ({name} v{major} schema)")
     # The deepest error usually names the real field; oneOf/if-then wrappers are less helpful.
     best = jsonschema.exceptions.best_match(errors)
     raise SchemaError(f"{source}: field {_field(best)}: {_describe(best)} ({name} v{major} schema)")
@@ -137,17 +160,43 @@ def read(path: str | os.PathLike[str], name: str, major: int = 1) -> dict[str, A
     except OSError as exc:
         raise SchemaError(f"{source}: cannot read: {exc.strerror or exc}") from None
     try:
-        doc = json.loads(text)
-    except json.JSONDecodeError as exc:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
         raise SchemaError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     check_header(doc, name, major, source)
     validate(doc, name, major, source)
     return doc
 
 
-def dumps(doc: Any) -> str:
-    """Deterministic JSON text: sorted keys, two-space indent, trailing newline."""
-    return json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False, allow_nan=False) + "\n"
+def dumps(doc: Any, style: str = "pretty") -> str:
+    """Deterministic JSON text with sorted keys and a trailing newline (orjson, UTF-8).
+
+    ``pretty``: two-space indent throughout. ``lines``: the top-level object indented, each
+    item of its top-level arrays compact on one line, for large tables (one diffable line
+    per row). NaN and infinity are refused (orjson would write null).
+    """
+    if style not in ("pretty", "lines"):
+        raise ValueError(f"unknown style {style!r}")
+    _check_finite(doc)
+    if style == "pretty":
+        return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE).decode()
+    if not isinstance(doc, dict):
+        raise ValueError("the lines style needs a JSON object at the top level")
+    parts = []
+    for key in sorted(doc):
+        value = doc[key]
+        if isinstance(value, list) and value:
+            body = b",\n    ".join(orjson.dumps(item, option=orjson.OPT_SORT_KEYS) for item in value)
+            parts.append(b"  " + orjson.dumps(key) + b": [\n    " + body + b"\n  ]")
+        else:
+            parts.append(b"  " + orjson.dumps(key) + b": " + orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
+    return (b"{\n" + b",\n".join(parts) + b"\n}\n").decode()
+
+
+def _check_finite(doc: Any) -> None:
+    # jsonschema-rs already refuses non-finite numbers; this guards direct dumps() callers cheaply.
+    if not _fast_finite.is_valid(doc):
+        raise ValueError("document holds NaN or infinity, which JSON cannot represent")
 
 
 def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
@@ -165,11 +214,11 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     return target
 
 
-def write(path: str | os.PathLike[str], doc: dict[str, Any], name: str, major: int = 1) -> Path:
+def write(path: str | os.PathLike[str], doc: dict[str, Any], name: str, major: int = 1, style: str = "pretty") -> Path:
     """Validate ``doc`` against its schema, then write it atomically. Nothing is written if invalid."""
     check_header(doc, name, major, str(path))
     validate(doc, name, major, str(path))
-    return write_text_atomic(path, dumps(doc))
+    return write_text_atomic(path, dumps(doc, style))
 
 
 def canonical(doc: Any) -> Any:

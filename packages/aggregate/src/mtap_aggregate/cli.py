@@ -1,0 +1,136 @@
+"""mtap-aggregate: join every tool-run document into the MTAP aggregate table."""
+
+from __future__ import annotations
+
+import gc
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+
+import click
+import polars as pl
+
+import mtap_schemas as ms
+
+from . import __version__
+from .collect import collect
+from .report import coverage_markdown
+from .table import coverage, errors_vs_measured, mape, rows_of
+
+
+class UserError(click.ClickException):
+    """A known user error: one line, no traceback, exit 2."""
+
+    exit_code = 2
+
+
+def _records(frame: pl.DataFrame) -> list[dict]:
+    return frame.to_dicts()
+
+
+@contextmanager
+def _no_cyclic_gc():
+    # Reading 10^5 cases makes millions of small objects and no cycles: the cyclic
+    # collector would rescan them again and again (measured: 2.4x slower reading).
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+
+
+def build(evaluation_dir: Path, on_skip=None) -> tuple[dict, str]:
+    """The aggregate v1 document and the Markdown coverage matrix for ``evaluation_dir``."""
+    with _no_cyclic_gc():
+        return _build(evaluation_dir, on_skip)
+
+
+def _build(evaluation_dir: Path, on_skip=None) -> tuple[dict, str]:
+    collected = collect(evaluation_dir, on_skip=on_skip)
+    rows = rows_of(collected.documents)
+    cov = coverage(rows)
+    errors = errors_vs_measured(rows)
+    sources = [
+        {"path": rel, "sha256": sha, "tool": doc["tool"]["name"], "backend": doc["tool"]["backend"], "cases": len(doc["cases"])}
+        for rel, doc, sha in collected.documents
+    ]
+    doc = {
+        "schema": "aggregate",
+        "schema_version": ms.version("aggregate"),
+        "sources": sources,
+        "skipped": collected.skipped,
+        "table": {"columns": list(rows.columns), "rows": rows.rows()},
+        "coverage": _records(cov),
+        "errors_vs_measured": _records(errors),
+    }
+    return doc, coverage_markdown(cov, errors, mape(errors), collected.skipped, sources)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="mtap-aggregate")
+def main() -> None:
+    """Join every tool-run v1 document under an evaluation folder into one long table.
+
+    Reads data/evaluation/**/*.tool-run.json (each validated; a bad file is reported by
+    name and skipped, and listed in the output), and writes the aggregate v1 document and a
+    Markdown coverage matrix (tool × workload).
+
+    Example: mtap-aggregate run --evaluation-dir data/evaluation
+    """
+
+
+@main.command()
+@click.option(
+    "--evaluation-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=Path("data/evaluation"),
+    show_default=True,
+    help="Folder searched recursively for *.tool-run.json.",
+)
+@click.option(
+    "--output",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Aggregate document path.  [default: EVALUATION_DIR/mtap-aggregate-results.json]",
+)
+@click.option(
+    "--coverage-md",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="Markdown coverage matrix path.  [default: EVALUATION_DIR/coverage-matrix.md]",
+)
+@click.option("--strict", is_flag=True, help="Exit 1 if any document was skipped.")
+def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, strict: bool) -> None:
+    """Aggregate the documents and write the table and the coverage matrix."""
+    if not evaluation_dir.is_dir():
+        raise click.UsageError(f"{evaluation_dir}: evaluation folder does not exist")
+    output = output or evaluation_dir / "mtap-aggregate-results.json"
+    coverage_md = coverage_md or evaluation_dir / "coverage-matrix.md"
+
+    def warn(rel: str, reason: str) -> None:
+        click.echo(f"skipped {rel}: {reason}", err=True)
+
+    doc, markdown = build(evaluation_dir, on_skip=warn)
+    with _no_cyclic_gc():
+        ms.write(output, doc, "aggregate", style="lines")
+    ms.write_text_atomic(coverage_md, markdown)
+    click.echo(
+        f"{len(doc['sources'])} documents, {len(doc['table']['rows'])} rows, {len(doc['errors_vs_measured'])} prediction/measurement pairs"
+        f", {len(doc['skipped'])} skipped -> {output}, {coverage_md}",
+        err=True,
+    )
+    if strict and doc["skipped"]:
+        sys.exit(1)
+
+
+@main.command()
+@click.argument("path", type=click.Path(dir_okay=False, path_type=Path))
+def check(path: Path) -> None:
+    """Validate one tool-run document; print one line and exit 2 if it is invalid."""
+    try:
+        doc = ms.read(path, "tool-run")
+    except ms.SchemaError as exc:
+        raise UserError(str(exc)) from None
+    click.echo(f"{path}: valid tool-run v{doc['schema_version']} ({doc['tool']['name']}, {len(doc['cases'])} cases)")

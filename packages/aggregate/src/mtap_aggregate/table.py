@@ -1,0 +1,128 @@
+"""The long table (one row per metric of each case) and what is derived from it with polars."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import polars as pl
+
+STATUSES = ("ok", "failed", "unsupported", "unavailable")
+
+#: Seconds per unit, for pairing times reported in different units.
+TIME_UNITS = {"ns": 1e-9, "us": 1e-6, "µs": 1e-6, "ms": 1e-3, "s": 1.0}
+
+ROW_SCHEMA = {
+    "tool": pl.Utf8,
+    "backend": pl.Utf8,
+    "source": pl.Utf8,
+    "workload": pl.Utf8,
+    "hardware": pl.Utf8,
+    "case": pl.Utf8,
+    "key": pl.Utf8,
+    "status": pl.Utf8,
+    "error_kind": pl.Utf8,
+    "metric": pl.Utf8,
+    "value": pl.Float64,
+    "unit": pl.Utf8,
+    "kind": pl.Utf8,
+    "timing": pl.Utf8,
+}
+ROW_ORDER = ["tool", "source", "workload", "hardware", "case", "metric", "kind", "timing"]
+
+
+def rows_of(documents: list[tuple[str, dict[str, Any], str]]) -> pl.DataFrame:
+    """Flatten documents into the long table. Column-wise lists keep this fast at 10^5 rows."""
+    cols: dict[str, list[Any]] = {name: [] for name in ROW_SCHEMA}
+    for rel, doc, _sha in documents:
+        tool, backend = doc["tool"]["name"], doc["tool"]["backend"]
+        for case in doc["cases"]:
+            error = case["error"]
+            base = (
+                tool,
+                backend,
+                rel,
+                case["workload"],
+                case["hardware"],
+                case["id"],
+                case.get("key"),
+                case["status"],
+                error["kind"] if error else None,
+            )
+            metrics = case["metrics"] or [None]
+            for metric in metrics:
+                for name, value in zip(("tool", "backend", "source", "workload", "hardware", "case", "key", "status", "error_kind"), base):
+                    cols[name].append(value)
+                if metric is None:
+                    for name in ("metric", "value", "unit", "kind", "timing"):
+                        cols[name].append(None)
+                else:
+                    cols["metric"].append(metric["name"])
+                    cols["value"].append(float(metric["value"]))
+                    cols["unit"].append(metric["unit"])
+                    cols["kind"].append(metric["kind"])
+                    cols["timing"].append(metric.get("timing"))
+    frame = pl.DataFrame(cols, schema=ROW_SCHEMA)
+    return frame.sort(ROW_ORDER, nulls_last=True, maintain_order=True)
+
+
+def coverage(rows: pl.DataFrame) -> pl.DataFrame:
+    """Case counts per tool and workload, by status (each case counted once)."""
+    cases = rows.unique(subset=["tool", "source", "case"], keep="first", maintain_order=True)
+    counts = cases.group_by(["tool", "workload"]).agg(
+        [pl.col("status").eq(s).sum().cast(pl.Int64).alias(s) for s in STATUSES]
+    )
+    order = pl.col("workload").str.slice(1).cast(pl.Int64, strict=False)
+    return counts.with_columns(order.alias("_n")).sort(["tool", "_n"]).drop("_n")
+
+
+def errors_vs_measured(rows: pl.DataFrame) -> pl.DataFrame:
+    """Pair each ok prediction with the ok measurements of the same workload, hardware, key and metric."""
+    ok = rows.filter((pl.col("status") == "ok") & pl.col("key").is_not_null() & pl.col("value").is_not_null())
+    predicted = ok.filter((pl.col("kind") == "prediction") & (pl.col("backend") != "measured"))
+    measured = ok.filter((pl.col("kind") == "measurement") & (pl.col("backend") == "measured"))
+    join_on = ["workload", "hardware", "key", "metric"]
+    pairs = predicted.select(
+        "tool", *join_on, pl.col("value").alias("p_value"), pl.col("unit").alias("p_unit")
+    ).join(
+        measured.select(*join_on, pl.col("value").alias("m_value"), pl.col("unit").alias("m_unit"), pl.col("timing").alias("measured_timing")),
+        on=join_on,
+        how="inner",
+    )
+    scale = pl.DataFrame({"unit": list(TIME_UNITS), "s": list(TIME_UNITS.values())})
+    pairs = (
+        pairs.join(scale.rename({"unit": "p_unit", "s": "p_s"}), on="p_unit", how="left")
+        .join(scale.rename({"unit": "m_unit", "s": "m_s"}), on="m_unit", how="left")
+        .with_columns(
+            # Same unit: compare directly. Both time units: convert. Otherwise the pair is dropped.
+            pl.when(pl.col("p_unit") == pl.col("m_unit"))
+            .then(pl.col("p_value"))
+            .when(pl.col("p_s").is_not_null() & pl.col("m_s").is_not_null())
+            .then(pl.col("p_value") * pl.col("p_s") / pl.col("m_s"))
+            .otherwise(None)
+            .alias("predicted")
+        )
+        .filter(pl.col("predicted").is_not_null() & (pl.col("m_value") > 0))
+        .with_columns(((pl.col("predicted") - pl.col("m_value")).abs() / pl.col("m_value") * 100).alias("ape_percent"))
+        .select(
+            "tool",
+            "workload",
+            "hardware",
+            "key",
+            "metric",
+            pl.col("m_unit").alias("unit"),
+            "predicted",
+            pl.col("m_value").alias("measured"),
+            "measured_timing",
+            "ape_percent",
+        )
+    )
+    return pairs.sort(["tool", "workload", "hardware", "key", "metric", "measured_timing"], nulls_last=True)
+
+
+def mape(errors: pl.DataFrame) -> pl.DataFrame:
+    """Mean absolute percentage error per tool, workload, hardware and measurement timing."""
+    return (
+        errors.group_by(["tool", "workload", "hardware", "measured_timing"])
+        .agg(pl.len().alias("pairs"), pl.col("ape_percent").mean().alias("mape_percent"))
+        .sort(["tool", "workload", "hardware", "measured_timing"], nulls_last=True)
+    )

@@ -1,0 +1,113 @@
+"""aggregate over small hand-made documents (synthetic tools tool-a/tool-b, not any real tool's output)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from conftest import case, document, metric
+
+import mtap_schemas as ms
+from mtap_aggregate.cli import build, main
+
+REPO = Path(__file__).resolve().parents[3]
+
+
+def test_long_table_coverage_and_skips(tmp_path: Path, write_doc) -> None:
+    write_doc("a/tool-a.tool-run.json", document("tool-a", [case("c1"), case("c2", status="failed"), case("c3", workload="W4", status="unavailable")]))
+    write_doc("b/tool-b.tool-run.json", document("tool-b", [case("c1", workload="W10", metrics=[metric("x", 1, "1"), metric("y", 2, "1")])]))
+    write_doc("b/broken.tool-run.json", "{")
+    bad = document("tool-c", [case("c1")])
+    bad["cases"][0]["workload"] = "W99"
+    (tmp_path / "c").mkdir()
+    (tmp_path / "c/bad.tool-run.json").write_text(json.dumps(bad))
+    (tmp_path / "c/notes.json").write_text("ignored: not a tool-run file name")
+
+    doc, markdown = build(tmp_path)
+    ms.validate(doc, "aggregate")
+    assert [s["path"] for s in doc["sources"]] == ["a/tool-a.tool-run.json", "b/tool-b.tool-run.json"]
+    assert [s["path"] for s in doc["skipped"]] == ["b/broken.tool-run.json", "c/bad.tool-run.json"]
+    assert "not valid JSON" in doc["skipped"][0]["reason"]
+    assert "field cases[0].workload" in doc["skipped"][1]["reason"]
+    # 3 cases of tool-a (one metric or one null row each) + 2 metric rows of tool-b's one case.
+    assert doc["table"]["columns"][:3] == ["tool", "backend", "source"]
+    assert len(doc["table"]["rows"]) == 5
+    cov = {(c["tool"], c["workload"]): c for c in doc["coverage"]}
+    assert cov[("tool-a", "W1")] == {"tool": "tool-a", "workload": "W1", "ok": 1, "failed": 1, "unsupported": 0, "unavailable": 0}
+    assert cov[("tool-b", "W10")]["ok"] == 1  # two metrics, still one case
+    assert [c["workload"] for c in doc["coverage"] if c["tool"] == "tool-a"] == ["W1", "W4"]
+    assert "| tool-a | ok 1/2 · failed 1 | — | — | unavailable 1 |" in markdown
+    assert "67% (2/3)" in markdown
+    assert "c/bad.tool-run.json" in markdown
+
+
+def test_errors_against_measurements_convert_time_units(tmp_path: Path, write_doc) -> None:
+    key = "resnet50.conv1.b1.fp16"
+    write_doc("p.tool-run.json", document("tool-a", [
+        case("hit", key=key, metrics=[metric("latency", 120.0, "us"), metric("flops", 5.0, "FLOP")]),
+        case("other-hw", key=key, hardware="A100-SXM4-80GB", metrics=[metric("latency", 1.0)]),
+        case("no-key", metrics=[metric("latency", 1.0)]),
+    ]))
+    write_doc("m.tool-run.json", document("groundtruth", [
+        case("m", key=key, metrics=[
+            metric("latency", 0.1, "ms", "measurement", "device"),
+            metric("latency", 0.15, "ms", "measurement", "eager-end-to-end"),
+        ]),
+    ], backend="measured"))
+    # A third party's measurement (artifact backend) is never used as our ground truth.
+    write_doc("x.tool-run.json", document("tool-b", [case("m", key=key, metrics=[metric("latency", 9.0, "ms", "measurement")])], backend="artifact"))
+
+    doc, markdown = build(tmp_path)
+    pairs = doc["errors_vs_measured"]
+    assert [(p["measured_timing"], round(p["predicted"], 9), p["ape_percent"]) for p in pairs] == [
+        ("device", 0.12, pytest.approx(20.0)),
+        ("eager-end-to-end", 0.12, pytest.approx(20.0)),
+    ]
+    assert all(p["tool"] == "tool-a" and p["unit"] == "ms" for p in pairs)
+    assert "| tool-a | W1 | H100-SXM5-80GB | device | 1 | 20.0% |" in markdown
+
+
+def test_output_is_deterministic(tmp_path: Path, write_doc) -> None:
+    write_doc("z.tool-run.json", document("tool-z", [case(f"c{i}", workload=f"W{1 + i % 10}") for i in range(30)]))
+    write_doc("a.tool-run.json", document("tool-a", [case("c1")]))
+    runner = CliRunner()
+    outs = []
+    for n in range(2):
+        out = tmp_path.parent / f"agg{n}.json"
+        md = tmp_path.parent / f"cov{n}.md"
+        result = runner.invoke(main, ["run", "--evaluation-dir", str(tmp_path), "--output", str(out), "--coverage-md", str(md)])
+        assert result.exit_code == 0, result.output
+        outs.append((out.read_bytes(), md.read_bytes()))
+    assert outs[0] == outs[1]
+
+
+def test_cli_errors_are_one_line(tmp_path: Path, write_doc) -> None:
+    runner = CliRunner()
+    result = runner.invoke(main, ["run", "--evaluation-dir", str(tmp_path / "nope")])
+    assert result.exit_code == 2
+    assert "evaluation folder does not exist" in result.output
+    bad = write_doc("bad.tool-run.json", '{"schema": "tool-run", "schema_version": "3.0.0"}')
+    result = runner.invoke(main, ["check", str(bad)])
+    assert result.exit_code == 2
+    assert result.output.strip().splitlines() == [f"Error: {bad}: field schema_version: got '3.0.0', this reader accepts tool-run v1.x only"]
+    result = runner.invoke(main, ["run", "--evaluation-dir", str(tmp_path), "--strict", "--output", str(tmp_path / "o.json"), "--coverage-md", str(tmp_path / "o.md")])
+    assert result.exit_code == 1
+    assert "skipped bad.tool-run.json" in result.output
+
+
+def test_version_and_help() -> None:
+    runner = CliRunner()
+    assert "1.0.0" in runner.invoke(main, ["--version"]).output
+    assert "coverage matrix" in runner.invoke(main, ["--help"]).output
+
+
+def test_committed_evaluation_data_aggregates_cleanly() -> None:
+    """Every document committed under data/evaluation/ must validate: none may be skipped."""
+    evaluation = REPO / "data" / "evaluation"
+    if not any(evaluation.rglob("*.tool-run.json")):
+        pytest.skip("no committed tool-run documents yet")
+    doc, _ = build(evaluation)
+    assert doc["skipped"] == []
+    ms.validate(doc, "aggregate")
