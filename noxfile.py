@@ -23,12 +23,13 @@ nox.options.error_on_missing_interpreters = True
 
 # uv is fast where it works; packages that need PyTorch use pip, which takes the CPU build
 # that pip can find for the pinned version instead of a multi-GB CUDA build.
-FAST = "uv|virtualenv|venv"
+FAST = "uv|venv"
 PIP = "venv"
 
 #: package folder -> (nox backend, extra pip requirements installed first)
 PACKAGES: dict[str, tuple[str, list[str]]] = {
     "aggregate": (FAST, []),
+    "ci-timing": (FAST, []),
 }
 
 
@@ -57,6 +58,24 @@ def aggregate(session: nox.Session) -> None:
     session.run("mtap-aggregate", "run", "--evaluation-dir", EVAL, *session.posargs)
 
 
+@nox.session(name="ci-timing", venv_backend=FAST)
+def ci_timing(session: nox.Session) -> None:
+    """GitHub Actions timings per tool -> data/evaluation/ci-timing/ + deployment-viability-report.md.
+
+    nox -s ci-timing -- --repo OWNER/NAME [--runs 20]   (GITHUB_TOKEN raises the rate limit)
+    In GitHub Actions GITHUB_REPOSITORY/GITHUB_API_URL are used. With neither a repo nor
+    arguments it scrapes nothing (no network): it rebuilds the report from data on disk and
+    says how to scrape.
+    """
+    install(session, "ci-timing")
+    if session.posargs or os.environ.get("GITHUB_REPOSITORY"):
+        session.run("ci-timing", "run", *session.posargs)
+        return
+    session.log("ci-timing: no --repo given and GITHUB_REPOSITORY unset, not scraping; "
+                "to scrape: nox -s ci-timing -- --repo OWNER/NAME --runs 20")
+    session.run("ci-timing", "report")
+
+
 @nox.session(venv_backend=FAST)
 def bench(session: nox.Session) -> None:
     """Benchmarks (speed targets live here, never in tests)."""
@@ -64,14 +83,24 @@ def bench(session: nox.Session) -> None:
     session.run("python", "packages/aggregate/bench/bench_aggregate.py", *session.posargs)
 
 
-@nox.session(venv_backend=PIP)
-@nox.parametrize("package", sorted(PACKAGES))
-def tests(session: nox.Session, package: str) -> None:
-    """Each package's tests in its own environment (plus the schema tests)."""
-    install(session, package, "[test]")
-    if package == "aggregate":
-        session.run("pytest", "-q", "schemas/tests", env={"PYTHONDONTWRITEBYTECODE": "1"})
-    session.run("pytest", "-q", f"packages/{package}/tests", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+def _register_package_tests(package: str) -> str:
+    name = f"tests-{package}"
+
+    @nox.session(name=name, venv_backend=PACKAGES[package][0])
+    def _tests(session: nox.Session) -> None:
+        install(session, package, "[test]")
+        if package == "aggregate":
+            session.run("pytest", "-q", "schemas/tests", env={"PYTHONDONTWRITEBYTECODE": "1"})
+        session.run("pytest", "-q", f"packages/{package}/tests", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
+
+    _tests.__doc__ = f"{package}'s tests in its own environment."
+    return name
+
+
+@nox.session(python=False, requires=[_register_package_tests(p) for p in sorted(PACKAGES)])
+def tests(session: nox.Session) -> None:
+    """Every package's tests (each tests-<package> session first, in its own environment)."""
+    session.log(f"tests passed for: {', '.join(sorted(PACKAGES))}")
 
 
 @nox.session(venv_backend=FAST)
