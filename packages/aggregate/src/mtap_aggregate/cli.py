@@ -16,6 +16,7 @@ from . import __version__
 from .collect import collect
 from .report import coverage_markdown
 from .table import coverage, errors_vs_measured, mape, rows_of
+from .tables import d1_fidelity, d3_generalization, d4_deployment
 
 
 class UserError(click.ClickException):
@@ -41,13 +42,16 @@ def _no_cyclic_gc():
             gc.enable()
 
 
-def build(evaluation_dir: Path, on_skip=None) -> tuple[dict, str]:
-    """The aggregate v1 document and the Markdown coverage matrix for ``evaluation_dir``."""
+def build(evaluation_dir: Path, on_skip=None, claims: list[dict] | None = None, tables_out: list | None = None) -> tuple[dict, str]:
+    """The aggregate v1 document and the Markdown coverage matrix for ``evaluation_dir``.
+
+    When ``tables_out`` is a list, the MTAP tables (D1, D3, D4) are appended to it.
+    """
     with _no_cyclic_gc():
-        return _build(evaluation_dir, on_skip)
+        return _build(evaluation_dir, on_skip, claims or [], tables_out)
 
 
-def _build(evaluation_dir: Path, on_skip=None) -> tuple[dict, str]:
+def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list | None) -> tuple[dict, str]:
     collected = collect(evaluation_dir, on_skip=on_skip)
     rows = rows_of(collected.documents)
     cov = coverage(rows)
@@ -65,6 +69,10 @@ def _build(evaluation_dir: Path, on_skip=None) -> tuple[dict, str]:
         "coverage": _records(cov),
         "errors_vs_measured": _records(errors),
     }
+    if tables_out is not None:
+        tables_out.append(d1_fidelity(errors, rows, claims))
+        tables_out.extend(d3_generalization(rows))
+        tables_out.append(d4_deployment(collected.documents))
     return doc, coverage_markdown(cov, errors, mape(errors), collected.skipped, sources)
 
 
@@ -101,21 +109,47 @@ def main() -> None:
     default=None,
     help="Markdown coverage matrix path.  [default: EVALUATION_DIR/coverage-matrix.md]",
 )
+@click.option(
+    "--tables-dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Folder for the MTAP tables (Markdown + LaTeX).  [default: EVALUATION_DIR/tables]",
+)
+@click.option(
+    "--claims",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("data/claims/self-reported.json"),
+    show_default=True,
+    help="Self-reported accuracy claims (claims v1) shown beside D1; skipped with a note if absent.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 if any document was skipped.")
-def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, strict: bool) -> None:
-    """Aggregate the documents and write the table and the coverage matrix."""
+def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tables_dir: Path | None, claims: Path, strict: bool) -> None:
+    """Aggregate the documents and write the table, the coverage matrix and the MTAP tables."""
     if not evaluation_dir.is_dir():
         raise click.UsageError(f"{evaluation_dir}: evaluation folder does not exist")
     output = output or evaluation_dir / "mtap-aggregate-results.json"
     coverage_md = coverage_md or evaluation_dir / "coverage-matrix.md"
+    tables_dir = tables_dir or evaluation_dir / "tables"
+    claim_list: list[dict] = []
+    if claims.is_file():
+        try:
+            claim_list = ms.read(claims, "claims")["claims"]
+        except ms.SchemaError as exc:
+            raise UserError(str(exc)) from None
+    else:
+        click.echo(f"note: {claims} not found; D1 shows no self-reported claims", err=True)
 
     def warn(rel: str, reason: str) -> None:
         click.echo(f"skipped {rel}: {reason}", err=True)
 
-    doc, markdown = build(evaluation_dir, on_skip=warn)
+    tables: list = []
+    doc, markdown = build(evaluation_dir, on_skip=warn, claims=claim_list, tables_out=tables)
     with _no_cyclic_gc():
         ms.write(output, doc, "aggregate", style="lines")
     ms.write_text_atomic(coverage_md, markdown)
+    for table in tables:
+        ms.write_text_atomic(tables_dir / f"{table.name}.md", table.markdown())
+        ms.write_text_atomic(tables_dir / f"{table.name}.tex", table.latex())
     click.echo(
         f"{len(doc['sources'])} documents, {len(doc['table']['rows'])} rows, {len(doc['errors_vs_measured'])} prediction/measurement pairs"
         f", {len(doc['skipped'])} skipped -> {output}, {coverage_md}",

@@ -1,0 +1,71 @@
+"""The D1/D3/D4 tables and their Markdown/LaTeX rendering (synthetic tools tool-a, tool-b)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+from conftest import case, document, metric
+
+from mtap_aggregate.cli import build, main
+from mtap_aggregate.tables import Table
+
+KEY = "resnet50.conv1.b1.fp16"
+
+
+def make(write_doc) -> None:
+    a = document("tool-a", [
+        case("ring", key="all-reduce.n8.1mib", workload="W6", hardware="HGX-H100x8", metrics=[metric("latency", 50.0, "us")]),
+        case("switch", key="all-reduce.n8.1mib", workload="W6", hardware="HGX-H100x8", metrics=[metric("latency", 40.0, "us")]),
+        case("conv1", key=KEY, metrics=[metric("latency", 0.09, "ms")]),
+        case("x", status="failed"),
+    ])
+    a["cases"][2]["deterministic"] = True
+    a["wall_clock"]["setup_seconds"] = 12.5
+    write_doc("a.tool-run.json", a)
+    write_doc("b.tool-run.json", document("tool-b", [case("conv1", key=KEY, metrics=[metric("latency", 1.0, "ms")])]))
+    write_doc("m.tool-run.json", document("groundtruth", [case("m", key=KEY, metrics=[metric("latency", 0.1, "ms", "measurement", "device")])], backend="measured"))
+
+
+def test_tables(tmp_path: Path, write_doc) -> None:
+    make(write_doc)
+    tables: list[Table] = []
+    build(tmp_path, claims=[{"tool": "tool-a", "statement": "within 5%"}], tables_out=tables)
+    by_name = {t.name: t for t in tables}
+    assert sorted(by_name) == ["d1-fidelity", "d3-coverage", "d3-sensitivity", "d4-deployment"]
+    d1 = by_name["d1-fidelity"].rows
+    assert d1[0][:6] == ["tool-a", "W1", "H100-SXM5-80GB", "device", "1", "10.0%"]
+    assert d1[0][-1] == "within 5%"
+    assert d1[1][:6] == ["tool-b", "W1", "H100-SXM5-80GB", "device", "1", "900.0%"]
+    cov = {r[0]: r for r in by_name["d3-coverage"].rows}
+    assert cov["tool-a"][1:3] == ["2/2", "4"] and cov["tool-a"][-1] == "25.0%"
+    sens = by_name["d3-sensitivity"].rows
+    assert sens == [["tool-a", "W6", "all-reduce.n8.1mib", "latency", "2", "40 us", "50 us", "25.0%"]]
+    d4 = {r[0]: r for r in by_name["d4-deployment"].rows}
+    assert d4["tool-a"][3] == "12.5" and d4["tool-a"][5:] == ["3/4", "1/1 identical"]
+    assert d4["groundtruth"][1] == "measured"
+
+
+def test_latex_is_escaped_booktabs() -> None:
+    t = Table("x", "50% of a_b & c", ["a_b", "MAPE"], [["tool_x", "10.0%"]], [])
+    tex = t.latex()
+    assert r"\toprule" in tex and r"\midrule" in tex and r"\bottomrule" in tex
+    assert r"50\% of a\_b \& c" in tex and r"tool\_x & 10.0\% \\" in tex
+
+
+def test_cli_writes_tables(tmp_path: Path, write_doc) -> None:
+    make(write_doc)
+    out = tmp_path / "out"
+    result = CliRunner().invoke(main, ["run", "--evaluation-dir", str(tmp_path), "--output", str(out / "a.json"), "--coverage-md", str(out / "c.md"), "--tables-dir", str(out / "tables"), "--claims", str(tmp_path / "none.json")])
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (out / "tables").iterdir()) == [
+        "d1-fidelity.md", "d1-fidelity.tex", "d3-coverage.md", "d3-coverage.tex",
+        "d3-sensitivity.md", "d3-sensitivity.tex", "d4-deployment.md", "d4-deployment.tex",
+    ]
+    assert "none.json not found" in result.output
+    bad = tmp_path / "claims.json"
+    bad.write_text('{"schema": "claims", "schema_version": "1.0.0", "claims": [{"tool": "x"}]}')
+    result = CliRunner().invoke(main, ["run", "--evaluation-dir", str(tmp_path), "--output", str(out / "b.json"), "--claims", str(bad)])
+    assert result.exit_code == 2
+    assert f"Error: {bad}: field claims[0]:" in result.output
+    assert not (out / "b.json").exists()
