@@ -1,0 +1,3 @@
+"""mtap analytical runner: the roofline baseline ("Analytical" in the experiment plan)."""
+
+__version__ = "1.0.0"

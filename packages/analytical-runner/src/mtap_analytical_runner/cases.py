@@ -1,0 +1,130 @@
+"""The case matrix: the grid the groundtruth package measures, for A100 and H100.
+
+Keys follow schemas/README.md (``<model>.<scope>.b<batch>[.s<seq>][.kv<kv>][.t<tokens>].<dtype>``):
+
+* W1  ``resnet50.conv1.b{1,32}.{dtype}``: ResNet-50 conv1 (3->64, 7x7, stride 2, 224x224)
+* W1  ``resnet50.layer.<layer>.b{1,32}.{dtype}``: every Conv2d and Linear of ResNet-50, the
+  module path with ``.`` -> ``-`` (``layer1-0-conv1``, ``layer1-0-downsample-0``, ``fc``)
+* W1  ``resnet50.model.b{1,32}.{dtype}``: the whole network, 224x224
+* W4  ``bert-base.model.b{1,8}.s{128,512}.{dtype}``; W7 ``gpt2.model.b{1,8}.s{128,512}.{dtype}``
+* W5  ``llama2-7b.prefill.b1.t{128..2048}.fp16`` and ``llama2-7b.decode.b{1..32}.kv{512..2048}.fp16``
+
+``dtype`` is fp32, tf32 or fp16 for ResNet-50, BERT and GPT-2 (tf32: fp32 tensors, matmuls and
+convolutions at the TF32 tensor-core peak), fp16 for Llama.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .models import Shape, layer_slug, resnet50_layer_names
+
+HARDWARE = ("A100-SXM4-80GB", "H100-SXM5-80GB")
+PRECISIONS = ("fp32", "tf32", "fp16")
+RESNET_BATCHES = (1, 32)
+TRANSFORMER_BATCHES = (1, 8)
+TRANSFORMER_SEQS = (128, 512)
+PREFILL_TOKENS = (128, 256, 512, 1024, 2048)
+DECODE_BATCHES = (1, 2, 4, 8, 16, 32)
+DECODE_KV = (512, 1024, 2048)
+
+CONFIG_FIELDS = {"include": "a list of case-key globs", "exclude": "a list of case-key globs", "hardware": "a list of hardware ids"}
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str
+    workload: str
+    hardware: str
+    precision: str  # fp32 | tf32 | fp16: the key's dtype and the peak the FLOPs use
+    shape: Shape  # what is traced (tf32 traces fp32 tensors)
+    layer: str | None = None  # module path for per-layer cases
+
+    @property
+    def id(self) -> str:
+        return f"{self.hardware}:{self.key}"
+
+    def parameters(self) -> dict[str, Any]:
+        s = self.shape
+        p: dict[str, Any] = {"model": s.model, "scope": "layer" if self.layer else s.scope, "batch": s.batch, "dtype": self.precision}
+        for name in ("seq", "tokens", "kv"):
+            if getattr(s, name) is not None:
+                p[name] = getattr(s, name)
+        if self.layer:
+            p["layer"] = self.layer
+        return p
+
+    def planned(self) -> dict[str, Any]:
+        return {"id": self.id, "key": self.key, "workload": self.workload, "hardware": self.hardware, "parameters": self.parameters()}
+
+
+def _tensor_dtype(precision: str) -> str:
+    return "fp32" if precision == "tf32" else precision
+
+
+def model_cases(hardware: str) -> list[Case]:
+    out: list[Case] = []
+    for b in RESNET_BATCHES:
+        for p in PRECISIONS:
+            shape = Shape("resnet50", "model", b, _tensor_dtype(p))
+            out.append(Case(f"resnet50.conv1.b{b}.{p}", "W1", hardware, p, shape, layer="conv1"))
+    for b in RESNET_BATCHES:
+        for p in PRECISIONS:
+            out.append(Case(f"resnet50.model.b{b}.{p}", "W1", hardware, p, Shape("resnet50", "model", b, _tensor_dtype(p))))
+    for model, workload in (("bert-base", "W4"), ("gpt2", "W7")):
+        for b in TRANSFORMER_BATCHES:
+            for s in TRANSFORMER_SEQS:
+                for p in PRECISIONS:
+                    shape = Shape(model, "model", b, _tensor_dtype(p), seq=s)
+                    out.append(Case(f"{model}.model.b{b}.s{s}.{p}", workload, hardware, p, shape))
+    for t in PREFILL_TOKENS:
+        out.append(Case(f"llama2-7b.prefill.b1.t{t}.fp16", "W5", hardware, "fp16", Shape("llama2-7b", "prefill", 1, "fp16", tokens=t)))
+    for b in DECODE_BATCHES:
+        for kv in DECODE_KV:
+            out.append(Case(f"llama2-7b.decode.b{b}.kv{kv}.fp16", "W5", hardware, "fp16", Shape("llama2-7b", "decode", b, "fp16", kv=kv)))
+    for b in RESNET_BATCHES:
+        for p in PRECISIONS:
+            shape = Shape("resnet50", "model", b, _tensor_dtype(p))
+            for name in resnet50_layer_names():
+                out.append(Case(f"resnet50.layer.{layer_slug(name)}.b{b}.{p}", "W1", hardware, p, shape, layer=name))
+    return out
+
+
+def plan(hardware: tuple[str, ...] = HARDWARE) -> list[Case]:
+    return [c for hw in hardware for c in model_cases(hw)]
+
+
+def select(cases: list[Case], include: list[str] | None = None, exclude: list[str] | None = None, limit: int | None = None) -> list[Case]:
+    """Cases whose key matches an ``include`` glob (all if none) and no ``exclude`` glob, then the first ``limit``."""
+    kept = [
+        c for c in cases
+        if (not include or any(fnmatch.fnmatchcase(c.key, g) for g in include))
+        and not any(fnmatch.fnmatchcase(c.key, g) for g in (exclude or []))
+    ]
+    return kept[:limit] if limit is not None else kept
+
+
+class ConfigError(ValueError):
+    """A bad --config file: the message is one line naming the file and field."""
+
+
+def load_config(path: Path) -> dict[str, list[str]]:
+    """Read ``{"include": [...], "exclude": [...], "hardware": [...]}`` (every field optional)."""
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except json.JSONDecodeError as exc:
+        raise ConfigError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{path}: expected a JSON object with fields {', '.join(CONFIG_FIELDS)}")
+    for name, value in doc.items():
+        if name not in CONFIG_FIELDS:
+            raise ConfigError(f"{path}: field {name}: unknown field (expected one of {', '.join(CONFIG_FIELDS)})")
+        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
+            raise ConfigError(f"{path}: field {name}: expected {CONFIG_FIELDS[name]} (non-empty strings)")
+    return doc
