@@ -46,7 +46,7 @@ def coverage_markdown(coverage: pl.DataFrame, errors: pl.DataFrame, mape: pl.Dat
     if mape.height == 0:
         lines.append("No prediction shares a workload, hardware, key and metric with a `measured` case yet.")
     else:
-        lines.append("APE = |predicted − measured| / measured, paired on workload, hardware, case key and metric.")
+        lines.append("APE = |predicted − measured| / measured, paired on hardware, case key and metric.")
         lines.append("")
         lines.append("| tool | workload | hardware | measured as | pairs | MAPE |")
         lines.append("|---|---|---|---|---|---|")

@@ -76,13 +76,18 @@ def coverage(rows: pl.DataFrame) -> pl.DataFrame:
 
 
 def errors_vs_measured(rows: pl.DataFrame) -> pl.DataFrame:
-    """Pair each ok prediction with the ok measurements of the same workload, hardware, key and metric."""
+    """Pair each ok prediction with the ok measurements of the same hardware, key and metric.
+
+    The key names the computation exactly, so the workload is not part of the join (a
+    ResNet-50 layer is the same whether a runner filed it under W1 or W2); the prediction's
+    workload is reported.
+    """
     ok = rows.filter((pl.col("status") == "ok") & pl.col("key").is_not_null() & pl.col("value").is_not_null())
     predicted = ok.filter((pl.col("kind") == "prediction") & (pl.col("backend") != "measured"))
     measured = ok.filter((pl.col("kind") == "measurement") & (pl.col("backend") == "measured"))
-    join_on = ["workload", "hardware", "key", "metric"]
+    join_on = ["hardware", "key", "metric"]
     pairs = predicted.select(
-        "tool", *join_on, pl.col("value").alias("p_value"), pl.col("unit").alias("p_unit")
+        "tool", "workload", *join_on, pl.col("value").alias("p_value"), pl.col("unit").alias("p_unit")
     ).join(
         measured.select(*join_on, pl.col("value").alias("m_value"), pl.col("unit").alias("m_unit"), pl.col("timing").alias("measured_timing")),
         on=join_on,

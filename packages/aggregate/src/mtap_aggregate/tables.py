@@ -83,7 +83,7 @@ def d1_fidelity(errors: pl.DataFrame, rows: pl.DataFrame, claims: list[dict[str,
         ["tool", "workload", "hardware", "measured as", "pairs", "MAPE", "median APE", "max APE", "self-reported (paper)"],
         table_rows,
         [
-            "APE = |predicted − measured| / measured per case, paired on workload, hardware, case key and metric (`aggregate` errors_vs_measured).",
+            "APE = |predicted − measured| / measured per case, paired on hardware, case key and metric (`aggregate` errors_vs_measured).",
             "`device`: CUDA-graph or kernel-sum device time; `eager-end-to-end`: host-observed eager PyTorch time.",
             "Self-reported figures are quoted from the tools' papers (data/claims/self-reported.json) and are not verified by this table.",
         ],
