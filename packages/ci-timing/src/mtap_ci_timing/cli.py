@@ -1,0 +1,193 @@
+"""ci-timing command line: `run` scrapes GitHub Actions history and writes the report,
+`report` rebuilds the report from what is on disk, `rules` prints the default classification."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+import click
+import mtap_schemas
+
+from . import __version__
+from .client import DEFAULT_API_URL, make_client
+from .report import build_report
+from .rules import RulesError, load_rules
+from .scrape import AccessError, StoppedEarly, scrape
+
+DEFAULT_OUTPUT = "data/evaluation/ci-timing"
+DEFAULT_REPORT = "data/evaluation/deployment-viability-report.md"
+DEFAULT_EVAL = "data/evaluation"
+
+#: exit status when a scrape stopped early: a partial document (complete: false) was written,
+#: or nothing if no run had been read.
+EXIT_INCOMPLETE = 3
+
+
+@click.group(
+    context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100},
+    epilog="""\b
+Examples:
+  GITHUB_TOKEN=... ci-timing run --repo OWNER/NAME --runs 20
+  ci-timing run --repo OWNER/NAME --workflow ci.yml --branch main
+  ci-timing run --repo OWNER/NAME --api-url https://ghe.example.com/api/v3
+  ci-timing report          # rebuild the report from data/evaluation/, no network
+  ci-timing rules > rules.json   # start a --config from the defaults
+""",
+)
+@click.version_option(__version__, prog_name="ci-timing")
+def main() -> None:
+    """Scrape GitHub Actions timings per tool for mtap's deployment-viability report (D4).
+
+    Reads the last N completed workflow runs of a repository, every job and its step timings,
+    through the GitHub REST API (PyGithub: pagination, retries and rate-limit waits come from
+    the library). Each job is mapped to a tool by its name (`astra`, `vidur`, `timeloop`,
+    `zigzag`, `nnmeter`, `neusight`, `analytical`, `aggregate`, ...) and its steps are classed
+    as setup, Docker build, run or teardown by name patterns (see `ci-timing rules`). Writes
+    data/evaluation/ci-timing/ci-timing.json (schema ci-timing v1) and
+    data/evaluation/deployment-viability-report.md.
+
+    The token is read from GITHUB_TOKEN only and is never printed or written; without it,
+    public repositories are read anonymously at GitHub's lower rate limit.
+    """
+
+
+def _fail(message: str) -> click.ClickException:
+    exc = click.ClickException(message)
+    exc.exit_code = 2
+    return exc
+
+
+@main.command()
+@click.option("--repo", "repository", envvar="GITHUB_REPOSITORY", metavar="OWNER/NAME", help="Repository to read. [default: $GITHUB_REPOSITORY]")
+@click.option("--runs", default=20, show_default=True, type=click.IntRange(1, 1000), help="How many of the latest completed workflow runs to read.")
+@click.option("--api-url", envvar="GITHUB_API_URL", default=DEFAULT_API_URL, show_default=True, help="API root; for GitHub Enterprise Server https://HOST/api/v3. [env: GITHUB_API_URL]")
+@click.option("--workflow", default=None, help="Only runs of this workflow (file name like ci.yml, or numeric id).")
+@click.option("--branch", default=None, help="Only runs on this branch.")
+@click.option("--event", default=None, help="Only runs triggered by this event (push, pull_request, schedule, ...).")
+@click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="JSON file overriding the job->tool mapping and step patterns, key by key (see `ci-timing rules`).")
+@click.option("--output", default=DEFAULT_OUTPUT, show_default=True, type=click.Path(file_okay=False), help="Folder the document is written to, as NAME.json.")
+@click.option("--name", default="ci-timing", show_default=True, help="File stem of the document.")
+@click.option("--report", "report_path", default=DEFAULT_REPORT, show_default=True, type=click.Path(dir_okay=False), help="Where to write the Markdown report.")
+@click.option("--no-report", is_flag=True, help="Write only the JSON document.")
+@click.option("--evaluation-dir", default=DEFAULT_EVAL, show_default=True, type=click.Path(file_okay=False), help="Where the runners' *.tool-run.json documents are (determinism column).")
+@click.option("--max-wait", default=600.0, show_default=True, type=click.FloatRange(0), help="Longest rate-limit wait (seconds) to sit out; a longer one stops the scrape with what was gathered.")
+@click.option("--retries", default=5, show_default=True, type=click.IntRange(0, 20), help="Retries of a request after a server error, dropped connection or rate-limit wait (exponential backoff).")
+@click.option("--timeout", default=30.0, show_default=True, type=click.FloatRange(1), help="Seconds before one request times out.")
+@click.option("--request-interval", default=0.25, show_default=True, type=click.FloatRange(0), help="Seconds between API requests (PyGithub's throttle).")
+@click.option("-v", "--verbose", is_flag=True, help="Log every API request to stderr (PyGithub's debug log; the token is masked by the library).")
+def run(
+    repository: str | None,
+    runs: int,
+    api_url: str,
+    workflow: str | None,
+    branch: str | None,
+    event: str | None,
+    config: str | None,
+    output: str,
+    name: str,
+    report_path: str,
+    no_report: bool,
+    evaluation_dir: str,
+    max_wait: float,
+    retries: int,
+    timeout: float,
+    request_interval: float,
+    verbose: bool,
+) -> None:
+    """Scrape the last N completed runs and write the document and the report.
+
+    Exit 0: complete. Exit 2: the repository cannot be read (HTTP 401/404, API unreachable,
+    bad --config): one line, nothing written. Exit 3: the scrape stopped early (rate limit
+    longer than --max-wait, retries exhausted): the runs read so far are written with
+    `complete: false` and a `missing` list, or nothing if no run was read.
+    """
+    if not repository:
+        raise click.UsageError("no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
+    if repository.count("/") != 1 or not all(repository.split("/")):
+        raise click.BadParameter(f"got {repository!r}, expected OWNER/NAME", param_hint="--repo")
+    try:
+        rules = load_rules(config)
+    except RulesError as exc:
+        raise _fail(str(exc)) from None
+    token = os.environ.get("GITHUB_TOKEN") or None
+    # PyGithub logs retries at INFO to its own stderr handler; we print one line per wait instead.
+    logging.getLogger("github").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    api_url = api_url.rstrip("/")
+
+    def on_wait(seconds: float, status: int) -> None:
+        if seconds >= 1:
+            click.echo(f"ci-timing: HTTP {status} rate limit: waiting {seconds:.0f} s as the API asks (--max-wait {max_wait:g})", err=True)
+
+    gh = make_client(api_url, token, max_wait=max_wait, retries=retries, timeout=timeout, request_interval=request_interval, on_wait=on_wait, user_agent=f"mtap-ci-timing/{__version__}")
+    command = ["ci-timing", "run", "--repo", repository, "--runs", str(runs)]
+    if api_url != DEFAULT_API_URL:
+        command += ["--api-url", api_url]
+    for flag, value in (("--workflow", workflow), ("--branch", branch), ("--event", event), ("--config", config)):
+        if value:
+            command += [flag, value]
+    with click.progressbar(length=runs, label=f"runs of {repository}", file=sys.stderr) as bar:
+        try:
+            doc = scrape(
+                gh,
+                repository=repository,
+                runs=runs,
+                rules=rules,
+                api_url=api_url,
+                authenticated=token is not None,
+                command=command,
+                workflow=workflow,
+                branch=branch,
+                event=event,
+                max_wait=max_wait,
+                retries=retries,
+                progress=bar.update,
+            )
+        except AccessError as exc:
+            raise _fail(str(exc)) from None
+        except StoppedEarly as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_INCOMPLETE)
+        finally:
+            gh.close()
+    path = mtap_schemas.write(Path(output) / f"{name}.json", doc, "ci-timing")
+    click.echo(f"wrote {path} ({len(doc['runs'])} runs, {sum(len(r['jobs']) for r in doc['runs'])} jobs)", err=True)
+    if not no_report:
+        report, _ = build_report(path, Path(evaluation_dir), Path(report_path))
+        click.echo(f"wrote {report}", err=True)
+    if not doc["complete"]:
+        click.echo(
+            f"Error: scrape incomplete, written with complete: false: {doc['missing'][-1]['reason']}", err=True
+        )
+        sys.exit(EXIT_INCOMPLETE)
+
+
+@main.command()
+@click.option("--input", "ci_json", default=f"{DEFAULT_OUTPUT}/ci-timing.json", show_default=True, type=click.Path(dir_okay=False), help="The ci-timing document (absent: the report says no CI history was scraped yet).")
+@click.option("--evaluation-dir", default=DEFAULT_EVAL, show_default=True, type=click.Path(file_okay=False), help="Where the runners' *.tool-run.json documents are (determinism column).")
+@click.option("--output", default=DEFAULT_REPORT, show_default=True, type=click.Path(dir_okay=False), help="Where to write the Markdown report.")
+def report(ci_json: str, evaluation_dir: str, output: str) -> None:
+    """Rebuild deployment-viability-report.md from the documents on disk (no network)."""
+    try:
+        path, had_ci = build_report(Path(ci_json), Path(evaluation_dir), Path(output))
+    except mtap_schemas.SchemaError as exc:
+        raise _fail(str(exc)) from None
+    note = "" if had_ci else f" (no CI history scraped yet: {ci_json} is absent)"
+    click.echo(f"wrote {path}{note}", err=True)
+
+
+@main.command()
+@click.option("--config", type=click.Path(dir_okay=False), default=None, help="Show the rules this config file gives instead of the defaults.")
+def rules(config: str | None) -> None:
+    """Print the job->tool mapping and step patterns as JSON (a starting point for --config)."""
+    try:
+        click.echo(json.dumps(load_rules(config).as_dict(), indent=2))
+    except RulesError as exc:
+        raise _fail(str(exc)) from None
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
