@@ -30,6 +30,7 @@ PIP = "venv"
 PACKAGES: dict[str, tuple[str, list[str]]] = {
     "aggregate": (FAST, []),
     "ci-timing": (FAST, []),
+    "analytical-runner": (PIP, ["torch==2.13.0"]),
 }
 
 
@@ -49,6 +50,9 @@ def runner_session(name: str, package: str, command: str, *default_args: str) ->
         session.run(command, "run", *default_args, *session.posargs)
 
     _session.__doc__ = f"Run {package} ({command} run {' '.join(default_args)}); extra args after --."
+
+
+runner_session("analytical", "analytical-runner", "analytical-runner", "--output", f"{EVAL}/analytical")
 
 
 @nox.session(venv_backend=FAST)
