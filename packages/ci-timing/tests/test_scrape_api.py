@@ -155,7 +155,9 @@ def test_workflow_filter(fake, cli_args, tmp_path):
 def test_missing_repo_option_is_a_usage_error():
     result = invoke(["run"])
     assert result.exit_code == 2 and "pass --repo OWNER/NAME or set GITHUB_REPOSITORY" in result.output
-    assert invoke(["run", "--repo", "no-slash"]).exit_code == 2
+    for bad in ("no-slash", "a/b/c", "a/b c", "/b"):
+        result = invoke(["run", "--repo", bad])
+        assert result.exit_code == 2 and "expected OWNER/NAME" in result.output
 
 
 def test_rate_limit_403_waits_for_the_reset_then_completes(fake, cli_args, tmp_path):

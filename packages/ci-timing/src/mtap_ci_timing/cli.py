@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -107,7 +108,7 @@ def run(
     """
     if not repository:
         raise click.UsageError("no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
-    if repository.count("/") != 1 or not all(repository.split("/")):
+    if not re.fullmatch(r"[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+", repository):
         raise click.BadParameter(f"got {repository!r}, expected OWNER/NAME", param_hint="--repo")
     try:
         rules = load_rules(config)
