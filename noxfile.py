@@ -29,6 +29,7 @@ PIP = "venv"
 #: package folder -> (nox backend, extra pip requirements installed first)
 PACKAGES: dict[str, tuple[str, list[str]]] = {
     "aggregate": (FAST, []),
+    "compose-analysis": (FAST, []),
     "ci-timing": (FAST, []),
     "analytical-runner": (PIP, ["torch==2.13.0"]),
 }
@@ -60,6 +61,13 @@ def aggregate(session: nox.Session) -> None:
     """Aggregate every tool-run document under data/evaluation/ into one table and a coverage matrix."""
     install(session, "aggregate")
     session.run("mtap-aggregate", "run", "--evaluation-dir", EVAL, *session.posargs)
+
+
+@nox.session(venv_backend=FAST)
+def compose(session: nox.Session) -> None:
+    """D2 compositional fidelity (layer -> model, compute -> system) from data/evaluation/."""
+    install(session, "compose-analysis")
+    session.run("compose-analysis", "run", "--evaluation-dir", EVAL, *session.posargs)
 
 
 @nox.session(name="ci-timing", venv_backend=FAST)

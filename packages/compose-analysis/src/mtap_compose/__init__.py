@@ -1,0 +1,3 @@
+"""compose-analysis: D2 compositional fidelity from tool-run documents."""
+
+__version__ = "1.0.0"
