@@ -16,11 +16,14 @@ KEY = "resnet50.conv1.b1.fp16"
 def make(write_doc) -> None:
     a = document("tool-a", [
         case("ring", key="all-reduce.n8.1mib", workload="W6", hardware="HGX-H100x8", metrics=[metric("latency", 50.0, "us")]),
-        case("switch", key="all-reduce.n8.1mib", workload="W6", hardware="HGX-H100x8", metrics=[metric("latency", 40.0, "us")]),
+        case("switch", workload="W6", hardware="HGX-H100x8", metrics=[metric("latency", 40.0, "us")]),
+        case("other-size", workload="W6", hardware="HGX-H100x8", metrics=[metric("latency", 400.0, "us")]),
         case("conv1", key=KEY, metrics=[metric("latency", 0.09, "ms")]),
         case("x", status="failed"),
     ])
-    a["cases"][2]["deterministic"] = True
+    for c, topo, size in zip(a["cases"][:3], ["ring", "switch", "switch"], [1, 1, 64]):
+        c["parameters"] = {"topology": topo, "size_mib": size}
+    a["cases"][3]["deterministic"] = True
     a["wall_clock"]["setup_seconds"] = 12.5
     write_doc("a.tool-run.json", a)
     write_doc("b.tool-run.json", document("tool-b", [case("conv1", key=KEY, metrics=[metric("latency", 1.0, "ms")])]))
@@ -38,11 +41,11 @@ def test_tables(tmp_path: Path, write_doc) -> None:
     assert d1[0][-1] == "within 5%"
     assert d1[1][:6] == ["tool-b", "W1", "H100-SXM5-80GB", "device", "1", "900.0%"]
     cov = {r[0]: r for r in by_name["d3-coverage"].rows}
-    assert cov["tool-a"][1:3] == ["2/2", "4"] and cov["tool-a"][-1] == "25.0%"
+    assert cov["tool-a"][1:3] == ["2/2", "5"] and cov["tool-a"][-1] == "20.0%"
     sens = by_name["d3-sensitivity"].rows
-    assert sens == [["tool-a", "W6", "all-reduce.n8.1mib", "latency", "2", "40 us", "50 us", "25.0%"]]
+    assert sens == [["tool-a", "W6", "size_mib=1", "latency", "topology", "2", "40 us", "50 us", "25.0%"]]
     d4 = {r[0]: r for r in by_name["d4-deployment"].rows}
-    assert d4["tool-a"][3] == "12.5" and d4["tool-a"][5:] == ["3/4", "1/1 identical"]
+    assert d4["tool-a"][3] == "12.5" and d4["tool-a"][5:] == ["4/5", "1/1 identical"]
     assert d4["groundtruth"][1] == "measured"
 
 

@@ -16,7 +16,7 @@ from . import __version__
 from .collect import collect
 from .report import coverage_markdown
 from .table import coverage, errors_vs_measured, mape, rows_of
-from .tables import d1_fidelity, d3_generalization, d4_deployment
+from .tables import d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment
 
 
 class UserError(click.ClickException):
@@ -71,7 +71,8 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
     }
     if tables_out is not None:
         tables_out.append(d1_fidelity(errors, rows, claims))
-        tables_out.extend(d3_generalization(rows))
+        tables_out.append(d3_generalization(rows))
+        tables_out.append(d3_sensitivity(collected.documents))
         tables_out.append(d4_deployment(collected.documents))
     return doc, coverage_markdown(cov, errors, mape(errors), collected.skipped, sources)
 

@@ -90,7 +90,7 @@ def d1_fidelity(errors: pl.DataFrame, rows: pl.DataFrame, claims: list[dict[str,
     )
 
 
-def d3_generalization(rows: pl.DataFrame) -> tuple[Table, Table]:
+def d3_generalization(rows: pl.DataFrame) -> Table:
     cases = rows.unique(subset=["tool", "source", "case"], keep="first", maintain_order=True)
     per_tool = cases.group_by("tool").agg(
         pl.col("workload").filter(pl.col("status") == "ok").n_unique().alias("ok_workloads"),
@@ -109,29 +109,52 @@ def d3_generalization(rows: pl.DataFrame) -> tuple[Table, Table]:
         cov_rows,
         ["failure rate = cases not ok / all cases (failed, unsupported and unavailable all count)."],
     )
-    # Configuration sensitivity: ok predictions of one tool that share workload, hardware, key and
-    # metric but differ in parameters (topology, algorithm, scheduler, ...).
-    ok = rows.filter((pl.col("status") == "ok") & pl.col("key").is_not_null() & (pl.col("kind") == "prediction") & pl.col("value").is_not_null())
-    groups = (
-        ok.group_by(["tool", "workload", "hardware", "key", "metric", "unit"])
-        .agg(pl.len().alias("n"), pl.col("value").min().alias("lo"), pl.col("value").max().alias("hi"), pl.col("case").sort().alias("cases"))
-        .filter(pl.col("n") > 1)
-        .sort(["tool", "workload", "key", "metric"])
-    )
-    sens_rows = []
-    for r in groups.iter_rows(named=True):
-        if r["metric"] not in ("latency",) and not r["metric"].startswith("e2e_latency"):
+    return coverage
+
+
+#: Case parameters that name a configuration choice rather than the computation itself.
+CONFIG_PARAMETERS = ("topology", "algorithm", "scheduler", "binary")
+
+
+def d3_sensitivity(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
+    """Spread of the headline metric across configurations of the same computation.
+
+    Cases of one tool are the same computation when workload, hardware, metric and every
+    parameter except the configuration ones (CONFIG_PARAMETERS) agree; groups where a
+    configuration parameter takes more than one value are reported.
+    """
+    groups: dict[tuple, list[tuple[dict[str, Any], float, str]]] = {}
+    for _rel, doc, _sha in documents:
+        for case in doc["cases"]:
+            if case["status"] != "ok":
+                continue
+            params = case["parameters"]
+            config = {k: params[k] for k in CONFIG_PARAMETERS if k in params}
+            if not config:
+                continue
+            rest = tuple(sorted((k, str(v)) for k, v in params.items() if k not in CONFIG_PARAMETERS))
+            for m in case["metrics"]:
+                if m["kind"] != "prediction" or not (m["name"] == "latency" or m["name"].startswith("e2e_latency")):
+                    continue
+                group = (doc["tool"]["name"], case["workload"], case["hardware"], m["name"], m["unit"], rest)
+                groups.setdefault(group, []).append((config, m["value"], case.get("key") or case["id"]))
+    rows = []
+    for (tool, workload, hardware, metric, unit, rest), members in sorted(groups.items()):
+        varying = sorted(k for k in CONFIG_PARAMETERS if len({str(c.get(k)) for c, _, _ in members}) > 1)
+        if not varying:
             continue
-        change = 100 * (r["hi"] - r["lo"]) / r["lo"] if r["lo"] else None
-        sens_rows.append([r["tool"], r["workload"], r["key"], r["metric"], str(r["n"]), f"{r['lo']:.4g} {r['unit']}", f"{r['hi']:.4g} {r['unit']}", _pct(change)])
-    sensitivity = Table(
+        values = [v for _, v, _ in members]
+        lo, hi = min(values), max(values)
+        what = ", ".join(f"{k}={v}" for k, v in rest if k not in ("kind",))[:80]
+        change = 100 * (hi - lo) / lo if lo else None
+        rows.append([tool, workload, what, metric, "/".join(varying), str(len(members)), f"{lo:.4g} {unit}", f"{hi:.4g} {unit}", _pct(change)])
+    return Table(
         "d3-sensitivity",
         "D3 configuration sensitivity: spread of the headline metric across configurations of the same computation",
-        ["tool", "workload", "key", "metric", "configs", "min", "max", "max/min − 1"],
-        sens_rows,
-        ["Configurations are a tool's ok cases with the same workload, hardware, key and metric but different parameters (e.g. ASTRA-sim topology or collective algorithm, VIDUR scheduler)."],
+        ["tool", "workload", "computation", "metric", "varied", "configs", "min", "max", "max/min − 1"],
+        rows,
+        [f"Same computation = same tool, workload, hardware, metric and parameters apart from {', '.join(CONFIG_PARAMETERS)} (e.g. ASTRA-sim topology or collective algorithm, VIDUR scheduler)."],
     )
-    return coverage, sensitivity
 
 
 def d4_deployment(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
