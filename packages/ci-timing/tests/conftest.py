@@ -161,7 +161,7 @@ class FakeGitHub:
         out = dict(j)
         out.update(
             {
-                "run_id": run["id"], "run_url": f"{self.base}/repos/{self.repo}/actions/runs/{run['id']}", "run_attempt": 1,
+                "run_id": run["id"], "run_url": f"{self.base}/repos/{self.repo}/actions/runs/{run['id']}", "run_attempt": j.get("run_attempt", 1),
                 "node_id": f"CR_{j['id']}", "head_sha": run["head_sha"], "url": f"{self.base}/repos/{self.repo}/actions/jobs/{j['id']}",
                 "html_url": f"https://github.com/{self.repo}/actions/runs/{run['id']}/job/{j['id']}",
                 "check_run_url": f"{self.base}/repos/{self.repo}/check-runs/{j['id']}",
@@ -214,7 +214,10 @@ class FakeGitHub:
         if m:
             run = next((r for r in self.history if r["id"] == int(m.group(1))), None)
             if run is not None:
-                return self.page(path, query, [self.job_json(run, j) for j in run["jobs"]], "jobs", self.jobs_page_size)
+                jobs = run["jobs"]
+                if query.get("filter", ["latest"])[0] == "latest":  # GitHub's default: the latest attempt only
+                    jobs = [j for j in jobs if j.get("run_attempt", 1) == run["run_attempt"]]
+                return self.page(path, query, [self.job_json(run, j) for j in jobs], "jobs", self.jobs_page_size)
         return 404, {"message": "Not Found", "documentation_url": DOCS, "status": "404"}, {}
 
     def start(self) -> FakeGitHub:

@@ -77,7 +77,7 @@ def test_invalid_ci_document_is_one_line_exit_2(tmp_path):
 MINIMAL = {
     "schema": "ci-timing", "schema_version": "1.0.0",
     "scraper": {"name": "ci-timing", "version": "0.1.0", "client": "PyGithub 2.10.0"},
-    "source": {"api_url": "https://api.github.com", "repository": "o/r", "workflow": None, "branch": None, "event": None,
+    "source": {"api_url": "https://api.github.com", "repository": "o/r", "workflow": None, "branch": None, "event": None, "attempts": "all",
                "runs_requested": 1, "authenticated": False, "command": ["ci-timing", "run", "--repo", "o/r"]},
     "rules": {"tools": {}, "setup_steps": [], "docker_steps": [], "teardown_steps": []},
     "complete": True, "missing": [], "wall_clock": {"scraped_at": "2026-01-01T00:00:00Z"},

@@ -46,6 +46,7 @@ def test_scrape_pages_and_timings(fake, cli_args, tmp_path):
     assert paths.count(f"{runs_path}/9100/jobs") == 1 and paths.count(f"{runs_path}/9100/jobs?page=2") == 1
     assert len(paths) == 2 + 1 + 4 * 2  # repo, 2 pages of runs, 2 pages of jobs for each of 4 runs: nothing else
     assert all(r["query"].get("status") == "completed" for r in fake.requests if r["path"] == runs_path)
+    assert all(r["query"].get("filter") == "all" for r in fake.requests if r["path"].endswith("/jobs"))
     assert all(len(r["jobs"]) == 5 for r in doc["runs"])
 
     astra = tool(doc, "astra-sim")
@@ -67,11 +68,12 @@ def test_scrape_pages_and_timings(fake, cli_args, tmp_path):
     assert doc["unmapped_jobs"] == [{"name": "lint", "count": 4}]
 
     job = next(j for j in doc["runs"][0]["jobs"] if j["name"] == "astra")
+    assert job["attempt"] == 1
     assert job["started_at"] == "2026-01-05T10:00:10Z" and job["queue_seconds"] == 7 and job["runner"] == "GitHub Actions 7"
     assert [s["category"] for s in job["steps"]] == ["setup", "setup", "setup", "setup", "run", "teardown", "teardown"]
     assert doc["source"] == {
         "api_url": fake.base, "repository": "mtap/mtap", "workflow": None, "branch": None, "event": None,
-        "runs_requested": 4, "authenticated": False,
+        "attempts": "all", "runs_requested": 4, "authenticated": False,
         "command": ["ci-timing", "run", "--repo", "mtap/mtap", "--runs", "4", "--api-url", fake.base],
     }
     report = (tmp_path / "report.md").read_text()
@@ -266,5 +268,56 @@ def test_many_runs_one_page_each(tmp_path):
         assert invoke(args).exit_code == 0
         assert len(server.requests) == 1 + 1 + 10
         assert not (tmp_path / "report.md").exists()
+    finally:
+        server.stop()
+
+
+def test_rerun_attempts_count_unless_latest_only(fake, cli_args, tmp_path):
+    """Run #99 was re-run: astra failed in attempt 1 and passed in attempt 2."""
+    run = fake.history[1]
+    run["run_attempt"] = 2
+    first = dict(next(j for j in run["jobs"] if j["name"] == "astra"), id=1, conclusion="failure", run_attempt=1)
+    for j in run["jobs"]:
+        j["run_attempt"] = 2
+    run["jobs"].append(first)
+    assert invoke(cli_args("--runs", "2")).exit_code == 0
+    doc = doc_of(tmp_path)
+    assert tool(doc, "astra-sim")["conclusions"] == {"failure": 1, "success": 2}
+    astra_jobs = [(j["attempt"], j["conclusion"]) for j in doc["runs"][1]["jobs"] if j["tool"] == "astra-sim"]
+    assert astra_jobs == [(1, "failure"), (2, "success")]
+    assert "| astra-sim | ✓ | ✗ ✓ |" in (tmp_path / "report.md").read_text()
+
+    assert invoke(cli_args("--runs", "2", "--attempts", "latest")).exit_code == 0
+    doc = doc_of(tmp_path)
+    assert tool(doc, "astra-sim")["conclusions"] == {"success": 2} and doc["source"]["attempts"] == "latest"
+    assert doc["source"]["command"][-2:] == ["--attempts", "latest"]
+
+
+def test_secondary_rate_limit_403_with_retry_after(fake, cli_args, tmp_path):
+    fake.faults.append(Fault(path=r"/runs/9100/jobs$", status=403, body={"message": "You have exceeded a secondary rate limit. Please wait a few minutes before you try again."}, headers=lambda: {"Retry-After": "1"}))
+    result = invoke(cli_args("--runs", "1", "--max-wait", "10"))
+    assert result.exit_code == 0, result.output
+    assert fake.faults[0].hits == 1 and "HTTP 403 rate limit: waiting 1 s" in result.stderr
+    assert doc_of(tmp_path)["complete"] is True
+
+
+def test_forbidden_without_rate_limit_is_exit_2(fake, cli_args, tmp_path):
+    fake.faults.append(Fault(path=r"^/repos/mtap/mtap$", status=403, body={"message": "Resource not accessible by integration"}, times=-1))
+    result = invoke(cli_args())
+    assert result.exit_code == 2 and "HTTP 403: Resource not accessible by integration" in result.stderr
+    assert fake.faults[0].hits == 1  # not retried: it is not a rate limit
+    assert not (tmp_path / "out").exists()
+
+
+def test_success_matrix_is_capped_at_30_columns(tmp_path):
+    server = FakeGitHub(history=make_history(35), page_size=100, jobs_page_size=100).start()
+    try:
+        args = ["run", "--repo", "mtap/mtap", "--api-url", server.base, "--runs", "35", "--output", str(tmp_path / "out"),
+                "--report", str(tmp_path / "report.md"), "--evaluation-dir", str(tmp_path / "eval"), "--request-interval", "0"]
+        assert invoke(args).exit_code == 0
+        text = (tmp_path / "report.md").read_text()
+        assert "(latest 30 of 35 runs; the counts above use all)" in text
+        header = next(line for line in text.splitlines() if line.startswith("| tool | #100"))
+        assert header.count("#") == 30 and "| astra-sim | 35 | 35 |" in text
     finally:
         server.stop()

@@ -69,6 +69,7 @@ def _fail(message: str) -> click.ClickException:
 @click.option("--workflow", default=None, help="Only runs of this workflow (file name like ci.yml, or numeric id).")
 @click.option("--branch", default=None, help="Only runs on this branch.")
 @click.option("--event", default=None, help="Only runs triggered by this event (push, pull_request, schedule, ...).")
+@click.option("--attempts", type=click.Choice(["all", "latest"]), default="all", show_default=True, help="Count the jobs of every attempt of a re-run workflow run (a failure fixed by a re-run still counts as a failure), or only the latest attempt.")
 @click.option("--config", "config", type=click.Path(dir_okay=False), default=None, help="JSON file overriding the job->tool mapping and step patterns, key by key (see `ci-timing rules`).")
 @click.option("--output", default=DEFAULT_OUTPUT, show_default=True, type=click.Path(file_okay=False), help="Folder the document is written to, as NAME.json.")
 @click.option("--name", default="ci-timing", show_default=True, help="File stem of the document.")
@@ -87,6 +88,7 @@ def run(
     workflow: str | None,
     branch: str | None,
     event: str | None,
+    attempts: str,
     config: str | None,
     output: str,
     name: str,
@@ -127,6 +129,8 @@ def run(
     command = ["ci-timing", "run", "--repo", repository, "--runs", str(runs)]
     if api_url != DEFAULT_API_URL:
         command += ["--api-url", api_url]
+    if attempts != "all":
+        command += ["--attempts", attempts]
     for flag, value in (("--workflow", workflow), ("--branch", branch), ("--event", event), ("--config", config)):
         if value:
             command += [flag, value]
@@ -143,6 +147,7 @@ def run(
                 workflow=workflow,
                 branch=branch,
                 event=event,
+                attempts=attempts,
                 max_wait=max_wait,
                 retries=retries,
                 progress=bar.update,

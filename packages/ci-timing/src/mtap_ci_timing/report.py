@@ -13,6 +13,9 @@ from typing import Any
 
 import mtap_schemas
 
+#: runs shown as columns of the success matrix (the counts use every run read)
+MATRIX_RUNS = 30
+
 MARK = {"success": "✓", "failure": "✗", "cancelled": "⊘", "skipped": "–", "timed_out": "⏱"}
 
 
@@ -127,9 +130,13 @@ def render(ci: dict[str, Any] | None, ci_path: str, determinism: dict[str, dict[
     lines.append("")
 
     if ci is not None and ci["runs"]:
-        runs = ci["runs"]
-        lines += ["## Success matrix (newest run first)", ""]
-        lines.append("✓ success, ✗ failure, ⊘ cancelled, – skipped, ⏱ timed out, blank: no such job in that run.")
+        runs = ci["runs"][:MATRIX_RUNS]
+        shown = "" if len(runs) == len(ci["runs"]) else f" (latest {len(runs)} of {len(ci['runs'])} runs; the counts above use all)"
+        lines += [f"## Success matrix (newest run first){shown}", ""]
+        lines.append(
+            "✓ success, ✗ failure, ⊘ cancelled, – skipped, ⏱ timed out, blank: no such job in that run; "
+            "several marks: re-run attempts or matrix variants."
+        )
         lines.append("")
         lines.append("| tool | " + " | ".join(f"#{r['run_number']}" for r in runs) + " |")
         lines.append("|---|" + "---|" * len(runs))

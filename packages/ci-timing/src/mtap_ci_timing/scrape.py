@@ -149,6 +149,7 @@ def run_record(run: Any, jobs: list[Any], rules: Rules) -> dict[str, Any]:
                 "id": job.id,
                 "name": job.name,
                 "tool": rules.tool_of(job.name),
+                "attempt": job.run_attempt,
                 "conclusion": job.conclusion,
                 "started_at": iso(job.started_at),
                 "completed_at": iso(job.completed_at),
@@ -156,7 +157,7 @@ def run_record(run: Any, jobs: list[Any], rules: Rules) -> dict[str, Any]:
                 **timing,
             }
         )
-    job_records.sort(key=lambda j: (j["name"], j["id"]))
+    job_records.sort(key=lambda j: (j["name"], j["attempt"] or 0, j["id"]))
     return {
         "id": run.id,
         "run_number": run.run_number,
@@ -184,6 +185,7 @@ def scrape(
     workflow: str | None = None,
     branch: str | None = None,
     event: str | None = None,
+    attempts: str = "all",
     max_wait: float = 600.0,
     retries: int = 5,
     progress: Callable[[int], None] | None = None,
@@ -207,7 +209,7 @@ def scrape(
         # islice: the listing is paged lazily by PyGithub (Link headers); pages past N are never asked for.
         for run in itertools.islice(listing, runs):
             current = f"run {run.id} (#{run.run_number})"
-            jobs = list(run.jobs())  # every page, or an exception: a run is kept only whole
+            jobs = list(run.jobs(attempts))  # every page, or an exception: a run is kept only whole
             records.append(run_record(run, jobs, rules))
             current = None
             if progress:
@@ -238,6 +240,7 @@ def scrape(
             "workflow": workflow,
             "branch": branch,
             "event": event,
+            "attempts": attempts,
             "runs_requested": runs,
             "authenticated": authenticated,
             "command": command,
