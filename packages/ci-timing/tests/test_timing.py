@@ -80,6 +80,13 @@ def test_default_job_mapping(job, tool):
     assert Rules().tool_of(job) == tool
 
 
+def test_most_specific_tool_pattern_wins_regardless_of_order():
+    for tools in ({"astra-sim": ["^astra"], "astra-docker": [r"^astra \(docker\)"]}, {"astra-docker": [r"^astra \(docker\)"], "astra-sim": ["^astra"]}):
+        rules = rules_from_dict({"tools": tools})
+        assert rules.tool_of("astra (docker)") == "astra-docker" and rules.tool_of("astra") == "astra-sim"
+    assert rules_from_dict({"tools": {"b": ["x"], "a": ["x"]}}).tool_of("x") == "a"
+
+
 def test_normalise_job_name():
     assert normalise_job_name("CI / runners / Astra (ubuntu)") == "astra (ubuntu)"
 

@@ -4,7 +4,8 @@ Convention (mtap's own workflows): one job per runner, named after it: ``astra``
 ``timeloop``, ``zigzag``, ``nnmeter``, ``neusight``, ``analytical``, ``aggregate``. A job name
 is normalised before matching: the part after the last `` / `` (reusable-workflow callers
 prefix ``caller / ``), lower-cased; matrix suffixes such as ``astra (docker)`` still match
-``^astra``. Tool patterns are tried in the order given; the first match wins.
+``^astra``. When several tools match, the one whose matching pattern is longest wins (ties:
+the smaller tool id), so ``^astra \\(docker\\)`` can be split off from ``^astra``.
 
 Steps are classified by name (GitHub names unnamed steps ``Run <command>`` or
 ``Run <action>@<ref>``): teardown patterns first, then Docker build, then setup; anything else
@@ -82,11 +83,12 @@ class Rules:
         }
 
     def tool_of(self, job_name: str) -> str | None:
+        """The tool whose matching pattern is longest (most specific); ties go to the smaller
+        tool id. Order-free, so the rules recorded in a document (JSON keys are sorted) give
+        the same mapping when fed back as --config."""
         name = normalise_job_name(job_name)
-        for tool, patterns in self._tool_res:
-            if any(p.search(name) for p in patterns):
-                return tool
-        return None
+        hits = [(-len(p.pattern), tool) for tool, patterns in self._tool_res for p in patterns if p.search(name)]
+        return min(hits)[1] if hits else None
 
     def category_of(self, step_name: str) -> str:
         name = step_name.strip()

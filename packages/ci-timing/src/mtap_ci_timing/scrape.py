@@ -15,6 +15,7 @@ Failure policy (documented in the README):
 from __future__ import annotations
 
 import itertools
+import json
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
@@ -57,8 +58,6 @@ def _message(exc: GithubException) -> str:
         return str(data["message"])
     if isinstance(data, (bytes, bytearray)):
         try:
-            import json
-
             msg = json.loads(data.decode("utf-8", "replace")).get("message")
             if msg:
                 return str(msg)
