@@ -30,6 +30,7 @@ PIP = "venv"
 PACKAGES: dict[str, tuple[str, list[str]]] = {
     "aggregate": (FAST, []),
     "compose-analysis": (FAST, []),
+    "figures": (FAST, []),
     "ci-timing": (FAST, []),
     "analytical-runner": (PIP, ["torch==2.13.0"]),
 }
@@ -68,6 +69,13 @@ def compose(session: nox.Session) -> None:
     """D2 compositional fidelity (layer -> model, compute -> system) from data/evaluation/."""
     install(session, "compose-analysis")
     session.run("compose-analysis", "run", "--evaluation-dir", EVAL, *session.posargs)
+
+
+@nox.session(venv_backend=FAST)
+def figures(session: nox.Session) -> None:
+    """PNG + PDF figures from data/evaluation/ into figures/ (run aggregate and compose first)."""
+    install(session, "figures")
+    session.run("mtap-figures", "run", "--evaluation-dir", EVAL, "--output", "figures", *session.posargs)
 
 
 @nox.session(name="ci-timing", venv_backend=FAST)

@@ -1,0 +1,192 @@
+"""The figures. Each function takes loaded documents and returns a matplotlib Figure, or
+None when the data it needs is not there (the CLI then says so)."""
+
+from __future__ import annotations
+
+import math
+import re
+from typing import Any
+
+import matplotlib.pyplot as plt
+import numpy as np
+import polars as pl
+
+from .style import GREYS, LINES, MARKERS
+
+WORKLOADS = [f"W{i}" for i in range(1, 11)]
+MS = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
+COLLECTIVE_KEY = re.compile(r"^(all-reduce|all-gather|reduce-scatter|all-to-all)\.n(\d+)\.(\d+)(kib|mib|gib)$")
+SIZE_BYTES = {"kib": 2**10, "mib": 2**20, "gib": 2**30}
+
+
+def coverage_heatmap(aggregate: dict[str, Any]):
+    cov = aggregate["coverage"]
+    if not cov:
+        return None
+    tools = sorted({c["tool"] for c in cov})
+    grid = np.full((len(tools), len(WORKLOADS)), np.nan)
+    labels = [["" for _ in WORKLOADS] for _ in tools]
+    for c in cov:
+        total = c["ok"] + c["failed"] + c["unsupported"] + c["unavailable"]
+        i, j = tools.index(c["tool"]), WORKLOADS.index(c["workload"])
+        grid[i, j] = c["ok"] / total if total else np.nan
+        labels[i][j] = f"{c['ok']}/{total}"
+    fig, ax = plt.subplots(figsize=(7.2, 0.45 * len(tools) + 1.4))
+    cmap = plt.get_cmap("Greys").with_extremes(bad="white")
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto")
+    for i in range(len(tools)):
+        for j in range(len(WORKLOADS)):
+            if labels[i][j]:
+                ax.text(j, i, labels[i][j], ha="center", va="center", fontsize=7, color="white" if grid[i, j] > 0.55 else "black")
+            else:
+                ax.text(j, i, "—", ha="center", va="center", fontsize=7, color="0.6")
+    ax.set_xticks(range(len(WORKLOADS)), WORKLOADS)
+    ax.set_yticks(range(len(tools)), tools)
+    ax.grid(False)
+    ax.set_xlabel("workload")
+    ax.set_title("Coverage: ok cases / cases per tool and workload (— = not attempted)")
+    cbar = fig.colorbar(im, ax=ax, fraction=0.03, pad=0.02)
+    cbar.set_label("fraction of cases ok")
+    return fig
+
+
+def predicted_vs_measured(aggregate: dict[str, Any], timing: str = "device"):
+    pairs = [p for p in aggregate["errors_vs_measured"] if p["measured_timing"] == timing]
+    if not pairs:
+        return None
+    tools = sorted({p["tool"] for p in pairs})
+    fig, ax = plt.subplots(figsize=(4.8, 4.4))
+    lo, hi = math.inf, 0.0
+    for k, tool in enumerate(tools):
+        pts = [(p["measured"] * MS.get(p["unit"], 1.0), p["predicted"] * MS.get(p["unit"], 1.0)) for p in pairs if p["tool"] == tool and p["unit"] in MS]
+        if not pts:
+            continue
+        x, y = zip(*pts)
+        lo, hi = min(lo, *x, *y), max(hi, *x, *y)
+        mape = sum(abs(b - a) / a for a, b in pts) / len(pts) * 100
+        ax.scatter(x, y, marker=MARKERS[k % len(MARKERS)], s=18, facecolors="none" if k % 2 else GREYS[k % len(GREYS)],
+                   edgecolors=GREYS[k % len(GREYS)], linewidths=0.8, label=f"{tool} (n={len(pts)}, MAPE {mape:.0f}%)")
+    if hi == 0:
+        plt.close(fig)
+        return None
+    lo, hi = lo / 2, hi * 2
+    ax.plot([lo, hi], [lo, hi], color="0.2", lw=0.8, ls="-", label="predicted = measured")
+    for f, ls in ((2, "--"), (10, ":")):
+        ax.plot([lo, hi], [lo * f, hi * f], color="0.5", lw=0.6, ls=ls, label=f"×{f} / ÷{f}")
+        ax.plot([lo, hi], [lo / f, hi / f], color="0.5", lw=0.6, ls=ls)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_xlabel(f"measured latency on H100, {timing} time (ms)")
+    ax.set_ylabel("predicted latency (ms)")
+    ax.set_title("Predicted vs measured (log–log)")
+    ax.legend(fontsize=6.5, loc="upper left")
+    return fig
+
+
+def collective_scaling(astra_docs: list[dict[str, Any]], binary: str | None = None):
+    """ASTRA-sim collective time vs NPUs, one panel per message size, one line per collective."""
+    rows = []
+    for doc in astra_docs:
+        for c in doc["cases"]:
+            m = COLLECTIVE_KEY.match(c.get("key") or "")
+            if c["status"] != "ok" or not m:
+                continue
+            lat = next((x for x in c["metrics"] if x["name"] == "latency" and x["unit"] in MS), None)
+            if lat is None:
+                continue
+            rows.append({
+                "collective": m.group(1), "npus": int(m.group(2)), "size": f"{m.group(3)} {m.group(4).replace('ib', 'iB').upper().replace('IB', 'iB')}",
+                "bytes": int(m.group(3)) * SIZE_BYTES[m.group(4)], "binary": str(c["parameters"].get("binary", "")),
+                "ms": lat["value"] * MS[lat["unit"]],
+            })
+    if not rows:
+        return None
+    frame = pl.DataFrame(rows)
+    binaries = sorted(frame["binary"].unique().to_list())
+    sizes = frame.select("size", "bytes").unique().sort("bytes")["size"].to_list()
+    fig, axes = plt.subplots(1, len(sizes), figsize=(3.0 * len(sizes), 3.2), squeeze=False)
+    for ax, size in zip(axes[0], sizes):
+        sub = frame.filter(pl.col("size") == size)
+        for i, coll in enumerate(sorted(sub["collective"].unique().to_list())):
+            for j, b in enumerate(binaries):
+                s = sub.filter((pl.col("collective") == coll) & (pl.col("binary") == b)).sort("npus")
+                if s.height == 0:
+                    continue
+                label = coll if len(binaries) == 1 else f"{coll} ({b})"
+                ax.plot(s["npus"], s["ms"], marker=MARKERS[i], ls=LINES[j % len(LINES)], color=GREYS[i % len(GREYS)], ms=4, lw=1, label=label)
+        ax.set_xscale("log", base=2)
+        ticks = sorted(sub["npus"].unique().to_list())
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.minorticks_off()
+        ax.set_yscale("log")
+        ax.set_xlabel("NPUs")
+        ax.set_title(f"message {size}")
+    axes[0][0].set_ylabel("simulated collective time (ms)")
+    axes[0][-1].legend(fontsize=6, loc="best")
+    fig.suptitle("ASTRA-sim collective scaling on an HGX-H100-like switch", y=1.03)
+    return fig
+
+
+def vidur_latency(vidur_docs: list[dict[str, Any]], metric_prefix: str = "e2e_latency"):
+    """Request latency distribution per scheduler, one panel per QPS, from the percentiles VIDUR reports."""
+    rows = []
+    pct = re.compile(rf"^{metric_prefix}_p(\d+)$")
+    for doc in vidur_docs:
+        for c in doc["cases"]:
+            if c["status"] != "ok":
+                continue
+            sched, qps = c["parameters"].get("scheduler"), c["parameters"].get("qps")
+            if sched is None or qps is None:
+                continue
+            for m in c["metrics"]:
+                hit = pct.match(m["name"])
+                if hit and m["unit"] in MS:
+                    rows.append({"hardware": c["hardware"], "scheduler": str(sched), "qps": float(qps), "p": int(hit.group(1)), "s": m["value"] * MS[m["unit"]] / 1e3})
+    if not rows:
+        return None
+    frame = pl.DataFrame(rows)
+    hardware = sorted(frame["hardware"].unique().to_list())[0]
+    frame = frame.filter(pl.col("hardware") == hardware)
+    qpss = sorted(frame["qps"].unique().to_list())
+    fig, axes = plt.subplots(1, len(qpss), figsize=(3.0 * len(qpss), 3.0), squeeze=False, sharey=True)
+    for ax, q in zip(axes[0], qpss):
+        for i, sched in enumerate(sorted(frame["scheduler"].unique().to_list())):
+            s = frame.filter((pl.col("qps") == q) & (pl.col("scheduler") == sched)).sort("p")
+            if s.height == 0:
+                continue
+            ax.step(s["s"], s["p"] / 100, where="post", marker=MARKERS[i], ls=LINES[i], color=GREYS[i], ms=4, lw=1, label=sched)
+        ax.set_xscale("log")
+        ax.set_xlabel("request end-to-end latency (s)")
+        ax.set_title(f"QPS {q:g}")
+        ax.set_ylim(0, 1.02)
+    axes[0][0].set_ylabel("fraction of requests (CDF at reported percentiles)")
+    axes[0][-1].legend(fontsize=7, loc="lower right")
+    fig.suptitle(f"VIDUR request latency, Llama-2-7B on {hardware}", y=1.03)
+    return fig
+
+
+def amplification_bars(compositional: dict[str, Any]):
+    rows = [r for r in compositional["layer_to_model"] if r["composed_ape_percent"] is not None]
+    if not rows:
+        return None
+    labels = [f"{r['tool']}\n{r['model']} {r['config']}" for r in rows]
+    x = np.arange(len(rows))
+    w = 0.27
+    fig, ax = plt.subplots(figsize=(max(4.0, 1.1 * len(rows) + 1.5), 3.4))
+    series = [
+        ("mean per-layer APE", [r["mean_layer_ape_percent"] or 0 for r in rows], "0.8", ""),
+        ("Σ layers vs measured model", [r["composed_ape_percent"] for r in rows], "0.45", "//"),
+        ("model-level prediction", [r["model_ape_percent"] or 0 for r in rows], "0.1", ".."),
+    ]
+    for k, (label, vals, colour, hatch) in enumerate(series):
+        ax.bar(x + (k - 1) * w, vals, w, color=colour, edgecolor="black", linewidth=0.5, hatch=hatch, label=label)
+    for i, r in enumerate(rows):
+        if r["amplification"] is not None:
+            ax.annotate(f"×{r['amplification']:.2f}", (x[i], max(s[1][i] for s in series)), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
+    ax.set_xticks(x, labels, fontsize=7)
+    ax.set_ylabel("absolute percentage error (%)")
+    ax.set_title("Error amplification, layer → model (×: composed / mean per-layer)")
+    ax.legend(fontsize=7)
+    return fig

@@ -1,0 +1,78 @@
+"""Figures from small hand-made documents (synthetic tools; not any real tool's output)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+import mtap_schemas as ms
+from mtap_figures import plots
+from mtap_figures.cli import main
+
+
+def aggregate_doc():
+    return {
+        "schema": "aggregate", "schema_version": "1.0.0", "sources": [], "skipped": [],
+        "table": {"columns": ["tool", "backend", "source", "workload", "hardware", "case", "key", "status", "error_kind", "metric", "value", "unit", "kind", "timing"], "rows": []},
+        "coverage": [
+            {"tool": "tool-a", "workload": "W1", "ok": 2, "failed": 1, "unsupported": 0, "unavailable": 0},
+            {"tool": "tool-b", "workload": "W6", "ok": 0, "failed": 0, "unsupported": 0, "unavailable": 3},
+        ],
+        "errors_vs_measured": [
+            {"tool": "tool-a", "workload": "W1", "hardware": "H100-SXM5-80GB", "key": "k1", "metric": "latency", "unit": "ms", "predicted": 0.2, "measured": 0.1, "measured_timing": "device", "ape_percent": 100.0},
+            {"tool": "tool-a", "workload": "W1", "hardware": "H100-SXM5-80GB", "key": "k2", "metric": "latency", "unit": "ms", "predicted": 5.0, "measured": 4.0, "measured_timing": "device", "ape_percent": 25.0},
+        ],
+    }
+
+
+def tool_doc(tool, cases):
+    return {"schema": "tool-run", "schema_version": "1.0.0", "runner": {"name": "t", "version": "0"}, "tool": {"name": tool, "version": "1", "backend": "native"},
+            "environment": {"python": "3", "platform": "x", "cpu": "y"}, "invocation": {"command": ["t"], "config": None},
+            "wall_clock": {"started_at": "2026-11-26T00:00:00Z", "setup_seconds": 0, "run_seconds": 0}, "cases": cases}
+
+
+def ok(cid, key, params, metrics, workload="W6", hardware="HGX-H100x8"):
+    return {"id": cid, "key": key, "workload": workload, "hardware": hardware, "parameters": params, "status": "ok", "error": None, "metrics": metrics, "artifacts": []}
+
+
+def test_all_figures_render_and_repeat(tmp_path: Path) -> None:
+    ev = tmp_path / "evaluation"
+    ms.write(ev / "mtap-aggregate-results.json", aggregate_doc(), "aggregate")
+    ms.write(ev / "compositional-fidelity.json", {"schema": "compositional", "schema_version": "1.0.0", "sources": [], "compute_to_system": [], "layer_to_model": [
+        {"tool": "tool-a", "hardware": "H100-SXM5-80GB", "model": "resnet50", "config": "b1.fp32", "layers": 3, "layers_measured": 3, "sum_layers_predicted_ms": 1.0, "model_predicted_ms": None,
+         "measured_model_ms": 2.0, "sum_layers_measured_ms": 1.5, "measured_timing": "device", "mean_layer_ape_percent": 20.0, "composed_ape_percent": 50.0, "model_ape_percent": None, "amplification": 2.5}]}, "compositional")
+    astra = [ok(f"{c}{n}", f"{c}.n{n}.1mib", {"binary": "congestion-aware"}, [{"name": "latency", "value": 1000.0 * n, "unit": "ns", "kind": "prediction"}]) for c in ("all-reduce", "all-gather") for n in (2, 4, 8)]
+    ms.write(ev / "astra-sim/astra-sim.tool-run.json", tool_doc("astra-sim", astra), "tool-run")
+    vidur = [ok(f"{s}{q}", None, {"scheduler": s, "qps": q}, [{"name": f"e2e_latency_p{p}", "value": p * q / 10, "unit": "s", "kind": "prediction"} for p in (50, 90, 99)], workload="W5", hardware="H100-SXM5-80GB")
+             for s in ("vllm", "orca") for q in (1.0, 2.0)]
+    ms.write(ev / "vidur/vidur.tool-run.json", tool_doc("vidur", vidur), "tool-run")
+
+    outs = []
+    for n in range(2):
+        out = tmp_path / f"fig{n}"
+        res = CliRunner().invoke(main, ["run", "--evaluation-dir", str(ev), "--output", str(out)])
+        assert res.exit_code == 0, res.output
+        assert "5 of 5 figures" in res.output
+        outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
+    assert sorted(outs[0]) == sorted(f"{n}.{e}" for n in ("coverage-heatmap", "predicted-vs-measured", "astra-collective-scaling", "vidur-latency-cdf", "error-amplification") for e in ("png", "pdf"))
+    assert all(outs[0][k][:4] in (b"\x89PNG", b"%PDF") for k in outs[0])
+    assert outs[0] == outs[1], "figures must be byte-identical for the same data"
+
+
+def test_missing_data_is_skipped_with_a_note(tmp_path: Path) -> None:
+    (tmp_path / "ev").mkdir()
+    res = CliRunner().invoke(main, ["run", "--evaluation-dir", str(tmp_path / "ev"), "--output", str(tmp_path / "f")])
+    assert res.exit_code == 0
+    assert "skipped coverage-heatmap: run `nox -s aggregate` first" in res.output
+    assert "0 of 5 figures" in res.output
+    assert plots.predicted_vs_measured(aggregate_doc(), timing="eager-end-to-end") is None
+
+
+def test_bad_aggregate_is_one_line(tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    (ev / "mtap-aggregate-results.json").write_text('{"schema": "aggregate", "schema_version": "9.0.0"}')
+    res = CliRunner().invoke(main, ["run", "--evaluation-dir", str(ev), "--output", str(tmp_path / "f")])
+    assert res.exit_code == 2
+    assert "this reader accepts aggregate v1.x only" in res.output
