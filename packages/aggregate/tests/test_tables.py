@@ -72,3 +72,31 @@ def test_cli_writes_tables(tmp_path: Path, write_doc) -> None:
     assert result.exit_code == 2
     assert f"Error: {bad}: field claims[0]:" in result.output
     assert not (out / "b.json").exists()
+
+
+def test_d5_counts_lines_from_the_repository(tmp_path: Path, monkeypatch) -> None:
+    import json
+
+    from mtap_aggregate.tables import d5_extensibility
+
+    (tmp_path / "pkg.py").write_text("import os\n\n\n@decorator\ndef add_model(x):\n    # comment\n    y = x\n\n    return y\n\nclass Other:\n    pass\n")
+    (tmp_path / "hw.json").write_text(json.dumps({"hardware": [{"id": "a", "peak": {"fp16": 1}}]}))
+    (tmp_path / "spec.yaml").write_text("# header\narch:\n  pe: 168\n\n")
+    decl = {"schema": "extensibility", "schema_version": "1.0.0", "tools": [{
+        "tool": "tool-a", "interface": "Python API",
+        "add_workload": [{"what": "model function", "path": "pkg.py", "symbol": "add_model"}],
+        "add_hardware": [{"what": "catalog entry", "path": "hw.json", "json_pointer": "/hardware/0"},
+                         {"what": "arch spec", "path": "spec.yaml"}, {"what": "profile", "effort": "a profiling run on the GPU"}],
+    }]}
+    table = d5_extensibility(tmp_path, decl)
+    # decorator + def + 2 body lines (comment and blank skipped) = 4; entry = 6 lines pretty-printed; spec = 2
+    assert table.rows == [["tool-a", "Python API", "4", "8 + a profiling run on the GPU", "model function (4)", "catalog entry (6); arch spec (2)"]]
+    decl["tools"][0]["add_workload"][0]["symbol"] = "missing"
+    monkeypatch.chdir(tmp_path)
+    ms_path = tmp_path / "ext.json"
+    import mtap_schemas as ms
+    ms.write(ms_path, decl, "extensibility")
+    (tmp_path / "ev").mkdir()
+    res = CliRunner().invoke(main, ["run", "--evaluation-dir", "ev", "--extensibility", str(ms_path)])
+    assert res.exit_code == 2
+    assert "no function or class 'missing'" in res.output

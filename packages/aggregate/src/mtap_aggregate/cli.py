@@ -16,7 +16,7 @@ from . import __version__
 from .collect import collect
 from .report import coverage_markdown
 from .table import coverage, errors_vs_measured, mape, rows_of
-from .tables import d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment
+from .tables import d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility
 
 
 class UserError(click.ClickException):
@@ -123,8 +123,15 @@ def main() -> None:
     show_default=True,
     help="Self-reported accuracy claims (claims v1) shown beside D1; skipped with a note if absent.",
 )
+@click.option(
+    "--extensibility",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("data/extensibility/extension-points.json"),
+    show_default=True,
+    help="D5 declaration (extensibility v1); its paths are relative to the current folder (the repository root).",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 if any document was skipped.")
-def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tables_dir: Path | None, claims: Path, strict: bool) -> None:
+def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tables_dir: Path | None, claims: Path, extensibility: Path, strict: bool) -> None:
     """Aggregate the documents and write the table, the coverage matrix and the MTAP tables."""
     if not evaluation_dir.is_dir():
         raise click.UsageError(f"{evaluation_dir}: evaluation folder does not exist")
@@ -145,6 +152,15 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
 
     tables: list = []
     doc, markdown = build(evaluation_dir, on_skip=warn, claims=claim_list, tables_out=tables)
+    if extensibility.is_file():
+        try:
+            tables.append(d5_extensibility(Path.cwd(), ms.read(extensibility, "extensibility")))
+        except ms.SchemaError as exc:
+            raise UserError(str(exc)) from None
+        except (OSError, ValueError, KeyError, IndexError) as exc:
+            raise UserError(f"{extensibility}: {exc}") from None
+    else:
+        click.echo(f"note: {extensibility} not found; no D5 table", err=True)
     with _no_cyclic_gc():
         ms.write(output, doc, "aggregate", style="lines")
     ms.write_text_atomic(coverage_md, markdown)

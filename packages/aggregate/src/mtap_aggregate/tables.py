@@ -183,3 +183,53 @@ def d4_deployment(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
             "repeat run: cases whose canonical output was compared across two runs, and how many matched.",
         ],
     )
+
+
+def _count_lines(root, edit: dict[str, Any]) -> int | None:
+    """Lines a user writes for one edit: a Python symbol's span, a JSON value pretty-printed, or a file."""
+    import ast
+    import json
+
+    if "path" not in edit:
+        return None
+    path = root / edit["path"]
+    text = path.read_text(encoding="utf-8")
+    if "symbol" in edit:
+        tree = ast.parse(text)
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)) and node.name == edit["symbol"]:
+                body = text.splitlines()[node.lineno - 1 - len(node.decorator_list) : node.end_lineno]
+                return sum(1 for line in body if line.strip() and not line.strip().startswith("#"))
+        raise ValueError(f"{edit['path']}: no function or class {edit['symbol']!r}")
+    if "json_pointer" in edit:
+        value = json.loads(text)
+        for part in edit["json_pointer"].lstrip("/").split("/"):
+            part = part.replace("~1", "/").replace("~0", "~")
+            value = value[int(part)] if isinstance(value, list) else value[part]
+        return len(json.dumps(value, indent=2).splitlines())
+    return sum(1 for line in text.splitlines() if line.strip() and not line.strip().startswith(("#", "//")))
+
+
+def d5_extensibility(root, declaration: dict[str, Any]) -> Table:
+    rows = []
+    for entry in sorted(declaration["tools"], key=lambda e: e["tool"]):
+        cells = []
+        for kind in ("add_workload", "add_hardware"):
+            total, parts, efforts = 0, [], []
+            for edit in entry[kind]:
+                n = _count_lines(root, edit)
+                if n is not None:
+                    total += n
+                    parts.append(f"{edit['what']} ({n})")
+                if edit.get("effort"):
+                    efforts.append(edit["effort"])
+            cells.append(str(total) + (" + " + "; ".join(efforts) if efforts else ""))
+            cells.append("; ".join(parts) or "—")
+        rows.append([entry["tool"], entry["interface"], cells[0], cells[2], cells[1], cells[3]])
+    return Table(
+        "d5-extensibility",
+        "D5 extensibility: lines a user writes to add one workload and one hardware target, counted from this repository",
+        ["tool", "interface", "new workload (lines)", "new hardware (lines)", "workload edits", "hardware edits"],
+        rows,
+        ["Counted by mtap-aggregate from data/extensibility/extension-points.json: a Python symbol's non-blank, non-comment lines, a JSON entry pretty-printed with two-space indent, or a whole file; non-textual work (profiling runs, predictor training) is named beside the count."],
+    )
