@@ -33,6 +33,8 @@ PACKAGES: dict[str, tuple[str, list[str]]] = {
     "figures": (FAST, []),
     "ci-timing": (FAST, []),
     "analytical-runner": (PIP, ["torch==2.13.0"]),
+    # mlc-chakra without its declared deps (~100 packages it does not need here)
+    "astra-runner": (FAST, ["--no-deps", "mlc-chakra==1.0.0"]),
 }
 
 
@@ -55,6 +57,8 @@ def runner_session(name: str, package: str, command: str, *default_args: str) ->
 
 
 runner_session("analytical", "analytical-runner", "analytical-runner", "--output", f"{EVAL}/analytical")
+# ASTRA-sim from ASTRA_SIM_BIN or `nox -s astra -- --tool-path DIR`; without one: astra-sim.unavailable.tool-run.json
+runner_session("astra", "astra-runner", "astra-runner", "--output", f"{EVAL}/astra-sim")
 
 
 @nox.session(venv_backend=FAST)
@@ -127,4 +131,4 @@ def tests(session: nox.Session) -> None:
 def lint(session: nox.Session) -> None:
     """ruff over the whole tree."""
     session.install("ruff")
-    session.run("ruff", "check", "noxfile.py", "schemas", "packages")
+    session.run("ruff", "check", "noxfile.py", "schemas", "packages", *session.posargs)

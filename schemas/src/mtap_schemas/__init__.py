@@ -14,7 +14,7 @@ import os
 import platform
 import sys
 import tempfile
-from functools import lru_cache
+from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -67,7 +67,7 @@ def schema_names() -> list[tuple[str, int]]:
     return out
 
 
-@lru_cache(maxsize=None)
+@cache
 def load_schema(name: str, major: int = 1) -> dict[str, Any]:
     path = _schema_dir() / f"{name}.v{major}.schema.json"
     if not path.is_file():
@@ -81,7 +81,7 @@ def version(name: str, major: int = 1) -> str:
     return load_schema(name, major)["x-mtap-version"]
 
 
-@lru_cache(maxsize=None)
+@cache
 def _validator(name: str, major: int) -> Draft202012Validator:
     schema = load_schema(name, major)
     Draft202012Validator.check_schema(schema)
@@ -94,7 +94,7 @@ _fast_finite = jsonschema_rs.validator_for(
 )
 
 
-@lru_cache(maxsize=None)
+@cache
 def _fast_validator(name: str, major: int):
     """jsonschema-rs: the same 2020-12 semantics, ~100x faster; used to accept valid documents."""
     return jsonschema_rs.validator_for(load_schema(name, major), validate_formats=True)

@@ -139,7 +139,7 @@ def d3_sensitivity(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
                 group = (doc["tool"]["name"], case["workload"], case["hardware"], m["name"], m["unit"], rest)
                 groups.setdefault(group, []).append((config, m["value"], case.get("key") or case["id"]))
     rows = []
-    for (tool, workload, hardware, metric, unit, rest), members in sorted(groups.items()):
+    for (tool, workload, _hardware, metric, unit, rest), members in sorted(groups.items()):
         varying = sorted(k for k in CONFIG_PARAMETERS if len({str(c.get(k)) for c, _, _ in members}) > 1)
         if not varying:
             continue
