@@ -1,0 +1,3 @@
+"""mtap runner for ASTRA-sim 2.0's analytical network backend."""
+
+__version__ = "1.0.0"

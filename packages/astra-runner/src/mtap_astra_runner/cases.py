@@ -1,0 +1,194 @@
+"""The case matrix.
+
+- ``w6``: experiment 1a, the collectives microbenchmark: all-reduce, all-gather,
+  reduce-scatter, all-to-all x {2, 4, 8, 16} NPUs x {1 MiB, 64 MiB, 1 GiB}, both binaries,
+  on the hardware's own network (HGX H100: Switch, 450e9 B/s per GPU, 936.25 ns), ring
+  algorithms.
+- ``ddp``: W3 (2, 4, 8 NPUs), W2 (8) and W10 (16): one data-parallel ResNet-50 training step,
+  batch 32 per GPU, fp32, per-layer compute and per-layer gradient all-reduce; both binaries.
+- ``topology``: experiment 1b: Ring vs Switch vs FullyConnected (every NPU keeps the hardware's
+  injection bandwidth) x ring / direct / halvingDoubling / doubleBinaryTree algorithms over
+  all-reduce at 1 MiB, 64 MiB, 1 GiB (8 NPUs) and 64 MiB (2, 4, 16 NPUs), the other three
+  collectives at 64 MiB (8 NPUs) and the ResNet-50 step (8 NPUs); both binaries.
+- ``reference``: ASTRA-sim's published HGX-H100 validated example (all-reduce, 8 NPUs, 1 MiB,
+  Switch 400 GB/s, 936.25 ns, ring, local-mem-bw 3350, Congestion_Aware) = 57426 cycles.
+- ``scaling``: derived, communication time at 8 NPUs / at 2 NPUs for every W6 collective and
+  size and for the ResNet-50 step.
+
+Only the cases that model the hardware as it is (hardware network, ring algorithms,
+Congestion_Aware) carry a ``key`` (schemas/README.md), so ``aggregate`` pairs one ASTRA-sim
+prediction with each GPU measurement; the other variants have ``key: null``.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all")
+SIZES = {"1mib": 1 << 20, "64mib": 64 << 20, "1gib": 1 << 30}
+NPUS = (2, 4, 8, 16)
+BINARIES = ("congestion-aware", "congestion-unaware")
+TOPOLOGIES = ("Switch", "Ring", "FullyConnected")
+ALGORITHMS = ("ring", "direct", "halvingDoubling", "doubleBinaryTree")
+DDP_BATCH = 32
+PRIMARY_BINARY = "congestion-aware"
+STUDIES = ("w6", "ddp", "topology", "reference", "scaling")
+
+#: The reference example of the issue (ASTRA-sim's examples/*/HGX-H100-validated.*).
+REFERENCE = {"bandwidth_gbps": 400.0, "latency_ns": 936.25, "local_mem_bw_gbps": 3350, "expected_cycles": 57426}
+
+
+@dataclass(frozen=True)
+class Case:
+    id: str
+    study: str
+    workload: str
+    hardware: str
+    key: str | None
+    params: dict[str, Any] = field(hash=False, compare=False)
+    #: for derived cases: ids of the (numerator, denominator) cases
+    inputs: tuple[str, ...] = ()
+
+    @property
+    def binary(self) -> str | None:
+        return self.params.get("binary")
+
+    def planned(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "study": self.study,
+            "workload": self.workload,
+            "hardware": self.hardware,
+            "key": self.key,
+            "parameters": dict(sorted(self.params.items())),
+        }
+
+
+def hardware_for(npus: int) -> str:
+    return "HGX-H100x16" if npus > 8 else "HGX-H100x8"
+
+
+def ddp_key(npus: int, batch: int = DDP_BATCH) -> str:
+    return f"resnet50.ddp-step.n{npus}.b{batch}.fp32"
+
+
+def _coll(study, workload, coll, n, size, binary, topology, algorithm, keyed):
+    key = f"{coll}.n{n}.{size}"
+    params = {
+        "kind": "collective",
+        "collective": coll,
+        "npus": n,
+        "size": size,
+        "size_bytes": SIZES[size],
+        "binary": binary,
+        "topology": topology,
+        "algorithm": algorithm,
+    }
+    cid = f"{study}/{key}/{topology.lower()}.{algorithm.lower()}/{binary}"
+    return Case(cid, study, workload, hardware_for(n), key if keyed else None, params)
+
+
+def _ddp(study, workload, n, binary, topology, algorithm, keyed, batch=DDP_BATCH):
+    key = ddp_key(n, batch)
+    params = {
+        "kind": "ddp",
+        "model": "resnet50",
+        "npus": n,
+        "batch_per_gpu": batch,
+        "dtype": "fp32",
+        "binary": binary,
+        "topology": topology,
+        "algorithm": algorithm,
+    }
+    prefix = workload.lower() if study == "ddp" else study
+    cid = f"{prefix}/{key}/{topology.lower()}.{algorithm.lower()}/{binary}"
+    return Case(cid, study, workload, hardware_for(n), key if keyed else None, params)
+
+
+def build() -> list[Case]:
+    """Every case in a stable order."""
+    out: list[Case] = []
+    # experiment 1a
+    for coll in COLLECTIVES:
+        for n in NPUS:
+            for size in SIZES:
+                for b in BINARIES:
+                    out.append(_coll("w6", "W6", coll, n, size, b, "Switch", "ring", b == PRIMARY_BINARY))
+    # W2/W3/W10
+    for workload, ns in (("W3", (2, 4, 8)), ("W2", (8,)), ("W10", (16,))):
+        for n in ns:
+            for b in BINARIES:
+                out.append(_ddp("ddp", workload, n, b, "Switch", "ring", b == PRIMARY_BINARY))
+    # experiment 1b
+    grid: list[tuple[str, Any]] = [("all-reduce", (8, s)) for s in SIZES]
+    grid += [("all-reduce", (n, "64mib")) for n in (2, 4, 16)]
+    grid += [(c, (8, "64mib")) for c in COLLECTIVES[1:]]
+    grid += [("ddp", (8, None))]
+    for what, (n, size) in grid:
+        for topo in TOPOLOGIES:
+            for alg in ALGORITHMS:
+                for b in BINARIES:
+                    if what == "ddp":
+                        out.append(_ddp("topology", "W2", n, b, topo, alg, False))
+                    else:
+                        out.append(_coll("topology", "W6", what, n, size, b, topo, alg, False))
+    # the published reference
+    ref = _coll("reference", "W6", "all-reduce", 8, "1mib", "congestion-aware", "Switch", "ring", False)
+    params = dict(ref.params, **{k: v for k, v in REFERENCE.items()})
+    out.append(Case("reference/hgx-h100-validated/all-reduce.n8.1mib/congestion-aware", "reference", "W6", "HGX-H100x8", None, params))
+    # derived: communication scaling 2 -> 8 NPUs
+    by_id = {c.id: c for c in out}
+    for coll in COLLECTIVES:
+        for size in SIZES:
+            for b in BINARIES:
+                hi = _coll("w6", "W6", coll, 8, size, b, "Switch", "ring", False).id
+                lo = _coll("w6", "W6", coll, 2, size, b, "Switch", "ring", False).id
+                assert hi in by_id and lo in by_id
+                p = {"kind": "scaling", "collective": coll, "size": size, "binary": b, "metric": "latency", "from_npus": 2, "to_npus": 8}
+                out.append(Case(f"scaling/{coll}.{size}.n2-n8/{b}", "scaling", "W6", "HGX-H100x8", None, p, (hi, lo)))
+    for b in BINARIES:
+        hi = _ddp("ddp", "W3", 8, b, "Switch", "ring", False).id
+        lo = _ddp("ddp", "W3", 2, b, "Switch", "ring", False).id
+        p = {"kind": "scaling", "model": "resnet50", "batch_per_gpu": DDP_BATCH, "binary": b, "metric": "communication_time", "from_npus": 2, "to_npus": 8}
+        out.append(Case(f"scaling/resnet50.ddp-step.b{DDP_BATCH}.n2-n8/{b}", "scaling", "W3", "HGX-H100x8", None, p, (hi, lo)))
+    return out
+
+
+def unsupported_reason(case: Case) -> str | None:
+    """Why ASTRA-sim cannot express a case, or None."""
+    p = case.params
+    if p.get("algorithm") == "doubleBinaryTree" and p.get("kind") == "collective" and p["collective"] != "all-reduce":
+        return f"ASTRA-sim implements doubleBinaryTree for all-reduce only, not {p['collective']}"
+    return None
+
+
+CONFIG_FIELDS = {
+    "include": "list of case-id globs to keep",
+    "exclude": "list of case-id globs to drop",
+    "studies": f"list of studies, any of {', '.join(STUDIES)}",
+    "binaries": f"list, any of {', '.join(BINARIES)}",
+    "compute_source": "one of auto, groundtruth, roofline",
+    "timeout_s": "positive number (seconds per ASTRA-sim run)",
+}
+
+
+def select(cases: list[Case], config: dict[str, Any], limit: int | None) -> list[Case]:
+    include, exclude = config.get("include"), config.get("exclude") or []
+    studies, binaries = config.get("studies"), config.get("binaries")
+    kept = [
+        c for c in cases
+        if (not include or any(fnmatch.fnmatchcase(c.id, p) for p in include))
+        and not any(fnmatch.fnmatchcase(c.id, p) for p in exclude)
+        and (not studies or c.study in studies)
+        and (not binaries or c.binary in binaries)
+    ]
+    if limit is not None:
+        kept = kept[:limit]
+    # a derived case needs its inputs: run them too, even when not selected themselves
+    ids = {c.id for c in kept}
+    needed = {i for c in kept for i in c.inputs if i not in ids}
+    if needed:
+        kept = [c for c in cases if c.id in ids or c.id in needed]
+    return kept

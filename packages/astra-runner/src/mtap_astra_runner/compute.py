@@ -1,0 +1,102 @@
+"""Per-layer compute times of a ResNet-50 training step, and where they come from.
+
+Two sources, chosen per run (the choice is named in every DDP case's parameters):
+
+- ``groundtruth``: the committed GPU measurements,
+  ``data/evaluation/groundtruth/*.tool-run.json`` cases keyed
+  ``resnet50.layer.<layer>.b<batch>.fp32`` (one forward call of each Conv2d/Linear on an
+  H100), metric ``latency``; device timing preferred. Used only when every layer is there.
+- ``roofline``: forward time = max(FLOPs / peak fp32, bytes / memory bandwidth) of the
+  hardware in data/hardware (FLOPs = 2 x MACs; bytes = fp32 input + output activations +
+  weights).
+
+A training step's backward is taken as twice the forward (input and weight gradients, each
+one forward's FLOPs). BatchNorm, ReLU, pooling and the optimizer are not modelled.
+ASTRA-sim reads compute durations in whole microseconds (Chakra ``duration_micros``), so
+each node is rounded to the nearest microsecond (at least 1).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from . import resnet50
+
+TIME_TO_US = {"ns": 1e-3, "us": 1.0, "µs": 1.0, "ms": 1e3, "s": 1e6}
+TIMING_PREFERENCE = ("device", None, "eager-end-to-end")
+
+
+@dataclass(frozen=True)
+class LayerTimes:
+    source: str  #: "groundtruth" | "roofline"
+    detail: str  #: file or formula the numbers came from
+    forward_us: dict[str, float]  #: layer name -> forward time in us
+
+    def step_layers(self, batch: int, dtype_bytes: int = 4) -> list[tuple[str, int, int, int, int]]:
+        """(name, forward_us, backward_us, gradient_bytes, forward_flops) for traces.write_ddp_step."""
+        out = []
+        for layer in resnet50.layers():
+            f = self.forward_us[layer.name]
+            out.append((layer.slug, max(1, round(f)), max(1, round(2 * f)), layer.params * dtype_bytes, 2 * layer.macs(batch)))
+        return out
+
+
+def roofline(hardware: dict[str, Any], batch: int, dtype: str = "fp32") -> LayerTimes:
+    peak = float(hardware["peak_flops"][dtype])
+    bw = float(hardware["memory"]["bandwidth_bytes_per_s"])
+    times = {}
+    for layer in resnet50.layers():
+        flops = 2 * layer.macs(batch)
+        a_in, a_out = layer.activation_elements(batch)
+        weights = layer.params
+        nbytes = 4 * (a_in + a_out + weights)
+        times[layer.name] = max(flops / peak, nbytes / bw) * 1e6
+    detail = f"roofline over {hardware['id']}: max(2*MACs / {peak:.4g} FLOP/s {dtype}, fp32 bytes / {bw:.4g} B/s)"
+    return LayerTimes("roofline", detail, times)
+
+
+def from_groundtruth(data_dir: Path, batch: int, dtype: str = "fp32") -> LayerTimes | None:
+    """Per-layer forward times from the committed ground truth, or None when any layer is missing."""
+    folder = data_dir / "evaluation" / "groundtruth"
+    if not folder.is_dir():
+        return None
+    wanted = {f"resnet50.layer.{layer.slug}.b{batch}.{dtype}": layer.name for layer in resnet50.layers()}
+    for path in sorted(folder.glob("*.tool-run.json")):
+        try:
+            doc = json.loads(path.read_text())
+        except (OSError, ValueError):
+            continue
+        found: dict[str, tuple[int, float]] = {}
+        for case in doc.get("cases", []):
+            name = wanted.get(case.get("key") or "")
+            if name is None or case.get("status") != "ok":
+                continue
+            for m in case.get("metrics", []):
+                if m.get("name") != "latency" or m.get("unit") not in TIME_TO_US:
+                    continue
+                timing = m.get("timing")
+                rank = TIMING_PREFERENCE.index(timing) if timing in TIMING_PREFERENCE else len(TIMING_PREFERENCE)
+                value = float(m["value"]) * TIME_TO_US[m["unit"]]
+                if name not in found or rank < found[name][0]:
+                    found[name] = (rank, value)
+        if len(found) == len(wanted):
+            rel = f"data/evaluation/groundtruth/{path.name}"
+            return LayerTimes("groundtruth", f"{rel} resnet50.layer.*.b{batch}.{dtype} latency", {k: v for k, (_, v) in found.items()})
+    return None
+
+
+def layer_times(choice: str, data_dir: Path, hardware: dict[str, Any], batch: int) -> LayerTimes:
+    """``choice``: auto (ground truth when complete, else roofline), groundtruth, roofline."""
+    if choice in ("auto", "groundtruth"):
+        gt = from_groundtruth(data_dir, batch)
+        if gt is not None:
+            return gt
+        if choice == "groundtruth":
+            raise LookupError(
+                f"{data_dir}/evaluation/groundtruth: no tool-run document has ok latency cases for all "
+                f"{len(resnet50.layers())} keys resnet50.layer.<layer>.b{batch}.fp32"
+            )
+    return roofline(hardware, batch)

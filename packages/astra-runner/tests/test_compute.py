@@ -1,0 +1,58 @@
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from mtap_astra_runner import compute, resnet50
+
+
+@pytest.fixture
+def hgx(data_dir):
+    hw = json.loads((data_dir / "hardware" / "hardware.json").read_text())["hardware"]
+    return {h["id"]: h for h in hw}["HGX-H100x8"]
+
+
+def test_roofline_conv1(hgx):
+    lt = compute.roofline(hgx, 32)
+    conv1 = resnet50.layers()[0]
+    flops = 2 * conv1.macs(32)
+    a_in, a_out = conv1.activation_elements(32)
+    expect = max(flops / 67e12, 4 * (a_in + a_out + conv1.params) / 3.35e12) * 1e6
+    assert lt.forward_us["conv1"] == pytest.approx(expect)
+    assert lt.source == "roofline" and "HGX-H100x8" in lt.detail
+    name, fwd, bwd, grad, fl = lt.step_layers(32)[0]
+    assert (name, fwd, bwd, grad, fl) == ("conv1", round(expect), round(2 * expect), 4 * conv1.params, flops)
+
+
+def _gt_doc(values_ms, timing="device", drop=None):
+    cases = []
+    for layer in resnet50.layers():
+        if layer.name == drop:
+            continue
+        cases.append({"key": f"resnet50.layer.{layer.slug}.b32.fp32", "status": "ok", "metrics": [
+            {"name": "latency", "value": values_ms[layer.name] * 3, "unit": "ms", "kind": "measurement", "timing": "eager-end-to-end"},
+            {"name": "latency", "value": values_ms[layer.name], "unit": "ms", "kind": "measurement", "timing": timing},
+        ]})
+    return {"cases": cases}
+
+
+def test_groundtruth_preferred_when_complete(tmp_path, hgx):
+    values = {layer.name: 0.01 * (i + 1) for i, layer in enumerate(resnet50.layers())}
+    gt = tmp_path / "evaluation" / "groundtruth"
+    gt.mkdir(parents=True)
+    (gt / "groundtruth.tool-run.json").write_text(json.dumps(_gt_doc(values)))
+    lt = compute.layer_times("auto", tmp_path, hgx, 32)
+    assert lt.source == "groundtruth"
+    assert lt.forward_us["conv1"] == pytest.approx(10.0)  # 0.01 ms, device timing preferred
+    assert lt.detail.startswith("data/evaluation/groundtruth/groundtruth.tool-run.json")
+
+
+def test_incomplete_groundtruth_falls_back_or_errors(tmp_path, hgx):
+    values = {layer.name: 0.01 for layer in resnet50.layers()}
+    gt = tmp_path / "evaluation" / "groundtruth"
+    gt.mkdir(parents=True)
+    (gt / "g.tool-run.json").write_text(json.dumps(_gt_doc(values, drop="fc")))
+    assert compute.layer_times("auto", tmp_path, hgx, 32).source == "roofline"
+    with pytest.raises(LookupError, match="resnet50.layer"):
+        compute.layer_times("groundtruth", tmp_path, hgx, 32)
