@@ -1,0 +1,232 @@
+"""The part that imports nn-Meter. Runs in a subprocess started by the runner (see nnmeter.py),
+with ``HOME`` pointing at a folder the runner owns, because ``import nn_meter`` creates
+``~/.nn_meter/config`` as a side effect.
+
+    python -m mtap_nnmeter_runner.worker parse   SPEC.json RESULT.json
+    python -m mtap_nnmeter_runner.worker predict SPEC.json RESULT.json
+
+``parse``: build one model (models.py), export it to ONNX with the legacy TorchScript exporter
+into a named temporary file, simplify it with onnx-simplifier exactly as nn-Meter's own torch
+converter does (``nn_meter.utils.import_package.try_import_onnxsim``), convert it with nn-Meter's
+ONNX converter to nn-Meter IR and run nn-Meter's ``KernelDetector`` once per fusion-rule file.
+``predict``: unpickle one predictor's kernel models from sha256-verified bytes and run nn-Meter's
+``nn_predict`` on the kernels found by ``parse``.
+"""
+
+from __future__ import annotations
+
+import collections
+import io
+import json
+import logging
+import os
+import pickle
+import sys
+import tempfile
+import traceback
+import warnings
+from pathlib import Path
+from typing import Any
+
+STAGES = ("export", "onnxsim", "nn-meter-onnx-converter", "nn-meter-kernel-detector")
+
+
+def _one_line(exc: BaseException) -> str:
+    text = f"{type(exc).__name__}: {exc}".strip()
+    text = " ".join(text.split())
+    return text[:600] + (" ..." if len(text) > 600 else "")
+
+
+def _where(exc: BaseException) -> str:
+    """The innermost frame of the traceback, as ``file.py:line in func``."""
+    tb = traceback.extract_tb(exc.__traceback__)
+    if not tb:
+        return ""
+    frame = tb[-1]
+    path = frame.filename
+    for marker in ("site-packages/", "dist-packages/"):
+        if marker in path:
+            path = path.split(marker, 1)[1]
+    return f"{path}:{frame.lineno} in {frame.name}"
+
+
+def _quiet_nnmeter() -> None:
+    """nn-Meter logs to stdout through its own handler; send it to stderr instead."""
+    logger = logging.getLogger("nn-Meter")
+    for handler in list(logger.handlers):
+        logger.removeHandler(handler)
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("(nn-Meter) %(message)s"))
+    logger.addHandler(handler)
+    logger.setLevel(logging.WARNING)
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "item"):
+        return value.item()
+    if isinstance(value, (set, tuple)):
+        return list(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def _export(model, example, opset: int) -> Any:
+    import onnx
+    import torch
+
+    # nn-Meter 2.0 exports into tempfile.TemporaryFile() with torch's default exporter; with
+    # torch >= 2.9 that default is the dynamo exporter (needs onnxscript, writes to paths only).
+    # The legacy TorchScript exporter into a named file reproduces what nn-Meter was tested with.
+    with tempfile.TemporaryDirectory(prefix="mtap-nnmeter-onnx-") as tmp:
+        path = os.path.join(tmp, "model.onnx")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            torch.onnx.export(model, (example,), path, dynamo=False, opset_version=opset)
+        return onnx.load(path, load_external_data=False)
+
+
+def _counts(kernels: list[dict[str, Any]], predictor_kernels: list[str] | None) -> dict[str, Any]:
+    from nn_meter.predictor.prediction.extract_feature import get_predict_features
+    from nn_meter.predictor.prediction.predict_by_kernel import merge_conv_kernels
+    from nn_meter.predictor.prediction.utils import get_kernel_name
+
+    by_type = collections.Counter(k["op"] for k in kernels)
+    out: dict[str, Any] = {"total": len(kernels), "by_type": dict(sorted(by_type.items()))}
+    if predictor_kernels is not None:
+        # Which kernels nn_predict would actually predict: get_predict_features skips op types it
+        # has no features for, and predict_model skips kernels whose predictor is not in the set.
+        # Both add 0 ms silently; count them.
+        features = get_predict_features(kernels)
+        covered = 0
+        for layer in features.values():
+            op = next(iter(layer))
+            if get_kernel_name(merge_conv_kernels(op)) in predictor_kernels:
+                covered += 1
+        out["without_predictor"] = len(kernels) - covered
+    return out
+
+
+def parse(spec: dict[str, Any]) -> dict[str, Any]:
+    import torch
+
+    from mtap_nnmeter_runner.models import build
+
+    torch.manual_seed(0)
+    import nn_meter  # noqa: F401  (registers nn-Meter's logging levels)
+    from nn_meter.ir_converter import model_to_graph
+    from nn_meter.kernel_detector import KernelDetector
+    from nn_meter.utils.import_package import try_import_onnxsim
+
+    _quiet_nnmeter()
+    model = build(spec["model"])
+    if spec["input"] == "tokens":
+        example = torch.zeros(spec["input_shape"], dtype=torch.long)
+    else:
+        example = torch.randn(*spec["input_shape"])
+
+    attempts: list[dict[str, Any]] = []
+    for opset in spec["opsets"]:
+        stage = "export"
+        try:
+            onnx_model = _export(model, example, opset)
+            stage = "onnxsim"
+            simplify = try_import_onnxsim()
+            if simplify is None:
+                # What nn-Meter's OnnxBasedTorchConverter does next: call it. The TypeError
+                # "'NoneType' object is not callable" is the published evaluation's error.
+                try:
+                    simplify(onnx_model)
+                except TypeError as exc:
+                    return {"ok": False, "kind": "onnxsim-missing", "attempts": attempts + [{
+                        "opset": opset, "stage": stage, "error": _one_line(exc),
+                        "where": "nn_meter.utils.import_package.try_import_onnxsim() returned None"}]}
+            simplified, valid = simplify(onnx_model)
+            if not valid:
+                raise RuntimeError("onnxsim could not validate the simplified model")
+            stage = "nn-meter-onnx-converter"
+            graph = model_to_graph(simplified, "onnx")
+            stage = "nn-meter-kernel-detector"
+            detections: dict[str, Any] = {}
+            kernels_by_predictor: dict[str, list[dict[str, Any]]] = {}
+            for predictor, rules in sorted(spec["rules"].items()):
+                detector = KernelDetector(rules)
+                detector.load_graph(graph)
+                kernels = detector.get_kernels()
+                kernels_by_predictor[predictor] = kernels
+                detections[predictor] = _counts(kernels, spec["kernel_lists"].get(predictor))
+        except Exception as exc:  # noqa: BLE001 - every failure is recorded with its stage
+            attempts.append({"opset": opset, "stage": stage, "error": _one_line(exc), "where": _where(exc)})
+            continue
+        attempts.append({"opset": opset, "stage": "done", "error": None, "where": None})
+        Path(spec["kernels_out"]).write_text(json.dumps(kernels_by_predictor, default=_jsonable, sort_keys=True))
+        return {"ok": True, "opset": opset, "attempts": attempts, "detections": detections,
+                "graph_nodes": len(graph)}
+    return {"ok": False, "kind": "parse-failed", "attempts": attempts}
+
+
+def _is_sklearn_incompatibility(exc: BaseException) -> bool:
+    text = str(exc)
+    if isinstance(exc, ValueError) and ("incompatible dtype" in text or "Did not recognise loaded array layout" in text):
+        return True
+    if isinstance(exc, (ModuleNotFoundError, AttributeError)) and "sklearn" in text:
+        return True
+    return False
+
+
+def predict(spec: dict[str, Any]) -> dict[str, Any]:
+    import nn_meter  # noqa: F401
+    import sklearn
+    from nn_meter.predictor.prediction.predict_by_kernel import nn_predict
+
+    from mtap_nnmeter_runner.predictors import read_verified
+
+    _quiet_nnmeter()
+    folder = Path(spec["folder"])
+    predictors: dict[str, Any] = {}
+    pickled_by: set[str] = set()
+    for fname, sha in sorted(spec["files"].items()):
+        if not fname.endswith(".pkl"):
+            continue
+        path = folder / fname
+        try:
+            data = read_verified(path, sha)
+        except PermissionError as exc:
+            return {"ok": False, "kind": "predictor-hash-mismatch", "message": str(exc)}
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                predictors[fname[: -len(".pkl")]] = pickle.load(io.BytesIO(data))
+            for w in caught:
+                text = str(w.message)
+                if "Trying to unpickle estimator" in text and "from version" in text:
+                    pickled_by.add(text.split("from version", 1)[1].split()[0])
+        except Exception as exc:  # noqa: BLE001
+            kind = "predictor-incompatible-sklearn" if _is_sklearn_incompatibility(exc) else "tool-crashed"
+            return {"ok": False, "kind": kind, "message": (
+                f"{path}: unpickling with scikit-learn {sklearn.__version__} failed: {_one_line(exc)} "
+                f"({_where(exc)})" + ("; nn-Meter's predictors were pickled with scikit-learn 0.23 and load "
+                                      "with scikit-learn==1.2.2 and numpy<2" if kind != "tool-crashed" else ""))}
+    results: dict[str, Any] = {}
+    for model, kernels_file in sorted(spec["kernels"].items()):
+        kernels = json.loads(Path(kernels_file).read_text())[spec["predictor"]]
+        try:
+            results[model] = {"ok": True, "latency_ms": float(nn_predict(predictors, kernels))}
+        except Exception as exc:  # noqa: BLE001
+            results[model] = {"ok": False, "kind": "tool-crashed",
+                              "message": f"nn_meter nn_predict failed: {_one_line(exc)} ({_where(exc)})"}
+    return {"ok": True, "results": results, "sklearn": sklearn.__version__,
+            "pickled_with_sklearn": sorted(pickled_by)}
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) != 3 or argv[0] not in ("parse", "predict"):
+        print("usage: python -m mtap_nnmeter_runner.worker parse|predict SPEC.json RESULT.json", file=sys.stderr)
+        return 2
+    verb, spec_path, out_path = argv
+    spec = json.loads(Path(spec_path).read_text())
+    result = parse(spec) if verb == "parse" else predict(spec)
+    Path(out_path).write_text(json.dumps(result, sort_keys=True, default=_jsonable))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
