@@ -132,6 +132,8 @@ def op_bytes(func: torch._ops.OpOverload, args: tuple, kwargs: dict, out: Any) -
     """Bytes moved by one operator under the operator-io-v1 model (see the module docstring)."""
     packet = func.overloadpacket
     inputs = _unique(_tensors((args, kwargs)))
+    if packet is aten._scaled_dot_product_efficient_attention:
+        out = out[:2]  # output, logsumexp; the philox seed/offset are not written without dropout
     outputs = _unique(_tensors(out))
     if packet in GATHERS:
         index = sum(tensor_bytes(t) for t in inputs if not t.is_floating_point())
