@@ -35,6 +35,8 @@ PACKAGES: dict[str, tuple[str, list[str]]] = {
     "analytical-runner": (PIP, ["torch==2.13.0"]),
     # mlc-chakra without its declared deps (~100 packages it does not need here)
     "astra-runner": (FAST, ["--no-deps", "mlc-chakra==1.0.0"]),
+    "timeloop-runner": (FAST, []),
+    "zigzag-runner": (FAST, []),
 }
 
 
@@ -59,6 +61,10 @@ def runner_session(name: str, package: str, command: str, *default_args: str) ->
 runner_session("analytical", "analytical-runner", "analytical-runner", "--output", f"{EVAL}/analytical")
 # ASTRA-sim from ASTRA_SIM_BIN or `nox -s astra -- --tool-path DIR`; without one: astra-sim.unavailable.tool-run.json
 runner_session("astra", "astra-runner", "astra-runner", "--output", f"{EVAL}/astra-sim")
+# Timeloop from MTAP_TIMELOOP_PATH or `nox -s timeloop -- --tool-path DIR`; without one an existing
+# timeloop.tool-run.json with real results is kept (the runner's default; `-- --overwrite` replaces it)
+runner_session("timeloop", "timeloop-runner", "timeloop-runner", "--output", f"{EVAL}/timeloop")
+runner_session("zigzag", "zigzag-runner", "zigzag-runner", "--output", f"{EVAL}/zigzag")
 
 
 @nox.session(venv_backend=FAST)
