@@ -59,6 +59,15 @@ def runner_session(name: str, package: str, command: str, *default_args: str) ->
 
 
 runner_session("analytical", "analytical-runner", "analytical-runner", "--output", f"{EVAL}/analytical")
+
+
+@nox.session(name="bench-analytical", venv_backend=PIP)
+def bench_analytical(session: nox.Session) -> None:
+    """analytical-runner's benchmark: tracing time per model (target < 5 s each)."""
+    install(session, "analytical-runner")
+    session.run("python", "packages/analytical-runner/bench/bench_trace.py", *session.posargs)
+
+
 # ASTRA-sim from ASTRA_SIM_BIN or `nox -s astra -- --tool-path DIR`; without one: astra-sim.unavailable.tool-run.json
 runner_session("astra", "astra-runner", "astra-runner", "--output", f"{EVAL}/astra-sim")
 # Timeloop from MTAP_TIMELOOP_PATH or `nox -s timeloop -- --tool-path DIR`; without one an existing
