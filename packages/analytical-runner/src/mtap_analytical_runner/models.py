@@ -16,9 +16,10 @@ Every model runs in eval mode under ``torch.no_grad``; fp16 models are ``.half()
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import Any, Callable
+from functools import cache, lru_cache
+from typing import Any
 
 import torch
 from torch import nn
@@ -98,7 +99,7 @@ def resnet50(dtype: torch.dtype = torch.float32) -> ResNet50:
         return ResNet50().eval().to(dtype)
 
 
-@lru_cache(maxsize=None)
+@cache
 def resnet50_layer_names() -> tuple[str, ...]:
     """Every Conv2d and Linear of ResNet-50 (the per-layer cases), in definition order."""
     return tuple(n for n, m in resnet50().named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)))

@@ -15,8 +15,9 @@ make up at least half of its latency, else ``memory``.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 from .trace import Op
 
@@ -31,7 +32,7 @@ class Hardware:
     bandwidth: float  # bytes/s
 
     @classmethod
-    def from_catalog(cls, entry: dict[str, Any]) -> "Hardware":
+    def from_catalog(cls, entry: dict[str, Any]) -> Hardware:
         return cls(
             id=entry["id"],
             name=entry["name"],

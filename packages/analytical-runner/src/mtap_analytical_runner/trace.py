@@ -28,8 +28,9 @@ attention formula counts a causal attention as full (no halving for the masked h
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Callable
+from typing import Any
 
 import torch
 import torch.nn.functional as F
