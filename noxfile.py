@@ -37,6 +37,9 @@ PACKAGES: dict[str, tuple[str, list[str]]] = {
     "astra-runner": (FAST, ["--no-deps", "mlc-chakra==1.0.0"]),
     "timeloop-runner": (FAST, []),
     "zigzag-runner": (FAST, []),
+    "neusight-runner": (FAST, []),
+    # nn-meter==2.0 pins that clash with the rest (setuptools<81, scikit-learn==1.2.2, numpy<2): own venv
+    "nnmeter-runner": (PIP, ["torch==2.13.0", "setuptools<81", "numpy<2", "scikit-learn==1.2.2"]),
 }
 
 
@@ -74,6 +77,27 @@ runner_session("astra", "astra-runner", "astra-runner", "--output", f"{EVAL}/ast
 # timeloop.tool-run.json with real results is kept (the runner's default; `-- --overwrite` replaces it)
 runner_session("timeloop", "timeloop-runner", "timeloop-runner", "--output", f"{EVAL}/timeloop")
 runner_session("zigzag", "zigzag-runner", "zigzag-runner", "--output", f"{EVAL}/zigzag")
+# nn-Meter predictors from MTAP_NNMETER_PREDICTOR_DIR or `nox -s nnmeter -- --predictor-dir DIR`
+# (sha256-checked); without them kernel detection only, latency cases `unavailable`
+runner_session("nnmeter", "nnmeter-runner", "nnmeter-runner", "--output", f"{EVAL}/nn-meter")
+
+
+@nox.session(venv_backend=FAST)
+def neusight(session: nox.Session) -> None:
+    """NeuSight: re-score its artifact (../shared/neusight or MTAP_NEUSIGHT_ARTIFACT) into
+    data/evaluation/neusight/neusight.tool-run.json; live mode with MTAP_NEUSIGHT_PATH or
+    `-- --neusight-dir CHECKOUT --neusight-python PY` (neusight-live.tool-run.json); skipped,
+    saying how to provide either, when neither is present."""
+    install(session, "neusight-runner")
+    args = list(session.posargs)
+    if not args and not os.environ.get("MTAP_NEUSIGHT_ARTIFACT"):
+        shared = ROOT / ".." / "shared" / "neusight"
+        if (shared / "label").is_dir():
+            args = ["--artifact-dir", os.path.relpath(shared, ROOT)]
+        elif not os.environ.get("MTAP_NEUSIGHT_PATH"):
+            session.skip("no NeuSight artifact (../shared/neusight or MTAP_NEUSIGHT_ARTIFACT) and no checkout "
+                         "(MTAP_NEUSIGHT_PATH or -- --neusight-dir DIR): nothing to run")
+    session.run("neusight-runner", "run", "--output", f"{EVAL}/neusight", *args)
 
 
 @nox.session(venv_backend=FAST)

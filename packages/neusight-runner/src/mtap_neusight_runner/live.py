@@ -19,12 +19,12 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 import tempfile
 import threading
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import mtap_schemas as ms
 
@@ -274,6 +274,8 @@ def run_live(cases: list[LiveCase], checkout: Path | None, catalog: dict[str, di
             progress(len(cases))
         return [results[c.id] for c in cases], {}
     assert checkout is not None
+    given = checkout  # as the user wrote it, for messages
+    checkout = checkout.resolve()  # NeuSight runs in a temporary working folder
 
     runnable: list[tuple[LiveCase, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="mtap-neusight-") as tmp:
@@ -282,14 +284,14 @@ def run_live(cases: list[LiveCase], checkout: Path | None, catalog: dict[str, di
             weights = missing_weights(checkout, c.method)
             if weights:
                 results[c.id] = base(c, "unavailable", {"kind": "weights-missing", "message": (
-                    f"{checkout}: NeuSight's trained predictor weights are absent ({', '.join(weights)}); NeuSight would "
+                    f"{given}: NeuSight's trained predictor weights are absent ({', '.join(weights)}); NeuSight would "
                     "silently predict with random weights, so this runner refuses. Provide a full git clone of "
                     "https://github.com/sitar-lab/NeuSight (the model.pth files are ~6.3 MB git blobs).")})
                 continue
             tables = missing_tile_tables(checkout, c.method)
             if tables:
                 results[c.id] = base(c, "unavailable", {"kind": "tile-dataset-missing", "message": (
-                    f"{checkout}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
+                    f"{given}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
                     "https://github.com/sitar-lab/NeuSight.")})
                 continue
             dev = device_config(checkout, catalog[c.hardware], work)

@@ -1,0 +1,154 @@
+import json
+import os
+from pathlib import Path
+
+import pytest
+
+from mtap_neusight_runner import live, shim
+from mtap_neusight_runner.parse import ParseError, parse_e2e_line
+
+HERE = Path(__file__).resolve().parent
+CAPTURED = HERE / "fixtures" / "live-roofline-h100-bert_large-inf-512-8"
+H100 = {"id": "H100-SXM5-80GB"}
+
+
+def fake_checkout(root: Path, weights: bool = False, tables: bool = False) -> Path:
+    """A folder shaped like NeuSight's checkout (its layout, not its code)."""
+    (root / "neusight" / "Prediction").mkdir(parents=True)
+    (root / "neusight" / "Prediction" / "predictor.py").write_text("")
+    pred = root / "scripts" / "asplos" / "data" / "predictor"
+    for folder, arch in (("MLP_WAVE", "MLP_WAVE_MM"), ("ROOFLINE", "ROOFLINE_MM")):
+        for op in live.OPS:
+            (pred / folder / op).mkdir(parents=True)
+            (pred / folder / op / "config.json").write_text(json.dumps({"architecture": arch}))
+            if weights and folder == "MLP_WAVE":
+                (pred / folder / op / "model.pth").write_bytes(b"\0" * 4096)
+    train = root / "scripts" / "asplos" / "data" / "dataset" / "train"
+    train.mkdir(parents=True)
+    if tables:
+        for t in live.TILE_TABLES:
+            (train / t).write_bytes(b"x" * 4096)
+    return root
+
+
+def test_plan_is_w4_w7_on_h100_and_a100():
+    cases = live.plan()
+    assert len(cases) == 32 and len({c.id for c in cases}) == 32
+    keys = {(c.workload, c.key) for c in cases}
+    assert ("W4", "bert-base.model.b8.s128.fp32") in keys and ("W7", "gpt2.model.b1.s512.fp32") in keys
+    assert {c.hardware for c in cases} == {"H100-SXM5-80GB", "A100-SXM4-80GB"}
+
+
+def test_missing_weights_refused_without_running(tmp_path):
+    co = fake_checkout(tmp_path / "co")
+    cases = [live.LiveCase("W4", "H100-SXM5-80GB", "neusight", 8, 128)]
+    out, info = live.run_live(cases, co, {"H100-SXM5-80GB": H100}, "/nonexistent/python", tmp_path / "raw", tmp_path, 10)
+    assert out[0]["status"] == "unavailable" and out[0]["error"]["kind"] == "weights-missing"
+    assert "MLP_WAVE/BMM/model.pth" in out[0]["error"]["message"] and "random weights" in out[0]["error"]["message"]
+    assert info == {}  # the interpreter was never started
+
+
+def test_git_lfs_pointer_is_not_a_weight_file(tmp_path):
+    co = fake_checkout(tmp_path / "co")
+    (co / "scripts/asplos/data/predictor/MLP_WAVE/BMM/model.pth").write_text("version https://git-lfs.github.com/spec/v1\n")
+    assert "scripts/asplos/data/predictor/MLP_WAVE/BMM/model.pth" in live.missing_weights(co, "neusight")
+    assert live.missing_weights(co, "roofline") == []
+
+
+def test_weights_without_tile_tables_refused(tmp_path):
+    co = fake_checkout(tmp_path / "co", weights=True)
+    cases = [live.LiveCase("W7", "H100-SXM5-80GB", "neusight", 1, 128)]
+    out, _ = live.run_live(cases, co, {"H100-SXM5-80GB": H100}, "/nonexistent/python", tmp_path / "raw", tmp_path, 10)
+    assert out[0]["error"]["kind"] == "tile-dataset-missing"
+
+
+def test_no_checkout_is_unavailable(tmp_path):
+    cases = live.plan(methods=("roofline",))
+    out, _ = live.run_live(cases, None, {}, "python", tmp_path / "raw", tmp_path, 10)
+    assert {c["status"] for c in out} == {"unavailable"} and {c["error"]["kind"] for c in out} == {"checkout-missing"}
+    out, _ = live.run_live(cases[:1], tmp_path, {}, "python", tmp_path / "raw", tmp_path, 10)
+    assert "not a NeuSight checkout" in out[0]["error"]["message"]
+
+
+def test_interpreter_that_cannot_start_fails_cases(tmp_path):
+    co = fake_checkout(tmp_path / "co")
+    (co / "scripts/asplos/data/device_configs").mkdir(parents=True)
+    (co / "scripts/asplos/data/device_configs/NVIDIA_H100_80GB_HBM3.json").write_text(json.dumps({"Device": "NVIDIA H100 80GB HBM3"}))
+    cases = [live.LiveCase("W7", "H100-SXM5-80GB", "roofline", 1, 128)]
+    out, _ = live.run_live(cases, co, {"H100-SXM5-80GB": H100}, str(tmp_path / "no-python"), tmp_path / "raw", tmp_path, 10)
+    assert out[0]["status"] == "failed" and out[0]["error"]["kind"] == "tool-crashed" and "cannot start" in out[0]["error"]["message"]
+
+
+def test_job_matches_neusights_own_roofline_script(tmp_path):
+    co = tmp_path / "co"
+    case = live.LiveCase("W4", "H100-SXM5-80GB", "roofline", 8, 512)
+    job = live.job_for(case, co, Path("dev.json"), Path("bert.json"), tmp_path / "res")
+    # scripts/asplos/run_pred_nvidia_roofline.py: --predictor_name roofline --predictor_path ./data/predictor/ROOFLINE --tile_dataset_dir ""
+    assert job["predictor_name"] == "roofline" and job["tile_dataset_dir"] == ""
+    assert job["predictor_path"] == str(co / "scripts/asplos/data/predictor/ROOFLINE")
+    assert (job["execution_type"], job["sequence_length"], job["batch_size"], job["options"]) == ("inf", 512, 8, "")
+    job = live.job_for(live.LiveCase("W4", "H100-SXM5-80GB", "neusight", 8, 512), co, Path("d"), Path("m"), tmp_path)
+    assert job["predictor_path"].endswith("predictor/MLP_WAVE") and job["tile_dataset_dir"].endswith("dataset/train")
+
+
+def test_a100_sxm4_80gb_config_from_catalog(tmp_path, data_dir):
+    hw = {h["id"]: h for h in json.loads((data_dir / "hardware/hardware.json").read_text())["hardware"]}
+    path = live.device_config(tmp_path, hw["A100-SXM4-80GB"], tmp_path)
+    cfg = json.loads(path.read_text())
+    assert cfg == {"Device": "NVIDIA A100-SXM4-80GB", "Dev_Mem": 80, "Mem_Bw": 2039, "Num_Sm": 108, "Core_Per_SM": 64,
+                   "Freq": 1410, "SingleFLOPs": 19500, "L2Cache": 40}
+
+
+def _captured_job(tmp_path: Path) -> dict:
+    result = tmp_path / "res"
+    dst = result / "prediction/NVIDIA_H100_80GB_HBM3/roofline"
+    dst.mkdir(parents=True)
+    (dst / "bert_large-inf-512-8.json").write_bytes((CAPTURED / "bert_large-inf-512-8.json").read_bytes())
+    dev = tmp_path / "NVIDIA_H100_80GB_HBM3.json"
+    dev.write_text(json.dumps({"Device": "NVIDIA H100 80GB HBM3"}))
+    return {"device_config_path": str(dev), "model_config_path": "x/bert_large.json", "execution_type": "inf",
+            "sequence_length": 512, "batch_size": 8, "predictor_name": "roofline", "result_dir": str(result)}
+
+
+def test_parser_on_captured_real_output(tmp_path):
+    job = _captured_job(tmp_path)
+    stdout = (CAPTURED / "stdout.txt").read_text()
+    assert parse_e2e_line(stdout) == ("bert_large-inf-512-8", "NVIDIA_H100_80GB_HBM3.json", 48.07)
+    value = live.parse_result(job, stdout)
+    # The authors' published roofline prediction for the same configuration.
+    assert value == pytest.approx(48.067689805644946, rel=1e-8)
+
+
+def test_parser_refuses_disagreeing_or_missing_output(tmp_path):
+    job = _captured_job(tmp_path)
+    with pytest.raises(ParseError, match="disagrees"):
+        live.parse_result(job, "E2E latency for bert_large-inf-512-8 on NVIDIA_H100_80GB_HBM3.json: 50.00 ms\n")
+    with pytest.raises(ParseError, match="no 'E2E latency"):
+        live.parse_result(job, "node proped\n")
+    job["batch_size"] = 16
+    with pytest.raises(ParseError, match="cannot read"):
+        live.parse_result(job, "")
+
+
+def test_shim_weights_check_and_cuda_stand_in(tmp_path):
+    co = fake_checkout(tmp_path / "co")
+    assert len(shim.missing_weights(co / "scripts/asplos/data/predictor/MLP_WAVE")) == 5
+    assert shim.missing_weights(co / "scripts/asplos/data/predictor/ROOFLINE") == []
+    ev = shim.UnusableCudaEvent(enable_timing=True)
+    for use in (ev.record, ev.elapsed_time, ev.synchronize):
+        with pytest.raises(RuntimeError, match="CPU-only"):
+            use()
+
+
+@pytest.mark.skipif(not (os.environ.get("MTAP_NEUSIGHT_PATH") and os.environ.get("MTAP_NEUSIGHT_PYTHON")),
+                    reason="needs a NeuSight checkout (MTAP_NEUSIGHT_PATH) and its Python (MTAP_NEUSIGHT_PYTHON)")
+def test_live_roofline_reproduces_published_prediction(tmp_path, data_dir):
+    """NeuSight's own roofline, run live through the shim, equals the authors' published figure."""
+    co = Path(os.environ["MTAP_NEUSIGHT_PATH"])
+    hw = {h["id"]: h for h in json.loads((data_dir / "hardware/hardware.json").read_text())["hardware"]}
+    case = live.LiveCase("W4", "H100-SXM5-80GB", "roofline", 8, 512)
+    out, info = live.run_live([case], co, hw, os.environ["MTAP_NEUSIGHT_PYTHON"], tmp_path / "raw", tmp_path, 1800)
+    assert out[0]["status"] == "ok", out[0]["error"]
+    assert "torch" in info
+    # bert-base (NeuSight's bert.json) is not in the artifact; its roofline is a plain positive time.
+    assert out[0]["metrics"][0]["value"] > 0
