@@ -40,6 +40,8 @@ PACKAGES: dict[str, tuple[str, list[str]]] = {
     "neusight-runner": (FAST, []),
     # nn-meter==2.0 pins that clash with the rest (setuptools<81, scikit-learn==1.2.2, numpy<2): own venv
     "nnmeter-runner": (PIP, ["torch==2.13.0", "setuptools<81", "numpy<2", "scikit-learn==1.2.2"]),
+    # measures on a GPU; CI runs its tests on the CPU build
+    "groundtruth": (PIP, ["torch==2.13.0"]),
 }
 
 
@@ -80,6 +82,9 @@ runner_session("zigzag", "zigzag-runner", "zigzag-runner", "--output", f"{EVAL}/
 # nn-Meter predictors from MTAP_NNMETER_PREDICTOR_DIR or `nox -s nnmeter -- --predictor-dir DIR`
 # (sha256-checked); without them kernel detection only, latency cases `unavailable`
 runner_session("nnmeter", "nnmeter-runner", "nnmeter-runner", "--output", f"{EVAL}/nn-meter")
+# Needs a CUDA GPU (refuses to run without one); the committed data came from the lent H100s
+# through packages/groundtruth/scripts/device-run.sh. Extra args after --, e.g. -- --suite multi.
+runner_session("groundtruth", "groundtruth", "groundtruth", "--output", f"{EVAL}/groundtruth")
 
 
 @nox.session(venv_backend=FAST)

@@ -1,0 +1,127 @@
+"""The case matrix: which computations are measured, under which join keys.
+
+Keys follow schemas/README.md: ``<model>.<scope>.b<batch>[.s<seq>][.kv<kv>][.t<tokens>].<dtype>``
+for compute, ``<collective>.n<npus>.<size>`` for communication and
+``resnet50.ddp-step.n<npus>.b<batch-per-gpu>.fp32`` for a data-parallel training step.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+from typing import Any
+
+from .models import layer_slug, resnet50_layers
+
+SUITES = ("single", "multi", "neusight")
+DTYPES = ("fp32", "fp16")
+COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all")
+SIZES = {"1mib": 1 << 20, "64mib": 64 << 20, "1gib": 1 << 30}
+
+#: Llama-2-7B serving grid of the issue: prefill 128..2048 tokens, decode batch 1..32 x KV 512..2048.
+PREFILL_TOKENS = (128, 256, 512, 1024, 2048)
+DECODE_BATCHES = (1, 2, 4, 8, 16, 32)
+DECODE_KV = (512, 1024, 2048)
+
+#: NeuSight's H100 inference labels (scripts/asplos/label/NVIDIA_H100_80GB_HBM3, FP32, TF32 off):
+#: (their tag, our model name, batch, sequence).
+NEUSIGHT = (
+    ("bert_large-inf-512-8", "bert-large", 8, 512),
+    ("bert_large-inf-512-16", "bert-large", 16, 512),
+    ("gpt2_large-inf-1024-4", "gpt2-large", 4, 1024),
+    ("gpt2_large-inf-1024-8", "gpt2-large", 8, 1024),
+    ("opt_13-inf-2048-2", "opt-1.3b", 2, 2048),
+    ("opt_13-inf-2048-8", "opt-1.3b", 8, 2048),
+    ("gpt3_xl-inf-2048-2", "gpt3-xl", 2, 2048),
+    ("gpt3_xl-inf-2048-8", "gpt3-xl", 8, 2048),
+    ("gpt3_27-inf-2048-2", "gpt3-2.7b", 2, 2048),
+    ("gpt3_27-inf-2048-8", "gpt3-2.7b", 8, 2048),
+)
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str
+    workload: str
+    suite: str
+    kind: str  # conv1 | layer | resnet50 | transformer | prefill | decode | collective | ddp
+    params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
+
+    @property
+    def id(self) -> str:
+        return self.key
+
+    def planned(self, hardware: str) -> dict[str, Any]:
+        return {"id": self.id, "key": self.key, "workload": self.workload, "hardware": hardware, "suite": self.suite, "kind": self.kind, "parameters": dict(sorted(self.params.items()))}
+
+
+def single_cases() -> list[Case]:
+    out: list[Case] = []
+    for b in (1, 32):
+        for dt in DTYPES:
+            out.append(Case(f"resnet50.conv1.b{b}.{dt}", "W1", "single", "conv1", {"model": "resnet50", "batch": b, "dtype": dt, "layer": "conv1"}))
+    for b in (1, 32):
+        for dt in DTYPES:
+            out.append(Case(f"resnet50.model.b{b}.{dt}", "W1", "single", "resnet50", {"model": "resnet50", "batch": b, "dtype": dt, "image": 224}))
+    for model, workload in (("bert-base", "W4"), ("gpt2", "W7")):
+        for b in (1, 8):
+            for s in (128, 512):
+                for dt in DTYPES:
+                    out.append(Case(f"{model}.model.b{b}.s{s}.{dt}", workload, "single", "transformer", {"model": model, "batch": b, "seq": s, "dtype": dt}))
+    for t in PREFILL_TOKENS:
+        out.append(Case(f"llama2-7b.prefill.b1.t{t}.fp16", "W5", "single", "prefill", {"model": "llama2-7b", "batch": 1, "tokens": t, "dtype": "fp16"}))
+    for b in DECODE_BATCHES:
+        for kv in DECODE_KV:
+            out.append(Case(f"llama2-7b.decode.b{b}.kv{kv}.fp16", "W5", "single", "decode", {"model": "llama2-7b", "batch": b, "kv": kv, "dtype": "fp16"}))
+    layers = resnet50_layers(1)
+    for b in (1, 32):
+        for dt in DTYPES:
+            for name, _, _ in layers:
+                out.append(Case(f"resnet50.layer.{layer_slug(name)}.b{b}.{dt}", "W1", "single", "layer", {"model": "resnet50", "batch": b, "dtype": dt, "layer": name}))
+    return out
+
+
+def neusight_cases() -> list[Case]:
+    return [
+        Case(f"{model}.model.b{b}.s{s}.fp32", "W4" if model.startswith("bert") else "W7", "neusight", "transformer",
+             {"model": model, "batch": b, "seq": s, "dtype": "fp32", "neusight_tag": tag})
+        for tag, model, b, s in NEUSIGHT
+    ]
+
+
+def npus_for(gpus: int) -> tuple[list[int], list[int]]:
+    """(collective group sizes, DDP group sizes) for a host of ``gpus`` GPUs: powers of two."""
+    powers = [n for n in (1, 2, 4, 8, 16) if n <= gpus]
+    return [n for n in powers if n >= 2], powers
+
+
+def multi_cases(gpus: int, ddp_batch: int = 32) -> list[Case]:
+    coll_ns, ddp_ns = npus_for(gpus)
+    out: list[Case] = []
+    for n in coll_ns:
+        for coll in COLLECTIVES:
+            for size_name, size in SIZES.items():
+                out.append(Case(f"{coll}.n{n}.{size_name}", "W6", "multi", "collective", {"collective": coll, "npus": n, "size_bytes": size, "dtype": "fp32"}))
+    for n in ddp_ns:
+        out.append(Case(f"resnet50.ddp-step.n{n}.b{ddp_batch}.fp32", "W3", "multi", "ddp", {"model": "resnet50", "npus": n, "batch_per_gpu": ddp_batch, "dtype": "fp32", "optimizer": "sgd-momentum"}))
+    return out
+
+
+def plan(suite: str, gpus: int = 2) -> list[Case]:
+    if suite == "single":
+        return single_cases()
+    if suite == "neusight":
+        return neusight_cases()
+    if suite == "multi":
+        return multi_cases(gpus)
+    raise ValueError(f"unknown suite {suite!r}")
+
+
+def select(cases: list[Case], include: list[str] | None, exclude: list[str] | None, limit: int | None) -> list[Case]:
+    """Keep cases whose key matches any ``include`` glob and no ``exclude`` glob, then the first ``limit``."""
+    kept = [
+        c for c in cases
+        if (not include or any(fnmatch.fnmatchcase(c.key, p) for p in include))
+        and not any(fnmatch.fnmatchcase(c.key, p) for p in (exclude or []))
+    ]
+    return kept[:limit] if limit is not None else kept

@@ -1,0 +1,100 @@
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import mtap_schemas as ms
+import pytest
+from click.testing import CliRunner
+
+from mtap_groundtruth.cli import main
+
+
+def invoke(*args: str):
+    return CliRunner().invoke(main, list(args))
+
+
+def test_help_and_version() -> None:
+    r = invoke("--help")
+    assert r.exit_code == 0 and "CUDA-graph" in r.output and "Example" in r.output
+    assert invoke("--version").output.strip().endswith("0.1.0")
+
+
+def test_cases_prints_json_lines(data_dir: Path) -> None:
+    r = invoke("cases", "--data-dir", str(data_dir), "--limit", "3")
+    assert r.exit_code == 0, r.output
+    rows = [json.loads(line) for line in r.output.splitlines()]
+    assert [row["key"] for row in rows] == ["resnet50.conv1.b1.fp32", "resnet50.conv1.b1.fp16", "resnet50.conv1.b32.fp32"]
+    assert rows[0]["hardware"] == "H100-SXM5-80GB" and rows[0]["workload"] == "W1"
+
+
+def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, data_dir: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text('{"iters": 0}')
+    r = invoke("run", "--config", str(cfg), "--data-dir", str(data_dir), "--output", str(tmp_path / "out"), "--device", "cpu")
+    assert r.exit_code == 2
+    assert "field iters" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+    cfg.write_text('{"includes": ["x"]}')
+    r = invoke("cases", "--config", str(cfg), "--data-dir", str(data_dir))
+    assert r.exit_code == 2 and "field includes: unknown field" in r.output
+
+
+def test_unknown_hardware_and_missing_catalog_exit_2(tmp_path: Path, data_dir: Path) -> None:
+    r = invoke("cases", "--hardware", "TPU-v9", "--data-dir", str(data_dir))
+    assert r.exit_code == 2 and "TPU-v9" in r.output
+    r = invoke("cases", "--data-dir", str(tmp_path))
+    assert r.exit_code == 2 and "hardware.json" in r.output
+
+
+def test_cpu_run_writes_a_valid_honest_document(tmp_path: Path, data_dir: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"include": ["resnet50.conv1.b1.fp32", "resnet50.layer.fc.b1.fp32", "bert-base.model.b1.s128.fp32",
+                                           "gpt2.model.b1.s128.fp32", "llama2-7b.prefill.b1.t128.fp16", "llama2-7b.decode.b2.kv512.fp16"],
+                               "iters": 3, "warmup": 1}))
+    r = invoke("run", "--device", "cpu", "--tiny", "--config", str(cfg), "--data-dir", str(data_dir), "--output", str(tmp_path), "--name", "cpu")
+    assert r.exit_code == 0, r.output
+    doc = ms.read(tmp_path / "cpu.tool-run.json", "tool-run")
+    assert doc["tool"]["name"] == "groundtruth" and doc["tool"]["backend"] == "measured"
+    assert doc["environment"]["gpu"] is None and "torch" in doc["environment"]["packages"]
+    assert [c["status"] for c in doc["cases"]] == ["ok"] * 6
+    for c in doc["cases"]:
+        assert c["hardware"] == "cpu" and c["parameters"]["device"] == "cpu" and c["parameters"]["tiny"] is True
+        timings = {m.get("timing") for m in c["metrics"] if m["unit"] == "ms"}
+        assert timings == {"eager-end-to-end"}  # no CUDA graphs on a CPU: never labelled device time
+        names = {m["name"] for m in c["metrics"]}
+        assert {"latency", "latency_p10", "latency_p90", "flops"} <= names
+        assert next(m for m in c["metrics"] if m["name"] == "latency_samples")["value"] == 3
+    fc = next(c for c in doc["cases"] if c["key"] == "resnet50.layer.fc.b1.fp32")
+    assert {"forward_backward_latency", "forward_backward_flops"} <= {m["name"] for m in fc["metrics"]}
+    assert doc["invocation"]["config"]["sha256"] == ms.sha256_file(cfg)
+
+
+@pytest.mark.skipif(os.environ.get("MTAP_SKIP_SLOW") == "1", reason="spawns two processes")
+def test_multi_suite_on_gloo_with_two_processes(tmp_path: Path, data_dir: Path) -> None:
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"include": ["all-reduce.n2.1mib", "all-gather.n2.1mib"], "iters": 3, "warmup": 1}))
+    r = invoke("run", "--suite", "multi", "--device", "cpu", "--gpus", "2", "--config", str(cfg), "--data-dir", str(data_dir),
+               "--output", str(tmp_path), "--name", "multi")
+    assert r.exit_code == 0, r.output
+    doc = ms.read(tmp_path / "multi.tool-run.json", "tool-run")
+    for c in doc["cases"]:
+        assert c["status"] == "ok", c["error"]
+        by = {(m["name"], m.get("timing")): m["value"] for m in c["metrics"]}
+        lat = by[("latency", "eager-end-to-end")]
+        alg, bus = by[("algbw", "eager-end-to-end")], by[("busbw", "eager-end-to-end")]
+        assert alg == pytest.approx((1 << 20) / (lat / 1e3), rel=1e-4)
+        factor = 1.0 if c["key"].startswith("all-reduce") else 0.5
+        assert bus == pytest.approx(alg * factor, rel=1e-6)
+        assert c["parameters"]["ranks"] == 2 and c["parameters"]["nccl_nvls_enable"] == "0"
+
+
+def test_auto_device_refuses_a_machine_without_cuda(tmp_path: Path, data_dir: Path) -> None:
+    import torch
+
+    if torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    r = invoke("run", "--data-dir", str(data_dir), "--output", str(tmp_path / "out"), "--limit", "1")
+    assert r.exit_code == 2 and "--device cpu --tiny" in r.output
+    assert not (tmp_path / "out").exists()
