@@ -84,3 +84,19 @@ def test_shared_artifact_end_to_end(shared_neusight, tmp_path, data_dir):
     doc = ms.read(tmp_path / "neusight.tool-run.json", "tool-run")
     assert len(doc["cases"]) == 346
     assert "NVIDIA_H100_80GB_HBM3    neusight   34 pairs      7.61%" in r.output
+
+
+def test_live_config_for_neusights_own_configurations(tmp_path, data_dir):
+    cfg = tmp_path / "c.json"
+    for body, expected in (({"neusight_tags": ["switchxl4-inf-512-1"]}, "maps onto no mtap workload"),
+                           ({"neusight_tags": ["bert_large-512-8"]}, "expected <model>-<inf|train>"),
+                           ({"neusight_devices": ["NVIDIA_L4"]}, "only used with neusight_tags"),
+                           ({"neusight_tags": ["bert_large-inf-512-8"], "batch": [1]}, "field batch: not used with neusight_tags")):
+        cfg.write_text(json.dumps(body))
+        r = run("cases", "--config", str(cfg), "--data-dir", str(data_dir))
+        assert r.exit_code == 2 and expected in r.output, r.output
+    cfg.write_text(json.dumps({"neusight_tags": ["bert_large-inf-512-8"], "neusight_devices": ["NVIDIA_L4", "NVIDIA_H100_80GB_HBM3"]}))
+    r = run("cases", "--config", str(cfg), "--data-dir", str(data_dir))
+    assert [json.loads(x)["id"] for x in r.output.splitlines()] == [
+        "live:H100-SXM5-80GB:neusight:bert_large-inf-512-8", "live:H100-SXM5-80GB:roofline:bert_large-inf-512-8",
+        "live:NVIDIA_L4:neusight:bert_large-inf-512-8", "live:NVIDIA_L4:roofline:bert_large-inf-512-8"]

@@ -152,3 +152,28 @@ def test_live_roofline_reproduces_published_prediction(tmp_path, data_dir):
     assert "torch" in info
     # bert-base (NeuSight's bert.json) is not in the artifact; its roofline is a plain positive time.
     assert out[0]["metrics"][0]["value"] > 0
+
+
+def test_own_configurations_plan_and_job(tmp_path):
+    from mtap_neusight_runner.mapping import parse_tag
+
+    cases = live.plan_own(["NVIDIA_H100_80GB_HBM3"], [parse_tag("bert_large-inf-512-8-fusion"), parse_tag("gpt3_27-inf-2048-2")], ("roofline",))
+    assert [c.id for c in cases] == ["live:H100-SXM5-80GB:roofline:bert_large-inf-512-8-fusion", "live:H100-SXM5-80GB:roofline:gpt3_27-inf-2048-2"]
+    assert [c.key for c in cases] == ["bert-large.model-compiled.b8.s512.fp32", "gpt3-2.7b.model.b2.s2048.fp32"]
+    assert cases[0].parameters()["workload_fit"] == "family" and cases[0].workload == "W4"
+    dev = tmp_path / "NVIDIA_H100_80GB_HBM3.json"
+    dev.write_text(json.dumps({"Device": "NVIDIA H100 80GB HBM3"}))
+    job = live.job_for(cases[0], tmp_path, dev, Path("x/bert_large.json"), tmp_path / "res")
+    assert (job["options"], job["execution_type"]) == ("fusion", "inf")
+    # NeusightPredictor.predict names a fused result <model>-<mode>-<seq>-<batch>-fusion
+    assert live.result_path(job) == tmp_path / "res/prediction/NVIDIA_H100_80GB_HBM3/roofline/bert_large-inf-512-8-fusion.json"
+
+
+def test_own_configuration_without_device_config_is_unavailable(tmp_path):
+    from mtap_neusight_runner.mapping import parse_tag
+
+    co = fake_checkout(tmp_path / "co")
+    cases = live.plan_own(["NVIDIA_L4"], [parse_tag("bert_large-inf-512-8")], ("roofline",))
+    out, _ = live.run_live(cases, co, {}, "/nonexistent/python", tmp_path / "raw", tmp_path, 10)
+    assert out[0]["status"] == "unavailable" and out[0]["error"]["kind"] == "config-missing"
+    assert out[0]["hardware"] == "NVIDIA_L4" and out[0]["parameters"]["hardware_in_catalog"] is False

@@ -16,7 +16,7 @@ import mtap_schemas as ms
 
 from . import __version__, artifact, live
 from .config import ConfigError, load
-from .mapping import CATALOGUED
+from .mapping import CATALOGUED, parse_tag
 
 
 class UserError(click.ClickException):
@@ -52,7 +52,7 @@ def _catalog(data_dir: Path) -> dict[str, dict[str, Any]]:
 def common(f):
     opts = [
         click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="JSON object selecting cases. Artifact mode: devices, methods, models, modes. Live mode: hardware, workloads, batch, seq_len, methods."),
+                     help="JSON object selecting cases. Artifact mode: devices, methods, models, modes. Live mode: hardware, workloads, batch, seq_len, methods; or neusight_tags (+ neusight_devices) for NeuSight's own configurations."),
         click.option("--output", type=click.Path(path_type=Path, file_okay=False), default=Path("data/evaluation/neusight"), show_default=True,
                      help="Folder the tool-run document is written to."),
         click.option("--name", default=None, help="File stem of the document [default: neusight (artifact mode), neusight-live (live mode)]."),
@@ -99,6 +99,10 @@ def _artifact_cases(artifact_dir: Path, cfg: dict, data_dir: Path, limit: int | 
 
 def _live_plan(cfg: dict, data_dir: Path, limit: int | None, config_path: Path | None) -> tuple[list, dict]:
     catalog = _catalog(data_dir)
+    if "neusight_tags" in cfg:
+        tags = [parse_tag(t) for t in cfg["neusight_tags"]]
+        cases = live.plan_own(cfg.get("neusight_devices", ["NVIDIA_H100_80GB_HBM3"]), tags, cfg.get("methods", live.DEFAULT_METHODS))
+        return (cases[:limit] if limit else cases), catalog
     hardware = cfg.get("hardware", list(live.DEFAULT_HARDWARE))
     for h in hardware:
         if h not in catalog:

@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from .live import PREDICTORS, WORKLOADS
-from .mapping import METHODS
+from .mapping import METHODS, MODELS, parse_tag
 
 #: field -> (mode it applies to, element type, allowed values or None)
 FIELDS: dict[str, tuple[str, type, tuple | None]] = {
@@ -19,6 +19,8 @@ FIELDS: dict[str, tuple[str, type, tuple | None]] = {
     "workloads": ("live", str, tuple(WORKLOADS)),
     "batch": ("live", int, None),
     "seq_len": ("live", int, None),
+    "neusight_tags": ("live", str, None),    # NeuSight's own configurations, e.g. "bert_large-inf-512-8"
+    "neusight_devices": ("live", str, None), # NeuSight device configs for neusight_tags [NVIDIA_H100_80GB_HBM3]
 }
 
 
@@ -52,7 +54,20 @@ def load(path: Path | None, mode: str) -> dict[str, list[Any]]:
             bad = [v for v in value if v not in allowed]
             if bad:
                 raise ConfigError(f"{path}: field {name}: got {bad[0]!r}, expected one of {', '.join(allowed)}")
+        if name == "neusight_tags":
+            for v in value:
+                tag = parse_tag(v)
+                if tag is None:
+                    raise ConfigError(f"{path}: field {name}: got {v!r}, expected <model>-<inf|train>-<seqlen>-<batch>[-variant]")
+                if tag.model not in MODELS:
+                    raise ConfigError(f"{path}: field {name}: {v!r}: model {tag.model!r} maps onto no mtap workload (known: {', '.join(MODELS)})")
         if typ is int and any(v < 1 for v in value):
             raise ConfigError(f"{path}: field {name}: expected positive integers")
         out[name] = value
+    if "neusight_devices" in out and "neusight_tags" not in out:
+        raise ConfigError(f"{path}: field neusight_devices: only used with neusight_tags")
+    if "neusight_tags" in out:
+        for other in ("hardware", "workloads", "batch", "seq_len"):
+            if other in out:
+                raise ConfigError(f"{path}: field {other}: not used with neusight_tags (NeuSight's own configurations)")
     return out

@@ -28,6 +28,7 @@ from typing import Any
 
 import mtap_schemas as ms
 
+from .mapping import MODELS, Tag, case_key, hardware_id
 from .parse import ParseError, parse_e2e_line, read_latency_json
 
 SHIM = Path(__file__).with_name("shim.py")
@@ -99,6 +100,91 @@ class LiveCase:
             "tf32": False,
             "precision_note": "FP32, TF32 off: NeuSight sets cudnn.allow_tf32=False; cuda.matmul.allow_tf32 is PyTorch's default False",
         }
+
+    execution_type = "inf"
+    options = ""
+
+    def device_cfg(self, checkout: Path, catalog: dict[str, dict[str, Any]], work: Path) -> Path:
+        return device_config(checkout, catalog[self.hardware], work)
+
+    def model_cfg(self, checkout: Path, work: Path) -> Path:
+        return model_config(checkout, self.workload, work)
+
+
+@dataclass(frozen=True)
+class OwnCase:
+    """One of NeuSight's own configurations (a tag of its artifact) on one of its own device configs."""
+
+    device: str
+    method: str
+    tag: Tag
+
+    @property
+    def workload(self) -> str:
+        return MODELS[self.tag.model][1]
+
+    @property
+    def hardware(self) -> str:
+        return hardware_id(self.device)[0]
+
+    @property
+    def id(self) -> str:
+        return f"live:{self.hardware}:{self.method}:{self.tag.text}"
+
+    @property
+    def key(self) -> str | None:
+        return case_key(self.tag)
+
+    @property
+    def batch(self) -> int:
+        return self.tag.batch
+
+    @property
+    def seq_len(self) -> int:
+        return self.tag.seq_len
+
+    @property
+    def execution_type(self) -> str:
+        return self.tag.mode
+
+    @property
+    def options(self) -> str:
+        return self.tag.variant
+
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "method": self.method,
+            "method_is_neusight": self.method == "neusight",
+            "neusight_tag": self.tag.text,
+            "neusight_device": self.device,
+            "hardware_in_catalog": hardware_id(self.device)[1],
+            "model": MODELS[self.tag.model][0],
+            "neusight_model": self.tag.model,
+            "workload_fit": MODELS[self.tag.model][2],
+            "mode": "inference" if self.tag.mode == "inf" else "training",
+            "batch": self.tag.batch,
+            "seq_len": self.tag.seq_len,
+            "variant": self.tag.variant or None,
+            "gpus": self.tag.gpus,
+            "dtype": "fp32",
+            "tf32": False,
+        }
+
+    def device_cfg(self, checkout: Path, catalog: dict[str, dict[str, Any]], work: Path) -> Path:
+        path = checkout / ASPLOS / "data" / "device_configs" / f"{self.device}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: NeuSight has no device config {self.device!r}")
+        return path
+
+    def model_cfg(self, checkout: Path, work: Path) -> Path:
+        path = checkout / ASPLOS / "data" / "DLmodel_configs" / f"{self.tag.model}.json"
+        if not path.is_file():
+            raise FileNotFoundError(f"{path}: NeuSight has no model config {self.tag.model!r}")
+        return path
+
+
+def plan_own(devices, tags: list[Tag], methods=DEFAULT_METHODS) -> list[OwnCase]:
+    return sorted((OwnCase(d, m, t) for m in methods for d in devices for t in tags), key=lambda c: c.id)
 
 
 def plan(hardware=DEFAULT_HARDWARE, workloads=("W4", "W7"), batches=DEFAULT_BATCH, seqs=DEFAULT_SEQ, methods=DEFAULT_METHODS) -> list[LiveCase]:
@@ -172,7 +258,7 @@ def model_config(checkout: Path, workload: str, work: Path) -> Path:
     return path
 
 
-def job_for(case: LiveCase, checkout: Path, device_cfg: Path, model_cfg: Path, result_dir: Path) -> dict[str, Any]:
+def job_for(case: LiveCase | OwnCase, checkout: Path, device_cfg: Path, model_cfg: Path, result_dir: Path) -> dict[str, Any]:
     """The arguments NeuSight's scripts/pred.py would be given for this case."""
     folder, learned = PREDICTORS[case.method]
     return {
@@ -184,8 +270,8 @@ def job_for(case: LiveCase, checkout: Path, device_cfg: Path, model_cfg: Path, r
         "model_config_path": str(model_cfg),
         "sequence_length": case.seq_len,
         "batch_size": case.batch,
-        "execution_type": "inf",
-        "options": "",
+        "execution_type": case.execution_type,
+        "options": case.options,
         "result_dir": str(result_dir),
     }
 
@@ -194,6 +280,8 @@ def result_path(job: dict[str, Any]) -> Path:
     """Where NeuSight writes its result JSON (NeusightPredictor.predict)."""
     device = json.loads(Path(job["device_config_path"]).read_text())["Device"].replace(" ", "_")
     tag = f"{Path(job['model_config_path']).stem}-{job['execution_type']}-{job['sequence_length']}-{job['batch_size']}"
+    if job.get("options"):
+        tag += f"-{job['options']}"
     return Path(job["result_dir"]) / "prediction" / device / job["predictor_name"] / f"{tag}.json"
 
 
@@ -256,12 +344,12 @@ def git_commit(checkout: Path) -> str | None:
     return out.stdout.strip() or None if out.returncode == 0 else None
 
 
-def run_live(cases: list[LiveCase], checkout: Path | None, catalog: dict[str, dict[str, Any]], python: str,
+def run_live(cases: list[LiveCase] | list[OwnCase], checkout: Path | None, catalog: dict[str, dict[str, Any]], python: str,
              raw_dir: Path, doc_dir: Path, timeout: float, progress: Callable[[int], None] | None = None) -> tuple[list[dict], dict[str, Any]]:
     """Run (or refuse) every case; returns (tool-run cases, environment info of NeuSight's Python)."""
     results: dict[str, dict[str, Any]] = {}
 
-    def base(case: LiveCase, status: str, error: dict | None, metrics=(), artifacts=()) -> dict[str, Any]:
+    def base(case: LiveCase | OwnCase, status: str, error: dict | None, metrics=(), artifacts=()) -> dict[str, Any]:
         return {"id": case.id, "key": case.key, "workload": case.workload, "hardware": case.hardware,
                 "parameters": case.parameters(), "status": status, "error": error,
                 "metrics": list(metrics), "artifacts": list(artifacts)}
@@ -277,7 +365,7 @@ def run_live(cases: list[LiveCase], checkout: Path | None, catalog: dict[str, di
     given = checkout  # as the user wrote it, for messages
     checkout = checkout.resolve()  # NeuSight runs in a temporary working folder
 
-    runnable: list[tuple[LiveCase, dict[str, Any]]] = []
+    runnable: list[tuple[LiveCase | OwnCase, dict[str, Any]]] = []
     with tempfile.TemporaryDirectory(prefix="mtap-neusight-") as tmp:
         work = Path(tmp)
         for c in cases:
@@ -294,8 +382,12 @@ def run_live(cases: list[LiveCase], checkout: Path | None, catalog: dict[str, di
                     f"{given}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
                     "https://github.com/sitar-lab/NeuSight.")})
                 continue
-            dev = device_config(checkout, catalog[c.hardware], work)
-            mod = model_config(checkout, c.workload, work)
+            try:
+                dev = c.device_cfg(checkout, catalog, work)
+                mod = c.model_cfg(checkout, work)
+            except FileNotFoundError as exc:
+                results[c.id] = base(c, "unavailable", {"kind": "config-missing", "message": str(exc)})
+                continue
             runnable.append((c, job_for(c, checkout, dev, mod, work / "results")))
         if progress:
             progress(len(cases) - len(runnable))
