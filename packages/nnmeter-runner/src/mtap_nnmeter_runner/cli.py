@@ -16,7 +16,7 @@ import mtap_schemas as ms
 from . import __version__
 from .cases import ConfigError, Plan, load_plan
 from .nnmeter import build_cases, execute, nnmeter_version, package_versions, tool_location
-from .predictors import HashesError, load_hashes, nnmeter_package_dir, pinned_hashes_path
+from .predictors import HashesError, load_hashes, nnmeter_package_dir
 
 RUNNER = "nnmeter-runner"
 TOOL = "nn-meter"

@@ -9,7 +9,7 @@ Hugging Face ``BertModel`` layout (bert-base-uncased: 109,482,240 parameters wit
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 from torch import nn

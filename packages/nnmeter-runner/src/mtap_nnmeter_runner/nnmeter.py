@@ -17,12 +17,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from .cases import ModelSpec, Plan
-from .predictors import PREDICTORS, RULES_FILE, RULES_SHA256, Check, check, kernel_lists, nnmeter_package_dir, read_verified
+from .predictors import PREDICTORS, RULES_FILE, RULES_SHA256, Check, check, kernel_lists, read_verified
 
 #: Packages whose versions decide the result (recorded in environment.packages).
 PACKAGES = ("nn-meter", "torch", "onnx", "onnxsim", "scikit-learn", "numpy", "setuptools", "protobuf")
@@ -191,7 +192,7 @@ def build_cases(plan: Plan, outcome: Outcome | None, tool_missing: str | None) -
         latency = case["parameters"]["stage"] == "latency-prediction"
         cases.append(case)
 
-        def fail(status: str, kind: str, message: str) -> None:
+        def fail(status: str, kind: str, message: str, case: dict[str, Any] = case) -> None:
             case.update(status=status, error={"kind": kind, "message": message})
 
         if tool_missing or outcome is None:

@@ -1,0 +1,196 @@
+"""Real nn-Meter runs (nn-meter==2.0 from PyPI, in the runner's worker subprocesses).
+
+Kernel counts for MobileNet-V2 (64 cpu / 54 gpu / 64 vpu) were first seen independently by
+the issue's author (mtap issue #6) and are the expected values here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import pickle
+import shutil
+from pathlib import Path
+
+import numpy as np
+from conftest import DATA, by_id, metrics, run_cli
+from sklearn.tree import DecisionTreeRegressor
+from sklearn.tree._tree import Tree
+
+import mtap_schemas as ms
+from mtap_nnmeter_runner.predictors import PREDICTORS, RULES_FILE, kernel_lists
+
+
+def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    home = tmp_path / "home"
+    home.mkdir(exist_ok=True)
+    return dict(os.environ, HOME=str(home), **extra)
+
+
+def test_kernel_detection_mobilenet_v2_and_conv1(tmp_path, write_config):
+    config = write_config(models=["resnet50-conv1", "mobilenet-v2"], opsets=[10])
+    proc, doc = run_cli(tmp_path, "--config", str(config), env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout == ""  # nn-Meter's stdout logging stays out of the runner's stdout
+    ms.validate(doc, "tool-run")
+    assert doc["tool"] == {"name": "nn-meter", "version": "2.0", "backend": "native",
+                           "location": "PyPI nn-meter==2.0 (Python package in this environment)"}
+    cases = by_id(doc)
+    expected = {"cortexA76cpu": 64, "adreno640gpu": 54, "adreno630gpu": 54, "myriadvpu": 64}
+    for hw, total in expected.items():
+        kernels = cases[f"W8/mobilenet-v2/{hw}/kernels"]
+        assert kernels["status"] == "ok", kernels["error"]
+        m = metrics(kernels)
+        assert m["kernel_count"] == total
+        assert m["kernel_count.dwconv_relu"] == 17 and m["kernel_count.conv_relu"] == 18
+        assert sum(v for k, v in m.items() if k.startswith("kernel_count.")) == total
+        assert all(x["unit"] == "count" and x["kind"] == "prediction" for x in kernels["metrics"])
+        assert kernels["parameters"]["fusion_rules"] == "data" and kernels["parameters"]["onnx_opset"] == 10
+        rules = (DATA / "nn-meter" / "fusion-rules" / f"{PREDICTORS[hw]}.json")
+        assert kernels["artifacts"] == [{"path": os.path.relpath(rules, Path.cwd()), "sha256": ms.sha256_file(rules)}]
+        latency = cases[f"W8/mobilenet-v2/{hw}/latency"]
+        assert latency["status"] == "unavailable" and latency["metrics"] == []
+        assert latency["error"]["kind"] == "predictor-missing"
+        assert "--predictor-dir" in latency["error"]["message"]
+        conv1 = cases[f"W1/resnet50-conv1/{hw}/kernels"]
+        assert conv1["status"] == "unsupported" and conv1["error"]["kind"] == "no-kernels"
+    # GPU predictors have no fc / global-avgpool model; VPU has no plain add: nn-Meter adds 0 ms.
+    assert metrics(cases["W8/mobilenet-v2/cortexA76cpu/kernels"])["kernel_count_without_predictor"] == 0
+    assert metrics(cases["W8/mobilenet-v2/adreno640gpu/kernels"])["kernel_count_without_predictor"] == 2
+    assert metrics(cases["W8/mobilenet-v2/myriadvpu/kernels"])["kernel_count_without_predictor"] == 11
+    # nn-Meter was imported (worker) with HOME pointing elsewhere: the user's HOME stays clean.
+    assert not (tmp_path / "home" / ".nn_meter").exists()
+
+
+def test_output_is_deterministic(tmp_path, write_config):
+    config = write_config(models=["resnet50-conv1"], hardware=["cortexA76cpu"], opsets=[10])
+    first = run_cli(tmp_path / "a", "--config", str(config), env=_env(tmp_path))[1]
+    second = run_cli(tmp_path / "b", "--config", str(config), env=_env(tmp_path))[1]
+    first["invocation"]["command"] = second["invocation"]["command"] = None  # output folders differ
+    assert ms.canonical(first) == ms.canonical(second)
+
+
+def test_missing_onnxsim_is_classified(tmp_path, write_config):
+    """Hide onnx-simplifier from the import system (nn-Meter's code untouched)."""
+    shadow = tmp_path / "shadow" / "onnxsim"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('onnxsim hidden by the test')\n")
+    config = write_config(models=["resnet50-conv1"], hardware=["cortexA76cpu"], opsets=[10])
+    env = _env(tmp_path, PYTHONPATH=os.pathsep.join([str(tmp_path / "shadow"), os.environ.get("PYTHONPATH", "")]))
+    proc, doc = run_cli(tmp_path, "--config", str(config), env=env)
+    assert proc.returncode == 0, proc.stderr
+    for case in doc["cases"]:
+        assert case["status"] == "failed"
+        assert case["error"]["kind"] == "onnxsim-missing"
+        assert "'NoneType' object is not callable" in case["error"]["message"]
+
+
+def test_bert_base_parse_failure_is_recorded(tmp_path, write_config):
+    config = write_config(models=["bert-base"], hardware=["myriadvpu"], opsets=[10])
+    proc, doc = run_cli(tmp_path, "--config", str(config), env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    for case in doc["cases"]:
+        assert case["status"] == "failed" and case["error"]["kind"] == "parse-failed"
+        assert "opset 10, onnxsim:" in case["error"]["message"]
+
+
+# ----------------------------------------------------------------------------- predictors
+
+#: feature vector length nn-Meter's get_predict_features builds per kernel type
+FEATURES = {"conv-bn-relu": 7, "dwconv-bn-relu": 7, "fc": 4, "maxpool": 5, "avgpool": 5, "global-avgpool": 2,
+            "channelshuffle": 2, "split": 2, "se": 2, "concat": 6, "hswish": 2, "bn": 2, "relu": 2, "bnrelu": 2,
+            "add": 3, "addrelu": 3}
+
+
+def _unit_tree(n_features: int) -> DecisionTreeRegressor:
+    """A test-only kernel model that predicts 1.0 ms for every kernel (not nn-Meter's predictor)."""
+    rng = np.random.default_rng(0)
+    return DecisionTreeRegressor(max_depth=1).fit(rng.random((8, n_features)), np.ones(8))
+
+
+class _NewerSklearnPickler(pickle.Pickler):
+    """Pickle a tree with the node layout of scikit-learn >= 1.3 (extra missing_go_to_left field)."""
+
+    def reducer_override(self, obj):
+        if isinstance(obj, Tree):
+            func, args, state = obj.__reduce__()
+            nodes = state["nodes"]
+            newer = np.zeros(nodes.shape, dtype=np.dtype(nodes.dtype.descr + [("missing_go_to_left", "u1")]))
+            for name in nodes.dtype.names:
+                newer[name] = nodes[name]
+            return func, args, dict(state, nodes=newer)
+        return NotImplemented
+
+
+class _Payload:
+    def __init__(self, marker: Path) -> None:
+        self.marker = str(marker)
+
+    def __reduce__(self):
+        return (open, (self.marker, "w"))  # unpickling this creates the marker file
+
+
+def test_predictors_are_sha256_checked_before_unpickling(tmp_path, write_config):
+    lists = kernel_lists()
+    root = tmp_path / "predictors"
+    hashes: dict[str, dict[str, dict]] = {}
+    for name in PREDICTORS.values():
+        folder = root / name
+        folder.mkdir(parents=True)
+        shutil.copy(DATA / "nn-meter" / "fusion-rules" / f"{name}.json", folder / RULES_FILE)
+        for kernel in lists[name]:
+            (folder / f"{kernel}.pkl").write_bytes(pickle.dumps(_unit_tree(FEATURES[kernel])))
+        hashes[name] = {f.name: {"sha256": hashlib.sha256(f.read_bytes()).hexdigest(), "size": f.stat().st_size}
+                        for f in sorted(folder.iterdir())}
+
+    # adreno640gpu: a file replaced after its hash was pinned, by a pickle that runs code.
+    marker = tmp_path / "payload-ran"
+    payload = pickle.dumps(_Payload(marker))
+    (root / "adreno640gpu_tflite21" / "conv-bn-relu.pkl").write_bytes(payload)
+    # adreno630gpu: one file missing.
+    (root / "adreno630gpu_tflite21" / "relu.pkl").unlink()
+    # myriadvpu: pinned correctly, but pickled with a newer scikit-learn's tree layout.
+    buf = io.BytesIO()
+    _NewerSklearnPickler(buf).dump(_unit_tree(7))
+    vpu = root / "myriadvpu_openvino2019r2" / "conv-bn-relu.pkl"
+    vpu.write_bytes(buf.getvalue())
+    hashes["myriadvpu_openvino2019r2"]["conv-bn-relu.pkl"] = {"sha256": hashlib.sha256(buf.getvalue()).hexdigest(),
+                                                              "size": len(buf.getvalue())}
+    hashes_file = tmp_path / "hashes.json"
+    hashes_file.write_text(json.dumps({"format": "mtap-nnmeter-predictor-hashes/1", "predictors": hashes}))
+
+    config = write_config(models=["mobilenet-v2"], opsets=[10])
+    proc, doc = run_cli(tmp_path, "--config", str(config), "--predictor-dir", str(root),
+                        "--predictor-hashes", str(hashes_file), env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    cases = by_id(doc)
+
+    # The tampered file was refused and never unpickled...
+    tampered = cases["W8/mobilenet-v2/adreno640gpu/latency"]
+    assert tampered["status"] == "unavailable" and tampered["error"]["kind"] == "predictor-hash-mismatch"
+    assert "conv-bn-relu.pkl" in tampered["error"]["message"]
+    assert not marker.exists()
+    # ...and would have run code had it been unpickled (the check above can fail).
+    pickle.loads(payload)
+    assert marker.exists()
+
+    missing = cases["W8/mobilenet-v2/adreno630gpu/latency"]
+    assert missing["status"] == "unavailable" and missing["error"]["kind"] == "predictor-missing"
+    assert "relu.pkl" in missing["error"]["message"]
+
+    incompatible = cases["W8/mobilenet-v2/myriadvpu/latency"]
+    assert incompatible["status"] == "failed"
+    assert incompatible["error"]["kind"] == "predictor-incompatible-sklearn"
+    assert "incompatible dtype" in incompatible["error"]["message"]
+
+    # cortexA76cpu: every file verified; nn-Meter's nn_predict sums 1 ms per predicted kernel.
+    kernels, latency = cases["W8/mobilenet-v2/cortexA76cpu/kernels"], cases["W8/mobilenet-v2/cortexA76cpu/latency"]
+    assert kernels["parameters"]["fusion_rules"] == "predictor-dir"
+    assert latency["status"] == "ok", latency["error"]
+    k = metrics(kernels)
+    assert metrics(latency) == {"latency": float(k["kernel_count"] - k["kernel_count_without_predictor"])}
+    assert latency["metrics"][0]["unit"] == "ms"
+    assert {a["sha256"] for a in latency["artifacts"]} <= {h["sha256"] for h in hashes["cortexA76cpu_tflite21"].values()}
+    assert len(latency["artifacts"]) == len(lists["cortexA76cpu_tflite21"]) + 1
