@@ -1,0 +1,151 @@
+"""Turn a vidur output folder (request_metrics.csv, batch_metrics.csv, plots/*.csv) into tool-run metrics.
+
+vidur writes times in seconds. Percentiles of per-request series are computed here with linear
+interpolation (numpy's default); TBT comes from vidur's own per-token distribution
+(`plots/decode_token_execution_plus_preemption_time.csv`, percentiles at 1% steps from its
+sketch), since vidur keeps no per-token table.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+PERCENTILES = (50, 90, 99)
+
+#: metric stem -> request_metrics.csv column (all seconds)
+REQUEST_SERIES = {
+    "e2e_latency": "request_e2e_time",
+    "ttft": "prefill_e2e_time",
+    "tpot": "decode_time_execution_plus_preemption_normalized",
+    "scheduling_delay": "request_scheduling_delay",
+}
+TBT_FILE = "plots/decode_token_execution_plus_preemption_time.csv"
+TBT_COLUMN = "decode_token_execution_plus_preemption_time"
+
+
+class ParseError(Exception):
+    """The output folder lacks a file or column this parser needs (names which)."""
+
+
+def percentile(values: list[float], p: float) -> float:
+    """numpy.percentile(values, p) with the default linear method."""
+    if not values:
+        raise ValueError("percentile of an empty list")
+    xs = sorted(values)
+    rank = (len(xs) - 1) * p / 100.0
+    lo = math.floor(rank)
+    hi = min(lo + 1, len(xs) - 1)
+    return xs[lo] + (xs[hi] - xs[lo]) * (rank - lo)
+
+
+def _read_csv(path: Path) -> list[dict[str, str]]:
+    if not path.is_file():
+        raise ParseError(f"{path}: file missing")
+    with path.open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def _floats(rows: list[dict[str, str]], column: str, path: Path, allow_blank: bool = False) -> list[float]:
+    if rows and column not in rows[0]:
+        raise ParseError(f"{path}: column {column!r} missing")
+    out = []
+    for i, r in enumerate(rows):
+        v = r[column]
+        if v in ("", "nan", "NaN"):
+            if allow_blank:
+                continue
+            raise ParseError(f"{path}: row {i + 2} column {column!r} is empty")
+        try:
+            out.append(float(v))
+        except ValueError:
+            raise ParseError(f"{path}: row {i + 2} column {column!r}: {v!r} is not a number") from None
+    return out
+
+
+@dataclass(frozen=True)
+class Metric:
+    name: str
+    value: float
+    unit: str
+
+    def as_dict(self) -> dict:
+        return {"name": self.name, "value": self.value, "unit": self.unit, "kind": "prediction", "timing": "simulated"}
+
+
+def _r(x: float) -> float:
+    # 9 significant digits: stable text, far below any meaningful difference
+    return float(f"{x:.9g}")
+
+
+def parse_output(folder: Path) -> list[dict]:
+    """Metrics (tool-run metric dicts, stable order) of one vidur output folder."""
+    req_path = folder / "request_metrics.csv"
+    rows = _read_csv(req_path)
+    if not rows:
+        raise ParseError(f"{req_path}: no requests")
+    metrics: list[Metric] = []
+    for stem, col in REQUEST_SERIES.items():
+        vals = _floats(rows, col, req_path)
+        for p in PERCENTILES:
+            metrics.append(Metric(f"{stem}_p{p}", _r(percentile(vals, p)), "s"))
+        metrics.append(Metric(f"{stem}_mean", _r(sum(vals) / len(vals)), "s"))
+
+    tbt_path = folder / TBT_FILE
+    tbt = _read_csv(tbt_path)
+    if tbt and ("cdf" not in tbt[0] or TBT_COLUMN not in tbt[0]):
+        raise ParseError(f"{tbt_path}: columns 'cdf' and {TBT_COLUMN!r} expected")
+    by_q = {round(float(r["cdf"]) * 100): float(r[TBT_COLUMN]) for r in tbt}
+    for p in PERCENTILES:
+        if p not in by_q:
+            raise ParseError(f"{tbt_path}: no row with cdf {p / 100}")
+        metrics.append(Metric(f"tbt_p{p}", _r(by_q[p]), "s"))
+
+    # makespan: first arrival to last completion (arrivals from vidur's inter-arrival delays)
+    gaps = _floats(rows, "request_inter_arrival_delay", req_path, allow_blank=True)
+    e2e = _floats(rows, "request_e2e_time", req_path)
+    ids = [int(float(r["Request Id"])) for r in rows]
+    order = sorted(range(len(rows)), key=lambda i: ids[i])
+    arrivals, t = [], 0.0
+    gap_by_row = {}
+    for i, r in enumerate(rows):
+        v = r["request_inter_arrival_delay"]
+        gap_by_row[i] = float(v) if v not in ("", "nan", "NaN") else 0.0
+    for i in order:
+        t += gap_by_row[i]
+        arrivals.append((i, t))
+    end = max(a + e2e[i] for i, a in arrivals)
+    start = min(a for _, a in arrivals)
+    makespan = end - start
+    del gaps
+    n = len(rows)
+    tokens = sum(_floats(rows, "request_num_tokens", req_path))
+    decode_tokens = sum(_floats(rows, "request_num_decode_tokens", req_path))
+    restarts = sum(_floats(rows, "request_num_restarts", req_path))
+    metrics += [
+        Metric("makespan", _r(makespan), "s"),
+        Metric("throughput_req_s", _r(n / makespan), "req/s"),
+        Metric("throughput_tok_s", _r(tokens / makespan), "tok/s"),
+        Metric("output_throughput_tok_s", _r(decode_tokens / makespan), "tok/s"),
+        Metric("requests", n, "count"),
+        Metric("preemptions", int(restarts), "count"),
+    ]
+
+    batch_path = folder / "batch_metrics.csv"
+    batches = _read_csv(batch_path)
+    sizes = _floats(batches, "batch_size", batch_path)
+    if not sizes:
+        raise ParseError(f"{batch_path}: no batches")
+    exec_times = _floats(batches, "batch_execution_time", batch_path)
+    metrics += [
+        Metric("batches", len(sizes), "count"),
+        Metric("mean_batch_size", _r(sum(sizes) / len(sizes)), "1"),
+        Metric("batch_execution_time_mean", _r(sum(exec_times) / len(exec_times)), "s"),
+    ]
+    return [m.as_dict() for m in metrics]
+
+
+#: the output files a case records as artifacts (relative to the vidur output folder)
+ARTIFACTS = ("request_metrics.csv", "batch_metrics.csv", TBT_FILE)

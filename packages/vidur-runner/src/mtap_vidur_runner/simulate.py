@@ -1,0 +1,116 @@
+"""Build and run one `python -m vidur.main` invocation (offline) and find its output folder."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+#: Random-forest settings: one grid point instead of vidur's 27 (which take hours on 2 cores),
+#: and the smallest cross-validation vidur's GridSearchCV accepts (with one point it picks nothing).
+RF_SETTINGS = {
+    "num_estimators": "250",
+    "max_depth": "16",
+    "min_samples_split": "2",
+    "k_fold_cv_splits": "2",
+    # vidur's default (2M tokens) costs 18 min and 4.6 GB per cold run for the same results
+    "prediction_max_tokens_per_request": "65536",
+}
+
+
+@dataclass(frozen=True)
+class SimCase:
+    """The simulator-facing parameters of one case."""
+
+    model: str
+    device: str  # vidur device sku: h100, a100
+    network_device: str  # vidur node sku: h100_pairwise_nvlink, ...
+    scheduler: str  # vllm, sarathi, orca
+    qps: float
+    num_requests: int
+    min_tokens: int
+    max_tokens: int
+    pd_ratio: float
+    seed: int
+    chunk_size: int | None = None
+    tensor_parallel: int = 1
+    pipeline_stages: int = 1
+
+
+def vidur_args(case: SimCase, compute_repo: str, network_repo: str, cache_dir: Path, output_dir: Path) -> list[str]:
+    """Arguments after `python -m vidur.main` for `case`."""
+    rf = "--random_forrest_execution_time_predictor_config_"
+    a = [
+        "--seed", str(case.seed),
+        "--replica_config_model_name", case.model,
+        "--replica_config_device", case.device,
+        "--replica_config_network_device", case.network_device,
+        "--replica_config_tensor_parallel_size", str(case.tensor_parallel),
+        "--replica_config_num_pipeline_stages", str(case.pipeline_stages),
+        "--cluster_config_num_replicas", "1",
+        "--replica_scheduler_config_type", case.scheduler,
+        "--request_generator_config_type", "synthetic",
+        "--synthetic_request_generator_config_num_requests", str(case.num_requests),
+        "--synthetic_request_generator_config_seed", str(case.seed),
+        "--length_generator_config_type", "uniform",
+        "--uniform_request_length_generator_config_min_tokens", str(case.min_tokens),
+        "--uniform_request_length_generator_config_max_tokens", str(case.max_tokens),
+        "--uniform_request_length_generator_config_prefill_to_decode_ratio", repr(float(case.pd_ratio)),
+        "--uniform_request_length_generator_config_seed", str(case.seed),
+        "--interval_generator_config_type", "poisson",
+        "--poisson_request_interval_generator_config_qps", repr(float(case.qps)),
+        "--poisson_request_interval_generator_config_seed", str(case.seed),
+        "--execution_time_predictor_config_type", "random_forrest",
+        rf + "model_profiling_dataset", compute_repo,
+        rf + "network_profiling_dataset", network_repo,
+        rf + "cache_dir", str(cache_dir),
+    ]
+    for k, v in RF_SETTINGS.items():
+        a += [rf + k, v]
+    if case.scheduler == "sarathi" and case.chunk_size:
+        a += ["--sarathi_scheduler_config_chunk_size", str(case.chunk_size)]
+    a += [
+        "--metrics_config_output_dir", str(output_dir),
+        "--no-metrics_config_store_plots",  # plots need kaleido + Chrome
+        "--no-metrics_config_enable_chrome_trace",
+        "--metrics_config_keep_individual_batch_metrics",  # writes batch_metrics.csv
+        "--metrics_config_store_token_completion_metrics",  # writes the per-token (TBT) distribution
+    ]
+    return a
+
+
+def offline_env(base: dict[str, str] | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    env["HF_HUB_OFFLINE"] = "1"
+    env["HF_HUB_DISABLE_TELEMETRY"] = "1"
+    env["WANDB_MODE"] = "disabled"
+    env.setdefault("PYTHONHASHSEED", "0")
+    return env
+
+
+@dataclass
+class SimResult:
+    returncode: int
+    seconds: float
+    output_dir: Path | None  # the timestamped folder vidur wrote
+    log_tail: str
+
+
+def run_vidur(args: list[str], output_root: Path, python: str | None = None, timeout: float | None = None) -> SimResult:
+    """Run vidur into a fresh `output_root`; vidur writes a timestamped folder inside it."""
+    output_root.mkdir(parents=True, exist_ok=True)
+    before = {p.name for p in output_root.iterdir()}
+    cmd = [python or sys.executable, "-m", "vidur.main", *args]
+    t0 = time.monotonic()
+    try:
+        proc = subprocess.run(cmd, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
+        rc, log = proc.returncode, proc.stdout
+    except subprocess.TimeoutExpired as exc:
+        rc, log = -9, (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+        log += f"\n[timeout after {timeout}s]"
+    seconds = time.monotonic() - t0
+    new = sorted(p for p in output_root.iterdir() if p.name not in before and p.is_dir())
+    return SimResult(rc, seconds, new[-1] if new else None, log[-4000:])
