@@ -9,6 +9,9 @@ from click.testing import CliRunner
 import mtap_schemas as ms
 from mtap_astra_runner.cli import main
 
+#: read before the autouse fixture below clears it for the other tests
+REAL_BIN = os.environ.get("ASTRA_SIM_BIN")
+
 
 @pytest.fixture(autouse=True)
 def no_env_tool(monkeypatch):
@@ -104,9 +107,9 @@ def test_missing_tool_path_and_data_dir_exit_2(tmp_path, data_dir):
     assert not list(tmp_path.glob("*.json"))
 
 
-@pytest.mark.skipif(not os.environ.get("ASTRA_SIM_BIN"), reason="set ASTRA_SIM_BIN to a built ASTRA-sim analytical binary or folder")
+@pytest.mark.skipif(not REAL_BIN, reason="set ASTRA_SIM_BIN to a built ASTRA-sim analytical binary or folder")
 def test_reference_reproduces_57426_cycles(tmp_path, data_dir, monkeypatch):
-    monkeypatch.setenv("ASTRA_SIM_BIN", os.environ["ASTRA_SIM_BIN"])
+    monkeypatch.setenv("ASTRA_SIM_BIN", REAL_BIN)
     res = run(["run", "--output", str(tmp_path), "--data-dir", str(data_dir),
                "--config", str(_config(tmp_path, {"studies": ["reference"]}))])
     assert res.exit_code == 0

@@ -15,7 +15,8 @@ import click
 
 import mtap_schemas as ms
 
-from . import __version__, cases as cases_mod, compute, traces
+from . import __version__, compute, traces
+from . import cases as cases_mod
 from .runner import derived_case, run_case, safe_name
 from .tool import ENV_VARS, HOW_TO, NoTool, resolve
 
@@ -33,9 +34,9 @@ def _load_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())
     except FileNotFoundError:
-        raise UserError(f"{path}: not found ({what})")
+        raise UserError(f"{path}: not found ({what})") from None
     except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({what}): {str(exc).splitlines()[0]}")
+        raise UserError(f"{path}: not readable JSON ({what}): {str(exc).splitlines()[0]}") from None
 
 
 def load_config(path: Path | None) -> dict[str, Any]:
@@ -69,7 +70,7 @@ def load_hardware(data_dir: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
     try:
         doc = ms.read(path, "hardware")
     except Exception as exc:  # SchemaError and JSON errors are one line
-        raise UserError(f"{path}: {str(exc).splitlines()[0]}")
+        raise UserError(f"{path}: {str(exc).splitlines()[0]}") from None
     by_id = {h["id"]: h for h in doc["hardware"]}
     for hid in sorted(ids):
         if hid not in by_id:
@@ -92,7 +93,7 @@ def check_workloads(data_dir: Path, workloads: set[str]) -> None:
     try:
         doc = ms.read(path, "workloads")
     except Exception as exc:
-        raise UserError(f"{path}: {str(exc).splitlines()[0]}")
+        raise UserError(f"{path}: {str(exc).splitlines()[0]}") from None
     known = {w["id"] for w in doc["workloads"]}
     for w in sorted(workloads - known):
         raise UserError(f"{path}: field workloads: no workload {w}")
@@ -180,7 +181,7 @@ def run_cmd(config, output, name, tool_path, image, data_dir, limit, keep_logs, 
     try:
         tool = resolve(tool_path, image)
     except FileNotFoundError as exc:
-        raise UserError(f"--tool-path {exc.args[0]}: no such file or directory ({HOW_TO})")
+        raise UserError(f"--tool-path {exc.args[0]}: no such file or directory ({HOW_TO})") from None
 
     layer_times = {}
     for c in selected:
@@ -190,7 +191,7 @@ def run_cmd(config, output, name, tool_path, image, data_dir, limit, keep_logs, 
                 try:
                     layer_times[b] = compute.layer_times(choice, data_dir, hardware[c.hardware], b)
                 except LookupError as exc:
-                    raise UserError(str(exc))
+                    raise UserError(str(exc)) from None
     if isinstance(tool, NoTool):
         click.echo(f"astra-runner: no ASTRA-sim given, writing unavailable cases: {HOW_TO}", err=True)
     setup_s = time.monotonic() - t0

@@ -54,7 +54,7 @@ def roofline(hardware: dict[str, Any], batch: int, dtype: str = "fp32") -> Layer
         weights = layer.params
         nbytes = 4 * (a_in + a_out + weights)
         times[layer.name] = max(flops / peak, nbytes / bw) * 1e6
-    detail = f"roofline over {hardware['id']}: max(2*MACs / {peak:.4g} FLOP/s {dtype}, fp32 bytes / {bw:.4g} B/s)"
+    detail = f"roofline over {hardware['id']}: max(2*MACs / {peak:.4g} FLOP/s {dtype}, fp32 bytes / {bw:.4g} B/s) x1 forward, x2 backward"
     return LayerTimes("roofline", detail, times)
 
 
@@ -84,7 +84,9 @@ def from_groundtruth(data_dir: Path, batch: int, dtype: str = "fp32") -> LayerTi
                     found[name] = (rank, value)
         if len(found) == len(wanted):
             rel = f"data/evaluation/groundtruth/{path.name}"
-            return LayerTimes("groundtruth", f"{rel} resnet50.layer.*.b{batch}.{dtype} latency", {k: v for k, (_, v) in found.items()})
+            timings = sorted({str(TIMING_PREFERENCE[r]) if r < len(TIMING_PREFERENCE) else "other" for r, _ in found.values()})
+            detail = f"{rel} resnet50.layer.*.b{batch}.{dtype} latency ({', '.join(timings)} timing) x1 forward, x2 backward"
+            return LayerTimes("groundtruth", detail, {k: v for k, (_, v) in found.items()})
     return None
 
 

@@ -29,6 +29,9 @@ STAT_FIELDS = {
 }
 
 
+SPDLOG_TIME = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\] ")
+
+
 class ParseError(ValueError):
     pass
 
@@ -88,7 +91,8 @@ def metrics(results: dict[int, NpuResult]) -> list[dict]:
 
 def failure_message(text: str) -> str:
     """The tool's own reason for an abort: the last error-looking line, else the last line."""
-    lines = [ln.strip() for ln in text.splitlines() if ln.strip()]
+    # drop spdlog's "[2026-01-01 00:00:00.000] " time stamp: messages stay deterministic
+    lines = [SPDLOG_TIME.sub("", ln).strip() for ln in text.splitlines() if ln.strip()]
     if not lines:
         return "no output"
     keys = ("terminate called", "what():", "Assertion", "error", "Error", "abort", "Abort", "Segmentation", "exception")

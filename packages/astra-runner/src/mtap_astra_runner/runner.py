@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import signal
 from pathlib import Path
 from typing import Any
 
@@ -124,7 +125,9 @@ def run_case(case: Case, hardware: dict[str, Any], tool: Tool, workdir: Path, la
         return _case(case, "failed", {"kind": "timeout", "message": f"ASTRA-sim ran past {timeout:g} s"}, params=params, artifacts=artifacts), result.output
     if result.returncode != 0:
         msg = parse.failure_message(result.output)
-        return _case(case, "failed", {"kind": "tool-crashed", "message": f"exit status {result.returncode}: {msg}"}, params=params, artifacts=artifacts), result.output
+        rc = result.returncode
+        how = f"killed by signal {-rc} ({_signame(-rc)})" if rc < 0 else f"exit status {rc}"
+        return _case(case, "failed", {"kind": "tool-crashed", "message": f"{how}: {msg}"}, params=params, artifacts=artifacts), result.output
     try:
         results = parse.parse(result.output, case.params["npus"])
     except parse.ParseError as exc:
@@ -155,6 +158,13 @@ def derived_case(case: Case, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
     ratio = vals[0] / vals[1]
     name = f"{metric}_scaling_n{case.params['from_npus']}_to_n{case.params['to_npus']}"
     return _case(case, "ok", None, [{"name": name, "value": round(ratio, 6), "unit": "1", "kind": "derived", "timing": "simulated"}], params=params)
+
+
+def _signame(num: int) -> str:
+    try:
+        return signal.Signals(num).name
+    except ValueError:
+        return "unknown signal"
 
 
 def safe_name(case_id: str) -> str:

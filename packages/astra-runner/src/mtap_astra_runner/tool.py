@@ -101,7 +101,8 @@ class DockerTool(Tool):
     def run(self, binary: str, workdir: Path, args: list[str], timeout: float) -> RunResult:
         self.check(binary)
         import docker  # noqa: F401  (import checked in docker_tool)
-        from requests.exceptions import ConnectionError as RequestsConnectionError, ReadTimeout
+        from requests.exceptions import ConnectionError as RequestsConnectionError
+        from requests.exceptions import ReadTimeout
 
         mount = "/mtap"
         container = self.client.containers.run(

@@ -9,8 +9,8 @@ missing one is reported as :class:`ChakraMissing`.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 #: Chakra ET schema version written into every trace's GlobalMetadata.
 ET_VERSION = "0.0.4"
