@@ -4,10 +4,10 @@ import json
 import os
 from pathlib import Path
 
-import mtap_schemas as ms
 import pytest
 from click.testing import CliRunner
 
+import mtap_schemas as ms
 from mtap_groundtruth.cli import main
 
 

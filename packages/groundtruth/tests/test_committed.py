@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import mtap_schemas as ms
 import pytest
 
+import mtap_schemas as ms
 from mtap_groundtruth import cases
 
 EVAL = Path(__file__).resolve().parents[3] / "data" / "evaluation" / "groundtruth"

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+
 import mtap_schemas as ms
 
 from . import __version__

@@ -8,8 +8,8 @@ decode steps. Weights are random: these models exist to be timed, not to be accu
 from __future__ import annotations
 
 import math
-from functools import lru_cache
 from dataclasses import dataclass, replace
+from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
@@ -126,7 +126,7 @@ class TransformerConfig:
     kv_heads: int | None = None
     norm_eps: float = 1e-5
 
-    def scaled(self, **kw: object) -> "TransformerConfig":
+    def scaled(self, **kw: object) -> TransformerConfig:
         return replace(self, **kw)
 
 
