@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import hashlib
 import json
 
 import pytest
@@ -46,6 +47,7 @@ def test_groundtruth_preferred_when_complete(tmp_path, hgx):
     assert lt.source == "groundtruth"
     assert lt.forward_us["conv1"] == pytest.approx(10.0)  # 0.01 ms, device timing preferred
     assert lt.detail.startswith("data/evaluation/groundtruth/groundtruth.tool-run.json")
+    assert lt.sha256 == hashlib.sha256((gt / "groundtruth.tool-run.json").read_bytes()).hexdigest()
 
 
 def test_incomplete_groundtruth_falls_back_or_errors(tmp_path, hgx):

@@ -18,6 +18,7 @@ each node is rounded to the nearest microsecond (at least 1).
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -34,6 +35,7 @@ class LayerTimes:
     source: str  #: "groundtruth" | "roofline"
     detail: str  #: file or formula the numbers came from
     forward_us: dict[str, float]  #: layer name -> forward time in us
+    sha256: str | None = None  #: of the ground-truth document the numbers came from
 
     def step_layers(self, batch: int, dtype_bytes: int = 4) -> list[tuple[str, int, int, int, int]]:
         """(name, forward_us, backward_us, gradient_bytes, forward_flops) for traces.write_ddp_step."""
@@ -86,7 +88,8 @@ def from_groundtruth(data_dir: Path, batch: int, dtype: str = "fp32") -> LayerTi
             rel = f"data/evaluation/groundtruth/{path.name}"
             timings = sorted({str(TIMING_PREFERENCE[r]) if r < len(TIMING_PREFERENCE) else "other" for r, _ in found.values()})
             detail = f"{rel} resnet50.layer.*.b{batch}.{dtype} latency ({', '.join(timings)} timing) x1 forward, x2 backward"
-            return LayerTimes("groundtruth", detail, {k: v for k, (_, v) in found.items()})
+            digest = hashlib.sha256(path.read_bytes()).hexdigest()
+            return LayerTimes("groundtruth", detail, {k: v for k, (_, v) in found.items()}, digest)
     return None
 
 

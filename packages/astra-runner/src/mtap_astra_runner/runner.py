@@ -77,6 +77,7 @@ def prepare(case: Case, hardware: dict[str, Any], workdir: Path, layer_times: La
         extra.update(
             compute_source=layer_times.source,
             compute_detail=layer_times.detail,
+            **({"compute_source_sha256": layer_times.sha256} if layer_times.sha256 else {}),
             layers=len(step),
             forward_compute_us=sum(s[1] for s in step),
             backward_compute_us=sum(s[2] for s in step),
