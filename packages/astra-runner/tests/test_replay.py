@@ -115,3 +115,20 @@ def test_ddp_case_and_scaling(tmp_path, data_dir):
     assert step["key"] == "resnet50.ddp-step.n2.b32.fp32"
     assert step["parameters"]["compute_source"] in ("groundtruth", "roofline")
     assert step["parameters"]["gradient_bytes"] == 4 * 25_557_032
+
+
+def test_binary_that_cannot_start_is_a_failed_case(tmp_path, data_dir):
+    folder = tmp_path / "bin"
+    folder.mkdir()
+    for name in ("AstraSim_Analytical_Congestion_Aware", "AstraSim_Analytical_Congestion_Unaware"):
+        p = folder / name
+        p.write_bytes(b"\x7fELF not really")  # executable bit, but no valid program
+        p.chmod(0o755)
+    cfg = tmp_path / "sel.json"
+    cfg.write_text(json.dumps({"studies": ["reference"]}))
+    res = CliRunner().invoke(main, ["run", "--output", str(tmp_path), "--data-dir", str(data_dir), "--tool-path", str(folder),
+                                    "--config", str(cfg)], catch_exceptions=False)
+    assert res.exit_code == 0
+    (case,) = ms.read(tmp_path / "astra-sim.tool-run.json", "tool-run")["cases"]
+    assert case["status"] == "failed" and case["error"]["kind"] == "tool-crashed"
+    assert "could not start" in case["error"]["message"]

@@ -91,6 +91,8 @@ class NativeTool(Tool):
         except subprocess.TimeoutExpired as exc:
             out = exc.stdout.decode("utf-8", "replace") if exc.stdout else ""
             return RunResult(None, out)
+        except OSError as exc:  # not executable, wrong architecture, ...
+            return RunResult(127, f"could not start {self.binaries[binary]}: {exc}")
         return RunResult(proc.returncode, proc.stdout.decode("utf-8", "replace"))
 
 
@@ -100,18 +102,21 @@ class DockerTool(Tool):
 
     def run(self, binary: str, workdir: Path, args: list[str], timeout: float) -> RunResult:
         self.check(binary)
-        import docker  # noqa: F401  (import checked in docker_tool)
+        from docker.errors import APIError
         from requests.exceptions import ConnectionError as RequestsConnectionError
         from requests.exceptions import ReadTimeout
 
         mount = "/mtap"
-        container = self.client.containers.run(
-            self.image,
-            [self.binaries[binary], *[a.replace(str(workdir), mount) for a in args]],
-            volumes={str(workdir): {"bind": mount, "mode": "rw"}},
-            working_dir=mount,
-            detach=True,
-        )
+        try:
+            container = self.client.containers.run(
+                self.image,
+                [self.binaries[binary], *[a.replace(str(workdir), mount) for a in args]],
+                volumes={str(workdir): {"bind": mount, "mode": "rw"}},
+                working_dir=mount,
+                detach=True,
+            )
+        except APIError as exc:  # e.g. the binary is not at that path in the image
+            return RunResult(127, f"could not start {self.binaries[binary]} in image {self.image}: {exc}")
         try:
             try:
                 status = container.wait(timeout=timeout)
