@@ -111,3 +111,15 @@ def test_committed_evaluation_data_aggregates_cleanly() -> None:
     doc, _ = build(evaluation)
     assert doc["skipped"] == []
     ms.validate(doc, "aggregate")
+
+
+def test_duplicate_case_ids_keep_the_best_status(tmp_path: Path, write_doc) -> None:
+    write_doc("t/real.tool-run.json", document("tool-a", [case("c1"), case("c2", status="failed")]))
+    write_doc("t/t.unavailable.tool-run.json", document("tool-a", [case("c1", status="unavailable"), case("c2", status="unavailable"), case("c3", status="unavailable")]))
+    doc, markdown = build(tmp_path)
+    assert [(s["path"], s["cases"], s["superseded"]) for s in doc["sources"]] == [
+        ("t/real.tool-run.json", 2, 0),
+        ("t/t.unavailable.tool-run.json", 1, 2),
+    ]
+    assert doc["coverage"] == [{"tool": "tool-a", "workload": "W1", "ok": 1, "failed": 1, "unsupported": 0, "unavailable": 1}]
+    assert "2 more superseded" in markdown

@@ -57,7 +57,14 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
     cov = coverage(rows)
     errors = errors_vs_measured(rows)
     sources = [
-        {"path": rel, "sha256": sha, "tool": doc["tool"]["name"], "backend": doc["tool"]["backend"], "cases": len(doc["cases"])}
+        {
+            "path": rel,
+            "sha256": sha,
+            "tool": doc["tool"]["name"],
+            "backend": doc["tool"]["backend"],
+            "cases": len(doc["cases"]),
+            "superseded": collected.superseded.get(rel, 0),
+        }
         for rel, doc, sha in collected.documents
     ]
     doc = {

@@ -11,10 +11,40 @@ import mtap_schemas as ms
 PATTERN = "*.tool-run.json"
 
 
+#: When one tool's case id appears in several documents, the best status wins.
+STATUS_RANK = {"ok": 0, "failed": 1, "unsupported": 2, "unavailable": 3}
+
+
 @dataclass
 class Collected:
     documents: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)  # (relpath, doc, sha256)
     skipped: list[dict[str, str]] = field(default_factory=list)
+    superseded: dict[str, int] = field(default_factory=dict)  # relpath -> cases dropped as duplicates
+
+
+def dedupe(collected: Collected) -> None:
+    """Keep each (tool, case id) once: the case with the best status, first path on ties.
+
+    A runner run on a machine without its tool writes a document of `unavailable` cases beside
+    the real one (e.g. astra-sim.unavailable.tool-run.json); counting both would double the
+    cases. The dropped count per document is reported, never hidden.
+    """
+    best: dict[tuple[str, str], tuple[int, int]] = {}
+    for index, (_rel, doc, _sha) in enumerate(collected.documents):
+        tool = doc["tool"]["name"]
+        for case in doc["cases"]:
+            rank = (STATUS_RANK[case["status"]], index)
+            key = (tool, case["id"])
+            if key not in best or rank < best[key]:
+                best[key] = rank
+    kept = []
+    for index, (rel, doc, sha) in enumerate(collected.documents):
+        tool = doc["tool"]["name"]
+        cases = [c for c in doc["cases"] if best[(tool, c["id"])][1] == index]
+        dropped = len(doc["cases"]) - len(cases)
+        collected.superseded[rel] = dropped
+        kept.append((rel, dict(doc, cases=cases) if dropped else doc, sha))
+    collected.documents = kept
 
 
 def find(evaluation_dir: Path) -> list[Path]:
@@ -35,4 +65,5 @@ def collect(evaluation_dir: Path, on_skip=None) -> Collected:
                 on_skip(rel, reason)
             continue
         out.documents.append((rel, doc, ms.sha256_file(path)))
+    dedupe(out)
     return out

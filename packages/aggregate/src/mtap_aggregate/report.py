@@ -56,7 +56,8 @@ def coverage_markdown(coverage: pl.DataFrame, errors: pl.DataFrame, mape: pl.Dat
             )
     lines += ["", "## Sources", ""]
     for src in sources:
-        lines.append(f"- `{src['path']}` — {src['tool']} ({src['backend']}), {src['cases']} cases")
+        extra = f"; {src['superseded']} more superseded by another document's better status for the same case id" if src["superseded"] else ""
+        lines.append(f"- `{src['path']}` — {src['tool']} ({src['backend']}), {src['cases']} cases{extra}")
     if skipped:
         lines += ["", "## Skipped documents", ""]
         for item in skipped:
