@@ -78,12 +78,6 @@ def _collective_fn(name: str, size: int, n: int, device: torch.device) -> Callab
     raise ValueError(f"unknown collective {name!r}")
 
 
-def _gather(values: Any) -> list[Any]:
-    out: list[Any] = [None] * dist.get_world_size()
-    dist.all_gather_object(out, values)
-    return out
-
-
 def _collective(case: dict, n: int, device: torch.device, iters: int, warmup: int) -> dict:
     p = case["params"]
     clock = _Clock(device)
@@ -162,15 +156,13 @@ def _worker(rank: int, n: int, port: int, cases: list[dict], iters: int, warmup:
                 r["ok"] = True
             except Exception as exc:  # noqa: BLE001 - recorded as a failed case
                 r = {"ok": False, "error": f"{type(exc).__name__}: {exc}".splitlines()[0][:500], "trace": traceback.format_exc()[-2000:]}
-            gathered = _gather(r)
-            if rank == 0:
-                results[case["key"]] = gathered
+            results[case["key"]] = r
             if use_cuda:
                 torch.cuda.empty_cache()
     finally:
-        if rank == 0:
-            with open(out_path, "w", encoding="utf-8") as fh:
-                json.dump(results, fh)
+        # Each rank writes its own samples; the parent combines them (no object collectives).
+        with open(f"{out_path}.{rank}", "w", encoding="utf-8") as fh:
+            json.dump(results, fh)
         dist.destroy_process_group()
 
 
@@ -240,11 +232,15 @@ def run_cases(cases: list[Case], hardware: str, device: torch.device, gpus: int,
             payload = [{"key": c.key, "kind": c.kind, "params": c.params} for c in group]
             try:
                 mp.spawn(_worker, args=(n, _free_port(), payload, iters, warmup, tiny, device.type == "cuda", tf32, out_path), nprocs=n, join=True)
-                with open(out_path, encoding="utf-8") as fh:
-                    raw = json.load(fh)
+                per_rank = []
+                for r in range(n):
+                    with open(f"{out_path}.{r}", encoding="utf-8") as fh:
+                        per_rank.append(json.load(fh))
+                raw = {key: [pr[key] for pr in per_rank] for key in per_rank[0] if all(key in pr for pr in per_rank)}
             except Exception as exc:  # noqa: BLE001 - the whole group failed: record it
                 raw = {}
-                err = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+                lines = [ln for ln in str(exc).splitlines() if ln.strip()]  # a child's traceback ends in its error
+                err = f"{type(exc).__name__}: {lines[-1].strip() if lines else ''}"[:500]
                 for c in group:
                     results[c.key] = _failed(c, hardware, "failed", "measurement-failed", f"process group of {n} failed: {err}")
         for key, gathered in raw.items():
