@@ -42,6 +42,8 @@ PACKAGES: dict[str, tuple[str, list[str]]] = {
     "nnmeter-runner": (PIP, ["torch==2.13.0", "setuptools<81", "numpy<2", "scikit-learn==1.2.2"]),
     # measures on a GPU; CI runs its tests on the CPU build
     "groundtruth": (PIP, ["torch==2.13.0"]),
+    # vidur==0.0.26 from PyPI is a dependency (no torch); the [profile] extra (torch) is GPU-only
+    "vidur-runner": (FAST, []),
 }
 
 
@@ -85,6 +87,17 @@ runner_session("nnmeter", "nnmeter-runner", "nnmeter-runner", "--output", f"{EVA
 # Needs a CUDA GPU (refuses to run without one); the committed data came from the lent H100s
 # through packages/groundtruth/scripts/device-run.sh. Extra args after --, e.g. -- --suite multi.
 runner_session("groundtruth", "groundtruth", "groundtruth", "--output", f"{EVAL}/groundtruth")
+# VIDUR offline from the committed H100 profile (data/profiles/vidur/); A100 cases are `unavailable`
+# unless upstream's full profile dir is given: `nox -s vidur -- --profiles <vidur checkout>/data/profiling`.
+# Trained predictors are cached in ~/.cache/mtap/vidur (MTAP_VIDUR_CACHE): the first run trains (~2 min).
+runner_session("vidur", "vidur-runner", "vidur-runner", "--output", f"{EVAL}/vidur", "--keep-outputs", f"{EVAL}/vidur/outputs")
+
+
+@nox.session(name="bench-vidur", venv_backend=FAST)
+def bench_vidur(session: nox.Session) -> None:
+    """vidur-runner's overhead over the bare `python -m vidur.main` for one case, warm cache (target <= 10%)."""
+    install(session, "vidur-runner")
+    session.run("python", "packages/vidur-runner/bench/bench_overhead.py", *session.posargs)
 
 
 @nox.session(venv_backend=FAST)

@@ -69,8 +69,7 @@ def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, body, needle):
 
 
 def test_bad_catalog_and_tool_path(tmp_path):
-    d = tmp_path / "data"
-    (d / "workloads").mkdir(parents=True)
+    d = _data(tmp_path)
     (d / "workloads" / "workloads.json").write_text('{"workloads": []}')
     r = CliRunner().invoke(main, ["cases", "--data-dir", str(d)])
     assert r.exit_code == 2 and "workloads.json: field workloads: expected an entry with id W5" in r.output

@@ -14,11 +14,10 @@ from pathlib import Path
 
 import click
 
-from mtap_vidur_runner import __version__
+from mtap_vidur_runner import __version__, simulate
 from mtap_vidur_runner import cases as cases_mod
 from mtap_vidur_runner import parse as parse_mod
 from mtap_vidur_runner import profiles as profiles_mod
-from mtap_vidur_runner import simulate
 
 TOOL = "vidur"
 VIDUR_PIN = "0.0.26"
@@ -292,6 +291,8 @@ def run_cmd(config_path, data_dir, limit, output_dir, name, profile_dirs, cache_
     command += ["--output", _rel(output_dir)]
     if name != TOOL:
         command += ["--name", name]
+    if keep_outputs:
+        command += ["--keep-outputs", _rel(keep_outputs)]
     doc = {
         "schema": "tool-run",
         "schema_version": ms.version("tool-run"),
