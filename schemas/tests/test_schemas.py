@@ -220,3 +220,12 @@ def test_lines_style_is_the_same_json() -> None:
     assert sum(1 for line in text.splitlines() if line.startswith('    {"artifacts"')) == len(doc["cases"])
     with pytest.raises(ValueError):
         ms.dumps({"x": float("nan")}, "lines")
+
+
+def test_lines_style_item_boundaries_inside_strings_are_safe() -> None:
+    tricky = {"rows": [["a],[b", 1], ["c", 2]], "objs": [{"x": "},{"}, {"x": "y"}], "mixed": [{"a": [1, 2]}, {"a": [3]}]}
+    text = ms.dumps(tricky, "lines")
+    assert json.loads(text) == tricky
+    assert '    ["a],[b",1],\n    ["c",2]' in text
+    fast = {"rows": [["a", 1], ["b", None]]}
+    assert ms.dumps(fast, "lines") == '{\n  "rows": [\n    ["a",1],\n    ["b",null]\n  ]\n}\n'

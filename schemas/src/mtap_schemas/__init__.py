@@ -186,11 +186,26 @@ def dumps(doc: Any, style: str = "pretty") -> str:
     for key in sorted(doc):
         value = doc[key]
         if isinstance(value, list) and value:
-            body = b",\n    ".join(orjson.dumps(item, option=orjson.OPT_SORT_KEYS) for item in value)
-            parts.append(b"  " + orjson.dumps(key) + b": [\n    " + body + b"\n  ]")
+            parts.append(b"  " + orjson.dumps(key) + b": [\n    " + _one_item_per_line(value) + b"\n  ]")
         else:
             parts.append(b"  " + orjson.dumps(key) + b": " + orjson.dumps(value, option=orjson.OPT_SORT_KEYS))
     return (b"{\n" + b",\n".join(parts) + b"\n}\n").decode()
+
+
+def _one_item_per_line(items: list[Any]) -> bytes:
+    """The items of a list, compact, joined by ',\\n    '.
+
+    Fast path: one orjson call for the whole list, then a line break at each boundary between
+    items. It is used only when every item is an array (or every item an object) of scalars and
+    the boundary marker occurs exactly len(items) - 1 times, i.e. never inside a string;
+    otherwise each item is encoded on its own.
+    """
+    flat = orjson.dumps(items, option=orjson.OPT_SORT_KEYS)
+    for kind, marker in ((list, b"],["), (dict, b"},{")):
+        if all(type(i) is kind for i in items) and flat.count(marker) == len(items) - 1:
+            if all(not isinstance(v, (list, dict)) for i in items for v in (i if kind is list else i.values())):
+                return flat[1:-1].replace(marker, marker[:1] + b",\n    " + marker[2:])
+    return b",\n    ".join(orjson.dumps(item, option=orjson.OPT_SORT_KEYS) for item in items)
 
 
 def _check_finite(doc: Any) -> None:

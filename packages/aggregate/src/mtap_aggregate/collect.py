@@ -29,6 +29,15 @@ def dedupe(collected: Collected) -> None:
     the real one (e.g. astra-sim.unavailable.tool-run.json); counting both would double the
     cases. The dropped count per document is reported, never hidden.
     """
+    seen: set[tuple[str, str]] = set()
+    total = 0
+    for _rel, doc, _sha in collected.documents:
+        tool = doc["tool"]["name"]
+        seen.update((tool, case["id"]) for case in doc["cases"])
+        total += len(doc["cases"])
+    if len(seen) == total:  # no duplicates: nothing to drop
+        collected.superseded = {rel: 0 for rel, _doc, _sha in collected.documents}
+        return
     best: dict[tuple[str, str], tuple[int, int]] = {}
     for index, (_rel, doc, _sha) in enumerate(collected.documents):
         tool = doc["tool"]["name"]
