@@ -167,3 +167,23 @@ def test_paper_tables_reproduce_to_a_tenth_of_a_point(shared_neusight, table, mo
                 assert round(ours, 1) == pytest.approx(float(text), abs=0.051), (device, row[0], models[i], batches[i + 1])
                 compared += 1
     assert compared == {"inf": 216, "train": 104}[mode]
+
+
+def test_committed_live_roofline_equals_published(shared_neusight, data_dir):
+    """data/evaluation/neusight/neusight-live-own.tool-run.json: NeuSight's roofline, run live from
+    its code, against the authors' published roofline predictions for the same configurations."""
+    import mtap_schemas as ms
+
+    path = data_dir / "evaluation/neusight/neusight-live-own.tool-run.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    doc = ms.read(path, "tool-run")
+    compared = 0
+    for case in doc["cases"]:
+        if case["status"] != "ok":
+            continue
+        p = case["parameters"]
+        published = json.loads((shared_neusight / "results/prediction" / p["neusight_device"] / p["method"] / f"{p['neusight_tag']}.json").read_text())
+        assert case["metrics"][0]["value"] == pytest.approx(published["e2e_latency"], rel=1e-6)
+        compared += 1
+    assert compared == 7
