@@ -100,3 +100,12 @@ def test_live_config_for_neusights_own_configurations(tmp_path, data_dir):
     assert [json.loads(x)["id"] for x in r.output.splitlines()] == [
         "live:H100-SXM5-80GB:neusight:bert_large-inf-512-8", "live:H100-SXM5-80GB:roofline:bert_large-inf-512-8",
         "live:NVIDIA_L4:neusight:bert_large-inf-512-8", "live:NVIDIA_L4:roofline:bert_large-inf-512-8"]
+
+
+def test_command_line_mode_wins_over_the_other_modes_env(mini, tmp_path, data_dir, monkeypatch):
+    monkeypatch.setenv("MTAP_NEUSIGHT_PATH", str(tmp_path / "some-checkout"))
+    r = run("cases", "--artifact-dir", str(mini), "--data-dir", str(data_dir))
+    assert r.exit_code == 0 and len(r.output.splitlines()) == 4
+    monkeypatch.setenv("MTAP_NEUSIGHT_ARTIFACT", str(mini))
+    r = run("cases", "--data-dir", str(data_dir))
+    assert r.exit_code == 2 and "not both" in r.output

@@ -144,14 +144,15 @@ def test_shim_weights_check_and_cuda_stand_in(tmp_path):
                     reason="needs a NeuSight checkout (MTAP_NEUSIGHT_PATH) and its Python (MTAP_NEUSIGHT_PYTHON)")
 def test_live_roofline_reproduces_published_prediction(tmp_path, data_dir):
     """NeuSight's own roofline, run live through the shim, equals the authors' published figure."""
+    from mtap_neusight_runner.mapping import parse_tag
+
     co = Path(os.environ["MTAP_NEUSIGHT_PATH"])
-    hw = {h["id"]: h for h in json.loads((data_dir / "hardware/hardware.json").read_text())["hardware"]}
-    case = live.LiveCase("W4", "H100-SXM5-80GB", "roofline", 8, 512)
-    out, info = live.run_live([case], co, hw, os.environ["MTAP_NEUSIGHT_PYTHON"], tmp_path / "raw", tmp_path, 1800)
+    case = live.OwnCase("NVIDIA_H100_80GB_HBM3", "roofline", parse_tag("bert_large-inf-512-8"))
+    out, info = live.run_live([case], co, {}, os.environ["MTAP_NEUSIGHT_PYTHON"], tmp_path / "raw", tmp_path, 1800)
     assert out[0]["status"] == "ok", out[0]["error"]
     assert "torch" in info
-    # bert-base (NeuSight's bert.json) is not in the artifact; its roofline is a plain positive time.
-    assert out[0]["metrics"][0]["value"] > 0
+    # results/prediction/NVIDIA_H100_80GB_HBM3/roofline/bert_large-inf-512-8.json of NeuSight's artifact
+    assert out[0]["metrics"][0]["value"] == pytest.approx(48.067689805644946, rel=1e-6)
 
 
 def test_own_configurations_plan_and_job(tmp_path):

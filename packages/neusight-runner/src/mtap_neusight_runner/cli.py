@@ -73,7 +73,14 @@ def common(f):
 
 
 def _mode(artifact_dir: Path | None, tool_path: Path | None) -> str:
+    """artifact or live. An option given on the command line wins over the other mode's env variable."""
     if artifact_dir is not None and tool_path is not None:
+        ctx = click.get_current_context()
+        from_env = {name: ctx.get_parameter_source(name) == click.core.ParameterSource.ENVIRONMENT for name in ("artifact_dir", "tool_path")}
+        if from_env["tool_path"] and not from_env["artifact_dir"]:
+            return "artifact"
+        if from_env["artifact_dir"] and not from_env["tool_path"]:
+            return "live"
         raise UserError("give either --artifact-dir (artifact mode) or --tool-path/--neusight-dir (live mode), not both")
     return "artifact" if artifact_dir is not None else "live"
 
@@ -175,6 +182,8 @@ def run(config_path, output, name, artifact_dir, tool_path, neusight_python, dat
     started = datetime.now(timezone.utc)
     t0 = time.monotonic()
     mode = _mode(artifact_dir, tool_path)
+    if mode == "artifact":
+        tool_path = None
     try:
         cfg = load(config_path, mode)
     except ConfigError as exc:
