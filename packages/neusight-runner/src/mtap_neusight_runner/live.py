@@ -423,14 +423,20 @@ def run_live(cases: list[LiveCase] | list[OwnCase], checkout: Path | None, catal
             kept = raw_dir / c.hardware / c.method / src.name
             kept.parent.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(src, kept)
-            dev_kept = raw_dir / c.hardware / Path(job["device_config_path"]).name
-            shutil.copyfile(job["device_config_path"], dev_kept)
+            dev_cfg = Path(job["device_config_path"])
+            if dev_cfg.is_relative_to(work):
+                # A config mtap wrote from its own catalog: keep it beside the result.
+                dev_kept = raw_dir / c.hardware / dev_cfg.name
+                shutil.copyfile(dev_cfg, dev_kept)
+                dev_artifact = {"path": dev_kept.relative_to(doc_dir).as_posix(), "sha256": ms.sha256_file(dev_kept)}
+            else:
+                # NeuSight's own file: cite it in the checkout by path and hash, never copy it here.
+                dev_artifact = {"path": f"neusight-checkout:{dev_cfg.relative_to(checkout).as_posix()}", "sha256": ms.sha256_file(dev_cfg)}
             metric = "latency" if c.method == "neusight" else "baseline_latency"
             rel = kept.relative_to(doc_dir).as_posix()
             results[cid] = base(
                 c, "ok", None,
                 metrics=[{"name": metric, "value": value, "unit": "ms", "kind": "prediction", "timing": "simulated", "source": rel}],
-                artifacts=[{"path": rel, "sha256": ms.sha256_file(kept)},
-                           {"path": dev_kept.relative_to(doc_dir).as_posix(), "sha256": ms.sha256_file(dev_kept)}],
+                artifacts=[{"path": rel, "sha256": ms.sha256_file(kept)}, dev_artifact],
             )
     return [results[c.id] for c in cases], info
