@@ -106,3 +106,10 @@ def test_missing_vidur_gives_unavailable(tmp_path):
     assert doc["tool"]["version"] is None
     assert {c["error"]["kind"] for c in doc["cases"]} == {"package-missing"}
     assert "pip install vidur==0.0.26" in doc["cases"][0]["error"]["message"]
+
+
+def test_profile_refuses_unknown_model(tmp_path):
+    r = CliRunner().invoke(main, ["profile", "--model", "acme/nothing", "--output-dir", str(tmp_path / "p")])
+    assert r.exit_code == 2 and r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1
+    assert ("acme/nothing" in r.output) or ("torch: not installed" in r.output)
+    assert not (tmp_path / "p").exists()

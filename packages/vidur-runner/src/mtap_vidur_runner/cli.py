@@ -37,6 +37,12 @@ def default_cache_dir() -> Path:
     return base / "mtap" / "vidur"
 
 
+def predictor_cache(base: Path, packages: dict[str, str]) -> Path:
+    """The cache folder for this scikit-learn: vidur pickles its random forests, and a pickle from
+    another scikit-learn version may not load (vidur's own cache key leaves the version out)."""
+    return base / f"sklearn-{packages.get('scikit-learn', 'unknown')}"
+
+
 def resolve_python(tool_path: str | None) -> str:
     """The interpreter that runs `python -m vidur.main`: --tool-path / MTAP_VIDUR_PATH (a python
     executable or a virtualenv folder), else this interpreter."""
@@ -236,6 +242,7 @@ def run_cmd(config_path, data_dir, limit, output_dir, name, profile_dirs, cache_
     roots.append(data_dir / "profiles" / "vidur")
 
     version, pkgs, vidur_err = probe_vidur(python)
+    cache = predictor_cache(cache, pkgs)
     if version and version != VIDUR_PIN:
         click.echo(f"warning: vidur {version} found, mtap pins {VIDUR_PIN}", err=True)
 
