@@ -1,0 +1,51 @@
+"""With a real Timeloop v3.0.3 (MTAP_TIMELOOP_PATH), reproduce the reference conv1 result."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from click.testing import CliRunner
+
+import mtap_schemas as ms
+from mtap_timeloop_runner.cli import main
+
+pytestmark = pytest.mark.skipif(not os.environ.get("MTAP_TIMELOOP_PATH"),
+                                reason="set MTAP_TIMELOOP_PATH to a Timeloop v3.0.3 build to run the real mapper")
+
+
+def test_conv1_on_eyeriss_like_reproduces_reference(tmp_path, data_dir):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"architectures": ["eyeriss-like"], "models": ["resnet50"], "layers": ["conv1"]}))
+    r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--data-dir", str(data_dir), "--output", str(tmp_path)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    doc = ms.read(tmp_path / "timeloop.tool-run.json", "tool-run")
+    assert doc["tool"]["backend"] == "native" and doc["tool"]["location"]
+    w1 = next(c for c in doc["cases"] if c["key"] == "resnet50.conv1.b1.int16")
+    assert w1["status"] == "ok", w1["error"]
+    m = {x["name"]: x["value"] for x in w1["metrics"]}
+    assert m["cycles"] == 1_204_224
+    assert m["macs"] == 118_013_952
+    assert m["utilization"] == pytest.approx(0.58, abs=0.005)
+    assert m["latency"] == pytest.approx(1_204_224 / 200e6)
+    assert m["energy"] > 0 and m["energy_per_mac"] > 0
+    assert w1["parameters"]["mapping_found"] is True
+    assert any(a["path"].endswith(".map.txt") for a in w1["artifacts"])
+
+
+def test_two_thread_mapper_repeats_exactly(tmp_path, data_dir):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"architectures": ["simba-like"], "models": ["bert-base"], "layers": ["attention-score"]}))
+    docs = []
+    for name in ("a", "b"):
+        r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--data-dir", str(data_dir), "--output", str(tmp_path),
+                                      "--name", name], catch_exceptions=False)
+        assert r.exit_code == 0, r.output
+        docs.append(ms.read(tmp_path / f"{name}.tool-run.json", "tool-run"))
+    a, b = (d["cases"] for d in docs)
+    assert a[0]["status"] == "ok", a[0]["error"]
+    assert [c["metrics"] for c in a] == [c["metrics"] for c in b]
+    maps = sorted(tmp_path.glob("*.maps/simba-like/attention-score.map.txt"))
+    assert len(maps) == 2 and maps[0].read_text() == maps[1].read_text()
