@@ -1,9 +1,12 @@
 """Parsing timeloop-mapper.stats.txt files captured from real Timeloop v3.0.3 runs."""
 
+from pathlib import Path
+
 import pytest
 
-from conftest import FIXTURES
 from mtap_timeloop_runner.parse import StatsParseError, parse_stats
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def test_conv1_on_eyeriss_like_is_the_reference():

@@ -1,11 +1,13 @@
 """Parsing ZigZag result files captured from real runs (see fixtures/README.md)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
-from conftest import FIXTURES
 from mtap_zigzag_runner.parse import ResultParseError, parse_complete
+
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 def test_conv1_on_eyeriss_like():

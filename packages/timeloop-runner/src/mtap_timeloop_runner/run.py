@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import shutil
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
 
 from .cases import MAPPER_FILE, SPEC_FILES, Case
 from .parse import Stats, StatsParseError, parse_stats

@@ -6,10 +6,10 @@ import contextlib
 import io
 import logging
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
-from typing import Callable
 
 from .cases import HARDWARE, Case
 from .parse import LayerResult, ResultParseError, parse_complete
