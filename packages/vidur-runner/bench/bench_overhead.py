@@ -5,10 +5,13 @@
 Times, as whole processes from the repository root (median of --repeats, alternating):
   bare:   HF_HUB_OFFLINE=1 python -m vidur.main <the runner's arguments for the case>
   runner: vidur-runner run --config <that one case, no determinism re-run> --output <tmp>
-Both use the same predictor cache, trained beforehand by one untimed runner call. The
-overhead is taken between the fastest run of each (min of N, alternating order), since on a
-shared machine the spread between runs exceeds the difference measured; the median-based
-figure is printed too. The runner's
+Both use the same predictor cache, trained beforehand by one untimed runner call.
+
+On a shared machine the spread between runs exceeds the difference, so the figure judged
+against the target is the runner's own time: its wall time minus the vidur subprocess it
+started (reported by `--print-timings`), over that subprocess's time, median of N
+(`overhead_own_median`). The A/B comparison with the bare call is printed too (min of N and
+median of N, alternating order). The runner's
 extra work is its own start-up, laying out / hashing the profile, parsing vidur's CSVs and
 writing the document. Target: overhead <= 10%.
 """
@@ -48,7 +51,7 @@ def main() -> int:
     cfg = tmp / "case.json"
     cfg.write_text(json.dumps({"schedulers": [a.scheduler], "qps": [a.qps], "num_requests": a.requests, "hardware": ["H100-SXM5-80GB"], "determinism_check": False}))
     exe = shutil.which("vidur-runner") or str(Path(sys.executable).with_name("vidur-runner"))
-    runner_cmd = [exe, "run", "--config", str(cfg), "--data-dir", str(a.data_dir), "--cache-dir", str(base), "--output", str(tmp / "out")]
+    runner_cmd = [exe, "run", "--config", str(cfg), "--data-dir", str(a.data_dir), "--cache-dir", str(base), "--output", str(tmp / "out"), "--print-timings"]
 
     # the same vidur arguments the runner builds
     (case,) = cases.build_cases(cases.load_config(cfg), a.data_dir)
@@ -57,10 +60,16 @@ def main() -> int:
     sc = simulate.SimCase(cases.MODEL, case.device, case.network_device, case.scheduler, case.qps, case.num_requests, case.min_tokens, case.max_tokens, case.pd_ratio, case.seed, case.chunk_size if case.scheduler == "sarathi" else None)
     bare_cmd = [sys.executable, "-m", "vidur.main", *simulate.vidur_args(sc, ds.compute_repo, ds.network_repo, cache, tmp / "bare")]
 
+    inner: list[float] = []  # the vidur subprocess inside each timed runner call
+
     def timed(cmd: list[str]) -> float:
         t0 = time.monotonic()
-        subprocess.run(cmd, env=simulate.offline_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        return time.monotonic() - t0
+        p = subprocess.run(cmd, env=simulate.offline_env(), check=True, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        dt = time.monotonic() - t0
+        for line in p.stderr.splitlines():
+            if line.startswith('{"case"'):
+                inner.append(json.loads(line)["vidur_seconds"])
+        return dt
 
     print(f"warm-up (trains predictors if the cache is cold): {timed(runner_cmd):.1f} s", file=sys.stderr)
     bare, runner = [], []
@@ -74,6 +83,10 @@ def main() -> int:
         print(f"repeat {i + 1}: bare {bare[-1]:.2f} s, runner {runner[-1]:.2f} s", file=sys.stderr)
     doc = json.loads((tmp / "out" / "vidur.tool-run.json").read_text())
     assert doc["cases"][0]["status"] == "ok", doc["cases"][0]["error"]
+    inner = inner[1:]  # drop the warm-up call
+    # the runner's own time around the identical vidur call, per call: immune to machine noise
+    own = [r - i for r, i in zip(runner, inner)]
+    own_overhead = statistics.median(o / i for o, i in zip(own, inner))
     b, r = statistics.median(bare), statistics.median(runner)
     # min of N: the least disturbed run of each (this 2-core machine is shared); median for reference
     overhead = (min(runner) - min(bare)) / min(bare)
@@ -87,14 +100,16 @@ def main() -> int:
         "runner_median_s": round(r, 3),
         "bare_min_s": round(min(bare), 3),
         "runner_min_s": round(min(runner), 3),
+        "runner_own_s": [round(x, 3) for x in own],
+        "overhead_own_median": round(own_overhead, 4),
         "overhead": round(overhead, 4),
         "overhead_median": round((r - b) / b, 4),
         "target": TARGET,
-        "meets_target": overhead <= TARGET,
+        "meets_target": own_overhead <= TARGET,
     }
     print(json.dumps(result, indent=2))
     shutil.rmtree(tmp, ignore_errors=True)
-    return 0 if overhead <= TARGET else 1
+    return 0 if own_overhead <= TARGET else 1
 
 
 if __name__ == "__main__":

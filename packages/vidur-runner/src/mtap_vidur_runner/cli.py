@@ -228,7 +228,8 @@ def _run_case(c: cases_mod.Case, ds: profiles_mod.Datasets, cache: Path, python:
 @click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Where the HF-cache layout and vidur's trained predictors live (default: $MTAP_VIDUR_CACHE or ~/.cache/mtap/vidur).")
 @click.option("--tool-path", default=None, envvar="MTAP_VIDUR_PATH", help="Python interpreter (or virtualenv folder) that has vidur installed; default: this interpreter, where vidur is a dependency. Env MTAP_VIDUR_PATH.")
 @click.option("--keep-outputs", type=click.Path(path_type=Path), default=None, help="Copy each case's request/batch/TBT CSVs (xz) here and reference them as artifacts.")
-def run_cmd(config_path, data_dir, limit, output_dir, name, profile_dirs, cache_dir, tool_path, keep_outputs) -> None:
+@click.option("--print-timings", is_flag=True, help="After each vidur call, print {case, vidur_seconds} as a JSON line on stderr (for the benchmark).")
+def run_cmd(config_path, data_dir, limit, output_dir, name, profile_dirs, cache_dir, tool_path, keep_outputs, print_timings) -> None:
     """Run the cases and write <output>/<name>.tool-run.json (a tool-run v1 document)."""
     import mtap_schemas as ms
 
@@ -272,6 +273,8 @@ def run_cmd(config_path, data_dir, limit, output_dir, name, profile_dirs, cache_
                     results.append(_unavailable(c, "profile-missing", ds))
                     continue
                 doc, res, metrics = _run_case(c, ds, cache, python, cfg["timeout_s"], keep_outputs, work)
+                if print_timings:
+                    click.echo(json.dumps({"case": c.id, "vidur_seconds": round(res.seconds, 3)}), err=True)
                 if not det_done and doc["status"] == "ok":
                     det_done = True
                     doc2, res2, metrics2 = _run_case(c, ds, cache, python, cfg["timeout_s"], None, work)
