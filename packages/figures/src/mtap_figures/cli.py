@@ -13,7 +13,7 @@ from . import __version__, plots
 from .style import save
 
 
-def _tool_docs(evaluation_dir: Path, tool: str) -> list[dict]:
+def _tool_docs(evaluation_dir: Path, tool: str, with_paths: bool = False) -> list:
     docs = []
     for path in sorted(evaluation_dir.rglob("*.tool-run.json")):
         try:
@@ -22,7 +22,7 @@ def _tool_docs(evaluation_dir: Path, tool: str) -> list[dict]:
             click.echo(f"skipped {exc}", err=True)
             continue
         if doc["tool"]["name"] == tool:
-            docs.append(doc)
+            docs.append((path, doc) if with_paths else doc)
     return docs
 
 
@@ -60,7 +60,7 @@ def run(evaluation_dir: Path, output: Path) -> None:
         ("coverage-heatmap", "run `nox -s aggregate` first", lambda: aggregate and plots.coverage_heatmap(aggregate)),
         ("predicted-vs-measured", "needs aggregate pairs with device-time measurements", lambda: aggregate and plots.predicted_vs_measured(aggregate)),
         ("astra-collective-scaling", "needs ok ASTRA-sim collective cases", lambda: plots.collective_scaling(_tool_docs(evaluation_dir, "astra-sim"))),
-        ("vidur-latency-cdf", "needs ok VIDUR cases with e2e_latency percentiles", lambda: plots.vidur_latency(_tool_docs(evaluation_dir, "vidur"))),
+        ("vidur-latency-cdf", "needs ok VIDUR cases (request_metrics CSV artifacts or e2e_latency percentiles)", lambda: plots.vidur_latency(_tool_docs(evaluation_dir, "vidur", with_paths=True), roots=[Path.cwd()])),
         ("error-amplification", "run `nox -s compose` first; needs per-layer predictions with measurements", lambda: compositional and plots.amplification_bars(compositional)),
     ]
     made = 0

@@ -3,13 +3,18 @@ None when the data it needs is not there (the CLI then says so)."""
 
 from __future__ import annotations
 
+import io
+import lzma
 import math
 import re
+from pathlib import Path
 from typing import Any
 
 import matplotlib.pyplot as plt
 import numpy as np
 import polars as pl
+
+import mtap_schemas as ms
 
 from .style import GREYS, LINES, MARKERS
 
@@ -124,46 +129,73 @@ def collective_scaling(astra_docs: list[dict[str, Any]], binary: str | None = No
         ax.set_xlabel("NPUs")
         ax.set_title(f"message {size}")
     axes[0][0].set_ylabel("simulated collective time (ms)")
-    axes[0][-1].legend(fontsize=6, loc="best")
+    axes[0][-1].legend(fontsize=6.5, loc="upper left", bbox_to_anchor=(1.02, 1.0), frameon=False)
     fig.suptitle("ASTRA-sim collective scaling on an HGX-H100-like switch", y=1.03)
     return fig
 
 
-def vidur_latency(vidur_docs: list[dict[str, Any]], metric_prefix: str = "e2e_latency"):
-    """Request latency distribution per scheduler, one panel per QPS, from the percentiles VIDUR reports."""
-    rows = []
-    pct = re.compile(rf"^{metric_prefix}_p(\d+)$")
-    for doc in vidur_docs:
+def _request_latencies(case: dict[str, Any], roots: list[Path]) -> list[float] | None:
+    """Per-request e2e latencies (s) from the request_metrics CSV the case cites, if its sha256 matches."""
+    for art in case["artifacts"]:
+        name = Path(art["path"]).name
+        if not name.startswith("request_metrics.csv"):
+            continue
+        for root in roots:
+            path = root / art["path"]
+            if path.is_file() and ms.sha256_file(path) == art["sha256"]:
+                raw = path.read_bytes()
+                text = lzma.decompress(raw) if name.endswith(".xz") else raw
+                frame = pl.read_csv(io.BytesIO(text), columns=["request_e2e_time"])
+                return sorted(frame["request_e2e_time"].to_list())
+    return None
+
+
+def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Path] | None = None):
+    """Request latency CDF per scheduler, one panel per QPS.
+
+    The empirical CDF over every simulated request when the case's request_metrics CSV is on
+    disk with a matching sha256; otherwise the CDF at the percentiles the case reports.
+    """
+    series: dict[tuple[str, float, str], tuple[list[float], list[float], bool]] = {}
+    pct = re.compile(r"^e2e_latency_p(\d+)$")
+    for doc_path, doc in vidur_docs:
         for c in doc["cases"]:
-            if c["status"] != "ok":
-                continue
             sched, qps = c["parameters"].get("scheduler"), c["parameters"].get("qps")
-            if sched is None or qps is None:
+            if c["status"] != "ok" or sched is None or qps is None:
                 continue
-            for m in c["metrics"]:
-                hit = pct.match(m["name"])
-                if hit and m["unit"] in MS:
-                    rows.append({"hardware": c["hardware"], "scheduler": str(sched), "qps": float(qps), "p": int(hit.group(1)), "s": m["value"] * MS[m["unit"]] / 1e3})
-    if not rows:
+            lat = _request_latencies(c, [*(roots or []), doc_path.parent])
+            if lat:
+                ys = [(i + 1) / len(lat) for i in range(len(lat))]
+                series[(c["hardware"], float(qps), str(sched))] = (lat, ys, True)
+                continue
+            points = sorted((int(m.group(1)), x["value"] * MS[x["unit"]] / 1e3) for x in c["metrics"] if (m := pct.match(x["name"])) and x["unit"] in MS)
+            if points:
+                series[(c["hardware"], float(qps), str(sched))] = ([v for _, v in points], [p / 100 for p, _ in points], False)
+    if not series:
         return None
-    frame = pl.DataFrame(rows)
-    hardware = sorted(frame["hardware"].unique().to_list())[0]
-    frame = frame.filter(pl.col("hardware") == hardware)
-    qpss = sorted(frame["qps"].unique().to_list())
-    fig, axes = plt.subplots(1, len(qpss), figsize=(3.0 * len(qpss), 3.0), squeeze=False, sharey=True)
+    hardware = sorted({h for h, _, _ in series})[0]
+    qpss = sorted({q for h, q, _ in series if h == hardware})
+    scheds = sorted({s for h, _, s in series if h == hardware})
+    fig, axes = plt.subplots(1, len(qpss), figsize=(3.0 * len(qpss), 3.0), squeeze=False, sharey=True, sharex=True)
+    empirical = all(e for (h, _, _), (_, _, e) in series.items() if h == hardware)
     for ax, q in zip(axes[0], qpss):
-        for i, sched in enumerate(sorted(frame["scheduler"].unique().to_list())):
-            s = frame.filter((pl.col("qps") == q) & (pl.col("scheduler") == sched)).sort("p")
-            if s.height == 0:
+        for i, sched in enumerate(scheds):
+            if (hardware, q, sched) not in series:
                 continue
-            ax.step(s["s"], s["p"] / 100, where="post", marker=MARKERS[i], ls=LINES[i], color=GREYS[i], ms=4, lw=1, label=sched)
-        ax.set_xscale("log")
-        ax.set_xlabel("request end-to-end latency (s)")
+            xs, ys, full = series[(hardware, q, sched)]
+            xs_ms = [x * 1e3 for x in xs]
+            if full:
+                ax.step(xs_ms, ys, where="post", ls=LINES[i], color=GREYS[i], lw=1.2, label=sched)
+                marks = [int(len(xs) * p) - 1 for p in (0.5, 0.9, 0.99)]
+                ax.plot([xs_ms[k] for k in marks], [ys[k] for k in marks], ls="none", marker=MARKERS[i], color=GREYS[i], ms=4)
+            else:
+                ax.step(xs_ms, ys, where="post", marker=MARKERS[i], ls=LINES[i], color=GREYS[i], ms=4, lw=1, label=sched)
+        ax.set_xlabel("request end-to-end latency (ms)")
         ax.set_title(f"QPS {q:g}")
         ax.set_ylim(0, 1.02)
-    axes[0][0].set_ylabel("fraction of requests (CDF at reported percentiles)")
-    axes[0][-1].legend(fontsize=7, loc="lower right")
-    fig.suptitle(f"VIDUR request latency, Llama-2-7B on {hardware}", y=1.03)
+    axes[0][0].set_ylabel("fraction of requests" + ("" if empirical else " (at reported percentiles)"))
+    axes[0][-1].legend(fontsize=7, loc="lower right", title="scheduler (markers: p50, p90, p99)" if empirical else "scheduler", title_fontsize=6.5)
+    fig.suptitle(f"VIDUR simulated request latency CDF, Llama-2-7B on {hardware}", y=1.03)
     return fig
 
 
@@ -187,6 +219,7 @@ def amplification_bars(compositional: dict[str, Any]):
             ax.annotate(f"×{r['amplification']:.2f}", (x[i], max(s[1][i] for s in series)), textcoords="offset points", xytext=(0, 3), ha="center", fontsize=7)
     ax.set_xticks(x, labels, fontsize=7)
     ax.set_ylabel("absolute percentage error (%)")
+    ax.set_ylim(0, max(max(v for v in s[1]) for s in series) * 1.18)
     ax.set_title("Error amplification, layer → model (×: composed / mean per-layer)")
-    ax.legend(fontsize=7)
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.22), ncol=3, frameon=False)
     return fig
