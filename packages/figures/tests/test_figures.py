@@ -76,3 +76,18 @@ def test_bad_aggregate_is_one_line(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["run", "--evaluation-dir", str(ev), "--output", str(tmp_path / "f")])
     assert res.exit_code == 2
     assert "this reader accepts aggregate v1.x only" in res.output
+
+
+def test_vidur_cdf_uses_request_metrics_only_when_the_hash_matches(tmp_path: Path) -> None:
+    csv = tmp_path / "out" / "request_metrics.csv"
+    csv.parent.mkdir()
+    csv.write_text("Request Id,request_e2e_time\n" + "".join(f"{i},{0.05 + i / 1000}\n" for i in range(100)))
+    good = {"path": "out/request_metrics.csv", "sha256": ms.sha256_file(csv)}
+    case = ok("v", None, {"scheduler": "vllm", "qps": 1.0}, [{"name": "e2e_latency_p50", "value": 0.1, "unit": "s", "kind": "prediction"}], workload="W5", hardware="H100-SXM5-80GB")
+    doc_path = tmp_path / "vidur.tool-run.json"
+    fig = plots.vidur_latency([(doc_path, tool_doc("vidur", [dict(case, artifacts=[good])]))])
+    assert fig.axes[0].get_ylabel() == "fraction of requests"
+    assert len(fig.axes[0].lines[0].get_xdata()) == 100  # every request
+    bad = dict(good, sha256="0" * 64)
+    fig = plots.vidur_latency([(doc_path, tool_doc("vidur", [dict(case, artifacts=[bad])]))])
+    assert fig.axes[0].get_ylabel() == "fraction of requests (at reported percentiles)"
