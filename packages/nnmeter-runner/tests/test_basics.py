@@ -14,6 +14,7 @@ from mtap_nnmeter_runner import __version__
 from mtap_nnmeter_runner.cases import HARDWARE, MODELS
 from mtap_nnmeter_runner.cli import main
 from mtap_nnmeter_runner.models import REFERENCE_PARAMETERS, build, parameter_count
+from mtap_nnmeter_runner.nnmeter import DEFAULT_RULES
 from mtap_nnmeter_runner.predictors import (
     PREDICTORS,
     RULES_FILE,
@@ -99,11 +100,10 @@ def test_pinned_list_covers_exactly_what_nnmeter_loads():
         assert pinned[name][RULES_FILE]["sha256"] == RULES_SHA256[name]
 
 
-def test_committed_fusion_rules_match_the_upstream_hashes():
-    for name, sha in RULES_SHA256.items():
-        data = (DATA / "nn-meter" / "fusion-rules" / f"{name}.json").read_bytes()
-        assert hashlib.sha256(data).hexdigest() == sha, name
-        assert b"\r\n" in data  # byte-exact: git must not convert line endings (see .gitattributes)
+def test_default_rules_are_named():
+    """Without device rule files (--rules-dir, --predictor-dir) detection runs on nn-Meter's defaults."""
+    assert "nn-meter-defaults" in DEFAULT_RULES and "no device fusion rules" in DEFAULT_RULES
+    assert "built-in default rules" in " ".join(invoke("run", "--help").output.split())
 
 
 def test_read_verified_refuses_other_bytes(tmp_path):

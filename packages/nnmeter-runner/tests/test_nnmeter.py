@@ -1,7 +1,10 @@
 """Real nn-Meter runs (nn-meter==2.0 from PyPI, in the runner's worker subprocesses).
 
-Kernel counts for MobileNet-V2 (64 cpu / 54 gpu / 64 vpu) were first seen independently by
-the issue's author (mtap issue #6) and are the expected values here.
+No device fusion rules are available here (they ship only inside nn-Meter's predictor
+release zips), so detection runs with nn-Meter's built-in defaults (``KernelDetector(None)``):
+no pairwise fusion, 99 kernels for MobileNet-V2. The device-specific paths (--rules-dir,
+--predictor-dir) are exercised with SYNTHETIC rule files these tests write themselves
+(fusing conv+relu and dwconv+relu only; not nn-Meter's released rules).
 """
 
 from __future__ import annotations
@@ -11,7 +14,6 @@ import io
 import json
 import os
 import pickle
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +22,12 @@ from sklearn.tree import DecisionTreeRegressor
 from sklearn.tree._tree import Tree
 
 import mtap_schemas as ms
+from mtap_nnmeter_runner.nnmeter import DEFAULT_RULES
 from mtap_nnmeter_runner.predictors import PREDICTORS, RULES_FILE, kernel_lists
+
+#: A test-made fusion-rule file in nn-Meter's format (NOT a released device rule file): fuse a
+#: conv or dwconv with the relu after it. On MobileNet-V2 this merges all 35 relu kernels.
+SYNTHETIC_RULES = json.dumps({"BF_conv_relu": {"obey": True}, "BF_dwconv_relu": {"obey": True}}).encode()
 
 
 def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -38,27 +45,28 @@ def test_kernel_detection_mobilenet_v2_and_conv1(tmp_path, write_config):
     assert doc["tool"] == {"name": "nn-meter", "version": "2.0", "backend": "native",
                            "location": "PyPI nn-meter==2.0 (Python package in this environment)"}
     cases = by_id(doc)
-    expected = {"cortexA76cpu": 64, "adreno640gpu": 54, "adreno630gpu": 54, "myriadvpu": 64}
-    for hw, total in expected.items():
+    for hw in PREDICTORS:
         kernels = cases[f"W8/mobilenet-v2/{hw}/kernels"]
         assert kernels["status"] == "ok", kernels["error"]
         m = metrics(kernels)
-        assert m["kernel_count"] == total
-        assert m["kernel_count.dwconv_relu"] == 17 and m["kernel_count.conv_relu"] == 18
-        assert sum(v for k, v in m.items() if k.startswith("kernel_count.")) == total
+        # nn-Meter's default rules fuse no operator pair: conv, dwconv and relu stay separate.
+        assert m["kernel_count"] == 99
+        assert (m["kernel_count.conv"], m["kernel_count.dwconv"], m["kernel_count.relu"]) == (35, 17, 35)
+        assert (m["kernel_count.add"], m["kernel_count.fc"], m["kernel_count.gap"]) == (10, 1, 1)
+        assert sum(v for k, v in m.items() if k.startswith("kernel_count.")) == 99
         assert all(x["unit"] == "count" and x["kind"] == "prediction" for x in kernels["metrics"])
-        assert kernels["parameters"]["fusion_rules"] == "data" and kernels["parameters"]["onnx_opset"] == 10
-        rules = (DATA / "nn-meter" / "fusion-rules" / f"{PREDICTORS[hw]}.json")
-        assert kernels["artifacts"] == [{"path": os.path.relpath(rules, Path.cwd()), "sha256": ms.sha256_file(rules)}]
+        assert kernels["parameters"]["fusion_rules"] == DEFAULT_RULES
+        assert kernels["parameters"]["onnx_opset"] == 10
+        assert kernels["artifacts"] == []
         latency = cases[f"W8/mobilenet-v2/{hw}/latency"]
         assert latency["status"] == "unavailable" and latency["metrics"] == []
         assert latency["error"]["kind"] == "predictor-missing"
         assert "--predictor-dir" in latency["error"]["message"]
         conv1 = cases[f"W1/resnet50-conv1/{hw}/kernels"]
         assert conv1["status"] == "unsupported" and conv1["error"]["kind"] == "no-kernels"
-    # GPU predictors have no fc / global-avgpool model; VPU has no plain add: nn-Meter adds 0 ms.
+    # Kernels nn_predict would count as 0 ms (types a predictor has no model for: GPU fc, gap, ...).
     assert metrics(cases["W8/mobilenet-v2/cortexA76cpu/kernels"])["kernel_count_without_predictor"] == 0
-    assert metrics(cases["W8/mobilenet-v2/adreno640gpu/kernels"])["kernel_count_without_predictor"] == 2
+    assert metrics(cases["W8/mobilenet-v2/adreno640gpu/kernels"])["kernel_count_without_predictor"] == 12
     assert metrics(cases["W8/mobilenet-v2/myriadvpu/kernels"])["kernel_count_without_predictor"] == 11
     # nn-Meter was imported (worker) with HOME pointing elsewhere: the user's HOME stays clean.
     assert not (tmp_path / "home" / ".nn_meter").exists()
@@ -66,11 +74,48 @@ def test_kernel_detection_mobilenet_v2_and_conv1(tmp_path, write_config):
     committed = DATA / "evaluation" / "nn-meter" / "nn-meter.tool-run.json"
     if committed.is_file():
         previous = by_id(ms.read(committed, "tool-run"))
-        same = [i for i, c in cases.items() if c["parameters"].get("fusion_rules") == "data"
-                and previous.get(i, {}).get("parameters", {}).get("fusion_rules") == "data"]
+        same = [i for i, c in cases.items() if c["parameters"].get("fusion_rules") == DEFAULT_RULES
+                and previous.get(i, {}).get("parameters", {}).get("fusion_rules") == DEFAULT_RULES]
         assert len(same) >= 4
         for case_id in same:
             assert cases[case_id] == previous[case_id], case_id
+
+
+def test_rules_dir_is_sha256_checked_and_used(tmp_path, write_config):
+    """--rules-dir: synthetic rule files, expected hashes from a test-made --predictor-hashes list."""
+    rules_dir = tmp_path / "rules"
+    rules_dir.mkdir()
+    (rules_dir / "cortexA76cpu_tflite21.json").write_bytes(SYNTHETIC_RULES)
+    (rules_dir / "adreno640gpu_tflite21.json").write_bytes(SYNTHETIC_RULES + b" ")  # not the pinned bytes
+    # adreno630gpu: no file. myriadvpu: a file, but no expected hash for it in the list.
+    (rules_dir / "myriadvpu_openvino2019r2.json").write_bytes(SYNTHETIC_RULES)
+    sha = hashlib.sha256(SYNTHETIC_RULES).hexdigest()
+    entry = {RULES_FILE: {"sha256": sha, "size": len(SYNTHETIC_RULES)}}
+    hashes_file = tmp_path / "hashes.json"
+    hashes_file.write_text(json.dumps({"format": "mtap-nnmeter-predictor-hashes/1", "predictors": {
+        "cortexA76cpu_tflite21": entry, "adreno640gpu_tflite21": entry, "adreno630gpu_tflite21": entry,
+        "myriadvpu_openvino2019r2": {"fc.pkl": {"sha256": sha, "size": None}}}}))
+    config = write_config(models=["mobilenet-v2"], opsets=[10])
+    proc, doc = run_cli(tmp_path, "--config", str(config), "--rules-dir", str(rules_dir),
+                        "--predictor-hashes", str(hashes_file), env=_env(tmp_path))
+    assert proc.returncode == 0, proc.stderr
+    assert "--rules-dir" in doc["invocation"]["command"]
+    cases = by_id(doc)
+    cpu = cases["W8/mobilenet-v2/cortexA76cpu/kernels"]
+    assert cpu["status"] == "ok", cpu["error"]
+    assert cpu["parameters"]["fusion_rules"] == "rules-dir"
+    assert cpu["artifacts"] == [{"path": os.path.relpath(rules_dir / "cortexA76cpu_tflite21.json", Path.cwd()),
+                                 "sha256": sha}]
+    m = metrics(cpu)
+    # The synthetic rules really reached nn-Meter: every relu fused into its conv / dwconv.
+    assert m["kernel_count"] == 64 and "kernel_count.relu" not in m
+    assert (m["kernel_count.conv_relu"], m["kernel_count.dwconv_relu"]) == (18, 17)
+    for hw, kind in (("adreno640gpu", "rules-hash-mismatch"), ("adreno630gpu", "rules-missing"),
+                     ("myriadvpu", "rules-hash-mismatch")):
+        for stage in ("kernels", "latency"):
+            case = cases[f"W8/mobilenet-v2/{hw}/{stage}"]
+            assert case["status"] == "unavailable" and case["error"]["kind"] == kind, (hw, case["error"])
+            assert PREDICTORS[hw] in case["error"]["message"]
 
 
 def test_missing_onnxsim_is_classified(tmp_path, write_config):
@@ -140,7 +185,7 @@ def test_predictors_are_sha256_checked_before_unpickling(tmp_path, write_config)
     for name in PREDICTORS.values():
         folder = root / name
         folder.mkdir(parents=True)
-        shutil.copy(DATA / "nn-meter" / "fusion-rules" / f"{name}.json", folder / RULES_FILE)
+        (folder / RULES_FILE).write_bytes(SYNTHETIC_RULES)
         for kernel in lists[name]:
             (folder / f"{kernel}.pkl").write_bytes(pickle.dumps(_unit_tree(FEATURES[kernel])))
         hashes[name] = {f.name: {"sha256": hashlib.sha256(f.read_bytes()).hexdigest(), "size": f.stat().st_size}
@@ -189,6 +234,10 @@ def test_predictors_are_sha256_checked_before_unpickling(tmp_path, write_config)
     # cortexA76cpu: every file verified; nn-Meter's nn_predict sums 1 ms per predicted kernel.
     kernels, latency = cases["W8/mobilenet-v2/cortexA76cpu/kernels"], cases["W8/mobilenet-v2/cortexA76cpu/latency"]
     assert kernels["parameters"]["fusion_rules"] == "predictor-dir"
+    assert metrics(kernels)["kernel_count"] == 64  # the predictor's own (synthetic) rules were used
+    # Predictors that were refused leave kernel detection on nn-Meter's default rules.
+    assert cases["W8/mobilenet-v2/adreno640gpu/kernels"]["parameters"]["fusion_rules"] == DEFAULT_RULES
+    assert metrics(cases["W8/mobilenet-v2/adreno640gpu/kernels"])["kernel_count"] == 99
     assert latency["status"] == "ok", latency["error"]
     k = metrics(kernels)
     assert metrics(latency) == {"latency": float(k["kernel_count"] - k["kernel_count_without_predictor"])}

@@ -64,7 +64,7 @@ def _check_hardware(data_dir: Path, ids: list[str]) -> None:
 def common(f):
     f = click.option("--limit", type=click.IntRange(min=0), default=None, help="Only the first N cases (smoke tests).")(f)
     f = click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True,
-                     help="The repository's data/ folder (hardware catalog, nn-meter/fusion-rules/).")(f)
+                     help="The repository's data/ folder (hardware catalog).")(f)
     f = click.option("--config", type=click.Path(path_type=Path), default=None,
                      help='JSON file: {"models": [...], "hardware": [...], "opsets": [10, 13], "timeout_s": 1800}.')(f)
     return f
@@ -80,9 +80,10 @@ def main() -> None:
 
     Per model and predictor it writes two cases. "kernels": nn-Meter's kernel detection (the
     model exported with torch's legacy ONNX exporter, simplified with onnx-simplifier, converted
-    by nn-Meter's ONNX converter, split by the predictor's fusion rules); metrics are kernel
-    counts by type. "latency": nn-Meter's latency prediction in ms, only with --predictor-dir,
-    whose files are sha256-checked before anything is unpickled; otherwise `unavailable`.
+    by nn-Meter's ONNX converter, split by the predictor's fusion rules, by --rules-dir files, or
+    else by nn-Meter's built-in default rules, recorded as not device-specific); metrics are
+    kernel counts by type. "latency": nn-Meter's latency prediction in ms, only with
+    --predictor-dir, whose files are sha256-checked before anything is unpickled; otherwise `unavailable`.
 
     The tool is the nn-meter package installed beside this runner. The predictors (GitHub
     release assets nn-Meter downloads at first use) come from --predictor-dir. The runner
@@ -117,7 +118,10 @@ def cases(config: Path | None, data_dir: Path, limit: int | None) -> None:
               help="JSON file of expected sha256 per predictor file (format of the pinned list "
                    "mtap_nnmeter_runner/pinned_predictors.json, which is the default).")
 @click.option("--rules-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
-              help="Fusion rules used for kernel detection without --predictor-dir. [default: <data-dir>/nn-meter/fusion-rules]")
+              help="Folder of device fusion rules <predictor>.json (each predictor zip's fusion_rules.json, "
+                   "renamed), sha256-checked like the predictors; used when --predictor-dir does not give a "
+                   "verified predictor. Without either, kernel detection uses nn-Meter's built-in default "
+                   "rules (KernelDetector(None)), recorded as such: not device-specific.")
 def run(config: Path | None, data_dir: Path, limit: int | None, output: Path, name: str,
         predictor_dir: Path | None, predictor_hashes: Path | None, rules_dir: Path | None) -> None:
     """Run nn-Meter on every selected case and write one tool-run v1 document."""
@@ -132,7 +136,6 @@ def run(config: Path | None, data_dir: Path, limit: int | None, output: Path, na
     if predictor_dir is not None and not predictor_dir.is_dir():
         raise UserError(f"{predictor_dir}: --predictor-dir: expected an existing folder")
     hashes_source = _rel(predictor_hashes) if predictor_hashes else "the pinned list (mtap_nnmeter_runner/pinned_predictors.json)"
-    rules_dir = rules_dir or data_dir / "nn-meter" / "fusion-rules"
     config_ref = {"path": _rel(config), "sha256": ms.sha256_file(config)} if config is not None else None
 
     command = [RUNNER, "run", "--data-dir", str(data_dir), "--output", str(output), "--name", name]
@@ -140,7 +143,7 @@ def run(config: Path | None, data_dir: Path, limit: int | None, output: Path, na
     command += ["--limit", str(limit)] if limit is not None else []
     command += ["--predictor-dir", str(predictor_dir)] if predictor_dir is not None else []
     command += ["--predictor-hashes", str(predictor_hashes)] if predictor_hashes is not None else []
-    command += ["--rules-dir", str(rules_dir)] if rules_dir != data_dir / "nn-meter" / "fusion-rules" else []
+    command += ["--rules-dir", str(rules_dir)] if rules_dir is not None else []
 
     tool_missing = None
     if nnmeter_package_dir() is None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .cases import ModelSpec, Plan
-from .predictors import PREDICTORS, RULES_FILE, RULES_SHA256, Check, check, kernel_lists, read_verified
+from .predictors import PREDICTORS, RULES_FILE, Check, check, kernel_lists, read_verified
 
 #: Packages whose versions decide the result (recorded in environment.packages).
 PACKAGES = ("nn-meter", "torch", "onnx", "onnxsim", "scikit-learn", "numpy", "setuptools", "protobuf")
@@ -52,7 +52,7 @@ class Rules:
 
     path: Path | None
     sha256: str | None
-    origin: str  # "predictor-dir" | "data" | "missing"
+    origin: str  # "predictor-dir" | "rules-dir" | DEFAULT_RULES | "missing"
     ref: str | None = None  # path recorded in artifacts
     problem: tuple[str, str] | None = None  # (kind, message)
 
@@ -96,7 +96,19 @@ def _prepare_home(work: Path) -> None:
     (config / "settings.yaml").write_text(f"data_folder: {work / 'nn-meter-data'}\n")
 
 
-def _rules_for(hw: str, chk: Check, rules_dir: Path, work: Path, rel: Callable[[Path], str]) -> Rules:
+#: parameters.fusion_rules when kernel detection ran with nn-Meter's built-in rules
+DEFAULT_RULES = "nn-meter-defaults (no device fusion rules given)"
+
+
+def _rules_for(hw: str, chk: Check, rules_dir: Path | None, expected: dict[str, Any], hashes_source: str,
+               work: Path, rel: Callable[[Path], str]) -> Rules:
+    """Device fusion rules (predictor dir, else --rules-dir) or nn-Meter's built-in defaults.
+
+    Without a rule file nn-Meter's ``KernelDetector(None)`` reads no rule
+    (``RuleReader(rule_file=None)``): ``rules_default`` (MON 0, FN True), no pairwise
+    ``BF_*`` fusion, only its packaged multi-operator fusion units. That is what nn-Meter itself
+    does, not a device's runtime: the counts are not device-specific.
+    """
     name = PREDICTORS[hw]
     if chk.ok and chk.folder is not None and chk.files is not None:
         # Same bytes as were hashed: a verified private copy, so detection and prediction agree.
@@ -104,23 +116,27 @@ def _rules_for(hw: str, chk: Check, rules_dir: Path, work: Path, rel: Callable[[
         copy = work / f"rules-{name}.json"
         copy.write_bytes(data)
         return Rules(copy, chk.files[RULES_FILE], "predictor-dir", f"{name}/{RULES_FILE} (predictor dir)")
+    if rules_dir is None:
+        return Rules(None, None, DEFAULT_RULES)
     path = rules_dir / f"{name}.json"
     if not path.is_file():
         return Rules(None, None, "missing", problem=(
             "rules-missing",
-            f"{path}: fusion rules for {name} not found; nn-Meter 2.0 ships them only inside the predictor "
-            "archive: pass --predictor-dir, or --rules-dir with <predictor>.json files "
-            "(the repository's data/nn-meter/fusion-rules/)"))
+            f"{path}: --rules-dir has no fusion rules for {name}; nn-Meter 2.0 ships them only inside the "
+            f"predictor release archive {name}.zip (its {RULES_FILE}): copy that file to {path.name}, or "
+            "leave --rules-dir out to use nn-Meter's built-in default rules"))
+    want = (expected.get(name) or {}).get(RULES_FILE, {}).get("sha256")
     digest = _sha256(path)
-    if digest != RULES_SHA256[name]:
+    if want is None or digest != want:
         return Rules(None, None, "missing", problem=(
             "rules-hash-mismatch",
-            f"{path}: sha256 {digest}, expected {RULES_SHA256[name]} (nn-Meter's released {name} fusion rules)"))
-    return Rules(path, digest, "data", rel(path))
+            f"{path}: sha256 {digest}, expected {want or 'an entry ' + name + '/' + RULES_FILE} ({hashes_source}: "
+            f"nn-Meter's released {name} fusion rules)"))
+    return Rules(path, digest, "rules-dir", rel(path))
 
 
 def execute(plan: Plan, predictor_dir: Path | None, expected: dict[str, Any], hashes_source: str,
-            rules_dir: Path, rel: Callable[[Path], str], step: Callable[[str], None]) -> Outcome:
+            rules_dir: Path | None, rel: Callable[[Path], str], step: Callable[[str], None]) -> Outcome:
     out = Outcome()
     lists = kernel_lists()
     work = Path(tempfile.mkdtemp(prefix="mtap-nnmeter-"))
@@ -129,8 +145,10 @@ def execute(plan: Plan, predictor_dir: Path | None, expected: dict[str, Any], ha
         for hw in plan.hardware:
             name = PREDICTORS[hw]
             out.checks[hw] = check(predictor_dir, name, lists.get(name, []), expected, hashes_source)
-            out.rules[hw] = _rules_for(hw, out.checks[hw], rules_dir, work, rel)
-        rules = {PREDICTORS[hw]: str(r.path) for hw, r in out.rules.items() if r.path is not None}
+            out.rules[hw] = _rules_for(hw, out.checks[hw], rules_dir, expected, hashes_source, work, rel)
+        # None: nn-Meter's KernelDetector(None), i.e. its built-in default rules.
+        rules = {PREDICTORS[hw]: (str(r.path) if r.path is not None else None)
+                 for hw, r in out.rules.items() if r.problem is None}
         for model in plan.models:
             step(f"parse {model.name}")
             spec = {"model": model.name, "input": model.input, "input_shape": list(model.input_shape),
@@ -200,12 +218,12 @@ def build_cases(plan: Plan, outcome: Outcome | None, tool_missing: str | None) -
             continue
         rules, chk = outcome.rules[hw], outcome.checks[hw]
         result = outcome.parse[model.name]
-        if rules.path is None:
-            assert rules.problem is not None
+        if rules.problem is not None:
             fail("unavailable", *rules.problem)
             continue
         case["parameters"]["fusion_rules"] = rules.origin
-        case["artifacts"].append({"path": rules.ref, "sha256": rules.sha256})
+        if rules.path is not None:
+            case["artifacts"].append({"path": rules.ref, "sha256": rules.sha256})
         if not result.get("ok"):
             fail("failed", *_parse_failure(result))
             continue

@@ -161,8 +161,9 @@ def read_verified(path: Path, sha256: str) -> bytes:
     return data
 
 
-#: sha256 of each released fusion-rule file (same Git LFS pointers as the pinned list); the
-#: copies in data/nn-meter/fusion-rules/ are checked against these before kernel detection.
+#: sha256 of each released fusion-rule file (same Git LFS pointers as the pinned list, whose
+#: fusion_rules.json entries equal these; a test checks it). --rules-dir files are checked
+#: against the expected list (pinned, or --predictor-hashes).
 RULES_SHA256: dict[str, str] = {
     "cortexA76cpu_tflite21": "9880312f7e78dd33b2ab815d5d2c87a5ec856c4b0feb37f61a4bb0ba5cfa435b",
     "adreno640gpu_tflite21": "ed5f38bc5aa6be59e1794bdca776509db398a06ad9bb9d19cedd365589bad77c",

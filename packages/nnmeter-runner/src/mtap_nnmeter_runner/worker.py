@@ -8,7 +8,8 @@ with ``HOME`` pointing at a folder the runner owns, because ``import nn_meter`` 
 ``parse``: build one model (models.py), export it to ONNX with the legacy TorchScript exporter
 into a named temporary file, simplify it with onnx-simplifier exactly as nn-Meter's own torch
 converter does (``nn_meter.utils.import_package.try_import_onnxsim``), convert it with nn-Meter's
-ONNX converter to nn-Meter IR and run nn-Meter's ``KernelDetector`` once per fusion-rule file.
+ONNX converter to nn-Meter IR and run nn-Meter's ``KernelDetector`` once per fusion-rule file
+(``None``: no rule file, nn-Meter's built-in default rules).
 ``predict``: unpickle one predictor's kernel models from sha256-verified bytes and run nn-Meter's
 ``nn_predict`` on the kernels found by ``parse``.
 """
@@ -16,6 +17,7 @@ ONNX converter to nn-Meter IR and run nn-Meter's ``KernelDetector`` once per fus
 from __future__ import annotations
 
 import collections
+import copy
 import io
 import json
 import logging
@@ -147,10 +149,14 @@ def parse(spec: dict[str, Any]) -> dict[str, Any]:
             stage = "nn-meter-kernel-detector"
             detections: dict[str, Any] = {}
             kernels_by_predictor: dict[str, list[dict[str, Any]]] = {}
+            by_rules: dict[str | None, list[dict[str, Any]]] = {}
             for predictor, rules in sorted(spec["rules"].items()):
-                detector = KernelDetector(rules)
-                detector.load_graph(graph)
-                kernels = detector.get_kernels()
+                if rules not in by_rules:
+                    # rules None: KernelDetector(None) -> RuleReader(rule_file=None), nn-Meter's defaults
+                    detector = KernelDetector(rules)
+                    detector.load_graph(graph)
+                    by_rules[rules] = detector.get_kernels()
+                kernels = copy.deepcopy(by_rules[rules])
                 kernels_by_predictor[predictor] = kernels
                 detections[predictor] = _counts(kernels, spec["kernel_lists"].get(predictor))
         except Exception as exc:  # noqa: BLE001 - every failure is recorded with its stage
