@@ -59,7 +59,7 @@ def test_latex_is_escaped_booktabs() -> None:
 def test_cli_writes_tables(tmp_path: Path, write_doc) -> None:
     make(write_doc)
     out = tmp_path / "out"
-    result = CliRunner().invoke(main, ["run", "--evaluation-dir", str(tmp_path), "--output", str(out / "a.json"), "--coverage-md", str(out / "c.md"), "--tables-dir", str(out / "tables"), "--claims", str(tmp_path / "none.json")])
+    result = CliRunner().invoke(main, ["run", "--evaluation-dir", str(tmp_path), "--output", str(out / "a.json"), "--coverage-md", str(out / "c.md"), "--tables-dir", str(out / "tables"), "--claims", str(tmp_path / "none.json"), "--extensibility", str(tmp_path / "none-ext.json")])
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (out / "tables").iterdir()) == [
         "d1-fidelity.md", "d1-fidelity.tex", "d3-coverage.md", "d3-coverage.tex",
