@@ -13,16 +13,16 @@ from . import __version__, plots
 from .style import save
 
 
-def _tool_docs(evaluation_dir: Path, tool: str, with_paths: bool = False) -> list:
-    docs = []
+def _tool_docs(evaluation_dir: Path) -> dict[str, list[tuple[Path, dict]]]:
+    """Every valid tool-run document, read once, by tool name (a bad one is noted and skipped)."""
+    docs: dict[str, list[tuple[Path, dict]]] = {}
     for path in sorted(evaluation_dir.rglob("*.tool-run.json")):
         try:
             doc = ms.read(path, "tool-run")
         except ms.SchemaError as exc:
             click.echo(f"skipped {exc}", err=True)
             continue
-        if doc["tool"]["name"] == tool:
-            docs.append((path, doc) if with_paths else doc)
+        docs.setdefault(doc["tool"]["name"], []).append((path, doc))
     return docs
 
 
@@ -56,11 +56,12 @@ def run(evaluation_dir: Path, output: Path) -> None:
         compositional = ms.read(comp_path, "compositional") if comp_path.is_file() else None
     except ms.SchemaError as exc:
         raise UserError(str(exc)) from None
+    by_tool = _tool_docs(evaluation_dir)
     jobs = [
         ("coverage-heatmap", "run `nox -s aggregate` first", lambda: aggregate and plots.coverage_heatmap(aggregate)),
         ("predicted-vs-measured", "needs aggregate pairs with device-time measurements", lambda: aggregate and plots.predicted_vs_measured(aggregate)),
-        ("astra-collective-scaling", "needs ok ASTRA-sim collective cases", lambda: plots.collective_scaling(_tool_docs(evaluation_dir, "astra-sim"))),
-        ("vidur-latency-cdf", "needs ok VIDUR cases (request_metrics CSV artifacts or e2e_latency percentiles)", lambda: plots.vidur_latency(_tool_docs(evaluation_dir, "vidur", with_paths=True), roots=[Path.cwd()])),
+        ("astra-collective-scaling", "needs ok ASTRA-sim collective cases", lambda: plots.collective_scaling([doc for _, doc in by_tool.get("astra-sim", [])])),
+        ("vidur-latency-cdf", "needs ok VIDUR cases (request_metrics CSV artifacts or e2e_latency percentiles)", lambda: plots.vidur_latency(by_tool.get("vidur", []), roots=[Path.cwd()])),
         ("error-amplification", "run `nox -s compose` first; needs per-layer predictions with measurements", lambda: compositional and plots.amplification_bars(compositional)),
     ]
     made = 0
