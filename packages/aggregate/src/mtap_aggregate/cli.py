@@ -8,7 +8,6 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import click
-import polars as pl
 
 import mtap_schemas as ms
 
@@ -23,10 +22,6 @@ class UserError(click.ClickException):
     """A known user error: one line, no traceback, exit 2."""
 
     exit_code = 2
-
-
-def _records(frame: pl.DataFrame) -> list[dict]:
-    return frame.to_dicts()
 
 
 @contextmanager
@@ -73,8 +68,8 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
         "sources": sources,
         "skipped": collected.skipped,
         "table": {"columns": list(rows.columns), "rows": rows.rows()},
-        "coverage": _records(cov),
-        "errors_vs_measured": _records(errors),
+        "coverage": cov.to_dicts(),
+        "errors_vs_measured": errors.to_dicts(),
     }
     if tables_out is not None:
         tables_out.append(d1_fidelity(errors, rows, claims))
