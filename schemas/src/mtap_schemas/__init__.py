@@ -1,5 +1,9 @@
-"""The versioned JSON schemas every mtap package reads and writes, and the three
-operations they share: validate a document, read one from disk, write one atomically.
+"""The versioned JSON schemas every mtap package reads and writes, the three operations they
+share (validate a document, read one from disk, write one atomically) and the runner kit built
+on them: ``toolrun`` (the one tool-run builder and typed case constructors), ``kinds`` (statuses,
+error kinds, exit codes), ``keep`` (never lose results), ``execute`` (parallel, sharded,
+resumable cases), ``proc`` (a tool's process), ``cli`` (the runner CLI contract), ``consume``
+(the consumers' reader) and ``paths`` (repository-relative and confined paths).
 
 Schemas are plain files, ``<name>.v<major>.schema.json`` (JSON Schema 2020-12). Each
 document names its schema and version in its top-level ``schema`` and
@@ -25,7 +29,9 @@ import orjson
 from jsonschema import Draft202012Validator, FormatChecker
 
 __all__ = [
+    "TOOL_RUN_MAJOR",
     "SchemaError",
+    "read_tool_run",
     "canonical",
     "dumps",
     "environment",
@@ -139,6 +145,26 @@ def validate(doc: Any, name: str, major: int = 1, source: str = "<document>") ->
     raise SchemaError(f"{source}: field {_field(best)}: {_describe(best)} ({name} v{major} schema)")
 
 
+def validate_with(doc: Any, schema_file: str | os.PathLike[str], source: str = "<document>") -> None:
+    """Validate ``doc`` against a schema file (runner configs); one-line :class:`SchemaError` like :func:`validate`."""
+    path = Path(schema_file)
+    if not path.is_file():
+        raise SchemaError(f"{source}: no config schema {path.name} is installed")
+    schema = _file_schema(str(path))
+    errors = sorted(Draft202012Validator(schema, format_checker=FormatChecker()).iter_errors(doc),
+                    key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        best = jsonschema.exceptions.best_match(errors)
+        raise SchemaError(f"{source}: field {_field(best)}: {_describe(best)}")
+
+
+@cache
+def _file_schema(path: str) -> dict[str, Any]:
+    schema = json.loads(Path(path).read_text(encoding="utf-8"))
+    Draft202012Validator.check_schema(schema)
+    return schema
+
+
 def check_header(doc: Any, name: str, major: int, source: str) -> None:
     if not isinstance(doc, dict):
         raise SchemaError(f"{source}: expected a JSON object at the top level, got {type(doc).__name__}")
@@ -156,16 +182,23 @@ def read(path: str | os.PathLike[str], name: str, major: int = 1) -> dict[str, A
     """Load and validate a document; any problem raises one-line :class:`SchemaError`."""
     source = str(path)
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        raw = Path(path).read_bytes()
     except OSError as exc:
         raise SchemaError(f"{source}: cannot read: {exc.strerror or exc}") from None
     try:
-        doc = orjson.loads(text)
+        doc = orjson.loads(raw)  # orjson refuses invalid UTF-8 as a JSONDecodeError
     except orjson.JSONDecodeError as exc:
+        if "utf-8" in str(exc).lower() or "surrogate" in str(exc).lower():
+            raise SchemaError(f"{source}: not UTF-8 text: {exc.msg}") from None
         raise SchemaError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     check_header(doc, name, major, source)
     validate(doc, name, major, source)
     return doc
+
+
+def read_tool_run(path: str | os.PathLike[str]) -> dict[str, Any]:
+    """A tool-run document of the major version every runner writes now (see toolrun.TOOL_RUN_MAJOR)."""
+    return read(path, "tool-run", TOOL_RUN_MAJOR)
 
 
 def dumps(doc: Any, style: str = "pretty") -> str:
@@ -222,11 +255,18 @@ def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
             handle.write(text)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a document gets the mode any new file would
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
     return target
+
+
+def _umask() -> int:
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
 
 
 def write(path: str | os.PathLike[str], doc: dict[str, Any], name: str, major: int = 1, style: str = "pretty") -> Path:
@@ -275,3 +315,6 @@ def environment(gpu: dict[str, Any] | None = None, packages: dict[str, str] | No
     if packages:
         env["packages"] = dict(sorted(packages.items()))
     return env
+
+
+from .toolrun import TOOL_RUN_MAJOR  # noqa: E402  (the kit's modules import the helpers above)

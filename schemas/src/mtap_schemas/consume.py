@@ -1,0 +1,124 @@
+"""One reader for consumers (aggregate, compose, figures): find every tool-run document under an
+evaluation folder, validate it, drop exact copies and repeated case ids, and say what was skipped.
+
+    loaded = load_tool_runs("data/evaluation")
+    for doc in loaded.documents: ...           # Loaded.documents: (relative path, document), sorted by path
+    loaded.skipped                             # [Skipped(path, reason)] — recorded in every consumer's output
+
+A document is skipped (never a crash) when it is not UTF-8, not JSON, not a tool-run of the
+supported major version, or invalid; when its bytes equal an earlier document's; or when every
+one of its measurements sits under a hardware id whose GPU is not the GPU its environment names.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .toolrun import TOOL_RUN, TOOL_RUN_MAJOR
+
+PATTERN = "*.tool-run.json"
+#: written beside real results by a run without its tool; consumers prefer the real cases
+UNAVAILABLE_SUFFIX = ".unavailable.tool-run.json"
+
+
+@dataclass(frozen=True)
+class Skipped:
+    path: str
+    reason: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"path": self.path, "reason": self.reason}
+
+
+@dataclass
+class Loaded:
+    documents: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
+    skipped: list[Skipped] = field(default_factory=list)
+
+    @property
+    def skipped_dicts(self) -> list[dict[str, str]]:
+        return [s.as_dict() for s in self.skipped]
+
+
+def find(evaluation_dir: str | os.PathLike[str]) -> list[Path]:
+    """Every ``*.tool-run.json`` below the folder, sorted, links not followed out of it."""
+    root = Path(evaluation_dir)
+    out = []
+    for path in sorted(root.rglob(PATTERN)):
+        try:
+            real = path.resolve()
+            real.relative_to(root.resolve())
+        except (ValueError, OSError):
+            continue
+        if path.is_file():
+            out.append(path)
+    return out
+
+
+def gpu_mismatch(doc: dict[str, Any], hardware_gpus: dict[str, str] | None) -> str | None:
+    """Why a measured document is filed under the wrong GPU, or None.
+
+    ``hardware_gpus`` maps hardware id -> a GPU model token (``H100``, ``H200``, ``A100``); a
+    measurement whose case hardware has a token that the document's ``environment.gpu.name``
+    lacks, or a different known token, is a mislabel."""
+    if not hardware_gpus or doc.get("tool", {}).get("backend") != "measured":
+        return None
+    gpu = ((doc.get("environment") or {}).get("gpu") or {}).get("name") or ""
+    for case in doc["cases"]:
+        token = hardware_gpus.get(case["hardware"])
+        if token and token.lower() not in gpu.lower():
+            return f"case {case['id']}: hardware {case['hardware']} is a {token}, but the document was measured on {gpu or 'no GPU'}"
+    return None
+
+
+def load_tool_runs(evaluation_dir: str | os.PathLike[str], *, hardware_gpus: dict[str, str] | None = None,
+                   paths: list[Path] | None = None) -> Loaded:
+    """Read, validate and de-duplicate every tool-run document under ``evaluation_dir``."""
+    from . import SchemaError, read
+
+    root = Path(evaluation_dir)
+    loaded = Loaded()
+    seen: dict[str, str] = {}
+    for path in paths if paths is not None else find(root):
+        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        try:
+            raw = path.read_bytes()
+        except OSError as exc:
+            loaded.skipped.append(Skipped(rel, f"cannot read: {exc.strerror or exc}"))
+            continue
+        digest = hashlib.sha256(raw).hexdigest()
+        if digest in seen:
+            loaded.skipped.append(Skipped(rel, f"identical to {seen[digest]}"))
+            continue
+        try:
+            doc = read(path, TOOL_RUN, TOOL_RUN_MAJOR)
+        except SchemaError as exc:
+            loaded.skipped.append(Skipped(rel, str(exc).removeprefix(f"{path}: ")))
+            continue
+        why = gpu_mismatch(doc, hardware_gpus)
+        if why:
+            loaded.skipped.append(Skipped(rel, f"hardware mislabel: {why}"))
+            continue
+        seen[digest] = rel
+        _dedupe_case_ids(doc, rel, loaded)
+        loaded.documents.append((rel, doc))
+    return loaded
+
+
+def _dedupe_case_ids(doc: dict[str, Any], rel: str, loaded: Loaded) -> None:
+    ids: set[str] = set()
+    kept = []
+    dropped = 0
+    for case in doc["cases"]:
+        if case["id"] in ids:
+            dropped += 1
+            continue
+        ids.add(case["id"])
+        kept.append(case)
+    if dropped:
+        doc["cases"] = kept
+        loaded.skipped.append(Skipped(rel, f"{dropped} repeated case id(s) dropped (first kept)"))

@@ -1,0 +1,111 @@
+"""One policy for keeping results: a run never replaces a document that has more ok cases.
+
+:func:`save` writes a new tool-run document to ``OUTPUT/NAME.tool-run.json`` unless the document
+already there has more ``ok`` cases and ``overwrite`` is false; then the new document goes beside
+it as ``NAME.refused-fewer-ok.json`` (a name consumers do not read) and the old one stays. The
+returned :class:`Saved` says which happened and which exit code the runner ends with.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .kinds import FAILED, OK, Exit
+from .toolrun import TOOL_RUN, TOOL_RUN_MAJOR, count_status
+
+SUFFIX = ".tool-run.json"
+REFUSED = "refused-fewer-ok"
+
+
+class OutputError(OSError):
+    """The output folder cannot take the document; ``str()`` is one line."""
+
+
+def target_path(output: str | os.PathLike[str], name: str) -> Path:
+    return Path(output) / f"{name}{SUFFIX}"
+
+
+def check_writable(output: str | os.PathLike[str], need_bytes: int = 1 << 20) -> Path:
+    """Before any case runs: the output folder exists or can be made, takes a file, and has room.
+
+    Raises :class:`OutputError` naming the folder and what is wrong."""
+    folder = Path(output)
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot create the output folder: {exc.strerror or exc}") from None
+    if not folder.is_dir():
+        raise OutputError(f"{folder}: the output path is not a folder")
+    try:
+        fd, probe = tempfile.mkstemp(prefix=".mtap-write-probe.", dir=folder)
+        os.close(fd)
+        os.unlink(probe)
+    except OSError as exc:
+        raise OutputError(f"{folder}: cannot write to the output folder: {exc.strerror or exc}") from None
+    free = shutil.disk_usage(folder).free
+    if free < need_bytes:
+        raise OutputError(f"{folder}: only {free} bytes free, the run needs at least {need_bytes}")
+    return folder
+
+
+def ok_count(path: Path) -> int:
+    """ok cases in the document at ``path``; 0 when it is absent or unreadable."""
+    from . import SchemaError, read
+
+    try:
+        doc = read(path, TOOL_RUN, TOOL_RUN_MAJOR)
+    except SchemaError:
+        try:  # a committed document of the previous major still holds results worth keeping
+            doc = read(path, TOOL_RUN, TOOL_RUN_MAJOR - 1)
+        except SchemaError:
+            return 0
+    return sum(1 for c in doc["cases"] if c["status"] == OK)
+
+
+@dataclass(frozen=True)
+class Saved:
+    path: Path
+    kept_existing: bool
+    counts: dict[str, int]
+    exit_code: Exit
+    message: str
+
+
+def exit_code_for(counts: dict[str, int]) -> Exit:
+    if counts.get(OK, 0) == 0 and counts.get(FAILED, 0) > 0:
+        return Exit.ALL_FAILED
+    return Exit.OK
+
+
+def save(doc: dict[str, Any], output: str | os.PathLike[str], name: str, *, overwrite: bool = False) -> Saved:
+    """Validate and write ``doc`` under the keep policy (temp file + rename; never half-written)."""
+    from . import write
+
+    counts = count_status(doc["cases"])
+    summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no cases"
+    target = target_path(output, name)
+    existing = ok_count(target) if target.exists() else 0
+    new_ok = counts.get(OK, 0)
+    try:
+        if existing > new_ok and not overwrite:
+            beside = Path(output) / f"{name}.{REFUSED}.json"
+            write(beside, doc, TOOL_RUN, TOOL_RUN_MAJOR)
+            msg = (f"kept {target} ({existing} ok cases); this run has {new_ok} ok ({summary}), written to {beside} "
+                   f"(--overwrite replaces)")
+            return Saved(beside, True, counts, Exit.KEPT_EXISTING, msg)
+        write(target, doc, TOOL_RUN, TOOL_RUN_MAJOR)
+    except OSError as exc:
+        if exc.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT):
+            raise OutputError(f"{target}: cannot write: {exc.strerror}") from None
+        raise
+    code = exit_code_for(counts)
+    msg = f"{len(doc['cases'])} cases ({summary}) -> {target}"
+    if code == Exit.ALL_FAILED:
+        msg += " (every case failed)"
+    return Saved(target, False, counts, code, msg)
