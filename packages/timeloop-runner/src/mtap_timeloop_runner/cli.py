@@ -15,6 +15,7 @@ import mtap_schemas as ms
 from . import __version__
 from .cases import ARCHITECTURES, ConfigError, apply_limit, load_config, plan_cases
 from .run import execute, spec_paths
+from .setup import setup_cmd
 from .tool import DEFAULT_IMAGE, ENV_PATH, ToolPathError, Unavailable, locate
 
 TOOL = "timeloop"
@@ -183,3 +184,6 @@ def run(config, output, name, tool_path, image, data_dir, limit, overwrite, save
     for doc in docs:
         counts[doc["status"]] = counts.get(doc["status"], 0) + 1
     click.echo(f"{len(docs)} cases ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}) -> {target}", err=True)
+
+
+main.add_command(setup_cmd)
