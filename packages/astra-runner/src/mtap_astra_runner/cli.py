@@ -18,6 +18,7 @@ import mtap_schemas as ms
 from . import __version__, compute, traces
 from . import cases as cases_mod
 from .runner import derived_case, run_case, safe_name
+from .setup import setup_cmd
 from .tool import ENV_VARS, HOW_TO, NoTool, resolve
 
 TOOL = "astra-sim"
@@ -246,3 +247,6 @@ def run_cmd(config, output, name, tool_path, image, data_dir, limit, keep_logs, 
 
 if __name__ == "__main__":  # pragma: no cover
     main()
+
+
+main.add_command(setup_cmd)
