@@ -2,7 +2,8 @@
 (PyGithub + urllib3 retries) is what the tests exercise. Objects follow the field lists of
 GitHub's REST reference (repos, actions/runs, actions/runs/{id}/jobs, actions/workflows);
 pagination by ``Link`` headers, rate-limit headers on every response, and injectable faults
-(401, 404, 403 with ``X-RateLimit-Remaining: 0``, 429, 500). The history it serves is built by
+(401, 404, 403 with ``X-RateLimit-Remaining: 0``, 429, 500, and any body: a malformed JSON
+value or raw bytes). The history it serves is built by
 ``make_history``: its names and timestamps are test inputs, not measured CI data.
 """
 
@@ -110,7 +111,7 @@ class Fault:
 
     path: str
     status: int
-    body: dict[str, Any]
+    body: Any  # JSON value, or bytes sent as they are
     headers: Callable[[], dict[str, str]] = dict
     times: int = 1
     hits: int = 0
@@ -230,7 +231,7 @@ class FakeGitHub:
                 auth = self.headers.get("Authorization")
                 fake.requests.append({"path": url.path, "query": {k: v[0] for k, v in query.items()}, "authorization": auth, "user_agent": self.headers.get("User-Agent")})
                 status, body, headers = fake.answer(url.path, query, auth)
-                data = json.dumps(body).encode()
+                data = body if isinstance(body, bytes) else json.dumps(body).encode()  # bytes: served as they are
                 self.send_response(status)
                 all_headers = {**fake.rate_headers(), **headers}
                 for k, v in all_headers.items():

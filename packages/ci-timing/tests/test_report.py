@@ -5,9 +5,10 @@ from __future__ import annotations
 import copy
 import json
 
-import mtap_schemas
 import pytest
 from click.testing import CliRunner
+
+import mtap_schemas
 from mtap_ci_timing.cli import main
 
 

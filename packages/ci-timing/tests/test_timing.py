@@ -7,6 +7,7 @@ import statistics
 from datetime import UTC, datetime, timedelta
 
 import pytest
+
 from mtap_ci_timing.rules import (
     Rules,
     RulesError,

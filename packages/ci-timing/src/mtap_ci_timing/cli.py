@@ -11,10 +11,11 @@ import sys
 from pathlib import Path
 
 import click
+
 import mtap_schemas
 
 from . import __version__
-from .client import DEFAULT_API_URL, make_client
+from .client import DEFAULT_API_URL, check_api_url, make_client, public_url
 from .report import build_report
 from .rules import RulesError, load_rules
 from .scrape import AccessError, StoppedEarly, scrape
@@ -26,6 +27,24 @@ DEFAULT_EVAL = "data/evaluation"
 #: exit status when a scrape stopped early: a partial document (complete: false) was written,
 #: or nothing if no run had been read.
 EXIT_INCOMPLETE = 3
+#: exit status when the scrape read to the end but left out malformed runs or jobs: the
+#: document was written with complete: false and each one named in `missing`.
+EXIT_SKIPPED = 4
+
+
+def _unwritable(path: Path, want_dir: bool) -> str | None:
+    """Why ``path`` (a folder to write into, or a file to write) cannot be written, or None.
+    Checked before the scrape, without creating anything."""
+    probe = path if want_dir else path.parent  # click already refuses a folder given as --report
+    while not probe.exists():
+        if probe.parent == probe:
+            break
+        probe = probe.parent
+    if not probe.is_dir():
+        return f"{probe} is not a folder"
+    if not os.access(probe, os.W_OK | os.X_OK):
+        return f"{probe} is not writable"
+    return None
 
 
 @click.group(
@@ -54,6 +73,11 @@ def main() -> None:
     The token is read from GITHUB_TOKEN only and is never printed or written; without it,
     public repositories are read anonymously at GitHub's lower rate limit.
     """
+
+
+def _one_line(exc: BaseException) -> str:
+    text = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+    return " ".join(text.split())[:300]
 
 
 def _fail(message: str) -> click.ClickException:
@@ -104,9 +128,12 @@ def run(
     """Scrape the last N completed runs and write the document and the report.
 
     Exit 0: complete. Exit 2: the repository cannot be read (HTTP 401/404, API unreachable,
-    bad --config): one line, nothing written. Exit 3: the scrape stopped early (rate limit
-    longer than --max-wait, retries exhausted): the runs read so far are written with
-    `complete: false` and a `missing` list, or nothing if no run was read.
+    bad --config, output not writable): one line, nothing written. Exit 3: the scrape stopped
+    early (rate limit longer than --max-wait, retries exhausted, a listing page that is not the
+    documented shape): the runs read so far are written with `complete: false` and a `missing`
+    list, or nothing if no run was read. Exit 4: read to the end, but malformed runs or jobs
+    (a null name, a bad timestamp, ...) were left out: written with `complete: false`, each one
+    named with its reason in `missing`.
     """
     if not repository:
         raise click.UsageError("no repository: pass --repo OWNER/NAME or set GITHUB_REPOSITORY")
@@ -116,10 +143,25 @@ def run(
         rules = load_rules(config)
     except RulesError as exc:
         raise _fail(str(exc)) from None
+    # Credentials in the URL are never sent (PyGithub builds requests from host, port and path)
+    # and never recorded: from here on only the public form of the URL exists.
+    api_url, had_secret = public_url(api_url, query=False)  # PyGithub uses only scheme, host, port, path
+    problem = check_api_url(api_url)
+    if problem:
+        raise click.BadParameter(f"got {api_url!r}: {problem}", param_hint="--api-url")
+    if had_secret:
+        click.echo("ci-timing: --api-url: the credentials in the URL are ignored and not recorded; give a token in GITHUB_TOKEN", err=True)
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise click.BadParameter(f"got {name!r}, expected a file stem such as ci-timing (letters, digits, . _ -)", param_hint="--name")
+    for option, target, want_dir in (("--output", Path(output), True), ("--report", Path(report_path), False)):
+        if option == "--report" and no_report:
+            continue
+        why = _unwritable(target, want_dir)
+        if why:
+            raise _fail(f"{option} {target}: {why}; nothing scraped")
     token = os.environ.get("GITHUB_TOKEN") or None
     # PyGithub logs retries at INFO to its own stderr handler; we print one line per wait instead.
     logging.getLogger("github").setLevel(logging.DEBUG if verbose else logging.WARNING)
-    api_url = api_url.rstrip("/")
 
     def on_wait(seconds: float, status: int) -> None:
         if seconds >= 1:
@@ -136,7 +178,7 @@ def run(
             command += [flag, value]
     with click.progressbar(length=runs, label=f"runs of {repository}", file=sys.stderr) as bar:
         try:
-            doc = scrape(
+            result = scrape(
                 gh,
                 repository=repository,
                 runs=runs,
@@ -159,16 +201,30 @@ def run(
             sys.exit(EXIT_INCOMPLETE)
         finally:
             gh.close()
-    path = mtap_schemas.write(Path(output) / f"{name}.json", doc, "ci-timing")
+    doc = result.doc
+    try:
+        path = mtap_schemas.write(Path(output) / f"{name}.json", doc, "ci-timing")
+    except (OSError, mtap_schemas.SchemaError, ValueError) as exc:
+        raise _fail(f"{Path(output) / f'{name}.json'}: not written: {_one_line(exc)}") from None
     click.echo(f"wrote {path} ({len(doc['runs'])} runs, {sum(len(r['jobs']) for r in doc['runs'])} jobs)", err=True)
     if not no_report:
-        report, _ = build_report(path, Path(evaluation_dir), Path(report_path))
+        try:
+            report, _ = build_report(path, Path(evaluation_dir), Path(report_path))
+        except (OSError, mtap_schemas.SchemaError) as exc:
+            raise _fail(f"{report_path}: not written: {_one_line(exc)}") from None
         click.echo(f"wrote {report}", err=True)
-    if not doc["complete"]:
+    if result.skipped:
+        first = doc["missing"][0]
         click.echo(
-            f"Error: scrape incomplete, written with complete: false: {doc['missing'][-1]['reason']}", err=True
+            f"{'ci-timing' if result.stopped else 'Error'}: {result.skipped} malformed item(s) left out, written with complete: false and each named"
+            f" under `missing`; the first: {first['what']}: {first['reason']}",
+            err=True,
         )
+    if result.stopped:
+        click.echo(f"Error: scrape incomplete, written with complete: false: {result.stopped}", err=True)
         sys.exit(EXIT_INCOMPLETE)
+    if result.skipped:
+        sys.exit(EXIT_SKIPPED)
 
 
 @main.command()
@@ -181,6 +237,8 @@ def report(ci_json: str, evaluation_dir: str, output: str) -> None:
         path, had_ci = build_report(Path(ci_json), Path(evaluation_dir), Path(output))
     except mtap_schemas.SchemaError as exc:
         raise _fail(str(exc)) from None
+    except OSError as exc:
+        raise _fail(f"{output}: not written: {_one_line(exc)}") from None
     note = "" if had_ci else f" (no CI history scraped yet: {ci_json} is absent)"
     click.echo(f"wrote {path}{note}", err=True)
 

@@ -34,6 +34,14 @@ def _spread(stats: dict[str, Any]) -> str:
     return text
 
 
+def read_document(path: Path, name: str) -> dict[str, Any]:
+    """``mtap_schemas.read``, with bytes that are not UTF-8 also a one-line ``SchemaError``."""
+    try:
+        return mtap_schemas.read(path, name)
+    except UnicodeDecodeError as exc:
+        raise mtap_schemas.SchemaError(f"{path}: not valid UTF-8 (byte {exc.start})") from None
+
+
 def read_tool_runs(evaluation_dir: Path) -> tuple[dict[str, dict[str, int]], list[tuple[str, str]]]:
     """tool -> {documents, cases, true, false, unknown}; and (path, reason) of unreadable documents."""
     out: dict[str, dict[str, int]] = {}
@@ -43,7 +51,7 @@ def read_tool_runs(evaluation_dir: Path) -> tuple[dict[str, dict[str, int]], lis
     for path in sorted(evaluation_dir.rglob("*.tool-run.json")):
         rel = path.relative_to(evaluation_dir).as_posix()
         try:
-            doc = mtap_schemas.read(path, "tool-run")
+            doc = read_document(path, "tool-run")
         except mtap_schemas.SchemaError as exc:
             skipped.append((rel, str(exc)))
             continue
@@ -181,7 +189,7 @@ def render(ci: dict[str, Any] | None, ci_path: str, determinism: dict[str, dict[
 def build_report(ci_json: Path, evaluation_dir: Path, output: Path) -> tuple[Path, bool]:
     """Write the report; returns (path, whether CI history was present). A present but invalid
     ci-timing document raises ``mtap_schemas.SchemaError`` (one line)."""
-    ci = mtap_schemas.read(ci_json, "ci-timing") if ci_json.is_file() else None
+    ci = read_document(ci_json, "ci-timing") if ci_json.is_file() else None
     determinism, skipped = read_tool_runs(evaluation_dir)
     text = render(ci, ci_json.as_posix(), determinism, skipped, evaluation_dir.as_posix())
     mtap_schemas.write_text_atomic(output, text)

@@ -147,6 +147,8 @@ def load_rules(path: str | Path | None) -> Rules:
         text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
         raise RulesError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise RulesError(f"{source}: not valid UTF-8 (byte {exc.start})") from None
     try:
         data = json.loads(text)
     except json.JSONDecodeError as exc:

@@ -9,18 +9,26 @@ Failure policy (documented in the README):
   runs read so far are kept. A run is kept only with its complete job list (all pages); the
   run being read when the scrape stopped is dropped. The document then says
   ``complete: false`` and lists in ``missing`` what was not read. A scrape that stopped before
-  any run was read raises :class:`StoppedEarly` and nothing is written.
+  any run was read raises :class:`StoppedEarly` and nothing is written. A listing page that is
+  not the documented shape (``{"workflow_runs": [...]}``, not JSON, a broken Link header) stops
+  the scrape the same way (:class:`~.client.MalformedResponse`, one line naming the URL).
+- A run or job that is malformed (a field of the wrong type, a timestamp that is not ISO 8601,
+  a field GitHub always sends that is absent; see ``parse.py``) is skipped and recorded in
+  ``missing`` with the reason, and the scrape goes on: partial data is data. A run whose job
+  listing is malformed is skipped the same way. Such a document says ``complete: false``.
+- A run or job listed twice (the listing shifts when a run completes between two page requests)
+  is recorded once.
 """
 
 from __future__ import annotations
 
-import itertools
 import json
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
+from urllib.parse import quote
 
-import mtap_schemas
 import requests
 from github import Github, GithubException
 from github.GithubException import (
@@ -30,8 +38,11 @@ from github.GithubException import (
     UnknownObjectException,
 )
 
+import mtap_schemas
+
 from . import __version__
-from .client import client_version
+from .client import MalformedResponse, RawListing, client_version, shape
+from .parse import Malformed, label, parse_job, parse_run
 from .rules import Rules
 from .timing import job_timing, tool_summaries
 
@@ -100,15 +111,21 @@ def describe_stop(exc: BaseException, max_wait: float, retries: int) -> str:
         return f"network error after --retries {retries}: {_root_cause(exc)}"
     if isinstance(exc, GithubException):
         return f"HTTP {exc.status}: {_message(exc)}"
+    if isinstance(exc, MalformedResponse):
+        return str(exc)
     return f"{type(exc).__name__}: {exc}"
 
 
-STOP_ERRORS = (GithubException, requests.exceptions.RequestException)
+STOP_ERRORS = (GithubException, requests.exceptions.RequestException, MalformedResponse)
 
 
-def open_repository(gh: Github, repository: str, api_url: str, authenticated: bool, max_wait: float, retries: int):
+def open_repository(gh: Github, repository: str, api_url: str, authenticated: bool, max_wait: float, retries: int) -> None:
+    """GET the repository: the access check (token, existence, reachability) before any listing."""
+    where = f"{api_url}/repos/{repository}"
     try:
-        return gh.get_repo(repository)
+        _, data = gh.requester.requestJsonAndCheck("GET", f"/repos/{repository}")
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise AccessError(f"{where}: the response is not valid JSON ({type(exc).__name__})") from None
     except BadCredentialsException as exc:
         raise AccessError(
             f"{api_url}: HTTP 401 {_message(exc)}: the token in GITHUB_TOKEN was refused (unset it to read a public repository anonymously)"
@@ -122,54 +139,39 @@ def open_repository(gh: Github, repository: str, api_url: str, authenticated: bo
         raise AccessError(f"{api_url}: repository {repository}: {describe_stop(exc, max_wait, retries)}") from None
     except requests.exceptions.RequestException as exc:
         raise AccessError(f"{api_url}: cannot reach the API: {describe_stop(exc, max_wait, retries)}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("full_name"), str):
+        raise AccessError(f"{where}: expected a repository object with a full_name, got {shape(data)}")
 
 
-def run_record(run: Any, jobs: list[Any], rules: Rules) -> dict[str, Any]:
+def run_record(run: dict[str, Any], jobs: list[dict[str, Any]], rules: Rules) -> dict[str, Any]:
+    """A documented run from a parsed run and its parsed jobs (``parse.py``)."""
     job_records = []
     for job in jobs:
-        raw = {
-            "created_at": job.created_at,
-            "started_at": job.started_at,
-            "completed_at": job.completed_at,
-            "steps": [
-                {
-                    "number": s.number,
-                    "name": s.name,
-                    "conclusion": s.conclusion,
-                    "started_at": s.started_at,
-                    "completed_at": s.completed_at,
-                }
-                for s in (job.steps or [])
-            ],
-        }
-        timing = job_timing(raw, rules)
+        timing = job_timing(job, rules)
         job_records.append(
             {
-                "id": job.id,
-                "name": job.name,
-                "tool": rules.tool_of(job.name),
-                "attempt": job.run_attempt,
-                "conclusion": job.conclusion,
-                "started_at": iso(job.started_at),
-                "completed_at": iso(job.completed_at),
-                "runner": job.runner_name,
+                "id": job["id"],
+                "name": job["name"],
+                "tool": rules.tool_of(job["name"]),
+                "attempt": job["run_attempt"],
+                "conclusion": job["conclusion"],
+                "started_at": iso(job["started_at"]),
+                "completed_at": iso(job["completed_at"]),
+                "runner": job["runner_name"],
                 **timing,
             }
         )
     job_records.sort(key=lambda j: (j["name"], j["attempt"] or 0, j["id"]))
-    return {
-        "id": run.id,
-        "run_number": run.run_number,
-        "run_attempt": run.run_attempt,
-        "workflow": run.name,
-        "event": run.event,
-        "head_branch": run.head_branch,
-        "head_sha": run.head_sha,
-        "conclusion": run.conclusion,
-        "created_at": iso(run.created_at),
-        "html_url": run.html_url,
-        "jobs": job_records,
-    }
+    return {**run, "created_at": iso(run["created_at"]), "jobs": job_records}
+
+
+@dataclass
+class Scrape:
+    """The document, and how it came to be incomplete (the CLI's exit status depends on it)."""
+
+    doc: dict[str, Any]
+    stopped: str | None  # why the scrape stopped early, None if it read to the end
+    skipped: int  # malformed runs/jobs (and run job listings) left out, each named in doc["missing"]
 
 
 def scrape(
@@ -189,27 +191,66 @@ def scrape(
     retries: int = 5,
     progress: Callable[[int], None] | None = None,
     now: datetime | None = None,
-) -> dict[str, Any]:
+) -> Scrape:
     """The ci-timing v1 document for the last ``runs`` completed runs (see module doc for failures)."""
-    repo = open_repository(gh, repository, api_url, authenticated, max_wait, retries)
+    open_repository(gh, repository, api_url, authenticated, max_wait, retries)
     filters: dict[str, Any] = {"status": "completed"}
     if branch:
         filters["branch"] = branch
     if event:
         filters["event"] = event
-    missing: list[dict[str, str]] = []
+    skipped: list[dict[str, str]] = []  # malformed items, in the order met
+    missing: list[dict[str, str]] = []  # what a stop left unread
     records: list[dict[str, Any]] = []
+    seen: set[int] = set()
+    listed = 0  # listing items used, malformed ones included (they are runs of the history too)
     current: str | None = None  # the run being read, dropped if the scrape stops inside it
+    stopped: str | None = None
     try:
+        base = f"/repos/{repository}"
         if workflow:
-            listing = repo.get_workflow(int(workflow) if workflow.isdigit() else workflow).get_runs(**filters)
-        else:
-            listing = repo.get_workflow_runs(**filters)
-        # islice: the listing is paged lazily by PyGithub (Link headers); pages past N are never asked for.
-        for run in itertools.islice(listing, runs):
-            current = f"run {run.id} (#{run.run_number})"
-            jobs = list(run.jobs(attempts))  # every page, or an exception: a run is kept only whole
-            records.append(run_record(run, jobs, rules))
+            path = f"{base}/actions/workflows/{quote(workflow, safe='')}"
+            _, wf = gh.requester.requestJsonAndCheck("GET", path)
+            if not isinstance(wf, dict) or isinstance(wf.get("id"), bool) or not isinstance(wf.get("id"), int):
+                raise MalformedResponse(f"{api_url}{path}: expected a workflow object with an integer id, got {shape(wf)}")
+            base = f"{base}/actions/workflows/{wf['id']}"
+        path = f"{base}/runs" if workflow else f"{base}/actions/runs"
+        # The listing is paged lazily by PyGithub (Link headers); pages past N are never asked for.
+        listing = iter(RawListing(gh.requester, path, filters, "workflow_runs", f"{api_url}{path}", api_url))
+        while listed < runs:
+            item = next(listing, None)
+            if item is None:
+                break
+            try:
+                run = parse_run(item.value)
+            except Malformed as exc:
+                listed += 1
+                skipped.append({"what": f"{label(item.value, 'run', listed)}, left out", "reason": str(exc)})
+                continue
+            if run["id"] in seen:
+                continue
+            seen.add(run["id"])
+            listed += 1
+            current = f"run {run['id']} (#{run['run_number']})"
+            jobs_path = f"/repos/{repository}/actions/runs/{run['id']}/jobs"
+            try:
+                # every page, or an exception: a run is kept only whole
+                raw_jobs = [i.value for i in RawListing(gh.requester, jobs_path, {"filter": attempts}, "jobs", f"{api_url}{jobs_path}", api_url)]
+            except MalformedResponse as exc:
+                skipped.append({"what": f"jobs of {current}, so that run is left out", "reason": str(exc)})
+                raw_jobs = None
+            if raw_jobs is not None:
+                jobs, job_ids = [], set()
+                for position, raw in enumerate(raw_jobs, 1):
+                    try:
+                        job = parse_job(raw)
+                    except Malformed as exc:
+                        skipped.append({"what": f"{label(raw, 'job', position)} of {current}, left out", "reason": str(exc)})
+                        continue
+                    if job["id"] not in job_ids:
+                        job_ids.add(job["id"])
+                        jobs.append(job)
+                records.append(run_record(run, jobs, rules))
             current = None
             if progress:
                 progress(1)
@@ -218,18 +259,21 @@ def scrape(
         if isinstance(exc, UnknownObjectException) and not records and workflow:
             raise AccessError(f"{api_url}: HTTP 404: workflow {workflow!r} not found in {repository}") from None
         if not records:
-            raise StoppedEarly(f"{api_url}: {reason}; no run was read, nothing written") from None
+            where = "" if isinstance(exc, MalformedResponse) else f"{api_url}: "  # its reason names the URL
+            raise StoppedEarly(f"{where}{reason}; no run was read, nothing written") from None
+        stopped = reason
         if current:
             missing.append({"what": f"jobs of {current}, so that run is left out", "reason": reason})
         missing.append(
             {
-                "what": f"runs after the {len(records)} read (of {runs} requested) were not listed",
+                "what": f"runs after the {listed - (1 if current else 0)} read (of {runs} requested) were not listed",
                 "reason": reason,
             }
         )
     records.sort(key=lambda r: (r["created_at"] or "", r["id"]), reverse=True)
     tools, unmapped = tool_summaries(records)
-    return {
+    missing = skipped + missing
+    doc = {
         "schema": "ci-timing",
         "schema_version": mtap_schemas.version("ci-timing"),
         "scraper": {"name": "ci-timing", "version": __version__, "client": client_version()},
@@ -252,3 +296,4 @@ def scrape(
         "tools": tools,
         "unmapped_jobs": unmapped,
     }
+    return Scrape(doc, stopped, len(skipped))

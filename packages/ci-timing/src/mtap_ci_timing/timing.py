@@ -82,7 +82,9 @@ def spread(values: Iterable[float | None]) -> dict[str, Any]:
     vals = sorted(v for v in values if v is not None)
     if not vals:
         return {"n": 0, "median": None, "p10": None, "p90": None, "stdev": None, "min": None, "max": None}
-    r = lambda x: round(x, ROUND)
+    def r(x: float) -> float:
+        return round(x, ROUND)
+
     return {
         "n": len(vals),
         "median": r(statistics.median(vals)),
