@@ -10,13 +10,21 @@ KEY = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 def test_single_suite_is_the_issue_matrix() -> None:
     plan = cases.plan("single")
     keys = [c.key for c in plan]
-    assert len(keys) == len(set(keys)) == 4 + 4 + 16 + 5 + 18 + 216
+    # conv1, ResNet-50, BERT + GPT-2, prefill, decode, W8/W9 batch sweep, ResNet-50 layers, W8/W9 layers at batch 1
+    assert len(keys) == len(set(keys)) == 4 + 4 + 16 + 5 + 18 + 16 + 216 + 2 * (53 + 16)
     for key in ("resnet50.conv1.b1.fp16", "resnet50.model.b32.fp32", "resnet50.layer.layer1-0-conv2.b1.fp32",
                 "bert-base.model.b8.s128.fp16", "gpt2.model.b1.s512.fp16", "llama2-7b.prefill.b1.t512.fp16",
-                "llama2-7b.decode.b8.kv1024.fp16", "llama2-7b.prefill.b1.t2048.fp16", "llama2-7b.decode.b32.kv2048.fp16"):
+                "llama2-7b.decode.b8.kv1024.fp16", "llama2-7b.prefill.b1.t2048.fp16", "llama2-7b.decode.b32.kv2048.fp16",
+                "mobilenet-v2.model.b1.fp16", "mobilenet-v2.model.b128.fp32", "vgg16.model.b32.fp32", "vgg16.model.b1.fp16",
+                "vgg16.layer.features-0.b1.fp32", "vgg16.layer.classifier-6.b1.fp16", "mobilenet-v2.layer.features-18-0.b1.fp16",
+                "mobilenet-v2.layer.features-2-conv-1-0.b1.fp32", "mobilenet-v2.layer.classifier-1.b1.fp32"):
         assert key in keys
     assert all(KEY.match(k) for k in keys)
-    assert {c.workload for c in plan} == {"W1", "W4", "W5", "W7"}
+    assert {c.workload for c in plan} == {"W1", "W4", "W5", "W7", "W8", "W9"}
+    assert {c.workload for c in plan if c.key.startswith("mobilenet-v2.")} == {"W8"}
+    assert {c.workload for c in plan if c.key.startswith("vgg16.")} == {"W9"}
+    sweep = sorted(c.params["batch"] for c in plan if c.key.startswith("vgg16.model.") and c.key.endswith(".fp16"))
+    assert sweep == [1, 8, 32, 128]
 
 
 def test_multi_suite_scales_with_the_gpu_count() -> None:

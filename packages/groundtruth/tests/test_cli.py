@@ -98,3 +98,53 @@ def test_auto_device_refuses_a_machine_without_cuda(tmp_path: Path, data_dir: Pa
     r = invoke("run", "--data-dir", str(data_dir), "--output", str(tmp_path / "out"), "--limit", "1")
     assert r.exit_code == 2 and "--device cpu --tiny" in r.output
     assert not (tmp_path / "out").exists()
+
+
+def test_hardware_ids_follow_the_card_never_a_neighbours() -> None:
+    from mtap_groundtruth.env import hardware_for
+
+    assert hardware_for("NVIDIA H200", "single") == "H200-SXM-141GB"
+    assert hardware_for("NVIDIA H200", "multi") == "HGX-H200x8"
+    assert hardware_for("NVIDIA H100 80GB HBM3", "single") == "H100-SXM5-80GB"
+    assert hardware_for("NVIDIA H100 80GB HBM3", "multi") == "HGX-H100x8"
+    assert hardware_for("NVIDIA A100-SXM4-80GB", "single") == "A100-SXM4-80GB"
+    assert hardware_for("NVIDIA A100-SXM4-80GB", "multi") is None  # no A100 node in the catalog
+    for other in ("NVIDIA H200 NVL", "NVIDIA H100 PCIe", "NVIDIA L40S", "NVIDIA A100 80GB PCIe"):  # other boards: no id
+        assert hardware_for(other, "single") is None and hardware_for(other, "multi") is None
+
+
+def test_every_card_id_is_in_the_catalog(data_dir: Path) -> None:
+    from mtap_groundtruth.env import CARDS
+
+    ids = {h["id"] for h in json.loads((data_dir / "hardware" / "hardware.json").read_text())["hardware"]}
+    for _, single, multi in CARDS:
+        assert single in ids and (multi is None or multi in ids)
+
+
+def test_cpu_run_refuses_a_gpu_hardware_id(tmp_path: Path, data_dir: Path) -> None:
+    r = invoke("run", "--device", "cpu", "--tiny", "--hardware", "H200-SXM-141GB", "--limit", "1", "--data-dir", str(data_dir),
+               "--output", str(tmp_path / "out"))
+    assert r.exit_code == 2 and "'cpu' only" in r.output and len(r.output.strip().splitlines()) == 1
+    assert not (tmp_path / "out").exists()
+
+
+def test_a_run_cut_off_midway_leaves_a_valid_checkpoint(tmp_path: Path, data_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from mtap_groundtruth import measure
+
+    real, calls = measure.measure, []
+
+    def measure_then_die(bench, case):  # the third case never finishes, as if the machine were taken away
+        calls.append(case.key)
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(bench, case)
+
+    monkeypatch.setattr(measure, "measure", measure_then_die)
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"include": ["resnet50.layer.fc.*", "vgg16.layer.classifier-6.*"], "iters": 2, "warmup": 0}))
+    r = invoke("run", "--device", "cpu", "--tiny", "--config", str(cfg), "--checkpoint-seconds", "0.000001",
+               "--data-dir", str(data_dir), "--output", str(tmp_path), "--name", "cut")
+    assert r.exit_code != 0
+    doc = ms.read(tmp_path / "cut.tool-run.json", "tool-run")
+    assert [c["status"] for c in doc["cases"]] == ["ok", "ok", "failed", "failed", "failed", "failed"]
+    assert {c["error"]["kind"] for c in doc["cases"][2:]} == {"timeout"} and "cut off" in doc["cases"][2]["error"]["message"]

@@ -1,7 +1,11 @@
-"""The committed measurements (data/evaluation/groundtruth/) are valid and complete."""
+"""The committed measurements (data/evaluation/groundtruth/) are valid, complete and filed under
+the hardware they ran on."""
 
 from __future__ import annotations
 
+import copy
+import json
+import re
 from pathlib import Path
 
 import pytest
@@ -9,7 +13,9 @@ import pytest
 import mtap_schemas as ms
 from mtap_groundtruth import cases
 
-EVAL = Path(__file__).resolve().parents[3] / "data" / "evaluation" / "groundtruth"
+REPO = Path(__file__).resolve().parents[3]
+EVAL = REPO / "data" / "evaluation" / "groundtruth"
+CHIP = re.compile(r"\b([A-Z]{1,2}\d{2,3})\b")  # H100, H200, A100, ...
 
 
 def docs() -> dict[str, dict]:
@@ -18,13 +24,65 @@ def docs() -> dict[str, dict]:
     return {p.name: ms.read(p, "tool-run") for p in sorted(EVAL.glob("*.tool-run.json"))}
 
 
+def catalog() -> dict[str, dict]:
+    return {h["id"]: h for h in json.loads((REPO / "data" / "hardware" / "hardware.json").read_text())["hardware"]}
+
+
+def chip(name: str) -> str | None:
+    """The GPU's model token: 'NVIDIA H200' -> 'H200', 'NVIDIA H100 SXM5 80GB' -> 'H100'."""
+    m = CHIP.search(name)
+    return m.group(1) if m else None
+
+
+def mislabels(doc: dict, hw: dict[str, dict]) -> list[str]:
+    """Cases whose hardware id names another GPU than the one in ``environment.gpu.name``
+    (for a node id, its ``device``'s GPU)."""
+    gpu = (doc["environment"].get("gpu") or {}).get("name")
+    bad = []
+    for c in doc["cases"]:
+        entry = hw.get(c["hardware"])
+        if gpu is None:
+            if c["hardware"] != "cpu":
+                bad.append(f"{c['key']}: hardware {c['hardware']} but no GPU in the environment")
+            continue
+        if entry is None:
+            bad.append(f"{c['key']}: hardware {c['hardware']} is not in the catalog")
+            continue
+        device = hw.get(entry.get("device", entry["id"]), entry)
+        if chip(device["name"]) is None or chip(device["name"]) != chip(gpu):
+            bad.append(f"{c['key']}: hardware {c['hardware']} is a {device['name']}, measured on {gpu}")
+    return bad
+
+
+def test_every_case_is_filed_under_the_gpu_it_ran_on() -> None:
+    hw = catalog()
+    found = docs()
+    assert found, "no groundtruth documents"
+    for name, d in found.items():
+        assert mislabels(d, hw) == [], name
+
+
+def test_the_mislabel_check_catches_the_old_h200_filing() -> None:
+    """h200-x2 was first filed under HGX-H100x8 (2 x H200 measured): the check must refuse that."""
+    d = docs().get("h200-x2.tool-run.json")
+    if d is None:
+        pytest.skip("h200-x2 not committed")
+    old = copy.deepcopy(d)
+    for c in old["cases"]:
+        c["hardware"] = "HGX-H100x8"
+    bad = mislabels(old, catalog())
+    assert len(bad) == len(old["cases"]) and "measured on NVIDIA H200" in bad[0]
+    assert chip("NVIDIA H100 80GB HBM3") == "H100" and chip("NVIDIA H200 SXM 141GB") == "H200"
+
+
 def test_single_gpu_document_covers_the_matrix_on_an_h100() -> None:
     d = docs().get("h100-x1.tool-run.json")
     if d is None:
         pytest.skip("h100-x1 not committed")
     assert "H100" in d["environment"]["gpu"]["name"]
     got = {c["key"]: c for c in d["cases"]}
-    assert set(got) == {c.key for c in cases.plan("single")}
+    # W8/W9 joined the single suite after the H100 campaign (the H100 machines were gone by then)
+    assert set(got) == {c.key for c in cases.plan("single") if c.workload not in ("W8", "W9")}
     for c in got.values():
         assert c["status"] == "ok" and c["hardware"] == "H100-SXM5-80GB"
         timings = {m.get("timing") for m in c["metrics"] if m["name"] == "latency"}
@@ -32,12 +90,30 @@ def test_single_gpu_document_covers_the_matrix_on_an_h100() -> None:
         assert next(m for m in c["metrics"] if m["name"] == "latency_samples")["value"] >= 30
 
 
+def test_h200_single_gpu_document_has_300_ok_cases_across_the_workloads() -> None:
+    d = docs().get("h200-x1.tool-run.json")
+    if d is None:
+        pytest.skip("h200-x1 not committed")
+    assert d["environment"]["gpu"]["name"] == "NVIDIA H200" and d["environment"]["gpu"]["count"] == 1
+    planned = {c.key for c in cases.plan("single")}
+    ok = [c for c in d["cases"] if c["status"] == "ok"]
+    assert {c["key"] for c in d["cases"]} <= planned
+    assert len(ok) >= 300
+    assert {c["workload"] for c in ok} == {"W1", "W4", "W5", "W7", "W8", "W9"}
+    for c in ok:
+        assert c["hardware"] == "H200-SXM-141GB"
+        timings = {m.get("timing") for m in c["metrics"] if m["name"] == "latency"}
+        assert timings == {"device", "eager-end-to-end"}
+
+
 def test_multi_gpu_documents_name_their_cards() -> None:
-    multi = {k: v for k, v in docs().items() if k.endswith("-x2.tool-run.json")}
+    multi = {k: v for k, v in docs().items() if any(c["key"].startswith(("resnet50.ddp-step", "all-")) for c in v["cases"])}
     if not multi:
         pytest.skip("no multi-GPU document committed")
+    hw = catalog()
     for name, d in multi.items():
         card = name.split("-")[0].upper()
-        assert card in d["environment"]["gpu"]["name"] and d["environment"]["gpu"]["count"] == 2
+        assert card in d["environment"]["gpu"]["name"]
+        assert re.search(rf"-x{d['environment']['gpu']['count']}\b", name), name
         for c in d["cases"]:
-            assert c["hardware"] == "HGX-H100x8" and card in c["parameters"]["gpu_name"]
+            assert hw[c["hardware"]]["kind"] == "gpu-node" and card in c["hardware"] and card in c["parameters"]["gpu_name"]

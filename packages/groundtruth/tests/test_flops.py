@@ -5,7 +5,7 @@ import torch
 
 from mtap_groundtruth import cases, measure
 from mtap_groundtruth.flops import conv_macs
-from mtap_groundtruth.models import resnet50_layers
+from mtap_groundtruth.models import cnn_layers, layer_slug, resnet50_layers
 
 
 @pytest.fixture(scope="module")
@@ -56,3 +56,28 @@ def test_prefill_counts_the_lm_head_for_the_last_token_only(bench: measure.Bench
     head = 2 * 4096 * 32000
     # doubling the tokens doubles everything but the head, plus the attention's quadratic part
     assert f256 - head > 2 * (f128 - head)
+
+
+def test_w8_w9_model_flops_are_torchvisions_published_macs(bench: measure.Bench) -> None:
+    # torchvision's model table: mobilenet_v2 0.30 GFLOPS, vgg16 15.47 GFLOPS (counted as MACs)
+    mb, _ = measure.flop_metrics(bench, case("mobilenet-v2.model.b1.fp32"))
+    vgg, _ = measure.flop_metrics(bench, case("vgg16.model.b1.fp16"))
+    assert 0.295e9 < mb / 2 < 0.305e9
+    assert round(vgg / 2 / 1e9, 2) == 15.47
+    assert measure.flop_metrics(bench, case("vgg16.model.b32.fp32"))[0] == 32 * vgg
+
+
+def test_w8_w9_layers_match_the_hand_formula_depthwise_included(bench: measure.Bench) -> None:
+    for model in ("mobilenet-v2", "vgg16"):
+        total = 0
+        for name, mod, shape in cnn_layers(model, 1):
+            fwd, train = measure.flop_metrics(bench, case(f"{model}.layer.{layer_slug(name)}.b1.fp32"))
+            if isinstance(mod, torch.nn.Conv2d):
+                macs = conv_macs(1, mod.in_channels // mod.groups, mod.out_channels, mod.kernel_size[0], mod.stride[0], mod.padding[0], shape[-1])
+            else:
+                macs = mod.in_features * mod.out_features
+            assert fwd == 2 * macs, name
+            assert train is None, name  # inference workloads: forward only
+            total += fwd
+        whole, _ = measure.flop_metrics(bench, case(f"{model}.model.b1.fp32"))
+        assert total == whole, model

@@ -3,7 +3,19 @@ from __future__ import annotations
 import pytest
 import torch
 
-from mtap_groundtruth.models import CONFIGS, TINY, ResNet50, build_transformer, count_parameters, init_random_, layer_slug, resnet50_layers
+from mtap_groundtruth.models import (
+    CONFIGS,
+    TINY,
+    MobileNetV2,
+    ResNet50,
+    VGG16,
+    build_transformer,
+    cnn_layers,
+    count_parameters,
+    init_random_,
+    layer_slug,
+    resnet50_layers,
+)
 
 
 @pytest.mark.parametrize(
@@ -23,6 +35,34 @@ def test_transformer_parameter_counts_match_the_published_models(name: str, para
 def test_resnet50_matches_torchvision_parameter_count() -> None:
     with torch.device("meta"):
         assert count_parameters(ResNet50()) == 25_557_032
+
+
+@pytest.mark.parametrize(("model", "params"), [(MobileNetV2, 3_504_872), (VGG16, 138_357_544)])
+def test_w8_w9_match_torchvision_parameter_counts(model: type, params: int) -> None:
+    # torchvision.models.mobilenet_v2 / vgg16, as torchvision's model table publishes them
+    with torch.device("meta"):
+        assert count_parameters(model()) == params
+
+
+def test_w8_w9_layers_carry_torchvision_module_names() -> None:
+    mb = cnn_layers("mobilenet-v2", 1)
+    assert len(mb) == 53 and sum(isinstance(m, torch.nn.Conv2d) for _, m, _ in mb) == 52
+    names = [n for n, _, _ in mb]
+    assert names[:3] == ["features.0.0", "features.1.conv.0.0", "features.1.conv.1"]
+    assert names[-2:] == ["features.18.0", "classifier.1"]
+    depthwise = dict((n, m) for n, m, _ in mb)["features.2.conv.1.0"]
+    assert depthwise.groups == depthwise.in_channels == 96 and depthwise.stride == (2, 2)
+    vgg = cnn_layers("vgg16", 8)
+    assert [n for n, _, _ in vgg][-3:] == ["classifier.0", "classifier.3", "classifier.6"]
+    assert len(vgg) == 16 and vgg[0][2] == (8, 3, 224, 224) and vgg[-3][2] == (8, 25088)
+
+
+@pytest.mark.parametrize("model", [MobileNetV2, VGG16])
+def test_w8_w9_forward_on_cpu(model: type) -> None:
+    net = init_random_(model()).eval()
+    with torch.no_grad():
+        out = net(torch.randn(1, 3, 64, 64))
+    assert out.shape == (1, 1000) and torch.isfinite(out).all()
 
 
 def test_resnet50_layers_are_the_53_convs_and_fc_in_order() -> None:

@@ -11,7 +11,7 @@ import fnmatch
 from dataclasses import dataclass, field
 from typing import Any
 
-from .models import layer_slug, resnet50_layers
+from .models import cnn_layers, layer_slug
 
 SUITES = ("single", "multi", "neusight")
 DTYPES = ("fp32", "fp16")
@@ -22,6 +22,10 @@ SIZES = {"1mib": 1 << 20, "64mib": 64 << 20, "1gib": 1 << 30}
 PREFILL_TOKENS = (128, 256, 512, 1024, 2048)
 DECODE_BATCHES = (1, 2, 4, 8, 16, 32)
 DECODE_KV = (512, 1024, 2048)
+
+#: W8 MobileNet-V2 and W9 VGG-16 (224x224): whole-model batch sweep; their layers at batch 1.
+EDGE_CNNS = (("mobilenet-v2", "W8"), ("vgg16", "W9"))
+CNN_BATCHES = (1, 8, 32, 128)
 
 #: NeuSight's H100 inference labels (scripts/asplos/label/NVIDIA_H100_80GB_HBM3, FP32, TF32 off):
 #: (their tag, our model name, batch, sequence).
@@ -44,7 +48,7 @@ class Case:
     key: str
     workload: str
     suite: str
-    kind: str  # conv1 | layer | resnet50 | transformer | prefill | decode | collective | ddp
+    kind: str  # conv1 | layer | resnet50 | cnn | transformer | prefill | decode | collective | ddp
     params: dict[str, Any] = field(default_factory=dict, hash=False, compare=False)
 
     @property
@@ -73,11 +77,19 @@ def single_cases() -> list[Case]:
     for b in DECODE_BATCHES:
         for kv in DECODE_KV:
             out.append(Case(f"llama2-7b.decode.b{b}.kv{kv}.fp16", "W5", "single", "decode", {"model": "llama2-7b", "batch": b, "kv": kv, "dtype": "fp16"}))
-    layers = resnet50_layers(1)
+    for model, workload in EDGE_CNNS:
+        for b in CNN_BATCHES:
+            for dt in DTYPES:
+                out.append(Case(f"{model}.model.b{b}.{dt}", workload, "single", "cnn", {"model": model, "batch": b, "dtype": dt, "image": 224}))
+    layers = cnn_layers("resnet50", 1)
     for b in (1, 32):
         for dt in DTYPES:
             for name, _, _ in layers:
                 out.append(Case(f"resnet50.layer.{layer_slug(name)}.b{b}.{dt}", "W1", "single", "layer", {"model": "resnet50", "batch": b, "dtype": dt, "layer": name}))
+    for model, workload in EDGE_CNNS:
+        for dt in DTYPES:
+            for name, _, _ in cnn_layers(model, 1):
+                out.append(Case(f"{model}.layer.{layer_slug(name)}.b1.{dt}", workload, "single", "layer", {"model": model, "batch": 1, "dtype": dt, "layer": name}))
     return out
 
 

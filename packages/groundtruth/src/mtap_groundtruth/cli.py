@@ -60,7 +60,7 @@ def common(fn: Any) -> Any:
         click.option("--data-dir", type=click.Path(file_okay=False), default="data", show_default=True, help="The repository's data/ (hardware and workload catalogs)."),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N selected cases."),
         click.option("--gpus", type=click.IntRange(min=1), default=None, help="multi: GPUs to use (default: all visible; `cases` plans 2)."),
-        click.option("--hardware", default=None, help="Hardware id for the cases (default from the GPU: H100 -> H100-SXM5-80GB, or HGX-H100x8 for multi)."),
+        click.option("--hardware", default=None, help="Hardware id for the cases (default from the GPU: H100 -> H100-SXM5-80GB, H200 -> H200-SXM-141GB; for multi HGX-H100x8 / HGX-H200x8). Must name the GPU the machine has; `cases` defaults to the H100 ids."),
         click.option("--tiny", is_flag=True, help="Small stand-in models and sizes with the same code paths (CPU tests; never evaluation data)."),
     ]
     for opt in reversed(opts):
@@ -68,13 +68,15 @@ def common(fn: Any) -> Any:
     return fn
 
 
-def _load_catalogs(data_dir: str) -> tuple[set[str], set[str]]:
+def _load_catalogs(data_dir: str) -> tuple[set[str], set[str], dict[str, str]]:
+    """(hardware ids, workload ids, hardware id -> the id of its GPU: a node's ``device``, else itself)."""
     try:
         hw = ms.read(Path(data_dir) / "hardware" / "hardware.json", "hardware")
         wl = ms.read(Path(data_dir) / "workloads" / "workloads.json", "workloads")
     except ms.SchemaError as exc:
         raise UserError(str(exc)) from None
-    return {h["id"] for h in hw["hardware"]}, {w["id"] for w in wl["workloads"]}
+    gpu_of = {h["id"]: h.get("device", h["id"]) for h in hw["hardware"]}
+    return set(gpu_of), {w["id"] for w in wl["workloads"]}, gpu_of
 
 
 def _select(suite: str, gpus: int, config: dict[str, Any], limit: int | None) -> list[cases_mod.Case]:
@@ -103,7 +105,7 @@ def cases_cmd(suite: str, config_path: str | None, output: str, name: str, data_
               hardware: str | None, tiny: bool) -> None:
     """Print the planned cases as JSON lines; measures nothing and needs no GPU."""
     config = _config(config_path)
-    hw_ids, wl_ids = _load_catalogs(data_dir)
+    hw_ids, wl_ids, _ = _load_catalogs(data_dir)
     hw = hardware or ("HGX-H100x8" if suite == "multi" else "H100-SXM5-80GB")
     if hw not in hw_ids:
         raise UserError(f"--hardware: {hw!r} is not an id in {Path(data_dir) / 'hardware' / 'hardware.json'}")
@@ -128,14 +130,16 @@ def _line(obj: Any) -> str:
 @click.option("--tf32/--no-tf32", default=False, show_default=True, help="Let fp32 matmuls and convolutions use TF32.")
 @click.option("--graphs/--no-graphs", default=True, show_default=True,
               help="Also time CUDA-graph replays (device time). --no-graphs: eager only (e.g. the neusight suite, whose labels are eager).")
+@click.option("--checkpoint-seconds", type=click.FloatRange(min=0), default=30.0, show_default=True,
+              help="single/neusight: rewrite the document with the cases measured so far this often (0: only at the end), so a killed run leaves them.")
 def run_cmd(suite: str, config_path: str | None, output: str, name: str, data_dir: str, limit: int | None, gpus: int | None,
             hardware: str | None, tiny: bool, iters: int | None, warmup: int | None, device_name: str, time_budget: float | None,
-            tf32: bool, graphs: bool) -> None:
+            tf32: bool, graphs: bool, checkpoint_seconds: float) -> None:
     """Measure the cases and write <output>/<name>.tool-run.json."""
     t_start = time.monotonic()
     started_at = _dt.datetime.now(_dt.timezone.utc).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     config = _config(config_path)
-    hw_ids, wl_ids = _load_catalogs(data_dir)
+    hw_ids, wl_ids, hw_gpu = _load_catalogs(data_dir)
     iters = iters if iters is not None else config.get("iters", 50)
     warmup = warmup if warmup is not None else config.get("warmup", 10)
 
@@ -160,9 +164,18 @@ def run_cmd(suite: str, config_path: str | None, output: str, name: str, data_di
         gpus = 1
     hw = hardware or env.default_hardware(device, suite)
     if hw is None:
-        raise UserError(f"--hardware: the GPU {torch.cuda.get_device_name(device)!r} has no default id; pass one from {Path(data_dir) / 'hardware' / 'hardware.json'}")
+        raise UserError(f"--hardware: the GPU {torch.cuda.get_device_name(device)!r} has no id in groundtruth's card table "
+                        f"(mtap_groundtruth.env.CARDS); add the card to {Path(data_dir) / 'hardware' / 'hardware.json'} and that table")
+    if device.type == "cpu" and hw != "cpu":
+        raise UserError(f"--hardware: {hw!r} on --device cpu: CPU runs are filed under 'cpu' only (never evaluation data)")
     if hw not in hw_ids and not (device.type == "cpu" and hw == "cpu"):
         raise UserError(f"--hardware: {hw!r} is not an id in {Path(data_dir) / 'hardware' / 'hardware.json'}")
+    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    if gpu_name is not None:
+        card = env.hardware_for(gpu_name, "single")
+        if card is None or hw_gpu.get(hw) != card:
+            raise UserError(f"--hardware: {hw!r} is not the GPU this machine has ({gpu_name!r}"
+                            f"{', catalog id ' + card if card else ', which has no catalog id'}): a measurement is filed under the hardware it ran on")
     selected = _select(suite, gpus, config, limit)
     for c in selected:
         if c.workload not in wl_ids:
@@ -170,7 +183,48 @@ def run_cmd(suite: str, config_path: str | None, output: str, name: str, data_di
     out_path = Path(output) / f"{name}.tool-run.json"
     setup_s = time.monotonic() - t_start
 
+    config_ref = None
+    if config_path:
+        config_ref = {"path": str(config_path), "sha256": ms.sha256_file(config_path)}
+    gpu_env = env.gpu_info(device, used=gpus if device.type == "cuda" else 1)
     t_run = time.monotonic()
+
+    def document(results: list[dict], pending: list[cases_mod.Case]) -> dict[str, Any]:
+        """The tool-run document for the cases measured so far; ``pending`` cases (a checkpoint
+        written while the run goes on) are listed as failed, kind timeout."""
+        rows = [dict(r) for r in results]
+        for c in pending:
+            rows.append({"id": c.id, "key": c.key, "workload": c.workload, "hardware": hw, "artifacts": [], "parameters": dict(c.params),
+                         "status": "failed", "metrics": [],
+                         "error": {"kind": "timeout", "message": "not measured: the run was cut off before this case (a checkpoint written during the run)"}})
+        for r in rows:
+            r["parameters"] = dict(sorted(r["parameters"].items()))
+            r["parameters"].update(iters=iters, warmup=warmup, suite=suite)
+            if gpu_name:
+                r["parameters"]["gpu_name"] = gpu_name  # the card really measured
+        return {
+            "schema": "tool-run",
+            "schema_version": ms.version("tool-run"),
+            "runner": {"name": "groundtruth", "version": __version__},
+            "tool": {"name": "groundtruth", "version": f"torch {torch.__version__}", "backend": "measured",
+                     "location": "PyTorch " + str(Path(torch.__file__).parent)},
+            "environment": ms.environment(gpu=gpu_env, packages=env.packages(device)),
+            "invocation": {"command": ["groundtruth", *sys.argv[1:]], "config": config_ref},
+            "wall_clock": {"started_at": started_at, "setup_seconds": round(setup_s, 3), "run_seconds": round(time.monotonic() - t_run, 3)},
+            "cases": rows,
+        }
+
+    last_checkpoint = [time.monotonic()]
+
+    def checkpoint(results: list[dict]) -> None:
+        """Every --checkpoint-seconds, write what is measured so far (atomically), so a run
+        killed from outside still leaves a valid document behind."""
+        if not checkpoint_seconds or time.monotonic() - last_checkpoint[0] < checkpoint_seconds:
+            return
+        done = {r["key"] for r in results}
+        ms.write(out_path, document(results, [c for c in selected if c.key not in done]), "tool-run")
+        last_checkpoint[0] = time.monotonic()
+
     deadline = t_start + time_budget if time_budget else None
     with click.progressbar(length=len(selected), label=f"groundtruth {suite}", file=sys.stderr) as bar:
         step = lambda _case: bar.update(1)  # noqa: E731
@@ -183,29 +237,9 @@ def run_cmd(suite: str, config_path: str | None, output: str, name: str, data_di
                                          "unit": "FLOP", "kind": "derived"})
         else:
             settings = measure.Settings(device=device, iters=iters, warmup=warmup, tiny=tiny, tf32=tf32, graphs=graphs)
-            results = measure.run_cases(selected, settings, hw, progress=step, deadline=deadline)
-    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    for r in results:
-        r["parameters"] = dict(sorted(r["parameters"].items()))
-        r["parameters"].update(iters=iters, warmup=warmup, suite=suite)
-        if gpu_name:
-            r["parameters"]["gpu_name"] = gpu_name  # the card really measured (hardware may be a stand-in id)
-    run_s = time.monotonic() - t_run
+            results = measure.run_cases(selected, settings, hw, progress=step, deadline=deadline, checkpoint=checkpoint)
 
-    config_ref = None
-    if config_path:
-        config_ref = {"path": str(config_path), "sha256": ms.sha256_file(config_path)}
-    doc = {
-        "schema": "tool-run",
-        "schema_version": ms.version("tool-run"),
-        "runner": {"name": "groundtruth", "version": __version__},
-        "tool": {"name": "groundtruth", "version": f"torch {torch.__version__}", "backend": "measured",
-                 "location": "PyTorch " + str(Path(torch.__file__).parent)},
-        "environment": ms.environment(gpu=env.gpu_info(device, used=gpus if device.type == "cuda" else 1), packages=env.packages(device)),
-        "invocation": {"command": ["groundtruth", *sys.argv[1:]], "config": config_ref},
-        "wall_clock": {"started_at": started_at, "setup_seconds": round(setup_s, 3), "run_seconds": round(run_s, 3)},
-        "cases": results,
-    }
+    doc = document(results, [])
     try:
         ms.write(out_path, doc, "tool-run")
     except ms.SchemaError as exc:  # a bug here, not a user error: keep the traceback

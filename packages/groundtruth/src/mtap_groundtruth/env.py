@@ -76,14 +76,30 @@ def packages(device: torch.device) -> dict[str, str]:
     return out
 
 
+#: (substring of the CUDA device name, single-GPU id, multi-GPU id) from data/hardware/hardware.json.
+#: Order matters: the first match wins. A GPU matching none has no default id (the CLI then
+#: refuses to guess: a measurement is filed under the hardware it ran on, never a neighbour's).
+CARDS = (
+    ("H200", "H200-SXM-141GB", "HGX-H200x8"),
+    ("H100", "H100-SXM5-80GB", "HGX-H100x8"),
+    ("A100-SXM4-80GB", "A100-SXM4-80GB", None),
+)
+
+
+def hardware_for(gpu_name: str, suite: str) -> str | None:
+    """Catalog id for a GPU named ``gpu_name``: the card's single-GPU id, or its HGX node id
+    for the multi suite; None when the catalog has no such card."""
+    if any(form in gpu_name for form in ("PCIe", "NVL")):  # other boards of the same chip: other clocks and memory
+        return None
+    for needle, single, multi in CARDS:
+        if needle in gpu_name:
+            return multi if suite == "multi" else single
+    return None
+
+
 def default_hardware(device: torch.device, suite: str) -> str | None:
-    """Catalog id for the device: H100 -> H100-SXM5-80GB (one GPU) or HGX-H100x8 (several);
-    ``cpu`` for CPU runs; None for a GPU the catalog has no id for."""
+    """Catalog id for the device (:func:`hardware_for`), ``cpu`` for CPU runs, None for a GPU
+    the catalog has no id for."""
     if device.type != "cuda":
         return "cpu"
-    name = torch.cuda.get_device_name(device)
-    if "H100" in name:
-        return "HGX-H100x8" if suite == "multi" else "H100-SXM5-80GB"
-    if "A100" in name and "80GB" in name and suite != "multi":
-        return "A100-SXM4-80GB"
-    return None
+    return hardware_for(torch.cuda.get_device_name(device), suite)

@@ -17,7 +17,7 @@ from torch import nn
 from . import stats, timing
 from .cases import Case
 from .flops import count_flops
-from .models import CONFIGS, TINY, ResNet50, build_transformer, init_random_, resnet50_layers
+from .models import CNNS, CONFIGS, TINY, ResNet50, build_transformer, cnn_layers, init_random_
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -62,8 +62,8 @@ class Bench:
     # -- models -----------------------------------------------------------------
     def _build(self, name: str, dtype: torch.dtype, device: torch.device) -> nn.Module:
         with torch.device("meta"):
-            if name == "resnet50":
-                model = ResNet50()
+            if name in CNNS:
+                model = CNNS[name]()
             else:
                 cfg = (TINY if self.settings.tiny else CONFIGS)[name]
                 model = build_transformer(cfg)
@@ -113,7 +113,8 @@ class Bench:
         if case.kind in ("conv1", "layer"):
             image = 32 if tiny else 224
             batch = min(p["batch"], 2) if tiny else p["batch"]
-            layers = {n: (m, s) for n, m, s in resnet50_layers(batch, image)}
+            ordered = cnn_layers(p.get("model", "resnet50"), batch, image)
+            layers = {n: (m, s) for n, m, s in ordered}
             meta_mod, shape = layers[p["layer"]]
             mod = copy.deepcopy(meta_mod).to(dtype=dtype)
             if device.type != "meta":
@@ -122,7 +123,7 @@ class Bench:
             with torch.device("meta"):
                 out_shape = tuple(meta_mod(torch.empty(shape)).shape)
             grad_out = randn(*out_shape)
-            needs_input_grad = p["layer"] != "conv1"  # the image needs no gradient
+            needs_input_grad = p["layer"] != ordered[0][0]  # the first layer's input is the image: no gradient
             xg = x.detach().clone().requires_grad_(needs_input_grad)
             wrt = [xg] if needs_input_grad else []
             wrt += [prm for prm in mod.parameters()]
@@ -144,12 +145,16 @@ class Bench:
             desc = {"input_shape": "x".join(map(str, shape)), "output_shape": "x".join(map(str, out_shape)), "module": type(mod).__name__}
             if isinstance(mod, nn.Conv2d):
                 desc.update(in_channels=mod.in_channels, out_channels=mod.out_channels, kernel=mod.kernel_size[0], stride=mod.stride[0], padding=mod.padding[0])
-            return Work(infer, train, desc)
+                if mod.groups != 1:
+                    desc["groups"] = mod.groups
+            # forward+backward only for ResNet-50's layers (ASTRA-sim's per-layer training compute);
+            # W8/W9 are inference workloads (and the FLOP counter overcounts grouped convs' backward)
+            return Work(infer, train if p.get("model", "resnet50") == "resnet50" else None, desc)
 
-        if case.kind == "resnet50":
+        if case.kind in ("resnet50", "cnn"):
             image = 32 if tiny else 224
             batch = min(p["batch"], 2) if tiny else p["batch"]
-            model = self.model("resnet50", dtype, device)
+            model = self.model(p["model"], dtype, device)
             x = randn(batch, 3, image, image)
 
             def infer_resnet() -> object:
@@ -255,8 +260,9 @@ def measure(bench: Bench, case: Case) -> tuple[list[dict], dict[str, Any]]:
 
 
 def run_cases(cases: list[Case], settings: Settings, hardware: str, progress: Callable[[Case], None] | None = None,
-              deadline: float | None = None) -> list[dict]:
-    """Measure each case; a case that raises becomes a ``failed`` case naming the error."""
+              deadline: float | None = None, checkpoint: Callable[[list[dict]], None] | None = None) -> list[dict]:
+    """Measure each case; a case that raises becomes a ``failed`` case naming the error.
+    ``checkpoint`` is called with the results so far after each case (it decides whether to write)."""
     configure_backends(settings)
     if settings.device.type == "cpu":
         torch.set_num_threads(1)  # OpenMP spinning on a shared host distorts CPU smoke timings badly
@@ -281,6 +287,8 @@ def run_cases(cases: list[Case], settings: Settings, hardware: str, progress: Ca
                     bench.release()
         if progress:
             progress(case)
+        if checkpoint:
+            checkpoint(out)
     bench.release()
     return out
 
