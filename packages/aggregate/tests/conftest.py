@@ -33,7 +33,7 @@ def metric(name, value, unit="ms", kind="prediction", timing=None):
 def document(tool, cases, backend="native"):
     return {
         "schema": "tool-run",
-        "schema_version": "1.0.0",
+        "schema_version": "2.0.0",
         "runner": {"name": f"{tool}-runner", "version": "0"},
         "tool": {"name": tool, "version": "1", "backend": backend},
         "environment": {"python": "3.11", "platform": "linux", "cpu": "test"},
@@ -51,7 +51,7 @@ def write_doc(tmp_path: Path):
         if isinstance(doc, str):
             path.write_text(doc)
         else:
-            ms.write(path, doc, "tool-run")
+            ms.write(path, doc, "tool-run", ms.TOOL_RUN_MAJOR)
         return path
 
     return _write

@@ -91,7 +91,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, write_doc) -> None:
     bad = write_doc("bad.tool-run.json", '{"schema": "tool-run", "schema_version": "3.0.0"}')
     result = runner.invoke(main, ["check", str(bad)])
     assert result.exit_code == 2
-    assert result.output.strip().splitlines() == [f"Error: {bad}: field schema_version: got '3.0.0', this reader accepts tool-run v1.x only"]
+    assert result.output.strip().splitlines() == [f"Error: {bad}: field schema_version: got '3.0.0', this reader accepts tool-run v2.x only"]
     result = runner.invoke(main, ["run", "--evaluation-dir", str(tmp_path), "--strict", "--output", str(tmp_path / "o.json"), "--coverage-md", str(tmp_path / "o.md")])
     assert result.exit_code == 1
     assert "skipped bad.tool-run.json" in result.output
@@ -99,7 +99,7 @@ def test_cli_errors_are_one_line(tmp_path: Path, write_doc) -> None:
 
 def test_version_and_help() -> None:
     runner = CliRunner()
-    assert "1.0.0" in runner.invoke(main, ["--version"]).output
+    assert "2.0.0" in runner.invoke(main, ["--version"]).output
     assert "coverage matrix" in runner.invoke(main, ["--help"]).output
 
 
@@ -108,7 +108,7 @@ def test_committed_evaluation_data_aggregates_cleanly() -> None:
     evaluation = REPO / "data" / "evaluation"
     if not any(evaluation.rglob("*.tool-run.json")):
         pytest.skip("no committed tool-run documents yet")
-    doc, _ = build(evaluation)
+    doc, _ = build(evaluation, hardware=ms.read(REPO / "data" / "hardware" / "hardware.json", "hardware"))
     assert doc["skipped"] == []
     ms.validate(doc, "aggregate")
 
@@ -123,3 +123,79 @@ def test_duplicate_case_ids_keep_the_best_status(tmp_path: Path, write_doc) -> N
     ]
     assert doc["coverage"] == [{"tool": "tool-a", "workload": "W1", "ok": 1, "failed": 1, "unsupported": 0, "unavailable": 1}]
     assert "2 more superseded" in markdown
+
+
+def _run(tmp_path: Path, *extra: str):
+    return CliRunner().invoke(main, ["run", "--evaluation-dir", str(tmp_path), "--output", str(tmp_path / "o.json"),
+                                     "--coverage-md", str(tmp_path / "o.md"), "--tables-dir", str(tmp_path / "t"),
+                                     "--extensibility", str(tmp_path / "none.json"), *extra])
+
+
+def test_non_utf8_document_is_skipped_by_name_not_a_crash(tmp_path: Path, write_doc) -> None:
+    write_doc("a/tool-a.tool-run.json", document("tool-a", [case("c1")]))
+    bad = tmp_path / "b" / "bad.tool-run.json"
+    bad.parent.mkdir()
+    bad.write_bytes(b'{"schema": "tool-run", "note": "\xff"}')
+    result = _run(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert result.exception is None
+    assert "skipped b/bad.tool-run.json: not UTF-8" in result.output
+    written = ms.read(tmp_path / "o.json", "aggregate")
+    assert [s["path"] for s in written["skipped"]] == ["b/bad.tool-run.json"]
+    check = CliRunner().invoke(main, ["check", str(bad)])
+    assert check.exit_code == 2 and isinstance(check.exception, SystemExit)
+    assert check.output.count("\n") == 1 and "not UTF-8" in check.output
+
+
+def test_a_copied_document_does_not_double_rows_and_repeated_ids_pair_once(tmp_path: Path, write_doc) -> None:
+    measured = document("gt", [case("m1", key="k.b1", metrics=[metric("latency", 2.0, kind="measurement", timing="device")])], backend="measured")
+    predicted = document("tool-a", [case("p1", key="k.b1", metrics=[metric("latency", 1.0)]),
+                                     case("p1", key="k.b1", metrics=[metric("latency", 1.0)])])
+    write_doc("gt.tool-run.json", measured)
+    write_doc("a/tool-a.tool-run.json", predicted)
+    write_doc("copy/tool-a.tool-run.json", predicted)
+    doc, _ = build(tmp_path)
+    assert len(doc["errors_vs_measured"]) == 1 and len(doc["table"]["rows"]) == 2
+    reasons = {s["path"]: s["reason"] for s in doc["skipped"]}
+    assert reasons["copy/tool-a.tool-run.json"] == "identical to a/tool-a.tool-run.json"
+    assert "1 repeated case id" in reasons["a/tool-a.tool-run.json"]
+
+
+def test_measurement_under_another_gpus_hardware_id_is_refused(tmp_path: Path, write_doc) -> None:
+    gt = document("groundtruth", [case("m1", hardware="HGX-H100x8", key="all-reduce.n2.1mib",
+                                       metrics=[metric("latency", 2.0, kind="measurement", timing="device")])], backend="measured")
+    gt["environment"]["gpu"] = {"name": "NVIDIA H200", "count": 2}
+    write_doc("gt.tool-run.json", gt)
+    write_doc("astra.tool-run.json", document("astra-sim", [case("p1", hardware="HGX-H100x8", key="all-reduce.n2.1mib")]))
+    result = _run(tmp_path, "--hardware", str(REPO / "data" / "hardware" / "hardware.json"))
+    assert result.exit_code == 0, result.output
+    assert "skipped gt.tool-run.json: hardware mislabel" in result.output and "H200" in result.output
+    assert ms.read(tmp_path / "o.json", "aggregate")["errors_vs_measured"] == []
+    gt["cases"][0]["hardware"] = "HGX-H200x8"
+    write_doc("gt.tool-run.json", gt)
+    assert _run(tmp_path, "--hardware", str(REPO / "data" / "hardware" / "hardware.json")).exit_code == 0
+    assert ms.read(tmp_path / "o.json", "aggregate")["skipped"] == []
+
+
+def test_a_huge_prediction_is_no_crash(tmp_path: Path, write_doc) -> None:
+    write_doc("gt.tool-run.json", document("gt", [case("m1", key="k", metrics=[metric("latency", 1.0, "ms", kind="measurement", timing="device")])], backend="measured"))
+    write_doc("a.tool-run.json", document("tool-a", [case("p1", key="k", metrics=[metric("latency", 1e308, "s")])]))
+    result = _run(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert ms.read(tmp_path / "o.json", "aggregate")["errors_vs_measured"] == []
+    assert "1 pair(s) dropped: not finite" in result.output
+
+
+def test_streamed_document_equals_the_in_memory_one(tmp_path: Path, write_doc) -> None:
+    from mtap_aggregate.write import write_aggregate
+
+    write_doc("a.tool-run.json", document("tool-a", [case(f"c{i}", metrics=[metric("latency", i + 0.5), metric("x", i, "1")]) for i in range(7)]))
+    doc, _ = build(tmp_path)
+    ms.write(tmp_path / "mem.json", doc, "aggregate", style="lines")
+    lean, _ = build(tmp_path, with_rows=False)
+    frame, encoded = lean["table"].pop("frame"), lean["table"].pop("encoded")
+    assert encoded
+    write_aggregate(tmp_path / "stream.json", lean, frame, encoded)
+    assert (tmp_path / "stream.json").read_bytes() == (tmp_path / "mem.json").read_bytes()
+    write_aggregate(tmp_path / "sliced.json", lean, frame)
+    assert (tmp_path / "sliced.json").read_bytes() == (tmp_path / "mem.json").read_bytes()

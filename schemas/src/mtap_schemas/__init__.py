@@ -18,10 +18,12 @@ import os
 import platform
 import sys
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import jsonschema
 import jsonschema_rs
@@ -36,6 +38,7 @@ __all__ = [
     "dumps",
     "environment",
     "load_schema",
+    "open_atomic",
     "read",
     "schema_names",
     "sha256_file",
@@ -247,20 +250,28 @@ def _check_finite(doc: Any) -> None:
         raise ValueError("document holds NaN or infinity, which JSON cannot represent")
 
 
-def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
-    """Write ``text`` to a temp file beside ``path`` and rename it into place."""
+@contextmanager
+def open_atomic(path: str | os.PathLike[str]) -> Iterator[IO[str]]:
+    """A text file that appears at ``path`` only when the block ends without an error (temp file
+    beside it + rename, the mode the umask gives); on an error nothing is left behind."""
     target = Path(path)
     target.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as handle:
-            handle.write(text)
+            yield handle
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a document gets the mode any new file would
         os.replace(tmp, target)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    return target
+
+
+def write_text_atomic(path: str | os.PathLike[str], text: str) -> Path:
+    """Write ``text`` to a temp file beside ``path`` and rename it into place."""
+    with open_atomic(path) as handle:
+        handle.write(text)
+    return Path(path)
 
 
 def _umask() -> int:

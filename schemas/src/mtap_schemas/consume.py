@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import orjson
 
 from .toolrun import TOOL_RUN, TOOL_RUN_MAJOR
 
@@ -78,42 +81,62 @@ def gpu_mismatch(doc: dict[str, Any], hardware_gpus: dict[str, str] | None) -> s
 def load_tool_runs(evaluation_dir: str | os.PathLike[str], *, hardware_gpus: dict[str, str] | None = None,
                    paths: list[Path] | None = None) -> Loaded:
     """Read, validate and de-duplicate every tool-run document under ``evaluation_dir``."""
-    from . import SchemaError, read
+    loaded = Loaded()
+    for rel, doc, _sha in iter_tool_runs(evaluation_dir, loaded.skipped, hardware_gpus=hardware_gpus, paths=paths):
+        loaded.documents.append((rel, doc))
+    return loaded
+
+
+def iter_tool_runs(evaluation_dir: str | os.PathLike[str], skipped: list[Skipped], *,
+                   hardware_gpus: dict[str, str] | None = None,
+                   paths: list[Path] | None = None) -> Iterator[tuple[str, dict[str, Any], str]]:
+    """Yield (relative path, document, sha256) one at a time, appending what is skipped to ``skipped``:
+    a consumer can reduce each document and let it go (large evaluation folders)."""
+    from . import SchemaError, check_header, validate
 
     root = Path(evaluation_dir)
-    loaded = Loaded()
     seen: dict[str, str] = {}
     for path in paths if paths is not None else find(root):
         rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
         try:
             raw = path.read_bytes()
         except OSError as exc:
-            loaded.skipped.append(Skipped(rel, f"cannot read: {exc.strerror or exc}"))
+            skipped.append(Skipped(rel, f"cannot read: {exc.strerror or exc}"))
             continue
         digest = hashlib.sha256(raw).hexdigest()
         if digest in seen:
-            loaded.skipped.append(Skipped(rel, f"identical to {seen[digest]}"))
+            skipped.append(Skipped(rel, f"identical to {seen[digest]}"))
             continue
         try:
-            doc = read(path, TOOL_RUN, TOOL_RUN_MAJOR)
+            doc = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            what = "not UTF-8 text" if "utf-8" in str(exc).lower() or "surrogate" in str(exc).lower() else "not valid JSON"
+            skipped.append(Skipped(rel, f"{what}: {exc.msg}"))
+            continue
+        del raw
+        try:
+            check_header(doc, TOOL_RUN, TOOL_RUN_MAJOR, rel)
+            validate(doc, TOOL_RUN, TOOL_RUN_MAJOR, rel)
         except SchemaError as exc:
-            loaded.skipped.append(Skipped(rel, str(exc).removeprefix(f"{path}: ")))
+            skipped.append(Skipped(rel, str(exc).removeprefix(f"{rel}: ")))
             continue
         why = gpu_mismatch(doc, hardware_gpus)
         if why:
-            loaded.skipped.append(Skipped(rel, f"hardware mislabel: {why}"))
+            skipped.append(Skipped(rel, f"hardware mislabel: {why}"))
             continue
         seen[digest] = rel
-        _dedupe_case_ids(doc, rel, loaded)
-        loaded.documents.append((rel, doc))
-    return loaded
+        _dedupe_case_ids(doc, rel, skipped)
+        yield rel, doc, digest
 
 
-def _dedupe_case_ids(doc: dict[str, Any], rel: str, loaded: Loaded) -> None:
+def _dedupe_case_ids(doc: dict[str, Any], rel: str, skipped: list[Skipped]) -> None:
+    cases = doc["cases"]
+    if len({c["id"] for c in cases}) == len(cases):
+        return
     ids: set[str] = set()
     kept = []
     dropped = 0
-    for case in doc["cases"]:
+    for case in cases:
         if case["id"] in ids:
             dropped += 1
             continue
@@ -121,4 +144,4 @@ def _dedupe_case_ids(doc: dict[str, Any], rel: str, loaded: Loaded) -> None:
         kept.append(case)
     if dropped:
         doc["cases"] = kept
-        loaded.skipped.append(Skipped(rel, f"{dropped} repeated case id(s) dropped (first kept)"))
+        skipped.append(Skipped(rel, f"{dropped} repeated case id(s) dropped (first kept)"))

@@ -1,3 +1,3 @@
 """aggregate: every tool-run document under data/evaluation/ in one table."""
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"

@@ -10,18 +10,14 @@ from pathlib import Path
 import click
 
 import mtap_schemas as ms
+from mtap_schemas.cli import UserError, runner_group
 
 from . import __version__
 from .collect import collect
 from .report import coverage_markdown
-from .table import coverage, errors_vs_measured, mape, rows_of
+from .table import coverage, errors_vs_measured, mape
 from .tables import d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility
-
-
-class UserError(click.ClickException):
-    """A known user error: one line, no traceback, exit 2."""
-
-    exit_code = 2
+from .write import write_aggregate
 
 
 @contextmanager
@@ -37,56 +33,68 @@ def _no_cyclic_gc():
             gc.enable()
 
 
-def build(evaluation_dir: Path, on_skip=None, claims: list[dict] | None = None, tables_out: list | None = None) -> tuple[dict, str]:
-    """The aggregate v1 document and the Markdown coverage matrix for ``evaluation_dir``.
+def build(evaluation_dir: Path, on_skip=None, claims: list[dict] | None = None, tables_out: list | None = None,
+          hardware: dict | None = None, with_rows: bool = True, on_note=None) -> tuple[dict, str]:
+    """The aggregate document and the Markdown coverage matrix for ``evaluation_dir``.
 
-    When ``tables_out`` is a list, the MTAP tables (D1, D3, D4) are appended to it.
+    When ``tables_out`` is a list, the MTAP tables (D1, D3, D4) are appended to it. With
+    ``with_rows=False`` the document's ``table.rows`` is left empty and the polars frame is
+    returned in ``doc["table"]["frame"]`` for :func:`write_aggregate` to stream (large folders).
+    ``hardware`` (the catalog) turns on the hardware-mislabel check.
     """
     with _no_cyclic_gc():
-        return _build(evaluation_dir, on_skip, claims or [], tables_out)
+        return _build(evaluation_dir, on_skip, claims or [], tables_out, hardware, with_rows, on_note)
 
 
-def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list | None) -> tuple[dict, str]:
-    collected = collect(evaluation_dir, on_skip=on_skip)
-    rows = rows_of(collected.documents)
+def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list | None, hardware, with_rows: bool, on_note) -> tuple[dict, str]:
+    collected = collect(evaluation_dir, on_skip=on_skip, hardware=hardware)
+    rows = collected.rows
     cov = coverage(rows)
-    errors = errors_vs_measured(rows)
+    dropped: list[int] = []
+    errors = errors_vs_measured(rows, dropped)
+    if dropped[0] and on_note:
+        on_note(f"{dropped[0]} pair(s) dropped: not finite after unit conversion")
     sources = [
         {
-            "path": rel,
-            "sha256": sha,
-            "tool": doc["tool"]["name"],
-            "backend": doc["tool"]["backend"],
-            "cases": len(doc["cases"]),
-            "superseded": collected.superseded.get(rel, 0),
+            "path": s.path,
+            "sha256": s.sha256,
+            "tool": s.tool["name"],
+            "backend": s.tool["backend"],
+            "cases": len(s.cases),
+            "superseded": s.superseded,
         }
-        for rel, doc, sha in collected.documents
+        for s in collected.sources
     ]
+    skipped = collected.skipped_dicts
     doc = {
         "schema": "aggregate",
         "schema_version": ms.version("aggregate"),
         "sources": sources,
-        "skipped": collected.skipped,
-        "table": {"columns": list(rows.columns), "rows": rows.rows()},
+        "skipped": skipped,
+        "table": {"columns": list(rows.columns), "rows": rows.rows() if with_rows else []},
         "coverage": cov.to_dicts(),
         "errors_vs_measured": errors.to_dicts(),
     }
+    if not with_rows:
+        doc["table"]["frame"] = rows
+        doc["table"]["encoded"] = collected.encoded
     if tables_out is not None:
         tables_out.append(d1_fidelity(errors, rows, claims))
         tables_out.append(d3_generalization(rows))
-        tables_out.append(d3_sensitivity(collected.documents))
-        tables_out.append(d4_deployment(collected.documents))
-    return doc, coverage_markdown(cov, errors, mape(errors), collected.skipped, sources)
+        tables_out.append(d3_sensitivity(collected.sources))
+        tables_out.append(d4_deployment(collected.sources))
+    return doc, coverage_markdown(cov, errors, mape(errors), skipped, sources)
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="mtap-aggregate")
+@runner_group("mtap-aggregate", __version__)
 def main() -> None:
-    """Join every tool-run v1 document under an evaluation folder into one long table.
+    """Join every tool-run v2 document under an evaluation folder into one long table.
 
-    Reads data/evaluation/**/*.tool-run.json (each validated; a bad file is reported by
-    name and skipped, and listed in the output), and writes the aggregate v1 document and a
-    Markdown coverage matrix (tool × workload).
+    Reads data/evaluation/**/*.tool-run.json (each validated; a bad, non-UTF-8 or duplicate
+    file, and a measurement filed under another GPU's hardware id, is reported by name and
+    skipped, and listed in the output), merges shards and re-runs (one case per tool and case
+    id, best status wins), and writes the aggregate v1 document, a Markdown coverage matrix
+    (tool × workload) and the MTAP tables.
 
     Example: mtap-aggregate run --evaluation-dir data/evaluation
     """
@@ -132,11 +140,19 @@ def main() -> None:
     show_default=True,
     help="D5 declaration (extensibility v1); its paths are relative to the current folder (the repository root).",
 )
+@click.option(
+    "--hardware",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=Path("data/hardware/hardware.json"),
+    show_default=True,
+    help="Hardware catalog (hardware v1): measurements filed under a hardware id whose GPU differs from the GPU they ran on are refused.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 if any document was skipped.")
-def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tables_dir: Path | None, claims: Path, extensibility: Path, strict: bool) -> None:
+def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tables_dir: Path | None, claims: Path,
+        extensibility: Path, hardware: Path, strict: bool) -> None:
     """Aggregate the documents and write the table, the coverage matrix and the MTAP tables."""
     if not evaluation_dir.is_dir():
-        raise click.UsageError(f"{evaluation_dir}: evaluation folder does not exist")
+        raise UserError(f"{evaluation_dir}: evaluation folder does not exist")
     output = output or evaluation_dir / "mtap-aggregate-results.json"
     coverage_md = coverage_md or evaluation_dir / "coverage-matrix.md"
     tables_dir = tables_dir or evaluation_dir / "tables"
@@ -152,8 +168,14 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
     def warn(rel: str, reason: str) -> None:
         click.echo(f"skipped {rel}: {reason}", err=True)
 
+    catalog = None
+    if hardware.is_file():
+        catalog = ms.read(hardware, "hardware")
+    else:
+        click.echo(f"note: {hardware} not found; hardware labels are not checked", err=True)
     tables: list = []
-    doc, markdown = build(evaluation_dir, on_skip=warn, claims=claim_list, tables_out=tables)
+    doc, markdown = build(evaluation_dir, on_skip=warn, claims=claim_list, tables_out=tables, hardware=catalog, with_rows=False,
+                          on_note=lambda text: click.echo(f"note: {text}", err=True))
     if extensibility.is_file():
         try:
             tables.append(d5_extensibility(Path.cwd(), ms.read(extensibility, "extensibility")))
@@ -163,14 +185,15 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
             raise UserError(f"{extensibility}: {exc}") from None
     else:
         click.echo(f"note: {extensibility} not found; no D5 table", err=True)
+    rows, encoded = doc["table"].pop("frame"), doc["table"].pop("encoded")
     with _no_cyclic_gc():
-        ms.write(output, doc, "aggregate", style="lines")
+        write_aggregate(output, doc, rows, encoded)
     ms.write_text_atomic(coverage_md, markdown)
     for table in tables:
         ms.write_text_atomic(tables_dir / f"{table.name}.md", table.markdown())
         ms.write_text_atomic(tables_dir / f"{table.name}.tex", table.latex())
     click.echo(
-        f"{len(doc['sources'])} documents, {len(doc['table']['rows'])} rows, {len(doc['errors_vs_measured'])} prediction/measurement pairs"
+        f"{len(doc['sources'])} documents, {rows.height} rows, {len(doc['errors_vs_measured'])} prediction/measurement pairs"
         f", {len(doc['skipped'])} skipped -> {output}, {coverage_md}",
         err=True,
     )
@@ -183,7 +206,7 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
 def check(path: Path) -> None:
     """Validate one tool-run document; print one line and exit 2 if it is invalid."""
     try:
-        doc = ms.read(path, "tool-run")
+        doc = ms.read_tool_run(path)
     except ms.SchemaError as exc:
         raise UserError(str(exc)) from None
     click.echo(f"{path}: valid tool-run v{doc['schema_version']} ({doc['tool']['name']}, {len(doc['cases'])} cases)")

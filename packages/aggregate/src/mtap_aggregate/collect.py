@@ -1,78 +1,143 @@
-"""Find and read tool-run documents; a bad file is reported by name and skipped, never lost."""
+"""Read every tool-run document once, through the kit's reader, and reduce each to what the
+aggregate needs before reading the next (large evaluation folders stay within memory).
+
+Each document becomes: its rows of the long table (a polars frame), one line per case for
+de-duplication, and a slim copy (tool, wall clock, per case the fields the D3/D4 tables read).
+A bad document is skipped with its reason, never lost, never a crash.
+"""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+import polars as pl
+
 import mtap_schemas as ms
+from mtap_schemas.consume import Skipped, iter_tool_runs
 
-PATTERN = "*.tool-run.json"
+from .table import ROW_SCHEMA
 
-
-#: When one tool's case id appears in several documents, the best status wins.
+#: When one tool's case id appears in several documents (re-runs, shards, an `unavailable`
+#: run beside a real one), the best status wins; the first document on ties.
 STATUS_RANK = {"ok": 0, "failed": 1, "unsupported": 2, "unavailable": 3}
+#: Case parameters that name a configuration choice (D3 sensitivity reads only cases that have one).
+CONFIG_PARAMETERS = ("topology", "algorithm", "scheduler", "binary")
+
+
+@dataclass
+class Source:
+    path: str
+    sha256: str
+    tool: dict[str, Any]
+    wall_clock: dict[str, Any]
+    cases: list[dict[str, Any]]  # slim: id, status, deterministic; + workload/hardware/key/parameters/metrics for D3
+    superseded: int = 0
 
 
 @dataclass
 class Collected:
-    documents: list[tuple[str, dict[str, Any], str]] = field(default_factory=list)  # (relpath, doc, sha256)
-    skipped: list[dict[str, str]] = field(default_factory=list)
-    superseded: dict[str, int] = field(default_factory=dict)  # relpath -> cases dropped as duplicates
+    sources: list[Source] = field(default_factory=list)
+    rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ROW_SCHEMA))
+    skipped: list[Skipped] = field(default_factory=list)
+    #: each document's table rows as compact JSON (``[..],[..]``), when no case was superseded: the
+    #: writer streams these instead of turning the frame back into Python rows
+    encoded: list[bytes] | None = None
+
+    @property
+    def skipped_dicts(self) -> list[dict[str, str]]:
+        return [s.as_dict() for s in self.skipped]
 
 
-def dedupe(collected: Collected) -> None:
-    """Keep each (tool, case id) once: the case with the best status, first path on ties.
-
-    A runner run on a machine without its tool writes a document of `unavailable` cases beside
-    the real one (e.g. astra-sim.unavailable.tool-run.json); counting both would double the
-    cases. The dropped count per document is reported, never hidden.
-    """
-    seen: set[tuple[str, str]] = set()
-    total = 0
-    for _rel, doc, _sha in collected.documents:
-        tool = doc["tool"]["name"]
-        seen.update((tool, case["id"]) for case in doc["cases"])
-        total += len(doc["cases"])
-    if len(seen) == total:  # no duplicates: nothing to drop
-        collected.superseded = {rel: 0 for rel, _doc, _sha in collected.documents}
-        return
-    best: dict[tuple[str, str], tuple[int, int]] = {}
-    for index, (_rel, doc, _sha) in enumerate(collected.documents):
-        tool = doc["tool"]["name"]
-        for case in doc["cases"]:
-            rank = (STATUS_RANK[case["status"]], index)
-            key = (tool, case["id"])
-            if key not in best or rank < best[key]:
-                best[key] = rank
-    kept = []
-    for index, (rel, doc, sha) in enumerate(collected.documents):
-        tool = doc["tool"]["name"]
-        cases = [c for c in doc["cases"] if best[(tool, c["id"])][1] == index]
-        dropped = len(doc["cases"]) - len(cases)
-        collected.superseded[rel] = dropped
-        kept.append((rel, dict(doc, cases=cases) if dropped else doc, sha))
-    collected.documents = kept
-
-
-def find(evaluation_dir: Path) -> list[Path]:
-    """Every tool-run document below ``evaluation_dir``, in a stable order."""
-    return sorted(p for p in evaluation_dir.rglob(PATTERN) if p.is_file())
-
-
-def collect(evaluation_dir: Path, on_skip=None) -> Collected:
-    out = Collected()
-    for path in find(evaluation_dir):
-        rel = path.relative_to(evaluation_dir).as_posix()
-        try:
-            doc = ms.read(path, "tool-run")
-        except ms.SchemaError as exc:
-            reason = str(exc).removeprefix(f"{path}: ")
-            out.skipped.append({"path": rel, "reason": reason})
-            if on_skip:
-                on_skip(rel, reason)
+def gpu_tokens(catalog: dict[str, Any]) -> dict[str, str]:
+    """hardware id -> GPU model token (A100, H100, H200) for GPUs and GPU nodes of the catalog."""
+    by_id = {h["id"]: h for h in catalog["hardware"]}
+    out = {}
+    for hid, h in by_id.items():
+        entry = by_id.get(h.get("device"), h) if h.get("kind") == "gpu-node" else h
+        if entry.get("kind") != "gpu":
             continue
-        out.documents.append((rel, doc, ms.sha256_file(path)))
-    dedupe(out)
+        m = re.search(r"\b([A-Z]\d{2,3})\b", entry.get("name", ""))
+        if m:
+            out[hid] = m.group(1)
     return out
+
+
+def _slim(case: dict[str, Any]) -> dict[str, Any]:
+    slim = {"id": case["id"], "status": case["status"], "deterministic": case.get("deterministic")}
+    params = case["parameters"]
+    if case["status"] == "ok" and any(k in params for k in CONFIG_PARAMETERS):
+        slim.update(workload=case["workload"], hardware=case["hardware"], key=case.get("key"), parameters=params,
+                    metrics=case["metrics"])
+    return slim
+
+
+def _rows(rel: str, doc: dict[str, Any], index: int) -> tuple[pl.DataFrame, list[tuple], bytes]:
+    out: list[tuple] = []
+    append = out.append
+    ids: list[tuple] = []
+    tool, backend = doc["tool"]["name"], doc["tool"]["backend"]
+    for case in doc["cases"]:
+        error = case["error"]
+        ids.append((tool, case["id"], STATUS_RANK[case["status"]], index))
+        base = (tool, backend, rel, case["workload"], case["hardware"], case["id"], case.get("key"), case["status"],
+                error["kind"] if error else None)
+        if not case["metrics"]:
+            append(base + (None, None, None, None, None))
+        for m in case["metrics"]:
+            append(base + (m["name"], float(m["value"]), m["unit"], m["kind"], m.get("timing")))
+    frame = pl.DataFrame(out, schema=ROW_SCHEMA, orient="row").with_columns(pl.lit(index, dtype=pl.Int32).alias("_doc"))
+    return frame, ids, orjson.dumps(out)[1:-1]
+
+
+def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None = None) -> Collected:
+    """Every valid tool-run document below ``evaluation_dir``, reduced and de-duplicated.
+
+    ``hardware`` (the catalog) enables the mislabel check: a measurement filed under a hardware
+    id whose GPU is not the GPU the document ran on is skipped, with the reason."""
+    out = Collected()
+    frames: list[pl.DataFrame] = []
+    encoded: list[bytes] = []
+    case_ids: list[tuple] = []
+    tokens = gpu_tokens(hardware) if hardware else None
+    for index, (rel, doc, sha) in enumerate(iter_tool_runs(evaluation_dir, out.skipped, hardware_gpus=tokens)):
+        frame, ids, text = _rows(rel, doc, index)
+        frames.append(frame)
+        if text:
+            encoded.append(text)
+        case_ids.extend(ids)
+        out.sources.append(Source(rel, sha, doc["tool"], doc["wall_clock"], [_slim(c) for c in doc["cases"]]))
+        del doc
+    if on_skip:
+        for s in out.skipped:
+            on_skip(s.path, s.reason)
+    rows = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema={**ROW_SCHEMA, "_doc": pl.Int32})
+    out.rows = _dedupe(out, rows, case_ids, encoded)
+    return out
+
+
+def _dedupe(out: Collected, rows: pl.DataFrame, case_ids: list[tuple], encoded: list[bytes]) -> pl.DataFrame:
+    """Keep each (tool, case id) once; the dropped count per document is reported, never hidden."""
+    if len({(t, c) for t, c, _r, _d in case_ids}) == len(case_ids):
+        out.encoded = encoded
+        return rows.drop("_doc")
+    best: dict[tuple[str, str], tuple[int, int]] = {}
+    for tool, cid, rank, index in case_ids:
+        key = (tool, cid)
+        if key not in best or (rank, index) < best[key]:
+            best[key] = (rank, index)
+    keep = pl.DataFrame([(t, c, i) for (t, c), (_r, i) in best.items()], schema={"tool": pl.Utf8, "case": pl.Utf8, "_doc": pl.Int32},
+                        orient="row")
+    for index, source in enumerate(out.sources):
+        tool = source.tool["name"]
+        kept = [c for c in source.cases if best[(tool, c["id"])][1] == index]
+        source.superseded = len(source.cases) - len(kept)
+        source.cases = kept
+    return rows.join(keep, on=["tool", "case", "_doc"], how="semi", maintain_order="left").drop("_doc")
+
+
+def read_catalog(path: Path) -> dict[str, Any]:
+    return ms.read(path, "hardware")

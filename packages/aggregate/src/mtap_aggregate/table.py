@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import polars as pl
 
 STATUSES = ("ok", "failed", "unsupported", "unavailable")
@@ -29,23 +27,6 @@ ROW_SCHEMA = {
 }
 
 
-def rows_of(documents: list[tuple[str, dict[str, Any], str]]) -> pl.DataFrame:
-    """Flatten documents into the long table: one tuple per row, built by polars in one go."""
-    out: list[tuple] = []
-    append = out.append
-    for rel, doc, _sha in documents:
-        tool, backend = doc["tool"]["name"], doc["tool"]["backend"]
-        for case in doc["cases"]:
-            error = case["error"]
-            base = (tool, backend, rel, case["workload"], case["hardware"], case["id"], case.get("key"), case["status"], error["kind"] if error else None)
-            if not case["metrics"]:
-                append(base + (None, None, None, None, None))
-            for m in case["metrics"]:
-                append(base + (m["name"], float(m["value"]), m["unit"], m["kind"], m.get("timing")))
-    # Order: documents by path, cases and metrics as each document lists them (deterministic).
-    return pl.DataFrame(out, schema=ROW_SCHEMA, orient="row")
-
-
 def coverage(rows: pl.DataFrame) -> pl.DataFrame:
     """Case counts per tool and workload, by status (each case counted once)."""
     cases = rows.unique(subset=["tool", "source", "case"], keep="first", maintain_order=True)
@@ -56,7 +37,7 @@ def coverage(rows: pl.DataFrame) -> pl.DataFrame:
     return counts.with_columns(order.alias("_n")).sort(["tool", "_n"]).drop("_n")
 
 
-def errors_vs_measured(rows: pl.DataFrame) -> pl.DataFrame:
+def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> pl.DataFrame:
     """Pair each ok prediction with the ok measurements of the same hardware, key and metric.
 
     The key names the computation exactly, so the workload is not part of the join (a
@@ -89,6 +70,12 @@ def errors_vs_measured(rows: pl.DataFrame) -> pl.DataFrame:
         )
         .filter(pl.col("predicted").is_not_null() & (pl.col("m_value") > 0))
         .with_columns(((pl.col("predicted") - pl.col("m_value")).abs() / pl.col("m_value") * 100).alias("ape_percent"))
+    )
+    finite = pairs.filter(pl.col("predicted").is_finite() & pl.col("ape_percent").is_finite())
+    if dropped is not None:  # a unit conversion can overflow (1e308 s in ms): no finite error for such a pair
+        dropped.append(pairs.height - finite.height)
+    pairs = (
+        finite
         .select(
             "tool",
             "workload",

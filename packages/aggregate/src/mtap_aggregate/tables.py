@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from .collect import CONFIG_PARAMETERS, Source
 from .table import STATUSES
 
 
@@ -112,11 +113,7 @@ def d3_generalization(rows: pl.DataFrame) -> Table:
     return coverage
 
 
-#: Case parameters that name a configuration choice rather than the computation itself.
-CONFIG_PARAMETERS = ("topology", "algorithm", "scheduler", "binary")
-
-
-def d3_sensitivity(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
+def d3_sensitivity(sources: list[Source]) -> Table:
     """Spread of the headline metric across configurations of the same computation.
 
     Cases of one tool are the same computation when workload, hardware, metric and every
@@ -124,9 +121,9 @@ def d3_sensitivity(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
     configuration parameter takes more than one value are reported.
     """
     groups: dict[tuple, list[tuple[dict[str, Any], float, str]]] = {}
-    for _rel, doc, _sha in documents:
-        for case in doc["cases"]:
-            if case["status"] != "ok":
+    for source in sources:
+        for case in source.cases:
+            if "parameters" not in case:  # slim cases keep parameters only for ok cases with a configuration
                 continue
             params = case["parameters"]
             config = {k: params[k] for k in CONFIG_PARAMETERS if k in params}
@@ -136,7 +133,7 @@ def d3_sensitivity(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
             for m in case["metrics"]:
                 if m["kind"] != "prediction" or not (m["name"] == "latency" or m["name"].startswith("e2e_latency")):
                     continue
-                group = (doc["tool"]["name"], case["workload"], case["hardware"], m["name"], m["unit"], rest)
+                group = (source.tool["name"], case["workload"], case["hardware"], m["name"], m["unit"], rest)
                 groups.setdefault(group, []).append((config, m["value"], case.get("key") or case["id"]))
     rows = []
     for (tool, workload, _hardware, metric, unit, rest), members in sorted(groups.items()):
@@ -157,21 +154,22 @@ def d3_sensitivity(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
     )
 
 
-def d4_deployment(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
-    by_tool: dict[str, list[dict[str, Any]]] = {}
-    for _rel, doc, _sha in documents:
-        by_tool.setdefault(doc["tool"]["name"], []).append(doc)
+def d4_deployment(sources: list[Source]) -> Table:
+    by_tool: dict[str, list[Source]] = {}
+    for source in sources:
+        if source.cases:  # a document whose every case is superseded by another run is not counted
+            by_tool.setdefault(source.tool["name"], []).append(source)
     table_rows = []
     for tool in sorted(by_tool):
         docs = by_tool[tool]
-        cases = [c for d in docs for c in d["cases"]]
+        cases = [c for d in docs for c in d.cases]
         ok = sum(c["status"] == "ok" for c in cases)
         checked = [c["deterministic"] for c in cases if c.get("deterministic") is not None]
         det = f"{sum(checked)}/{len(checked)} identical" if checked else "not checked"
-        setup = statistics.median(d["wall_clock"]["setup_seconds"] for d in docs)
-        run = statistics.median(d["wall_clock"]["run_seconds"] for d in docs)
-        backends = ", ".join(sorted({d["tool"]["backend"] for d in docs}))
-        versions = ", ".join(sorted({str(d["tool"]["version"]) for d in docs}))
+        setup = statistics.median(d.wall_clock["setup_seconds"] for d in docs)
+        run = statistics.median(d.wall_clock["run_seconds"] for d in docs)
+        backends = ", ".join(sorted({d.tool["backend"] for d in docs}))
+        versions = ", ".join(sorted({str(d.tool["version"]) for d in docs}))
         table_rows.append([tool, backends, versions, f"{setup:.1f}", f"{run:.1f}", f"{ok}/{len(cases)}", det])
     return Table(
         "d4-deployment",
@@ -179,7 +177,7 @@ def d4_deployment(documents: list[tuple[str, dict[str, Any], str]]) -> Table:
         ["tool", "backend", "version", "setup s (median)", "run s (median)", "ok cases", "repeat run"],
         table_rows,
         [
-            "setup/run seconds are the runners' wall-clock records (tool-run `wall_clock`), median over documents; CI history comes from ci-timing.",
+            "setup/run seconds are the runners' wall-clock records (tool-run `wall_clock`), median over documents; a document whose every case is superseded by another run is not counted; CI history comes from ci-timing.",
             "repeat run: cases whose canonical output was compared across two runs, and how many matched.",
         ],
     )
