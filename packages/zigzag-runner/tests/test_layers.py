@@ -1,45 +1,148 @@
-"""The layer table against published figures of the two models."""
+"""The layer tables (data/workloads/layers/) against published figures, the plan made from them
+against the plan of the hard-coded tables they replaced, and their one-line errors."""
 
-from mtap_zigzag_runner.layers import bert_base_layers, resnet50_layers, resnet50_parameter_count
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from mtap_zigzag_runner.cli import main
+from mtap_zigzag_runner.layers import LayerTableError, load_table
+from mtap_zigzag_runner.run import rs_mapping
 from mtap_zigzag_runner.workload import zigzag_layer
 
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
-def test_resnet50_has_53_convolutions_and_fc():
-    layers = resnet50_layers()
-    assert len(layers) == 54
+
+
+def _params(layers):
+    """Weights of every convolution, the fc layer with its bias and every batch norm."""
+    total = bn = 0
+    for la in layers:
+        d = la.dims
+        total += d["C"] * d["M"] * d["R"] * d["S"] * la.instances
+        if la.name == "fc":
+            total += d["M"]
+        else:
+            bn += d["M"]
+    return total + 2 * bn
+
+
+def test_resnet50_table(data_dir):
+    layers = load_table(data_dir, "resnet50").layers()
+    assert len(layers) == 54 and layers[0].name == "conv1" and layers[-1].name == "fc"
     assert sum(la.name.startswith(("conv", "layer")) for la in layers) == 53
-    assert layers[0].name == "conv1" and layers[-1].name == "fc"
-    assert len({la.name for la in layers}) == 54
-
-
-def test_resnet50_macs_and_parameters_match_torchvision():
-    layers = resnet50_layers()
     assert layers[0].macs == 118_013_952  # W1: conv1 at batch 1
     assert sum(la.macs for la in layers) == 4_089_184_256
-    assert resnet50_parameter_count() == 25_557_032  # torchvision resnet50
+    assert _params(layers) == 25_557_032  # torchvision resnet50's published count
+    assert sum(la.macs for la in load_table(data_dir, "resnet50").layers(batch=8)) == 8 * 4_089_184_256
 
 
-def test_resnet50_scales_with_batch():
-    assert sum(la.macs for la in resnet50_layers(8)) == 8 * 4_089_184_256
-
-
-def test_bert_base_encoder_macs():
-    layers = bert_base_layers(1, 128)
+def test_bert_base_table(data_dir):
+    table = load_table(data_dir, "bert-base")
+    layers = table.layers()
     # 12 layers x (128 tokens x 768 x (2304 + 768 + 3072 + 3072) + 12 heads x 2 x 128 x 128 x 64)
     assert sum(la.case_macs * la.repeats for la in layers) == 12 * (128 * 768 * 9216 + 12 * 2 * 128 * 128 * 64)
-    score = next(la for la in layers if la.name == "attention-score")
-    assert score.instances == 12 and score.dims["N"] == 1
+    score = next(la for la in table.layers(batch=2, seq_len=64) if la.name == "attention-score")
+    assert score.instances == 24 and score.dims["N"] == 1 and score.dims["M"] == 64 and score.dims["P"] == 64
 
 
-def test_conv1_as_zigzag_layer():
-    conv1 = resnet50_layers()[0]
+def test_alexnet_and_vgg16_macs_match_the_eyeriss_paper(data_dir):
+    # JSSC 2017 Table V (batch 4) and Table VI (batch 3), in GMACs to the paper's precision.
+    alex = load_table(data_dir, "alexnet").layers()
+    assert [la.dims["N"] for la in alex] == [4] * 5
+    assert [round(la.case_macs / 1e9, 2) for la in alex] == [0.42, 0.90, 0.60, 0.45, 0.30]
+    assert sum(la.case_macs for la in alex) == 2_663_139_456
+    vgg = load_table(data_dir, "vgg16").layers()
+    assert [round(la.case_macs / 1e9, 2) for la in vgg] == [0.26, 5.55, 2.77, 5.55, 2.77, 5.55, 5.55, 2.77, 5.55,
+                                                            5.55, 1.39, 1.39, 1.39]
+    assert round(sum(la.case_macs for la in vgg) / 1e9, 2) == 46.04
+
+
+@pytest.mark.parametrize("config, fixture", [
+    (None, "cases-before-layer-tables.jsonl"),
+    ({"batch": 2, "seq_len": 64}, "cases-before-layer-tables.b2-s64.jsonl"),
+])
+def test_plan_is_identical_to_the_hard_coded_tables(tmp_path, data_dir, config, fixture):
+    args = ["cases", "--data-dir", str(data_dir)]
+    if config:
+        (tmp_path / "c.json").write_text(json.dumps(config))
+        args += ["--config", str(tmp_path / "c.json")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 0, result.output
+    assert result.output == (FIXTURES / fixture).read_text()
+
+
+def test_eyeriss_chip_plan(tmp_path, data_dir):
+    (tmp_path / "c.json").write_text(json.dumps({"hardware": ["eyeriss-chip"], "models": ["alexnet", "vgg16"]}))
+    result = CliRunner().invoke(main, ["cases", "--data-dir", str(data_dir), "--config", str(tmp_path / "c.json")])
+    assert result.exit_code == 0, result.output
+    plan = [json.loads(line) for line in result.output.splitlines()]
+    assert len(plan) == 5 + 1 + 13 + 1
+    assert plan[0]["key"] == "alexnet.layer.conv1.b4.int16" and plan[0]["hardware"] == "Eyeriss"
+    assert plan[5]["key"] == "alexnet.conv-layers.b4.int16" and plan[5]["parameters"]["macs"] == 2_663_139_456
+    assert plan[6]["key"] == "vgg16.layer.conv1-1.b3.int16" and plan[6]["workload"] == "W9"
+    assert plan[1]["parameters"]["instances"] == 2  # conv2: two groups
+
+
+def _copy_data(tmp_path, data_dir):
+    data = tmp_path / "data"
+    shutil.copytree(data_dir / "workloads", data / "workloads")
+    shutil.copytree(data_dir / "hardware", data / "hardware")
+    return data
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda doc: doc.update(schema_version="2.0.0"), "field schema_version"),
+    (lambda doc: doc["layers"][0]["shape"].update(N="tokens"), "field layers[0].shape.N: 'tokens'"),
+    (lambda doc: doc["layers"][0]["shape"].update(N="seq_len"), "field layers[0].shape.N: names parameter 'seq_len'"),
+    (lambda doc: doc["layers"].append(doc["layers"][0]), "duplicate layer name(s) ['conv1']"),
+    (lambda doc: doc.update(model="resnet18"), "field model: got 'resnet18'"),
+])
+def test_bad_layer_table_is_one_line_exit_2(tmp_path, data_dir, edit, message):
+    data = _copy_data(tmp_path, data_dir)
+    path = data / "workloads" / "layers" / "resnet50.layers.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    result = CliRunner().invoke(main, ["cases", "--data-dir", str(data)])
+    assert result.exit_code == 2 and isinstance(result.exception, SystemExit)
+    assert str(path) in result.output and message in result.output, result.output
+    assert len(result.output.strip().splitlines()) == 1
+
+
+def test_missing_layer_table_is_exit_2(tmp_path, data_dir):
+    data = _copy_data(tmp_path, data_dir)
+    (data / "workloads" / "layers" / "bert-base.layers.json").unlink()
+    result = CliRunner().invoke(main, ["cases", "--data-dir", str(data)])
+    assert result.exit_code == 2 and "bert-base.layers.json: cannot read" in result.output
+    with pytest.raises(LayerTableError):
+        load_table(data, "bert-base")
+
+
+def test_conv1_as_zigzag_layer(data_dir):
+    conv1 = load_table(data_dir, "resnet50").layers()[0]
     z = zigzag_layer(conv1, {"W": 16, "I": 16, "O": 16, "O_final": 16})
     assert dict(zip(z["loop_dims"], z["loop_sizes"])) == {"B": 1, "K": 64, "C": 3, "OY": 112, "OX": 112, "FY": 7, "FX": 7}
     assert z["dimension_relations"] == ["ix=2*ox+1*fx", "iy=2*oy+1*fy"]
     assert z["pr_loop_sizes"] == [224, 224] and z["padding"] == [[3, 2], [3, 2]]
 
 
-def test_strided_3x3_padding_reads_only_what_it_needs():
-    conv = next(la for la in resnet50_layers() if la.name == "layer2-0-conv2")
+def test_strided_3x3_padding_reads_only_what_it_needs(data_dir):
+    conv = next(la for la in load_table(data_dir, "resnet50").layers() if la.name == "layer2-0-conv2")
     assert conv.dims["P"] == 28 and conv.in_hw == 56
     assert zigzag_layer(conv, {})["padding"] == [[1, 0], [1, 0]]
+
+
+def test_row_stationary_unrolling(data_dir):
+    alex = {la.name: la for la in load_table(data_dir, "alexnet").layers()}
+    # AlexNet conv1: 11 filter rows down a column, output rows across the 14 columns.
+    assert rs_mapping(alex["conv1"])[0]["spatial_mapping"] == {"D1": ["FY, 11"], "D2": ["OY, 14"]}
+    # conv3: 3 filter rows x 4 channels down a column (12 PEs), 13 output rows + 1 spare column.
+    assert rs_mapping(alex["conv3"])[0]["spatial_mapping"] == {"D1": ["FY, 3", "C, 4"], "D2": ["OY, 13"]}
+    fc = load_table(data_dir, "resnet50").layers()[-1]  # 1x1, one output row: channels and filters
+    assert rs_mapping(fc)[0]["spatial_mapping"] == {"D1": ["C, 12"], "D2": ["K, 14"]}

@@ -7,15 +7,18 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .layers import Layer, bert_base_layers, resnet50_layers
+from .layers import MODELS, Layer, LayerTable
 
 #: Architecture specs under <data-dir>/timeloop/<spec>/: hardware id in hardware.json and the
 #: data type of its datapath (the key's dtype).
 ARCHITECTURES: dict[str, dict[str, str]] = {
     "eyeriss-like": {"hardware": "Eyeriss-like", "dtype": "int16"},
     "simba-like": {"hardware": "Simba-like", "dtype": "int8"},
+    "eyeriss-chip": {"hardware": "Eyeriss", "dtype": "int16"},
 }
-MODELS = ("resnet50", "bert-base")
+#: What runs when a config does not say: the two accelerator-like specs on ResNet-50 and BERT-base.
+DEFAULT_ARCHITECTURES = ("eyeriss-like", "simba-like")
+DEFAULT_MODELS = ("resnet50", "bert-base")
 SPEC_FILES = ("arch.yaml", "constraints.yaml")
 MAPPER_FILE = "mapper.yaml"
 
@@ -26,11 +29,11 @@ class ConfigError(ValueError):
 
 @dataclass
 class Config:
-    architectures: list[str] = field(default_factory=lambda: list(ARCHITECTURES))
-    models: list[str] = field(default_factory=lambda: list(MODELS))
+    architectures: list[str] = field(default_factory=lambda: list(DEFAULT_ARCHITECTURES))
+    models: list[str] = field(default_factory=lambda: list(DEFAULT_MODELS))
     layers: list[str] | None = None  # layer names to keep (None: all)
-    batch: int = 1
-    seq_len: int = 128
+    batch: int | None = None  # None: each layer table's own batch (1; AlexNet 4, VGG-16 3 as Eyeriss measured)
+    seq_len: int | None = None  # None: the table's (BERT-base 128)
     timeout_s: float = 3600.0
 
 
@@ -38,8 +41,8 @@ _FIELDS = {
     "architectures": "a list of architecture specs, any of " + ", ".join(ARCHITECTURES),
     "models": "a list of models, any of " + ", ".join(MODELS),
     "layers": "a list of layer names (e.g. conv1, layer1-0-conv2, attention-qkv) or null",
-    "batch": "a positive integer",
-    "seq_len": "a positive integer (BERT sequence length)",
+    "batch": "a positive integer (default: each layer table's batch)",
+    "seq_len": "a positive integer (BERT sequence length, default 128)",
     "timeout_s": "a positive number of seconds per mapper run",
 }
 
@@ -75,12 +78,18 @@ def load_config(path: Path | None) -> Config:
             if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
                 raise ConfigError(f"{src}: field {key}: got {value!r}, expected {expected}")
         setattr(cfg, key, value)
-    if cfg.layers is not None:
-        known = {layer.name for layer in resnet50_layers() + bert_base_layers()}
-        unknown = sorted(set(cfg.layers) - known)
-        if unknown:
-            raise ConfigError(f"{src}: field layers: unknown layer name(s) {unknown}, expected names like conv1, layer1-0-conv2, fc, attention-qkv")
     return cfg
+
+
+def check_layers(cfg: Config, tables: dict[str, LayerTable], path: Path | None) -> None:
+    """Every layer name of the config is in a chosen model's table."""
+    if cfg.layers is None:
+        return
+    known = {name for m in cfg.models for name in tables[m].names}
+    unknown = sorted(set(cfg.layers) - known)
+    if unknown:
+        raise ConfigError(f"{path}: field layers: unknown layer name(s) {unknown} for models {', '.join(cfg.models)}, "
+                          "expected names like conv1, layer1-0-conv2, fc, attention-qkv, conv1-1")
 
 
 @dataclass
@@ -102,10 +111,20 @@ class Case:
                 "parameters": self.parameters}
 
 
-def _layer_key(layer: Layer, batch: int, seq_len: int, dtype: str) -> str:
-    if layer.model == "resnet50":
-        return f"resnet50.layer.{layer.name}.b{batch}.{dtype}"
-    return f"bert-base.layer.{layer.name}.b{batch}.s{seq_len}.{dtype}"
+def _tail(table: LayerTable, batch: int, seq_len: int | None, dtype: str) -> str:
+    return f"b{batch}.s{seq_len}.{dtype}" if table.has_seq_len else f"b{batch}.{dtype}"
+
+
+def _total(table: LayerTable, layers: list[Layer], tail: str) -> tuple[str, str]:
+    """Key and scope of a model total."""
+    if table.model == "resnet50":
+        return f"resnet50.model.{tail}", ("sum of the 53 convolutions and the fc layer; pooling, batch norm, ReLU and "
+                                          "residual adds are not modelled")
+    if table.model == "bert-base":
+        return f"bert-base.model.{tail}", ("12 x the encoder layer's matmuls; embeddings, softmax, layer norm, GELU "
+                                           "and pooler are not modelled")
+    return f"{table.model}.conv-layers.{tail}", (f"sum of the {len(layers)} convolutions; fully connected layers, "
+                                                 "pooling, normalisation and ReLU are not modelled")
 
 
 def _layer_params(arch: str, layer: Layer) -> dict:
@@ -118,32 +137,32 @@ def _layer_params(arch: str, layer: Layer) -> dict:
     return p
 
 
-def plan_cases(cfg: Config) -> list[Case]:
-    """Every case in a stable order: per architecture, W1 conv1, the ResNet-50 layers and their
-    total, then BERT-base's matmuls and their total."""
+def plan_cases(cfg: Config, tables: dict[str, LayerTable]) -> list[Case]:
+    """Every case in a stable order: per architecture and model, W1 conv1 (ResNet-50), the
+    layers, then their total."""
     out: list[Case] = []
-    b, s = cfg.batch, cfg.seq_len
     for arch in cfg.architectures:
         hw, dtype = ARCHITECTURES[arch]["hardware"], ARCHITECTURES[arch]["dtype"]
         for model in cfg.models:
-            layers = resnet50_layers(b) if model == "resnet50" else bert_base_layers(b, s)
+            table = tables[model]
+            b = cfg.batch or table.default_batch
+            s = (cfg.seq_len or table.parameters["seq_len"]) if table.has_seq_len else None
+            tail = _tail(table, b, s, dtype)
+            layers = table.layers(b, s)
             chosen = [la for la in layers if cfg.layers is None or la.name in cfg.layers]
             if model == "resnet50" and any(la.name == "conv1" for la in chosen):
                 conv1 = chosen[0]
-                key = f"resnet50.conv1.b{b}.{dtype}"
+                key = f"resnet50.conv1.{tail}"
                 out.append(Case(f"{arch}/{key}", key, "W1", hw, arch, dtype, "w1", [conv1],
                                 _layer_params(arch, conv1)))
             for la in chosen:
-                key = _layer_key(la, b, s, dtype)
+                key = f"{model}.layer.{la.name}.{tail}"
                 out.append(Case(f"{arch}/{key}", key, la.workload, hw, arch, dtype, "layer", [la],
                                 _layer_params(arch, la)))
             if chosen and len(chosen) == len(layers):
-                key = f"resnet50.model.b{b}.{dtype}" if model == "resnet50" else f"bert-base.model.b{b}.s{s}.{dtype}"
-                scope = ("sum of the 53 convolutions and the fc layer; pooling, batch norm, ReLU and residual adds are not modelled"
-                         if model == "resnet50" else
-                         "12 x the encoder layer's matmuls; embeddings, softmax, layer norm, GELU and pooler are not modelled")
+                key, scope = _total(table, layers, tail)
                 macs = sum(la.case_macs * la.repeats for la in layers)
-                out.append(Case(f"{arch}/{key}", key, layers[0].workload, hw, arch, dtype, "total", layers,
+                out.append(Case(f"{arch}/{key}", key, table.workload, hw, arch, dtype, "total", layers,
                                 {"architecture": arch, "model": model, "layers": len(layers), "macs": macs, "scope": scope}))
     return out
 

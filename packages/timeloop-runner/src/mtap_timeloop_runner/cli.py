@@ -13,7 +13,8 @@ import click
 import mtap_schemas as ms
 
 from . import __version__
-from .cases import ARCHITECTURES, ConfigError, apply_limit, load_config, plan_cases
+from .cases import ARCHITECTURES, ConfigError, apply_limit, check_layers, load_config, plan_cases
+from .layers import LayerTableError, load_tables
 from .run import execute, spec_paths
 from .setup import setup_cmd
 from .tool import DEFAULT_IMAGE, ENV_PATH, ToolPathError, Unavailable, locate
@@ -42,7 +43,7 @@ def _options(f):
                      help=f"Run timeloop-mapper inside this Docker image instead, e.g. {DEFAULT_IMAGE} "
                           "(needs the [docker] extra and a Docker daemon)."),
         click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
-                     help="The repository's data/: hardware/hardware.json and the timeloop/ specs."),
+                     help="The repository's data/: hardware/hardware.json, workloads/layers/ and the timeloop/ specs."),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Run only the first N cases (smoke tests)."),
     ]
     for opt in reversed(opts):
@@ -68,7 +69,12 @@ def _setup(config, data_dir, limit):
         for spec in spec_paths(data_dir, arch):
             if not spec.is_file():
                 raise UserError(f"{spec}: Timeloop spec file missing (expected under {data_dir}/timeloop/)")
-    cases = apply_limit(plan_cases(cfg), limit)
+    try:
+        tables = load_tables(data_dir, cfg.models)
+        check_layers(cfg, tables, config)
+    except (LayerTableError, ConfigError) as exc:
+        raise UserError(str(exc)) from None
+    cases = apply_limit(plan_cases(cfg, tables), limit)
     return cfg, cases, hardware
 
 

@@ -14,8 +14,9 @@ import click
 import mtap_schemas as ms
 
 from . import __version__
-from .cases import HARDWARE, ConfigError, apply_limit, load_config, plan_cases
-from .run import SETTINGS, execute, inputs_dir
+from .cases import HARDWARE, ConfigError, apply_limit, check_layers, load_config, plan_cases
+from .layers import LayerTableError, load_tables
+from .run import SETTINGS, execute, spec_file
 
 TOOL = "zigzag"
 DIST = "zigzag-dse"
@@ -36,7 +37,7 @@ def _options(f):
                      show_default=True, help="Folder the document is written to."),
         click.option("--name", default=TOOL, show_default=True, help="File stem: NAME.tool-run.json."),
         click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
-                     help="The repository's data/ (hardware/hardware.json)."),
+                     help="The repository's data/ (hardware/hardware.json, workloads/layers/*.layers.json)."),
         click.option("--limit", type=click.IntRange(min=1), default=None, help="Run only the first N cases (smoke tests)."),
     ]
     for opt in reversed(opts):
@@ -59,7 +60,12 @@ def _setup(config, data_dir, limit):
         hw = HARDWARE[arch]["hardware"]
         if hw not in hardware:
             raise UserError(f"{hw_path}: field hardware: no id {hw!r} (needed for ZigZag's {arch})")
-    return cfg, apply_limit(plan_cases(cfg), limit), hardware
+    try:
+        tables = load_tables(data_dir, cfg.models)
+        check_layers(cfg, tables, config)
+    except (LayerTableError, ConfigError) as exc:
+        raise UserError(str(exc)) from None
+    return cfg, apply_limit(plan_cases(cfg, tables), limit), hardware
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -96,11 +102,16 @@ def run(config, output, name, data_dir, limit) -> None:
     started = datetime.now(timezone.utc).isoformat(timespec="seconds")
     cfg, planned, hardware = _setup(config, data_dir, limit)
     version = metadata.version(DIST)
-    base = inputs_dir()
     artifacts = {}
     for arch in cfg.hardware:
-        artifacts[arch] = [{"path": f"{DIST}=={version}:zigzag/inputs/{HARDWARE[arch][part]}",
-                            "sha256": ms.sha256_file(base / HARDWARE[arch][part])} for part in ("accelerator", "mapping")]
+        artifacts[arch] = []
+        for part in ("accelerator", "mapping"):
+            file = HARDWARE[arch][part]
+            if file is None:  # written per layer by the runner
+                continue
+            where = (f"mtap-zigzag-runner=={__version__}:mtap_zigzag_runner/inputs/{file}" if HARDWARE[arch].get("own")
+                     else f"{DIST}=={version}:zigzag/inputs/{file}")
+            artifacts[arch].append({"path": where, "sha256": ms.sha256_file(spec_file(arch, part))})
     clocks = {hid: h.get("clock_hz") for hid, h in hardware.items()}
     setup_s = time.monotonic() - t0
     t1 = time.monotonic()

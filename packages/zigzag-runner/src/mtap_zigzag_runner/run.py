@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import io
+import json
 import logging
 import tempfile
 from collections.abc import Callable
@@ -12,6 +13,7 @@ from importlib import resources
 from pathlib import Path
 
 from .cases import HARDWARE, Case
+from .layers import Layer
 from .parse import LayerResult, ResultParseError, parse_complete
 from .workload import zigzag_layer
 
@@ -33,6 +35,39 @@ def inputs_dir() -> Path:
     return Path(str(resources.files("zigzag") / "inputs"))
 
 
+def own_inputs_dir() -> Path:
+    """This package's own accelerator and mapping files (the Eyeriss chip)."""
+    return Path(str(resources.files("mtap_zigzag_runner") / "inputs"))
+
+
+def spec_file(arch: str, part: str) -> Path:
+    """The accelerator (``part="accelerator"``) or mapping file of ``arch``."""
+    hw = HARDWARE[arch]
+    return (own_inputs_dir() if hw.get("own") else inputs_dir()) / hw[part]
+
+
+#: The Eyeriss array: 12 PEs down a column (ZigZag's D1), 14 columns (D2).
+EYERISS_ROWS, EYERISS_COLS = 12, 14
+
+
+def rs_mapping(layer: Layer) -> list[dict]:
+    """ZigZag mapping with the chip's row-stationary unrolling (Chen et al., JSSC 2017, Sec. IV):
+    filter rows (FY) down a column and output rows (OY) across the columns form a PE set; sets
+    that leave rows or columns free are replicated with more input channels (C, down the
+    column, whose psums add up vertically) or more filters (K, across). ZigZag trims a factor
+    that does not divide the layer."""
+    d = layer.dims
+    fy = min(d["S"], EYERISS_ROWS)
+    oy = min(d["Q"], EYERISS_COLS)
+    c = min(EYERISS_ROWS // fy, d["C"])
+    k = min(EYERISS_COLS // oy, d["M"])
+    d1 = [f"FY, {fy}"] * (fy > 1) + [f"C, {c}"] * (c > 1)
+    d2 = [f"OY, {oy}"] * (oy > 1) + [f"K, {k}"] * (k > 1)
+    spatial = {dim: units for dim, units in (("D1", d1), ("D2", d2)) if units}
+    return [{"name": "default", "spatial_mapping": spatial or None,
+             "memory_operand_links": {"O": "O", "W": "I2", "I": "I1"}}]
+
+
 def _quiet_logging() -> None:
     # ZigZag calls logging.basicConfig(INFO) on every run; a root handler makes that a no-op.
     root = logging.getLogger()
@@ -46,13 +81,17 @@ def run_one(case: Case) -> Outcome:
 
     layer = case.layers[0]
     hw = HARDWARE[case.arch]
-    base = inputs_dir()
     _quiet_logging()
     with tempfile.TemporaryDirectory(prefix="mtap-zigzag-") as tmp:
+        if hw["mapping"] is None:
+            mapping = Path(tmp) / "mapping.yaml"
+            mapping.write_text(json.dumps(rs_mapping(layer)), encoding="utf-8")  # JSON is YAML
+        else:
+            mapping = spec_file(case.arch, "mapping")
         try:
             with contextlib.redirect_stdout(io.StringIO()):
                 get_hardware_performance_zigzag(
-                    [zigzag_layer(layer, hw["precision"])], str(base / hw["accelerator"]), str(base / hw["mapping"]),
+                    [zigzag_layer(layer, hw["precision"])], str(spec_file(case.arch, "accelerator")), str(mapping),
                     dump_folder=tmp, loma_show_progress_bar=False, **SETTINGS,
                 )
         except Exception as exc:  # the tool broke on this layer: a failed case naming why
