@@ -268,6 +268,13 @@ def rate_limited(path: str, reset_in: float, times: int = 1, status: int = 403) 
     )
 
 
+@pytest.fixture(autouse=True)
+def _cwd_in_tmp(tmp_path, monkeypatch):
+    """Every test runs in its own temporary folder: a default output path (data/evaluation/...)
+    that a test forgot to redirect lands there, never in the repository."""
+    monkeypatch.chdir(tmp_path)
+
+
 @pytest.fixture
 def fake():
     server = FakeGitHub(history=make_history()).start()

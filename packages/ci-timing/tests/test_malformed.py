@@ -129,6 +129,15 @@ def test_runs_listing_of_the_wrong_shape(fake, tmp_path, body, expected):
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("body, got", [([], "an array of 0"), ({"name": "mtap"}, "an object with keys name"), (b"<html>", "a body that is not JSON")])
+def test_repository_answer_that_is_not_a_repository_is_exit_2(fake, tmp_path, body, got):
+    fake.faults.append(Fault(path=r"^/repos/mtap/mtap$", status=200, body=body, times=-1))
+    result = invoke(["run", "--repo", "mtap/mtap", "--api-url", fake.base, "--output", str(tmp_path / "out"), "--request-interval", "0"])
+    exited(result, 2)
+    assert error_lines(result.stderr) == [f"Error: {fake.base}/repos/mtap/mtap: expected a repository object with a full_name, got {got}"]
+    assert not (tmp_path / "out").exists()
+
+
 def test_runs_listing_breaks_on_page_2_keeps_page_1(fake, tmp_path):
     original = fake.answer
 
