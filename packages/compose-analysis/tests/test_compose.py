@@ -26,7 +26,7 @@ def m(name, value, unit="ms", kind="prediction", timing=None):
 
 
 def doc(tool, cases, backend="native"):
-    return {"schema": "tool-run", "schema_version": "1.0.0", "runner": {"name": "t", "version": "0"},
+    return {"schema": "tool-run", "schema_version": "2.0.0", "runner": {"name": "t", "version": "0"},
             "tool": {"name": tool, "version": "1", "backend": backend},
             "environment": {"python": "3", "platform": "x", "cpu": "y"}, "invocation": {"command": ["t"], "config": None},
             "wall_clock": {"started_at": "2026-11-26T00:00:00Z", "setup_seconds": 0, "run_seconds": 0}, "cases": cases}
@@ -40,17 +40,17 @@ def evaluation(tmp_path: Path) -> Path:
         case("l3", "resnet50.layer.pool.b1.fp32", [m("latency", 0.05)]),  # no measurement of this layer
         case("mod", "resnet50.model.b1.fp32", [m("latency", 0.3)]),
         case("other", "bert-base.model.b1.s128.fp32", [m("latency", 1.0)]),
-    ]), "tool-run")
+    ]), "tool-run", 2)
     ms.write(tmp_path / "a/astra.tool-run.json", doc("tool-b", [
         case("s2", "resnet50.ddp-step.n2.b32.fp32", [m("latency", 2.0e6, "ns"), m("compute_time", 1.5e6, "ns"), m("exposed_communication", 0.5e6, "ns")], hardware="HGX-H100x8", workload="W3"),
         case("s8", "resnet50.ddp-step.n8.b32.fp32", [m("latency", 3.0e6, "ns"), m("compute_time", 1.5e6, "ns")], hardware="HGX-H100x8", workload="W3"),
-    ]), "tool-run")
+    ]), "tool-run", 2)
     ms.write(tmp_path / "m.tool-run.json", doc("groundtruth", [
         case("l1", "resnet50.layer.conv1.b1.fp32", [m("latency", 0.1, kind="measurement", timing="device"), m("latency", 0.5, kind="measurement", timing="eager-end-to-end")]),
         case("l2", "resnet50.layer.fc.b1.fp32", [m("latency", 0.1, kind="measurement", timing="eager-end-to-end")]),
         case("mod", "resnet50.model.b1.fp32", [m("latency", 0.2, kind="measurement", timing="device")]),
         case("s2", "resnet50.ddp-step.n2.b32.fp32", [m("latency", 2.5, kind="measurement", timing="device")], hardware="HGX-H100x8", workload="W3"),
-    ], backend="measured"), "tool-run")
+    ], backend="measured"), "tool-run", 2)
     return tmp_path
 
 
@@ -91,3 +91,44 @@ def test_cli_writes_report_deterministically(evaluation: Path, tmp_path_factory)
     assert "| tool-b | s2 | 2 | 2 | 1.5 | 0.5 | 0.25 | 1.33 | 2.5 (device) | 20.0% |" in report
     res = CliRunner().invoke(main, ["run", "--evaluation-dir", str(evaluation / "missing")])
     assert res.exit_code == 2 and "evaluation folder does not exist" in res.output
+
+
+def _run(folder: Path, *extra: str):
+    return CliRunner().invoke(main, ["run", "--evaluation-dir", str(folder), "--output", str(folder / "c.json"),
+                                     "--report", str(folder / "c.md"), *extra])
+
+
+def test_a_copied_document_does_not_change_the_result(evaluation: Path) -> None:
+    before = analyse(evaluation)
+    (evaluation / "copy").mkdir()
+    (evaluation / "copy" / "a.tool-run.json").write_bytes((evaluation / "a" / "a.tool-run.json").read_bytes())
+    after = analyse(evaluation)
+    assert after["layer_to_model"] == before["layer_to_model"]
+    assert {"path": "copy/a.tool-run.json", "reason": "identical to a/a.tool-run.json"} in after["skipped"]
+
+
+def test_a_rerun_of_the_same_cases_is_read_once(evaluation: Path) -> None:
+    before = analyse(evaluation)
+    rerun = ms.read_tool_run(evaluation / "a" / "a.tool-run.json")
+    rerun["runner"]["version"] = "1"  # another run: not byte-identical
+    ms.write(evaluation / "a" / "z-rerun.tool-run.json", rerun, "tool-run", 2)
+    after = analyse(evaluation)
+    assert after["layer_to_model"] == before["layer_to_model"]
+    assert any(s["path"] == "a/z-rerun.tool-run.json" and "already read" in s["reason"] for s in after["skipped"])
+
+
+def test_zero_measurement_is_skipped_with_a_reason_not_a_crash(evaluation: Path) -> None:
+    ms.write(evaluation / "zero.tool-run.json", doc("groundtruth", [
+        case("z1", "resnet50.layer.pool.b1.fp32", [m("latency", 0.0, kind="measurement", timing="device")])], backend="measured"), "tool-run", 2)
+    result = _run(evaluation)
+    assert result.exit_code == 0, result.output
+    written = ms.read(evaluation / "c.json", "compositional")
+    assert any("measured time is 0" in s["reason"] for s in written["skipped"])
+
+
+def test_non_utf8_document_is_named_and_skipped(evaluation: Path) -> None:
+    (evaluation / "bad.tool-run.json").write_bytes(b'{"schema": "tool-run", "x": "\xff"}')
+    result = _run(evaluation)
+    assert result.exit_code == 0 and result.exception is None
+    assert "skipped bad.tool-run.json: not UTF-8" in result.output
+    assert any(s["path"] == "bad.tool-run.json" for s in ms.read(evaluation / "c.json", "compositional")["skipped"])

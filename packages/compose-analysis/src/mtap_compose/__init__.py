@@ -1,3 +1,3 @@
 """compose-analysis: D2 compositional fidelity from tool-run documents."""
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import click
+import polars as pl
 
 import mtap_schemas as ms
+from mtap_schemas.cli import UserError, runner_group
 
 from . import __version__
 from .layers import layer_to_model
@@ -15,19 +18,35 @@ from .report import render
 from .system import compute_to_system
 
 
-def analyse(evaluation_dir: Path, on_skip=None) -> dict:
-    frame, sources = load(evaluation_dir, on_skip=on_skip)
+def analyse(evaluation_dir: Path, on_skip=None, hardware: dict | None = None) -> dict:
+    frame, sources, skipped = load(evaluation_dir, on_skip=on_skip, hardware_gpus=gpu_tokens(hardware) if hardware else None)
+    zero = frame.filter((pl.col("kind") == "measurement") & (pl.col("ms") <= 0))
+    for key in zero["key"].unique(maintain_order=True).to_list():
+        skipped.append({"path": "(measurement)", "reason": f"{key}: measured time is 0, no error can be computed against it"})
+    frame = frame.join(zero.select("tool", "case", "metric"), on=["tool", "case", "metric"], how="anti", maintain_order="left")
     return {
         "schema": "compositional",
         "schema_version": ms.version("compositional"),
         "sources": sources,
+        "skipped": skipped,
         "layer_to_model": layer_to_model(frame),
         "compute_to_system": compute_to_system(frame),
     }
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="compose-analysis")
+def gpu_tokens(catalog: dict) -> dict[str, str]:
+    """hardware id -> GPU model token (H100, H200, ...), for the reader's mislabel check."""
+    by_id = {h["id"]: h for h in catalog["hardware"]}
+    out = {}
+    for hid, h in by_id.items():
+        entry = by_id.get(h.get("device"), h) if h.get("kind") == "gpu-node" else h
+        found = re.search(r"\b([A-Z]\d{2,3})\b", entry.get("name", "")) if entry.get("kind") == "gpu" else None
+        if found:
+            out[hid] = found.group(1)
+    return out
+
+
+@runner_group("compose-analysis", __version__)
 def main() -> None:
     """D2 compositional fidelity from every tool-run document under an evaluation folder.
 
@@ -44,11 +63,14 @@ def main() -> None:
 @click.option("--evaluation-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/evaluation"), show_default=True)
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=None, help="[default: EVALUATION_DIR/compositional-fidelity.json]")
 @click.option("--report", type=click.Path(dir_okay=False, path_type=Path), default=None, help="[default: EVALUATION_DIR/compositional-fidelity-report.md]")
-def run(evaluation_dir: Path, output: Path | None, report: Path | None) -> None:
+@click.option("--hardware", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/hardware/hardware.json"), show_default=True,
+              help="Hardware catalog: measurements filed under another GPU's hardware id are refused.")
+def run(evaluation_dir: Path, output: Path | None, report: Path | None, hardware: Path) -> None:
     """Write compositional-fidelity.json and compositional-fidelity-report.md."""
     if not evaluation_dir.is_dir():
-        raise click.UsageError(f"{evaluation_dir}: evaluation folder does not exist")
-    doc = analyse(evaluation_dir, on_skip=lambda msg: click.echo(f"skipped {msg}", err=True))
+        raise UserError(f"{evaluation_dir}: evaluation folder does not exist")
+    catalog = ms.read(hardware, "hardware") if hardware.is_file() else None
+    doc = analyse(evaluation_dir, on_skip=lambda msg: click.echo(f"skipped {msg}", err=True), hardware=catalog)
     out = ms.write(output or evaluation_dir / "compositional-fidelity.json", doc, "compositional")
     rep = ms.write_text_atomic(report or evaluation_dir / "compositional-fidelity-report.md", render(doc))
     click.echo(f"{len(doc['layer_to_model'])} layer→model rows, {len(doc['compute_to_system'])} compute→system rows -> {out}, {rep}", err=True)

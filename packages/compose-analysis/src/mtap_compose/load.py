@@ -1,4 +1,6 @@
-"""Read every tool-run document into one polars frame of ok, keyed time metrics (in ms)."""
+"""Read every tool-run document, through the kit's reader, into one polars frame of ok, keyed
+time metrics (in ms). Copies, repeated case ids and mislabelled measurements are skipped by the
+reader; a case id a tool has in several documents (a re-run, a shard) is taken once, the first."""
 
 from __future__ import annotations
 
@@ -6,7 +8,7 @@ from pathlib import Path
 
 import polars as pl
 
-import mtap_schemas as ms
+from mtap_schemas.consume import Skipped, iter_tool_runs
 
 MS_PER_UNIT = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 
@@ -16,28 +18,37 @@ COLUMNS = {
 }
 
 
-def load(evaluation_dir: Path, on_skip=None) -> tuple[pl.DataFrame, list[dict[str, str]]]:
+def load(evaluation_dir: Path, on_skip=None, hardware_gpus: dict[str, str] | None = None
+         ) -> tuple[pl.DataFrame, list[dict[str, str]], list[dict[str, str]]]:
+    """(frame, sources, skipped)."""
     rows: dict[str, list] = {c: [] for c in COLUMNS}
     sources = []
-    for path in sorted(evaluation_dir.rglob("*.tool-run.json")):
-        try:
-            doc = ms.read(path, "tool-run")
-        except ms.SchemaError as exc:
-            if on_skip:
-                on_skip(str(exc))
-            continue
-        sources.append({"path": path.relative_to(evaluation_dir).as_posix(), "sha256": ms.sha256_file(path)})
+    skipped: list[Skipped] = []
+    taken: set[tuple[str, str]] = set()
+    for rel, doc, sha in iter_tool_runs(evaluation_dir, skipped, hardware_gpus=hardware_gpus):
+        sources.append({"path": rel, "sha256": sha})
+        tool = doc["tool"]["name"]
+        repeated = 0
         for case in doc["cases"]:
             if case["status"] != "ok" or not case.get("key"):
                 continue
+            if (tool, case["id"]) in taken:
+                repeated += 1
+                continue
+            taken.add((tool, case["id"]))
             for m in case["metrics"]:
                 scale = MS_PER_UNIT.get(m["unit"])
                 if scale is None:
                     continue
                 for col, val in (
-                    ("tool", doc["tool"]["name"]), ("backend", doc["tool"]["backend"]), ("hardware", case["hardware"]),
+                    ("tool", tool), ("backend", doc["tool"]["backend"]), ("hardware", case["hardware"]),
                     ("key", case["key"]), ("case", case["id"]), ("metric", m["name"]), ("ms", m["value"] * scale),
                     ("kind", m["kind"]), ("timing", m.get("timing")),
                 ):
                     rows[col].append(val)
-    return pl.DataFrame(rows, schema=COLUMNS), sources
+        if repeated:
+            skipped.append(Skipped(rel, f"{repeated} case(s) already read from an earlier document of {tool} (first kept)"))
+    if on_skip:
+        for s in skipped:
+            on_skip(f"{s.path}: {s.reason}")
+    return pl.DataFrame(rows, schema=COLUMNS), sources, [s.as_dict() for s in skipped]

@@ -66,4 +66,6 @@ def render(doc: dict) -> str:
                 f"{' (' + r['measured_timing'] + ')' if r['measured_timing'] else ''} | {_pct(r['ape_percent'])} |"
             )
     lines += ["", "## Sources", ""] + [f"- `{s['path']}` ({s['sha256'][:12]})" for s in doc["sources"]]
+    if doc.get("skipped"):
+        lines += ["", "## Skipped", ""] + [f"- `{s['path']}`: {s['reason']}" for s in doc["skipped"]]
     return "\n".join(lines) + "\n"
