@@ -27,7 +27,7 @@ def aggregate_doc():
 
 
 def tool_doc(tool, cases):
-    return {"schema": "tool-run", "schema_version": "1.0.0", "runner": {"name": "t", "version": "0"}, "tool": {"name": tool, "version": "1", "backend": "native"},
+    return {"schema": "tool-run", "schema_version": "2.0.0", "runner": {"name": "t", "version": "0"}, "tool": {"name": tool, "version": "1", "backend": "native"},
             "environment": {"python": "3", "platform": "x", "cpu": "y"}, "invocation": {"command": ["t"], "config": None},
             "wall_clock": {"started_at": "2026-11-26T00:00:00Z", "setup_seconds": 0, "run_seconds": 0}, "cases": cases}
 
@@ -43,10 +43,10 @@ def test_all_figures_render_and_repeat(tmp_path: Path) -> None:
         {"tool": "tool-a", "hardware": "H100-SXM5-80GB", "model": "resnet50", "config": "b1.fp32", "layers": 3, "layers_measured": 3, "sum_layers_predicted_ms": 1.0, "model_predicted_ms": None,
          "measured_model_ms": 2.0, "sum_layers_measured_ms": 1.5, "measured_timing": "device", "mean_layer_ape_percent": 20.0, "composed_ape_percent": 50.0, "model_ape_percent": None, "amplification": 2.5}]}, "compositional")
     astra = [ok(f"{c}{n}", f"{c}.n{n}.1mib", {"binary": "congestion-aware"}, [{"name": "latency", "value": 1000.0 * n, "unit": "ns", "kind": "prediction"}]) for c in ("all-reduce", "all-gather") for n in (2, 4, 8)]
-    ms.write(ev / "astra-sim/astra-sim.tool-run.json", tool_doc("astra-sim", astra), "tool-run")
+    ms.write(ev / "astra-sim/astra-sim.tool-run.json", tool_doc("astra-sim", astra), "tool-run", 2)
     vidur = [ok(f"{s}{q}", None, {"scheduler": s, "qps": q}, [{"name": f"e2e_latency_p{p}", "value": p * q / 10, "unit": "s", "kind": "prediction"} for p in (50, 90, 99)], workload="W5", hardware="H100-SXM5-80GB")
              for s in ("vllm", "orca") for q in (1.0, 2.0)]
-    ms.write(ev / "vidur/vidur.tool-run.json", tool_doc("vidur", vidur), "tool-run")
+    ms.write(ev / "vidur/vidur.tool-run.json", tool_doc("vidur", vidur), "tool-run", 2)
 
     outs = []
     for n in range(2):
@@ -55,8 +55,8 @@ def test_all_figures_render_and_repeat(tmp_path: Path) -> None:
         assert res.exit_code == 0, res.output
         assert "5 of 5 figures" in res.output
         outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
-    assert sorted(outs[0]) == sorted(f"{n}.{e}" for n in ("coverage-heatmap", "predicted-vs-measured", "astra-collective-scaling", "vidur-latency-cdf", "error-amplification") for e in ("png", "pdf"))
-    assert all(outs[0][k][:4] in (b"\x89PNG", b"%PDF") for k in outs[0])
+    assert sorted(outs[0]) == sorted([f"{n}.{e}" for n in ("coverage-heatmap", "predicted-vs-measured", "astra-collective-scaling", "vidur-latency-cdf", "error-amplification") for e in ("png", "pdf")] + ["sources.md"])
+    assert all(outs[0][k][:4] in (b"\x89PNG", b"%PDF") for k in outs[0] if k != "sources.md")
     assert outs[0] == outs[1], "figures must be byte-identical for the same data"
 
 
@@ -91,3 +91,54 @@ def test_vidur_cdf_uses_request_metrics_only_when_the_hash_matches(tmp_path: Pat
     bad = dict(good, sha256="0" * 64)
     fig = plots.vidur_latency([(doc_path, tool_doc("vidur", [dict(case, artifacts=[bad])]))])
     assert fig.axes[0].get_ylabel() == "fraction of requests (at reported percentiles)"
+
+
+def test_artifact_paths_outside_the_evaluation_folder_are_not_read(tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    outside = tmp_path / "secret" / "request_metrics.csv"
+    outside.parent.mkdir()
+    outside.write_text("Request Id,request_e2e_time\n" + "".join(f"{i},{0.05 + i / 1000}\n" for i in range(100)))
+    case = ok("v", None, {"scheduler": "vllm", "qps": 1.0}, [{"name": "e2e_latency_p50", "value": 0.1, "unit": "s", "kind": "prediction"}],
+              workload="W5", hardware="H100-SXM5-80GB")
+    for path in ("../secret/request_metrics.csv", str(outside)):
+        art = {"path": path, "sha256": ms.sha256_file(outside)}
+        fig = plots.vidur_latency([(ev / "vidur.tool-run.json", tool_doc("vidur", [dict(case, artifacts=[art])]))], roots=[ev], confine=ev)
+        assert fig.axes[0].get_ylabel() == "fraction of requests (at reported percentiles)", path  # the outside file was not used
+
+
+def test_decompression_is_bounded(tmp_path: Path, monkeypatch) -> None:
+    import lzma
+
+    csv = "Request Id,request_e2e_time\n" + "".join(f"{i},{0.05 + i / 1000}\n" for i in range(20000))
+    xz = tmp_path / "request_metrics.csv.xz"
+    xz.write_bytes(lzma.compress(csv.encode()))
+    case = ok("v", None, {"scheduler": "vllm", "qps": 1.0}, [{"name": "e2e_latency_p50", "value": 0.1, "unit": "s", "kind": "prediction"}],
+              workload="W5", hardware="H100-SXM5-80GB")
+    art = {"path": "request_metrics.csv.xz", "sha256": ms.sha256_file(xz)}
+    doc = tool_doc("vidur", [dict(case, artifacts=[art])])
+    assert len(plots.vidur_latency([(tmp_path / "v.tool-run.json", doc)], roots=[tmp_path]).axes[0].lines[0].get_xdata()) == 20000
+    monkeypatch.setattr(plots, "MAX_ARTIFACT_BYTES", 1000)
+    fig = plots.vidur_latency([(tmp_path / "v.tool-run.json", doc)], roots=[tmp_path])
+    assert fig.axes[0].get_ylabel() == "fraction of requests (at reported percentiles)"
+
+
+def test_sources_lists_read_and_skipped_documents(tmp_path: Path) -> None:
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    ms.write(ev / "a.tool-run.json", tool_doc("vidur", []), "tool-run", 2)
+    (ev / "bad.tool-run.json").write_bytes(b'{"x": "\xff"}')
+    res = CliRunner().invoke(main, ["run", "--evaluation-dir", str(ev), "--output", str(tmp_path / "f")])
+    assert res.exit_code == 0, res.output
+    text = (tmp_path / "f" / "sources.md").read_text()
+    assert "`a.tool-run.json`" in text and "`bad.tool-run.json`: not UTF-8" in text
+
+
+def test_predicted_vs_measured_names_each_points_gpu() -> None:
+    pairs = [{"tool": "astra-sim", "workload": "W6", "hardware": hw, "key": "k", "metric": "latency", "unit": "ms",
+              "predicted": 1.0, "measured": 2.0, "measured_timing": "device", "ape_percent": 50.0}
+             for hw in ("HGX-H100x8", "HGX-H200x8")]
+    fig = plots.predicted_vs_measured({"errors_vs_measured": pairs})
+    labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
+    assert any("HGX-H200x8" in t for t in labels) and any("HGX-H100x8" in t for t in labels)
+    assert "H100" not in fig.axes[0].get_xlabel()

@@ -1,3 +1,3 @@
 """mtap-figures: the MTAP evaluation's figures."""
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"

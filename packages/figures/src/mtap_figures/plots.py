@@ -4,7 +4,6 @@ None when the data it needs is not there (the CLI then says so)."""
 from __future__ import annotations
 
 import io
-import lzma
 import math
 import re
 from pathlib import Path
@@ -15,6 +14,7 @@ import numpy as np
 import polars as pl
 
 import mtap_schemas as ms
+from mtap_schemas.paths import PathError, confined, read_lzma_bounded
 
 from .style import GREYS, LINES, MARKERS
 
@@ -59,18 +59,19 @@ def predicted_vs_measured(aggregate: dict[str, Any], timing: str = "device"):
     pairs = [p for p in aggregate["errors_vs_measured"] if p["measured_timing"] == timing]
     if not pairs:
         return None
-    tools = sorted({p["tool"] for p in pairs})
+    series = sorted({(p["tool"], p["hardware"]) for p in pairs})
     fig, ax = plt.subplots(figsize=(4.8, 4.4))
     lo, hi = math.inf, 0.0
-    for k, tool in enumerate(tools):
-        pts = [(p["measured"] * MS.get(p["unit"], 1.0), p["predicted"] * MS.get(p["unit"], 1.0)) for p in pairs if p["tool"] == tool and p["unit"] in MS]
+    for k, (tool, hardware) in enumerate(series):
+        pts = [(p["measured"] * MS.get(p["unit"], 1.0), p["predicted"] * MS.get(p["unit"], 1.0)) for p in pairs
+               if p["tool"] == tool and p["hardware"] == hardware and p["unit"] in MS]
         if not pts:
             continue
         x, y = zip(*pts)
         lo, hi = min(lo, *x, *y), max(hi, *x, *y)
         mape = sum(abs(b - a) / a for a, b in pts) / len(pts) * 100
         ax.scatter(x, y, marker=MARKERS[k % len(MARKERS)], s=18, facecolors="none" if k % 2 else GREYS[k % len(GREYS)],
-                   edgecolors=GREYS[k % len(GREYS)], linewidths=0.8, label=f"{tool} (n={len(pts)}, MAPE {mape:.0f}%)")
+                   edgecolors=GREYS[k % len(GREYS)], linewidths=0.8, label=f"{tool} on {hardware} (n={len(pts)}, MAPE {mape:.0f}%)")
     if hi == 0:
         plt.close(fig)
         return None
@@ -83,7 +84,7 @@ def predicted_vs_measured(aggregate: dict[str, Any], timing: str = "device"):
     ax.set_yscale("log")
     ax.set_xlim(lo, hi)
     ax.set_ylim(lo, hi)
-    ax.set_xlabel(f"measured latency on H100, {timing} time (ms)")
+    ax.set_xlabel(f"measured latency on the GPU named in the legend, {timing} time (ms)")
     ax.set_ylabel("predicted latency (ms)")
     ax.set_title("Predicted vs measured (log–log)")
     ax.legend(fontsize=6.5, loc="upper left")
@@ -134,23 +135,42 @@ def collective_scaling(astra_docs: list[dict[str, Any]], binary: str | None = No
     return fig
 
 
-def _request_latencies(case: dict[str, Any], roots: list[Path]) -> list[float] | None:
+#: the largest request_metrics CSV a figure decompresses (a larger one is refused, not read)
+MAX_ARTIFACT_BYTES = 256 << 20
+
+
+def _artifact_path(art_path: str, roots: list[Path], confine: Path | None) -> Path | None:
+    """The cited file under one of ``roots`` and inside ``confine`` (no absolute paths, no ``..``, no link escapes)."""
+    for root in roots:
+        try:
+            path = confined(root, art_path, "artifact")
+        except PathError:
+            continue
+        if confine is not None and not path.is_relative_to(confine.resolve()):
+            continue
+        if path.is_file():
+            return path
+    return None
+
+
+def _request_latencies(case: dict[str, Any], roots: list[Path], confine: Path | None = None) -> list[float] | None:
     """Per-request e2e latencies (s) from the request_metrics CSV the case cites, if its sha256 matches."""
     for art in case["artifacts"]:
         name = Path(art["path"]).name
         if not name.startswith("request_metrics.csv"):
             continue
-        for root in roots:
-            path = root / art["path"]
-            if path.is_file() and ms.sha256_file(path) == art["sha256"]:
-                raw = path.read_bytes()
-                text = lzma.decompress(raw) if name.endswith(".xz") else raw
-                frame = pl.read_csv(io.BytesIO(text), columns=["request_e2e_time"])
-                return sorted(frame["request_e2e_time"].to_list())
+        path = _artifact_path(art["path"], roots, confine)
+        if path is not None and ms.sha256_file(path) == art["sha256"]:
+            try:
+                text = read_lzma_bounded(path, MAX_ARTIFACT_BYTES) if name.endswith(".xz") else path.read_bytes()
+            except PathError:
+                continue
+            frame = pl.read_csv(io.BytesIO(text), columns=["request_e2e_time"])
+            return sorted(frame["request_e2e_time"].to_list())
     return None
 
 
-def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Path] | None = None):
+def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Path] | None = None, confine: Path | None = None):
     """Request latency CDF per scheduler, one panel per QPS.
 
     The empirical CDF over every simulated request when the case's request_metrics CSV is on
@@ -163,7 +183,7 @@ def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Pat
             sched, qps = c["parameters"].get("scheduler"), c["parameters"].get("qps")
             if c["status"] != "ok" or sched is None or qps is None:
                 continue
-            lat = _request_latencies(c, [*(roots or []), doc_path.parent])
+            lat = _request_latencies(c, [*(roots or []), doc_path.parent], confine)
             if lat:
                 ys = [(i + 1) / len(lat) for i in range(len(lat))]
                 series[(c["hardware"], float(qps), str(sched))] = (lat, ys, True)
