@@ -100,3 +100,20 @@ def test_d5_counts_lines_from_the_repository(tmp_path: Path, monkeypatch) -> Non
     res = CliRunner().invoke(main, ["run", "--evaluation-dir", "ev", "--extensibility", str(ms_path)])
     assert res.exit_code == 2
     assert "no function or class 'missing'" in res.output
+
+
+def test_d5_declaration_cannot_point_outside_the_repository(tmp_path: Path) -> None:
+    import json
+
+    decl = {"schema": "extensibility", "schema_version": "1.0.0", "tools": [{"tool": "x", "interface": "file",
+            "add_workload": [{"what": "escape", "path": "../../../../etc/passwd"}], "add_hardware": []}]}
+    path = tmp_path / "ext.json"
+    path.write_text(json.dumps(decl))
+    ev = tmp_path / "ev"
+    ev.mkdir()
+    result = CliRunner().invoke(main, ["run", "--evaluation-dir", str(ev), "--output", str(tmp_path / "o.json"),
+                                       "--coverage-md", str(tmp_path / "o.md"), "--tables-dir", str(tmp_path / "t"),
+                                       "--extensibility", str(path)])
+    assert result.exit_code == 2, result.output
+    assert "leaves" in result.output and "passwd" in result.output
+    assert not (tmp_path / "t" / "d5-extensibility.md").exists()

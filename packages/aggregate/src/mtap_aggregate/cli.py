@@ -181,7 +181,7 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
             tables.append(d5_extensibility(Path.cwd(), ms.read(extensibility, "extensibility")))
         except ms.SchemaError as exc:
             raise UserError(str(exc)) from None
-        except (OSError, ValueError, KeyError, IndexError) as exc:
+        except (OSError, ValueError, KeyError, IndexError) as exc:  # PathError is a ValueError: one line too
             raise UserError(f"{extensibility}: {exc}") from None
     else:
         click.echo(f"note: {extensibility} not found; no D5 table", err=True)

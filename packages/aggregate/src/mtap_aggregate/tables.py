@@ -8,6 +8,8 @@ from typing import Any
 
 import polars as pl
 
+from mtap_schemas.paths import confined
+
 from .collect import CONFIG_PARAMETERS, Source
 from .table import STATUSES
 
@@ -190,7 +192,7 @@ def _count_lines(root, edit: dict[str, Any]) -> int | None:
 
     if "path" not in edit:
         return None
-    path = root / edit["path"]
+    path = confined(root, edit["path"], "path")  # a declaration may not point outside the repository
     text = path.read_text(encoding="utf-8")
     if "symbol" in edit:
         tree = ast.parse(text)
