@@ -1,22 +1,19 @@
 """The runner end to end against stand-in binaries that replay outputs captured from real
 ASTRA-sim runs (tests/fixtures): checks the generated inputs reach the binary and that ok,
 aborted and unparsable runs become ok / failed cases. The real binary is exercised by
-test_cli.py::test_reference_reproduces_57426_cycles when ASTRA_SIM_BIN is set."""
+test_cli.py::test_reference_reproduces_57426_cycles when MTAP_ASTRA_SIM_PATH is set."""
 
 from __future__ import annotations
 
 import json
-import stat
 import sys
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
+from conftest import FIXTURES, config, fake_bin, invoke
 
 import mtap_schemas as ms
-from mtap_astra_runner.cli import main
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
 MANIFEST = json.loads((FIXTURES / "manifest.json").read_text())
 
 REPLAY = """#!{python}
@@ -37,31 +34,19 @@ sys.exit(rc)
 """
 
 
-@pytest.fixture(autouse=True)
-def no_env_tool(monkeypatch):
-    for var in ("ASTRA_SIM_BIN", "MTAP_ASTRA_SIM_PATH"):
-        monkeypatch.delenv(var, raising=False)
-
-
 def replay_bin(tmp_path: Path, entry: dict) -> tuple[Path, Path]:
-    folder = tmp_path / "bin"
-    folder.mkdir()
     seen = tmp_path / "seen.json"
-    for name in ("AstraSim_Analytical_Congestion_Aware", "AstraSim_Analytical_Congestion_Unaware"):
-        p = folder / name
-        p.write_text(REPLAY.format(python=sys.executable, seen=str(seen), log=str(FIXTURES / entry["log"]), rc=entry["exit_status"]))
-        p.chmod(p.stat().st_mode | stat.S_IXUSR)
-    return folder, seen
+    script = REPLAY.format(python=sys.executable, seen=str(seen), log=str(FIXTURES / entry["log"]), rc=entry["exit_status"])
+    return fake_bin(tmp_path / "bin", script), seen
 
 
-def run_one(tmp_path, data_dir, entry, case_id):
+def run_one(tmp_path, data_dir, entry, case_id, expect=0):
     folder, seen = replay_bin(tmp_path, entry)
-    cfg = tmp_path / "sel.json"
-    cfg.write_text(json.dumps({"include": [case_id]}))
-    res = CliRunner().invoke(main, ["run", "--output", str(tmp_path), "--data-dir", str(data_dir), "--tool-path", str(folder),
-                                    "--config", str(cfg), "--keep-logs", str(tmp_path / "logs")], catch_exceptions=False)
-    assert res.exit_code == 0, res.output
-    doc = ms.read(tmp_path / "astra-sim.tool-run.json", "tool-run")
+    cfg = config(tmp_path, {"include": [case_id]})
+    res = invoke("run", "--output", tmp_path / "out", "--data-dir", data_dir, "--tool-path", folder,
+                 "--config", cfg, "--keep-raw", tmp_path / "raw", "--jobs", "1")
+    assert res.exit_code == expect, res.output
+    doc = ms.read_tool_run(tmp_path / "out" / "astra-sim.tool-run.json")
     return doc, json.loads(seen.read_text())
 
 
@@ -76,29 +61,37 @@ def test_reference_case(tmp_path, data_dir):
     assert case["status"] == "ok"
     assert {m["name"]: m["value"] for m in case["metrics"]}["latency"] == 57426
     assert case["parameters"]["reproduces_expected"] is True
-    assert doc["tool"]["location"].endswith("bin") and "astra-sim:AstraSim_Analytical_Congestion_Aware:sha256" in doc["environment"]["packages"]
-    # --keep-logs: the generated configs and the raw output, referenced by sha256
-    paths = {a["path"].rsplit(".", 2)[-2] + "." + a["path"].rsplit(".", 1)[-1] for a in case["artifacts"]}
-    assert {"network.yml", "system.json", "memory.json"} <= paths
-    for a in case["artifacts"]:
-        assert ms.sha256_file(tmp_path / a["path"]) == a["sha256"]
+    # a binary outside the repository is recorded by name and sha256, never by its folder
+    aware = tmp_path / "bin" / "AstraSim_Analytical_Congestion_Aware"
+    assert doc["tool"]["location"] == f"AstraSim_Analytical_Congestion_Aware (sha256 {ms.sha256_file(aware)})"
+    assert doc["environment"]["packages"]["astra-sim:AstraSim_Analytical_Congestion_Aware:sha256"] == ms.sha256_file(aware)
+    assert str(tmp_path) not in json.dumps(doc)
+    # --keep-raw: the generated configs and the raw output, by name and sha256
+    kept = {a["path"].rsplit("/", 1)[-1]: a["sha256"] for a in case["artifacts"]}
+    stem = "reference_hgx-h100-validated_all-reduce.n8.1mib_congestion-aware"
+    assert set(kept) == {f"{stem}.{n}" for n in ("network.yml", "system.json", "memory.json", "log")}
+    for name, sha in kept.items():
+        assert ms.sha256_file(tmp_path / "raw" / name) == sha
+    # the kept log is the binary's output (work folder path replaced), as the committed fixture
+    assert (tmp_path / "raw" / f"{stem}.log").read_text().strip() == (FIXTURES / entry["log"]).read_text().strip()
 
 
 def test_hardware_network_from_catalog(tmp_path, data_dir):
     entry = MANIFEST["reference"]
-    _, seen = run_one(tmp_path, data_dir, entry, "topology/all-reduce.n16.64mib/fullyconnected.ring/congestion-unaware")
+    _, seen = run_one(tmp_path, data_dir, entry, "topology/all-reduce.n16.64mib/fullyconnected.ring/congestion-unaware", expect=3)
     # 450e9 B/s per GPU over 15 links, in 2^30 B/s
     assert f"bandwidth: [ {450e9 / 2**30 / 15!r} ]" in seen["network"]
     assert "npus_count: [ 16 ]" in seen["network"] and "FullyConnected" in seen["network"]
 
 
-@pytest.mark.parametrize("which", ["abort_ring2", "abort_halving_a2a"])
-def test_abort_is_a_failed_case(tmp_path, data_dir, which):
+@pytest.mark.parametrize("which,kind,how", [("abort_ring2", "killed-by-signal", "killed by SIGABRT"),
+                                            ("abort_halving_a2a", "tool-crashed", "exited 1")])
+def test_abort_is_a_failed_case(tmp_path, data_dir, which, kind, how):
     entry = MANIFEST[which]
-    doc, _ = run_one(tmp_path, data_dir, entry, entry["case"])
+    doc, _ = run_one(tmp_path, data_dir, entry, entry["case"], expect=3)  # 3: every case failed
     (case,) = doc["cases"]
-    assert case["status"] == "failed" and case["error"]["kind"] == "tool-crashed"
-    assert entry["message_contains"] in case["error"]["message"]
+    assert case["status"] == "failed" and case["error"]["kind"] == kind
+    assert how in case["error"]["message"] and entry["message_contains"] in case["error"]["message"]
     assert case["metrics"] == []
 
 
@@ -118,17 +111,10 @@ def test_ddp_case_and_scaling(tmp_path, data_dir):
 
 
 def test_binary_that_cannot_start_is_a_failed_case(tmp_path, data_dir):
-    folder = tmp_path / "bin"
-    folder.mkdir()
-    for name in ("AstraSim_Analytical_Congestion_Aware", "AstraSim_Analytical_Congestion_Unaware"):
-        p = folder / name
-        p.write_bytes(b"\x7fELF not really")  # executable bit, but no valid program
-        p.chmod(0o755)
-    cfg = tmp_path / "sel.json"
-    cfg.write_text(json.dumps({"studies": ["reference"]}))
-    res = CliRunner().invoke(main, ["run", "--output", str(tmp_path), "--data-dir", str(data_dir), "--tool-path", str(folder),
-                                    "--config", str(cfg)], catch_exceptions=False)
-    assert res.exit_code == 0
-    (case,) = ms.read(tmp_path / "astra-sim.tool-run.json", "tool-run")["cases"]
+    folder = fake_bin(tmp_path / "bin", "\x7fELF not really")  # executable bit, but no valid program
+    res = invoke("run", "--output", tmp_path / "out", "--data-dir", data_dir, "--tool-path", folder,
+                 "--config", config(tmp_path, {"studies": ["reference"]}), "--jobs", "1")
+    assert res.exit_code == 3, res.output
+    (case,) = ms.read_tool_run(tmp_path / "out" / "astra-sim.tool-run.json")["cases"]
     assert case["status"] == "failed" and case["error"]["kind"] == "tool-crashed"
-    assert "could not start" in case["error"]["message"]
+    assert "could not be started" in case["error"]["message"]

@@ -164,17 +164,9 @@ def unsupported_reason(case: Case) -> str | None:
     return None
 
 
-CONFIG_FIELDS = {
-    "include": "list of case-id globs to keep",
-    "exclude": "list of case-id globs to drop",
-    "studies": f"list of studies, any of {', '.join(STUDIES)}",
-    "binaries": f"list, any of {', '.join(BINARIES)}",
-    "compute_source": "one of auto, groundtruth, roofline",
-    "timeout_s": "positive number (seconds per ASTRA-sim run)",
-}
-
-
-def select(cases: list[Case], config: dict[str, Any], limit: int | None) -> list[Case]:
+def select(cases: list[Case], config: dict[str, Any]) -> list[Case]:
+    """The cases a config (schemas/config/astra-runner.v1.schema.json) keeps, in plan order; a
+    derived case brings its input cases along, even when they are not selected themselves."""
     include, exclude = config.get("include"), config.get("exclude") or []
     studies, binaries = config.get("studies"), config.get("binaries")
     kept = [
@@ -184,11 +176,34 @@ def select(cases: list[Case], config: dict[str, Any], limit: int | None) -> list
         and (not studies or c.study in studies)
         and (not binaries or c.binary in binaries)
     ]
-    if limit is not None:
-        kept = kept[:limit]
-    # a derived case needs its inputs: run them too, even when not selected themselves
+    return with_inputs(kept, cases)
+
+
+def with_inputs(kept: list[Case], cases: list[Case]) -> list[Case]:
+    """``kept`` plus the input cases of its derived cases, in the order of ``cases``."""
     ids = {c.id for c in kept}
     needed = {i for c in kept for i in c.inputs if i not in ids}
-    if needed:
-        kept = [c for c in cases if c.id in ids or c.id in needed]
-    return kept
+    if not needed:
+        return kept
+    return [c for c in cases if c.id in ids or c.id in needed]
+
+
+def groups(cases: list[Case]) -> list[list[Case]]:
+    """The cases as units of sharding: a derived case with its input cases, every other case alone;
+    ordered by each group's first case. Shards of groups partition the cases and a derived case
+    always finds its inputs in its own shard."""
+    by_id = {c.id: c for c in cases}
+    owner: dict[str, str] = {}
+    for c in cases:
+        for i in c.inputs:
+            if i in by_id:
+                owner[i] = c.id
+    members: dict[str, list[Case]] = {}
+    order: list[str] = []
+    for c in cases:
+        head = owner.get(c.id, c.id)
+        if head not in members:
+            members[head] = []
+            order.append(head)
+        members[head].append(c)
+    return [members[h] for h in order]

@@ -3,76 +3,81 @@
 from __future__ import annotations
 
 import json
-import os
-import sys
-import tempfile
-import time
-from datetime import datetime, timezone
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 import mtap_schemas as ms
+import mtap_schemas.toolrun as tr
+from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
+from mtap_schemas.execute import run_cases
 
-from . import __version__, compute, traces
+from . import __version__, compute, resnet50, traces
 from . import cases as cases_mod
-from .runner import derived_case, run_case, safe_name
+from .runner import Unit, derived_case, run_unit
 from .setup import setup_cmd
-from .tool import ENV_VARS, HOW_TO, NoTool, resolve
+from .tool import ENV_VAR, HOW_TO, IMAGE_BIN_DIR, OLD_ENV_VAR, Tool, docker_tool, native_tool, no_tool
 
 TOOL = "astra-sim"
-UNAVAILABLE_NAME = "astra-sim.unavailable"
+PROG = "astra-runner"
+OUTPUT = "data/evaluation/astra-sim"
+DEFAULT_TIMEOUT = 900.0
+CONFIG_HELP = ("JSON selecting cases and run defaults (schemas/config/astra-runner.v1.schema.json): include/exclude "
+               "(case-id globs), studies, binaries, compute_source, timeout_s.")
 
 
-class UserError(click.ClickException):
-    """A known user error: one line, no traceback, exit 2."""
+@runner_group(PROG, __version__)
+def main() -> None:
+    """Run ASTRA-sim 2.0's analytical network backend on mtap's workload matrix and write one
+    tool-run v2 document (data/evaluation/astra-sim/astra-sim.tool-run.json).
 
-    exit_code = 2
+    \b
+    Cases: W6 collectives (all-reduce, all-gather, reduce-scatter, all-to-all x 2-16 NPUs
+    x 1 MiB, 64 MiB, 1 GiB), W2/W3/W10 data-parallel ResNet-50 training steps (2-16 NPUs),
+    the topology study (Ring/Switch/FullyConnected x ring/direct/halvingDoubling/
+    doubleBinaryTree), ASTRA-sim's HGX-H100 reference example and the 2->8 NPU
+    communication scaling, on both binaries (Congestion_Aware, Congestion_Unaware).
+    Every input is generated here: network YAML, system and memory JSON from
+    data/hardware/hardware.json, Chakra execution traces with PyPI's mlc-chakra, ResNet-50's
+    layers from data/workloads/layers/resnet50.layers.json.
+
+    \b
+    Where ASTRA-sim comes from (first found wins): --tool-path (a binary, its folder or a
+    built checkout), --image (a Docker image holding the binaries), MTAP_ASTRA_SIM_PATH,
+    then a verified build made by `astra-runner setup` (~/.cache/mtap/astra-sim/<commit>/).
+    Without one every case is written `unavailable` with instructions.
+
+    \b
+    Examples:
+      astra-runner setup                      # build the pinned ASTRA-sim once
+      astra-runner run                        # the full matrix -> data/evaluation/astra-sim
+      astra-runner cases --shard 1/4          # the planned cases of one shard, run nothing
+    """
 
 
-def _load_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise UserError(f"{path}: not found ({what})") from None
-    except (OSError, ValueError) as exc:
-        raise UserError(f"{path}: not readable JSON ({what}): {str(exc).splitlines()[0]}") from None
+def choose(opts: RunOptions, planned: list[cases_mod.Case]) -> list[cases_mod.Case]:
+    """--shard over groups (a derived case with its inputs), then --limit over cases (plus the
+    inputs of derived ones); nothing left is the kit's one-line user error."""
+    index = {c.id: i for i, c in enumerate(planned)}
+    sliced = [c for g in replace(opts, limit=None).select(cases_mod.groups(planned)) for c in g]
+    sliced.sort(key=lambda c: index[c.id])
+    if opts.limit:
+        sliced = cases_mod.with_inputs(sliced[: opts.limit], planned)
+    return sliced
 
 
-def load_config(path: Path | None) -> dict[str, Any]:
-    if path is None:
-        return {}
-    cfg = _load_json(path, "case selection config")
-    if not isinstance(cfg, dict):
-        raise UserError(f"{path}: expected a JSON object with fields {', '.join(cases_mod.CONFIG_FIELDS)}")
-    for key, value in cfg.items():
-        if key not in cases_mod.CONFIG_FIELDS:
-            raise UserError(f"{path}: field {key}: unknown (expected one of {', '.join(cases_mod.CONFIG_FIELDS)})")
-        if key in ("include", "exclude", "studies", "binaries"):
-            if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
-                raise UserError(f"{path}: field {key}: expected a list of strings")
-        allowed = {"studies": cases_mod.STUDIES, "binaries": cases_mod.BINARIES}.get(key)
-        if allowed:
-            bad = [v for v in value if v not in allowed]
-            if bad:
-                raise UserError(f"{path}: field {key}: {bad[0]!r} is not one of {', '.join(allowed)}")
-        if key == "compute_source" and value not in ("auto", "groundtruth", "roofline"):
-            raise UserError(f"{path}: field compute_source: expected auto, groundtruth or roofline, got {value!r}")
-        if key == "timeout_s" and (isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0):
-            raise UserError(f"{path}: field timeout_s: expected a positive number, got {value!r}")
-    return cfg
+def plan(opts: RunOptions) -> list[cases_mod.Case]:
+    return choose(opts, cases_mod.select(cases_mod.build(), opts.config_doc or {}))
 
 
 def load_hardware(data_dir: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
     path = data_dir / "hardware" / "hardware.json"
     if not path.is_file():
         raise UserError(f"{path}: not found (--data-dir must be the repository's data/ folder)")
-    try:
-        doc = ms.read(path, "hardware")
-    except Exception as exc:  # SchemaError and JSON errors are one line
-        raise UserError(f"{path}: {str(exc).splitlines()[0]}") from None
-    by_id = {h["id"]: h for h in doc["hardware"]}
+    by_id = {h["id"]: h for h in ms.read(path, "hardware")["hardware"]}
     for hid in sorted(ids):
         if hid not in by_id:
             raise UserError(f"{path}: field hardware: no entry with id {hid!r}")
@@ -91,162 +96,116 @@ def check_workloads(data_dir: Path, workloads: set[str]) -> None:
     path = data_dir / "workloads" / "workloads.json"
     if not path.is_file():
         raise UserError(f"{path}: not found (--data-dir must be the repository's data/ folder)")
-    try:
-        doc = ms.read(path, "workloads")
-    except Exception as exc:
-        raise UserError(f"{path}: {str(exc).splitlines()[0]}") from None
-    known = {w["id"] for w in doc["workloads"]}
+    known = {w["id"] for w in ms.read(path, "workloads")["workloads"]}
     for w in sorted(workloads - known):
         raise UserError(f"{path}: field workloads: no workload {w}")
 
 
-def common(f):
-    opts = [
-        click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help="JSON selecting cases: " + "; ".join(f"{k}: {v}" for k, v in cases_mod.CONFIG_FIELDS.items())),
-        click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("data/evaluation/astra-sim"),
-                     show_default=True, help="Folder the document is written to."),
-        click.option("--name", default=None,
-                     help=f"File stem of the document [default: {TOOL}; {UNAVAILABLE_NAME} when no case could run, "
-                          "so a run without ASTRA-sim never replaces real results]"),
-        click.option("--tool-path", "--binary", "tool_path", default=None,
-                     help=f"ASTRA-sim analytical binary, its folder or a built checkout [env: {', '.join(ENV_VARS)}]; "
-                          "with --image: the binaries' folder inside the image."),
-        click.option("--image", default=None, help="Run the binaries inside this Docker image (docker Python SDK)."),
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
-                     help="The repository's data/ folder (hardware and workload catalogs, ground truth)."),
-        click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N cases (plus the inputs of derived ones)."),
-    ]
-    for o in reversed(opts):
-        f = o(f)
-    return f
+def cached_build() -> Path | None:
+    """A verified build made by ``astra-runner setup`` (setup.find_cached_build), or None."""
+    from .setup import find_cached_build
+
+    return find_cached_build()
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="astra-runner")
-def main() -> None:
-    """Run ASTRA-sim 2.0's analytical network backend on mtap's workload matrix.
-
-    \b
-    Cases: W6 collectives (all-reduce, all-gather, reduce-scatter, all-to-all x 2-16 NPUs
-    x 1 MiB, 64 MiB, 1 GiB), W2/W3/W10 data-parallel ResNet-50 training steps (2-16 NPUs),
-    the topology study (Ring/Switch/FullyConnected x ring/direct/halvingDoubling/
-    doubleBinaryTree), ASTRA-sim's HGX-H100 reference example and the 2->8 NPU
-    communication scaling, on both binaries (Congestion_Aware, Congestion_Unaware).
-
-    \b
-    Every input is generated here: network YAML, system and memory JSON from
-    data/hardware/hardware.json, Chakra execution traces with PyPI's mlc-chakra.
-
-    \b
-    ASTRA-sim is not on any registry: build it from https://github.com/astra-sim/astra-sim
-    (build/astra_analytical/build.sh) and pass --tool-path (or ASTRA_SIM_BIN), or
-    pass --image for a Docker image holding the binaries. Without either, every case is
-    written as `unavailable` with instructions.
-
-    \b
-    Example:
-      ASTRA_SIM_BIN=~/astra-sim/build/astra_analytical/build/bin astra-runner run
-      astra-runner cases --config sel.json     # list the planned cases, run nothing
-    """
+def find_tool(opts: RunOptions, image_bin_dir: str) -> Tool:
+    """--tool-path, then --image, then the environment, then a cached setup build (module doc of tool.py)."""
+    ctx = click.get_current_context()
+    sources = {name: ctx.get_parameter_source(name) for name in ("tool_path", "_alias_tool_path_0")}
+    on_command_line = ParameterSource.COMMANDLINE in sources.values()
+    if on_command_line and opts.image:
+        raise UserError("--tool-path and --image: give one (the binaries' folder inside the image is --image-bin-dir)")
+    if opts.image:
+        return docker_tool(opts.image, image_bin_dir)
+    tool_path = opts.tool_path
+    if sources["_alias_tool_path_0"] == ParameterSource.COMMANDLINE and sources["tool_path"] != ParameterSource.COMMANDLINE:
+        tool_path = ctx.params["_alias_tool_path_0"]  # the kit lets the environment beat the old flag name
+    if tool_path is not None:
+        where = "--tool-path" if on_command_line else f"${ENV_VAR}/${OLD_ENV_VAR}"
+        try:
+            return native_tool(tool_path, where)
+        except FileNotFoundError:
+            raise UserError(f"{where} {tool_path}: no such file or directory ({HOW_TO})") from None
+    cached = cached_build()
+    if cached is not None:
+        return native_tool(cached / "bin", "astra-runner setup's cached build")
+    return no_tool()
 
 
 @main.command("cases")
-@common
-def cases_cmd(config, output, name, tool_path, image, data_dir, limit) -> None:
+@run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=PROG, config_help=CONFIG_HELP)
+def cases_cmd(opts: RunOptions) -> None:
     """Print the planned case matrix as JSON lines; runs nothing."""
-    cfg = load_config(config)
-    for c in cases_mod.select(cases_mod.build(), cfg, limit):
+    for c in plan(opts):
         click.echo(json.dumps(c.planned(), sort_keys=True))
 
 
 @main.command("run")
-@common
-@click.option("--keep-logs", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="Also write every case's generated configs and ASTRA-sim's raw output to this folder "
-                   "(listed as the case's artifacts).")
-@click.option("--timeout", type=click.FloatRange(min=1), default=None, help="Seconds per ASTRA-sim run [default: 900].")
+@run_options(tool=TOOL, output=OUTPUT, verb="run", image=True, timeout=DEFAULT_TIMEOUT, config_schema=PROG,
+             config_help=CONFIG_HELP, aliases=["--binary"], env_aliases=[OLD_ENV_VAR], keep_raw_aliases=["--keep-logs"],
+             tool_path_help="ASTRA-sim's analytical binary, its folder, a `setup` build folder or a built checkout.  "
+                            "[default: a cached `astra-runner setup` build]")
+@click.option("--image-bin-dir", default=IMAGE_BIN_DIR, show_default=True,
+              help="With --image: the folder of the binaries inside the image.")
 @click.option("--compute-source", type=click.Choice(["auto", "groundtruth", "roofline"]), default=None,
               help="Per-layer ResNet-50 compute: committed GPU ground truth, the roofline, or auto (ground truth when "
-                   "complete) [default: auto].")
-def run_cmd(config, output, name, tool_path, image, data_dir, limit, keep_logs, timeout, compute_source) -> None:
-    """Run the cases and write one tool-run v1 document."""
-    t0 = time.monotonic()
-    started = datetime.now(timezone.utc).replace(microsecond=0).isoformat()
-    cfg = load_config(config)
-    selected = cases_mod.select(cases_mod.build(), cfg, limit)
-    hardware = load_hardware(data_dir, {c.hardware for c in selected})
-    check_workloads(data_dir, {c.workload for c in selected})
-    timeout = timeout or float(cfg.get("timeout_s", 900))
+                   "complete).  [default: the config's compute_source, else auto]")
+def run_cmd(opts: RunOptions, image_bin_dir: str, compute_source: str | None) -> None:
+    """Run the cases and write one tool-run v2 document."""
+    builder = tr.ToolRun(PROG, __version__, tr.Tool(TOOL, None, "native"), prog=PROG, config=opts.config)
+    cfg = opts.config_doc or {}
+    ctx = click.get_current_context()
+    timeout = opts.timeout or DEFAULT_TIMEOUT
+    if ctx.get_parameter_source("timeout") == ParameterSource.DEFAULT and "timeout_s" in cfg:
+        timeout = float(cfg["timeout_s"])
     choice = compute_source or cfg.get("compute_source", "auto")
+
+    selected = plan(opts)
+    hardware = load_hardware(opts.data_dir, {c.hardware for c in selected})
+    check_workloads(opts.data_dir, {c.workload for c in selected})
+    layer_times: dict[int, compute.LayerTimes] = {}
+    batches = sorted({c.params["batch_per_gpu"] for c in selected if c.params.get("kind") == "ddp"})
+    if batches:
+        layers = resnet50.layers(opts.data_dir)
+        ddp_hw = next(hardware[c.hardware] for c in selected if c.params.get("kind") == "ddp")
+        for b in batches:
+            try:
+                layer_times[b] = compute.layer_times(choice, opts.data_dir, ddp_hw, b, layers)
+            except LookupError as exc:
+                raise UserError(str(exc)) from None
+    tool = find_tool(opts, image_bin_dir)
+    if tool.found_by == "none":
+        click.echo(f"{PROG}: no ASTRA-sim found, writing unavailable cases: {HOW_TO}", err=True)
+    builder.with_tool(tr.Tool(TOOL, tool.version, tool.backend, tool.location))
+    packages = dict(tool.packages)
+    for name, version in (("mlc-chakra", traces.chakra_version()), ("protobuf", _version("protobuf"))):
+        if version:
+            packages[name] = version
+    builder.packages.update(packages)
+
+    keep_raw = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
+    units = [Unit(c, hardware[c.hardware], tool, layer_times.get(c.params.get("batch_per_gpu")), timeout, keep_raw)
+             for c in selected if not c.inputs]
+    plan_json = {"cases": [u.case.planned() for u in units], "tool": tool.identity(), "timeout": timeout,
+                 "compute": {str(b): [lt.source, lt.detail, lt.sha256] for b, lt in layer_times.items()}, "keep_raw": keep_raw}
+    checkpoint = opts.checkpoint(plan_json)
+    builder.setup_done()
+    results = run_cases(units, run_unit, jobs=opts.jobs, label=TOOL, ident=lambda u: u.case.id, checkpoint=checkpoint)
+    done = {u.case.id: r for u, r in zip(units, results)}
+    out = [done[c.id] if c.id in done else derived_case(c, done) for c in selected]
+    finish(builder, out, opts, checkpoint)
+
+
+def _version(dist: str) -> str | None:
+    from importlib.metadata import PackageNotFoundError, version
+
     try:
-        tool = resolve(tool_path, image)
-    except FileNotFoundError as exc:
-        raise UserError(f"--tool-path {exc.args[0]}: no such file or directory ({HOW_TO})") from None
-
-    layer_times = {}
-    for c in selected:
-        if c.params.get("kind") == "ddp":
-            b = c.params["batch_per_gpu"]
-            if b not in layer_times:
-                try:
-                    layer_times[b] = compute.layer_times(choice, data_dir, hardware[c.hardware], b)
-                except LookupError as exc:
-                    raise UserError(str(exc)) from None
-    if isinstance(tool, NoTool):
-        click.echo(f"astra-runner: no ASTRA-sim given, writing unavailable cases: {HOW_TO}", err=True)
-    setup_s = time.monotonic() - t0
-
-    done: dict[str, dict[str, Any]] = {}
-    log_rel = None
-    if keep_logs is not None:
-        log_rel = os.path.relpath(keep_logs.resolve(), output.resolve())
-    runnable = [c for c in selected if not c.inputs]
-    with tempfile.TemporaryDirectory(prefix="astra-runner-") as tmp:
-        with click.progressbar(runnable, label="astra-sim", file=sys.stderr, item_show_func=lambda c: c.id if c else "") as bar:
-            for c in bar:
-                wd = Path(tmp) / safe_name(c.id)
-                wd.mkdir()
-                lt = layer_times.get(c.params.get("batch_per_gpu"))
-                case, _ = run_case(c, hardware[c.hardware], tool, wd, lt, timeout, keep_logs, log_rel)
-                done[c.id] = case
-    for c in selected:
-        if c.inputs:
-            done[c.id] = derived_case(c, done)
-    out_cases = [done[c.id] for c in selected]
-
-    packages = {"mtap-astra-runner": __version__, **tool.packages}
-    cv = traces.chakra_version()
-    if cv:
-        packages["mlc-chakra"] = cv
-    try:
-        from importlib.metadata import version
-
-        packages["protobuf"] = version("protobuf")
-    except Exception:
-        pass
-    cfg_ref = {"path": str(config), "sha256": ms.sha256_file(config)} if config else None
-    doc = {
-        "schema": "tool-run",
-        "schema_version": ms.version("tool-run"),
-        "runner": {"name": "astra-runner", "version": __version__},
-        "tool": {"name": TOOL, "version": tool.version, "backend": tool.backend, "location": tool.location},
-        "environment": ms.environment(packages=dict(sorted(packages.items()))),
-        "invocation": {"command": ["astra-runner", *sys.argv[1:]], "config": cfg_ref},
-        "wall_clock": {"started_at": started, "setup_seconds": round(setup_s, 3), "run_seconds": round(time.monotonic() - t0 - setup_s, 3)},
-        "cases": out_cases,
-    }
-    ran = any(c["status"] in ("ok", "failed") for c in out_cases)
-    stem = name or (TOOL if ran else UNAVAILABLE_NAME)
-    path = ms.write(output / f"{stem}.tool-run.json", doc, "tool-run")
-    counts: dict[str, int] = {}
-    for c in out_cases:
-        counts[c["status"]] = counts.get(c["status"], 0) + 1
-    click.echo(f"astra-runner: wrote {path} ({', '.join(f'{k} {v}' for k, v in sorted(counts.items()))})", err=True)
-
-
-if __name__ == "__main__":  # pragma: no cover
-    main()
+        return version(dist)
+    except PackageNotFoundError:
+        return None
 
 
 main.add_command(setup_cmd)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -18,13 +18,13 @@ each node is rounded to the nearest microsecond (at least 1).
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from . import resnet50
+from mtap_schemas.consume import iter_tool_runs
+
+from .resnet50 import Layer
 
 TIME_TO_US = {"ns": 1e-3, "us": 1.0, "µs": 1.0, "ms": 1e3, "s": 1e6}
 TIMING_PREFERENCE = ("device", None, "eager-end-to-end")
@@ -35,42 +35,42 @@ class LayerTimes:
     source: str  #: "groundtruth" | "roofline"
     detail: str  #: file or formula the numbers came from
     forward_us: dict[str, float]  #: layer name -> forward time in us
+    layers: tuple[Layer, ...]  #: the layer table (data/workloads/layers/resnet50.layers.json)
     sha256: str | None = None  #: of the ground-truth document the numbers came from
 
     def step_layers(self, batch: int, dtype_bytes: int = 4) -> list[tuple[str, int, int, int, int]]:
         """(name, forward_us, backward_us, gradient_bytes, forward_flops) for traces.write_ddp_step."""
         out = []
-        for layer in resnet50.layers():
+        for layer in self.layers:
             f = self.forward_us[layer.name]
             out.append((layer.slug, max(1, round(f)), max(1, round(2 * f)), layer.params * dtype_bytes, 2 * layer.macs(batch)))
         return out
 
 
-def roofline(hardware: dict[str, Any], batch: int, dtype: str = "fp32") -> LayerTimes:
+def roofline(layers: tuple[Layer, ...], hardware: dict[str, Any], batch: int, dtype: str = "fp32") -> LayerTimes:
     peak = float(hardware["peak_flops"][dtype])
     bw = float(hardware["memory"]["bandwidth_bytes_per_s"])
     times = {}
-    for layer in resnet50.layers():
+    for layer in layers:
         flops = 2 * layer.macs(batch)
         a_in, a_out = layer.activation_elements(batch)
         weights = layer.params
         nbytes = 4 * (a_in + a_out + weights)
         times[layer.name] = max(flops / peak, nbytes / bw) * 1e6
     detail = f"roofline over {hardware['id']}: max(2*MACs / {peak:.4g} FLOP/s {dtype}, fp32 bytes / {bw:.4g} B/s) x1 forward, x2 backward"
-    return LayerTimes("roofline", detail, times)
+    return LayerTimes("roofline", detail, times, layers)
 
 
-def from_groundtruth(data_dir: Path, batch: int, dtype: str = "fp32") -> LayerTimes | None:
-    """Per-layer forward times from the committed ground truth, or None when any layer is missing."""
+def from_groundtruth(layers: tuple[Layer, ...], data_dir: Path, batch: int, dtype: str = "fp32") -> LayerTimes | None:
+    """Per-layer forward times from the committed ground truth, or None when any layer is missing.
+    Documents that are not valid tool-run v2 (unreadable, not UTF-8, another major) are passed over."""
     folder = data_dir / "evaluation" / "groundtruth"
     if not folder.is_dir():
         return None
-    wanted = {f"resnet50.layer.{layer.slug}.b{batch}.{dtype}": layer.name for layer in resnet50.layers()}
-    for path in sorted(folder.glob("*.tool-run.json")):
-        try:
-            doc = json.loads(path.read_text())
-        except (OSError, ValueError):
-            continue
+    wanted = {f"resnet50.layer.{layer.slug}.b{batch}.{dtype}": layer.name for layer in layers}
+    skipped: list = []
+    for rel, doc, sha in iter_tool_runs(folder, skipped, paths=sorted(folder.glob("*.tool-run.json"))):
+        path = folder / rel
         found: dict[str, tuple[int, float]] = {}
         for case in doc.get("cases", []):
             name = wanted.get(case.get("key") or "")
@@ -88,20 +88,20 @@ def from_groundtruth(data_dir: Path, batch: int, dtype: str = "fp32") -> LayerTi
             rel = f"data/evaluation/groundtruth/{path.name}"
             timings = sorted({str(TIMING_PREFERENCE[r]) if r < len(TIMING_PREFERENCE) else "other" for r, _ in found.values()})
             detail = f"{rel} resnet50.layer.*.b{batch}.{dtype} latency ({', '.join(timings)} timing) x1 forward, x2 backward"
-            digest = hashlib.sha256(path.read_bytes()).hexdigest()
-            return LayerTimes("groundtruth", detail, {k: v for k, (_, v) in found.items()}, digest)
+            return LayerTimes("groundtruth", detail, {k: v for k, (_, v) in found.items()}, layers, sha)
     return None
 
 
-def layer_times(choice: str, data_dir: Path, hardware: dict[str, Any], batch: int) -> LayerTimes:
+def layer_times(choice: str, data_dir: Path, hardware: dict[str, Any], batch: int,
+                layers: tuple[Layer, ...]) -> LayerTimes:
     """``choice``: auto (ground truth when complete, else roofline), groundtruth, roofline."""
     if choice in ("auto", "groundtruth"):
-        gt = from_groundtruth(data_dir, batch)
+        gt = from_groundtruth(layers, data_dir, batch)
         if gt is not None:
             return gt
         if choice == "groundtruth":
             raise LookupError(
                 f"{data_dir}/evaluation/groundtruth: no tool-run document has ok latency cases for all "
-                f"{len(resnet50.layers())} keys resnet50.layer.<layer>.b{batch}.fp32"
+                f"{len(layers)} keys resnet50.layer.<layer>.b{batch}.fp32"
             )
-    return roofline(hardware, batch)
+    return roofline(layers, hardware, batch)

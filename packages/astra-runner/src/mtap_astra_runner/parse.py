@@ -17,6 +17,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from mtap_schemas.toolrun import metric
+
 FINISHED = re.compile(r"sys\[(\d+)\] finished, (\d+) cycles, exposed communication (\d+) cycles\.")
 STAT = re.compile(r"sys\[(\d+)\], (Wall time|GPU time|CPU time|Comm time|Total compute-communication overlap): (\d+)")
 
@@ -73,7 +75,7 @@ def metrics(results: dict[int, NpuResult]) -> list[dict]:
     r = critical(results)
 
     def m(name: str, value: float, unit: str = "ns") -> dict:
-        return {"name": name, "value": value, "unit": unit, "kind": "prediction", "timing": "simulated"}
+        return metric(name, value, unit, "prediction", timing="simulated")
 
     out = [
         m("latency", r.cycles),

@@ -1,38 +1,46 @@
-"""Run one case: generate its inputs, run ASTRA-sim, parse, and return a tool-run case."""
+"""Run one case: generate its inputs, run ASTRA-sim, parse, and return a tool-run case.
+
+:func:`run_unit` is what the kit's process pool runs (module level, one picklable :class:`Unit`
+per case); :func:`derived_case` computes a ratio between two finished cases in the parent.
+"""
 
 from __future__ import annotations
 
 import hashlib
 import re
-import signal
+import tempfile
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
+
+import mtap_schemas.toolrun as tr
+from mtap_schemas.kinds import OK, UNAVAILABLE
 
 from . import inputs, parse, traces
 from .cases import Case, unsupported_reason
 from .compute import LayerTimes
-from .tool import Tool, Unavailable
+from .tool import Tool
 
-BINARY_ARG_ORDER = ("workload", "system", "remote-memory", "network")
+
+@dataclass(frozen=True)
+class Unit:
+    """Everything one case needs in a worker process."""
+
+    case: Case
+    hardware: dict[str, Any]
+    tool: Tool
+    layer_times: LayerTimes | None
+    timeout: float
+    keep_raw: str | None  #: absolute folder for --keep-raw, or None
 
 
 def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _case(case: Case, status: str, error: dict | None = None, metrics: list | None = None, params: dict | None = None,
-          artifacts: list | None = None) -> dict[str, Any]:
-    return {
-        "id": case.id,
-        "key": case.key,
-        "workload": case.workload,
-        "hardware": case.hardware,
-        "parameters": dict(sorted((params or case.params).items())),
-        "status": status,
-        "error": error,
-        "metrics": metrics or [],
-        "artifacts": artifacts or [],
-    }
+def _common(case: Case, params: dict[str, Any] | None = None) -> dict[str, Any]:
+    return {"workload": case.workload, "hardware": case.hardware, "key": case.key,
+            "parameters": dict(sorted((params if params is not None else case.params).items()))}
 
 
 def network_of(case: Case, hardware: dict[str, Any]) -> tuple[str, float, float]:
@@ -93,50 +101,64 @@ def prepare(case: Case, hardware: dict[str, Any], workdir: Path, layer_times: La
     return args, extra, files
 
 
-def run_case(case: Case, hardware: dict[str, Any], tool: Tool, workdir: Path, layer_times: LayerTimes | None,
-             timeout: float, log_dir: Path | None = None, log_rel: str | None = None) -> tuple[dict[str, Any], str | None]:
-    """(tool-run case, raw output or None)."""
+def _keep(unit: Unit, files: dict[str, str], log: str) -> list[dict[str, str]]:
+    """--keep-raw: the generated configs and the tool's output, as the case's artifacts."""
+    if unit.keep_raw is None:
+        return []
+    folder = Path(unit.keep_raw)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = safe_name(unit.case.id)
+    out = []
+    for name, text in [*files.items(), ("log", log)]:
+        path = folder / f"{stem}.{name}"
+        path.write_text(text)
+        out.append(tr.artifact(path))
+    return out
+
+
+def run_unit(unit: Unit) -> dict[str, Any]:
+    """One case, start to end, in its own temporary work folder."""
+    case = unit.case
     reason = unsupported_reason(case)
     if reason:
-        return _case(case, "unsupported", {"kind": "unsupported-algorithm", "message": reason}), None
-    try:
-        tool.check(case.binary)
-    except Unavailable as u:
-        return _case(case, "unavailable", {"kind": u.kind, "message": u.message}), None
-    try:
-        args, extra, files = prepare(case, hardware, workdir, layer_times)
-    except traces.ChakraMissing as exc:
-        return _case(case, "unavailable", {"kind": "chakra-missing", "message": str(exc)}), None
-    params = dict(case.params, **extra)
-    for name, text in files.items():
-        params[f"{name.split('.')[0]}_config_sha256"] = _sha(text)
-    result = tool.run(case.binary, workdir, args, timeout)
-    artifacts = []
-    if log_dir is not None:
-        log_dir.mkdir(parents=True, exist_ok=True)
-        stem = safe_name(case.id)
+        return tr.unsupported(case.id, kind="unsupported-algorithm", message=reason, **_common(case))
+    if case.binary in unit.tool.missing:
+        kind, message = unit.tool.missing[case.binary]
+        return tr.from_error(case.id, kind=kind, message=message, **_common(case))
+    with tempfile.TemporaryDirectory(prefix="astra-runner-") as tmp:
+        workdir = Path(tmp)
+        try:
+            args, extra, files = prepare(case, unit.hardware, workdir, unit.layer_times)
+        except traces.ChakraMissing as exc:
+            return tr.unavailable(case.id, kind="chakra-missing", message=str(exc), **_common(case))
+        params = dict(case.params, **extra)
         for name, text in files.items():
-            (log_dir / f"{stem}.{name}").write_text(text)
-        # the workdir path varies between runs: logs keep it as <workdir>
-        (log_dir / f"{stem}.log").write_text(result.output.replace(str(workdir), "<workdir>"))
-        for name in [*files, "log"]:
-            fname = f"{stem}.{name}"
-            artifacts.append({"path": f"{log_rel}/{fname}", "sha256": _sha((log_dir / fname).read_text())})
-    if result.returncode is None:
-        return _case(case, "failed", {"kind": "timeout", "message": f"ASTRA-sim ran past {timeout:g} s"}, params=params, artifacts=artifacts), result.output
-    if result.returncode != 0:
-        msg = parse.failure_message(result.output)
-        rc = result.returncode
-        how = f"killed by signal {-rc} ({_signame(-rc)})" if rc < 0 else f"exit status {rc}"
-        return _case(case, "failed", {"kind": "tool-crashed", "message": f"{how}: {msg}"}, params=params, artifacts=artifacts), result.output
+            params[f"{name.split('.')[0]}_config_sha256"] = _sha(text)
+        result = unit.tool.run(case.binary, workdir, args, unit.timeout)
+        # the work folder's path varies between runs: output and messages keep it as <workdir>
+        output = "\n".join(t for t in (result.stdout, result.stderr) if t).replace(str(workdir), "<workdir>")
+        artifacts = _keep(unit, files, output)
+    common = {**_common(case, params), "artifacts": artifacts}
+    if not result.ok:
+        kind, message = result.error(unit.timeout)
+        if kind in ("tool-crashed", "killed-by-signal"):
+            head = replace(result, stdout="", stderr="").error(unit.timeout)[1]
+            message = f"{head}: {parse.failure_message(output)}"
+        elif kind == "binary-missing":  # the file is there but cannot be started (not a program, wrong architecture)
+            kind = "tool-crashed"
+        return tr.from_error(case.id, kind=kind, message=message.replace(str(Path(tmp)), "<workdir>"), **common)
     try:
-        results = parse.parse(result.output, case.params["npus"])
+        results = parse.parse(output, case.params["npus"])
+        metrics = parse.metrics(results)
     except parse.ParseError as exc:
-        return _case(case, "failed", {"kind": "parse-failed", "message": str(exc)}, params=params, artifacts=artifacts), result.output
-    params["critical_npu"] = parse.critical(results).npu
+        return tr.failed(case.id, kind="parse-failed", message=str(exc), **common)
+    except tr.InvalidValue as exc:
+        return tr.failed(case.id, kind="invalid-value", message=str(exc), **common)
+    crit = parse.critical(results)
+    params["critical_npu"] = crit.npu
     if "expected_cycles" in params:
-        params["reproduces_expected"] = parse.critical(results).cycles == params["expected_cycles"]
-    return _case(case, "ok", None, parse.metrics(results), params=params, artifacts=artifacts), result.output
+        params["reproduces_expected"] = crit.cycles == params["expected_cycles"]
+    return tr.ok(case.id, metrics=metrics, **{**common, **_common(case, params)})
 
 
 def derived_case(case: Case, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
@@ -144,28 +166,26 @@ def derived_case(case: Case, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
     metric = case.params["metric"]
     hi, lo = (done.get(i) for i in case.inputs)
     params = dict(case.params, numerator_case=case.inputs[0], denominator_case=case.inputs[1])
-    bad = [c for c in (hi, lo) if c is None or c["status"] != "ok"]
+    common = _common(case, params)
+    bad = [(i, c) for i, c in zip(case.inputs, (hi, lo)) if c is None or c["status"] != OK]
     if bad:
-        statuses = {c["status"] for c in bad if c is not None}
-        status = "unavailable" if statuses <= {"unavailable"} else "failed"
-        names = ", ".join(f"{c['id']} ({c['status']})" if c else "not run" for c in (hi, lo) if c is None or c["status"] != "ok")
-        return _case(case, status, {"kind": "input-" + status, "message": f"needs both input cases ok: {names}"}, params=params)
+        names = ", ".join(f"{i} ({c['status'] if c else 'not run'})" for i, c in bad)
+        if all(c is not None and c["status"] == UNAVAILABLE for _, c in bad):  # the same reason as its inputs
+            return tr.unavailable(case.id, kind=bad[0][1]["error"]["kind"], message=f"needs both input cases ok: {names}",
+                                  **common)
+        return tr.failed(case.id, kind="incomplete", message=f"needs both input cases ok: {names}", **common)
     vals = []
     for c in (hi, lo):
         found = [m["value"] for m in c["metrics"] if m["name"] == metric]
-        if not found or found[0] <= 0:
-            return _case(case, "failed", {"kind": "parse-failed", "message": f"{c['id']} has no positive {metric}"}, params=params)
+        if not found:
+            return tr.failed(case.id, kind="parse-failed", message=f"{c['id']} has no metric {metric}", **common)
         vals.append(found[0])
-    ratio = vals[0] / vals[1]
     name = f"{metric}_scaling_n{case.params['from_npus']}_to_n{case.params['to_npus']}"
-    return _case(case, "ok", None, [{"name": name, "value": round(ratio, 6), "unit": "1", "kind": "derived", "timing": "simulated"}], params=params)
-
-
-def _signame(num: int) -> str:
     try:
-        return signal.Signals(num).name
-    except ValueError:
-        return "unknown signal"
+        value = round(tr.ratio(vals[0], vals[1], f"{name}: {metric} of {lo['id']}"), 6)
+    except tr.InvalidValue as exc:
+        return tr.failed(case.id, kind="invalid-value", message=str(exc), **common)
+    return tr.ok(case.id, metrics=[tr.metric(name, value, "1", "derived", timing="simulated")], **common)
 
 
 def safe_name(case_id: str) -> str:

@@ -1,134 +1,80 @@
 """Where ASTRA-sim comes from and how it is run: a native binary, or a Docker image.
 
-ASTRA-sim 2.0 is C++ and on no package registry; the user builds it
-(https://github.com/astra-sim/astra-sim, ``build/astra_analytical/build.sh``) and tells the
-runner where the analytical backend binaries are:
+ASTRA-sim 2.0 is C++ and on no package registry. The runner looks for the analytical backend
+binaries (``AstraSim_Analytical_Congestion_Aware`` and ``..._Congestion_Unaware``) in this order:
 
-- ``--tool-path PATH`` (alias ``--binary``; env ``ASTRA_SIM_BIN``, then ``MTAP_ASTRA_SIM_PATH``):
-  a binary (``AstraSim_Analytical_Congestion_Aware`` or ``..._Congestion_Unaware``; the other
-  one is looked up beside it), a folder holding them, or an ASTRA-sim checkout (its
-  ``build/astra_analytical/build/bin``). Cases of a binary that is not found are ``unavailable``.
-- ``--image NAME``: the same binaries inside a Docker image, through the ``docker`` Python SDK;
-  ``--tool-path`` then names their folder inside the image (default
-  ``/app/astra-sim/build/astra_analytical/build/bin``: ASTRA-sim's own Dockerfile works in
-  /app/astra-sim).
+1. ``--tool-path PATH`` (hidden alias ``--binary``): a binary (the other one is looked up beside
+   it), a folder holding them, a ``setup`` build folder or a built ASTRA-sim checkout (its
+   ``build/astra_analytical/build/bin``);
+2. ``--image NAME``: the same binaries inside a Docker image, through the ``docker`` Python SDK,
+   in the folder ``--image-bin-dir`` (default ``/app/astra-sim/build/astra_analytical/build/bin``);
+3. the environment, ``MTAP_ASTRA_SIM_PATH`` (old name ``ASTRA_SIM_BIN``), like ``--tool-path``;
+4. a verified build made by ``astra-runner setup`` (``~/.cache/mtap/astra-sim/<commit>/``).
+
+Without any of them every case is ``unavailable`` (``binary-missing``) with a message saying how
+to provide the tool. A :class:`Tool` is a plain, picklable description: worker processes run
+the cases (a Docker client is made in each worker when needed).
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 import os
-import shutil
-import subprocess
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+
+from mtap_schemas.paths import relative_to_repo
+from mtap_schemas.proc import ToolResult, run_tool
+from mtap_schemas.toolrun import location_of
 
 BINARY_NAMES = {
     "congestion-aware": "AstraSim_Analytical_Congestion_Aware",
     "congestion-unaware": "AstraSim_Analytical_Congestion_Unaware",
 }
-ENV_VARS = ("ASTRA_SIM_BIN", "MTAP_ASTRA_SIM_PATH")
+ENV_VAR = "MTAP_ASTRA_SIM_PATH"
+OLD_ENV_VAR = "ASTRA_SIM_BIN"
 IMAGE_BIN_DIR = "/app/astra-sim/build/astra_analytical/build/bin"
 CHECKOUT_BIN = Path("build/astra_analytical/build/bin")
+MOUNT = "/mtap"
 
 HOW_TO = (
-    "give the ASTRA-sim 2.0 analytical backend with --tool-path/--binary PATH (a binary "
-    "AstraSim_Analytical_Congestion_Aware or _Congestion_Unaware, their folder, or an astra-sim "
-    "checkout built with build/astra_analytical/build.sh; or set ASTRA_SIM_BIN), or --image NAME "
+    "build and cache ASTRA-sim 2.0 with `astra-runner setup`, or give its analytical backend with "
+    f"--tool-path PATH or {ENV_VAR} (a binary AstraSim_Analytical_Congestion_Aware or _Congestion_Unaware, "
+    "their folder, or an astra-sim checkout built with build/astra_analytical/build.sh), or --image NAME "
     "for a Docker image holding them (https://github.com/astra-sim/astra-sim)"
 )
-
-
-class Unavailable(Exception):
-    """The tool (or one binary of it) cannot be used here: (kind, message)."""
-
-    def __init__(self, kind: str, message: str):
-        super().__init__(message)
-        self.kind = kind
-        self.message = message
-
-
-@dataclass
-class RunResult:
-    returncode: int | None  #: None: timed out
-    output: str  #: stdout and stderr, interleaved
 
 
 @dataclass
 class Tool:
     backend: str  #: native | docker
-    location: str | None
-    binaries: dict[str, str] = field(default_factory=dict)  #: kind -> path (native) or path in the image
-    missing: dict[str, Unavailable] = field(default_factory=dict)
+    location: str | None  #: as the document records it (never a machine path)
     version: str | None = None
+    binaries: dict[str, str] = field(default_factory=dict)  #: kind -> path (native) or path in the image
+    missing: dict[str, tuple[str, str]] = field(default_factory=dict)  #: kind -> (error kind, message)
     packages: dict[str, str] = field(default_factory=dict)
+    image: str | None = None
+    found_by: str = "none"  #: how it was found, for the console line
 
-    def check(self, binary: str) -> None:
-        if binary in self.missing:
-            raise self.missing[binary]
+    def run(self, binary: str, workdir: Path, args: list[str], timeout: float) -> ToolResult:
+        if self.backend == "docker":
+            return _docker_run(self, binary, workdir, args, timeout)
+        return run_tool([self.binaries[binary], *args], timeout=timeout, cwd=workdir)
 
-    def run(self, binary: str, workdir: Path, args: list[str], timeout: float) -> RunResult:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-
-class NoTool(Tool):
-    def __init__(self) -> None:
-        super().__init__("native", None)
-        self.missing = {b: Unavailable("binary-missing", f"ASTRA-sim not given: {HOW_TO}") for b in BINARY_NAMES}
-
-
-class NativeTool(Tool):
-    def run(self, binary: str, workdir: Path, args: list[str], timeout: float) -> RunResult:
-        self.check(binary)
-        try:
-            proc = subprocess.run(
-                [self.binaries[binary], *args],
-                cwd=workdir,
-                stdout=subprocess.PIPE,
-                stderr=subprocess.STDOUT,
-                timeout=timeout,
-            )
-        except subprocess.TimeoutExpired as exc:
-            out = exc.stdout.decode("utf-8", "replace") if exc.stdout else ""
-            return RunResult(None, out)
-        except OSError as exc:  # not executable, wrong architecture, ...
-            return RunResult(127, f"could not start {self.binaries[binary]}: {exc}")
-        return RunResult(proc.returncode, proc.stdout.decode("utf-8", "replace"))
+    def identity(self) -> dict[str, object]:
+        """What a checkpoint's plan digest depends on."""
+        return {"backend": self.backend, "location": self.location, "version": self.version,
+                "packages": self.packages, "missing": sorted(self.missing)}
 
 
-class DockerTool(Tool):
-    client = None
-    image = ""
+#: tool.location when no ASTRA-sim was found. (null is what it should be, but the tool-run v2 schema's
+#: no-machine-path rule refuses null there: reported to the lead; back to None once the schema allows it.)
+NOT_FOUND = "not found (no --tool-path, --image, MTAP_ASTRA_SIM_PATH or setup build)"
 
-    def run(self, binary: str, workdir: Path, args: list[str], timeout: float) -> RunResult:
-        self.check(binary)
-        from docker.errors import APIError
-        from requests.exceptions import ConnectionError as RequestsConnectionError
-        from requests.exceptions import ReadTimeout
 
-        mount = "/mtap"
-        try:
-            container = self.client.containers.run(
-                self.image,
-                [self.binaries[binary], *[a.replace(str(workdir), mount) for a in args]],
-                volumes={str(workdir): {"bind": mount, "mode": "rw"}},
-                working_dir=mount,
-                detach=True,
-            )
-        except APIError as exc:  # e.g. the binary is not at that path in the image
-            return RunResult(127, f"could not start {self.binaries[binary]} in image {self.image}: {exc}")
-        try:
-            try:
-                status = container.wait(timeout=timeout)
-            except (ReadTimeout, RequestsConnectionError):
-                container.kill()
-                return RunResult(None, container.logs(stdout=True, stderr=True).decode("utf-8", "replace"))
-            return RunResult(int(status.get("StatusCode", 1)), container.logs(stdout=True, stderr=True).decode("utf-8", "replace"))
-        finally:
-            try:
-                container.remove(force=True)
-            except Exception:
-                pass
+def no_tool() -> Tool:
+    return Tool("native", NOT_FOUND, missing={b: ("binary-missing", f"ASTRA-sim not given: {HOW_TO}") for b in BINARY_NAMES})
 
 
 def sha256(path: Path) -> str:
@@ -139,24 +85,28 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
+def _build_version(folders: list[Path]) -> str | None:
+    """``version`` of an ``astra-runner setup`` build record (build.json) beside the binaries."""
+    for d in folders:
+        try:
+            info = json.loads((d / "build.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and isinstance(info.get("version"), str):
+            return info["version"]
+    return None
+
+
 def _git_version(start: Path) -> str | None:
-    """``<commit>`` (plus ``-dirty``) of the git checkout holding ``start``, when there is one."""
-    git = shutil.which("git")
-    if git is None:
-        return None
+    """``git:<commit>`` (plus ``-dirty``) of the git checkout holding ``start``, when there is one."""
     for d in [start, *start.parents]:
         if (d / ".git").exists():
-            try:
-                sha = subprocess.run([git, "-C", str(d), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=10)
-                if sha.returncode != 0:
-                    return None
-                dirty = subprocess.run(
-                    [git, "-C", str(d), "status", "--porcelain", "--untracked-files=no", "--ignore-submodules=all"],
-                    capture_output=True, text=True, timeout=30,
-                )
-                return f"git:{sha.stdout.strip()}" + ("-dirty" if dirty.stdout.strip() else "")
-            except (OSError, subprocess.SubprocessError):
+            sha = run_tool(["git", "-C", str(d), "rev-parse", "HEAD"], timeout=30)
+            if not sha.ok:
                 return None
+            dirty = run_tool(["git", "-C", str(d), "status", "--porcelain", "--untracked-files=no",
+                              "--ignore-submodules=all"], timeout=60)
+            return f"git:{sha.stdout.strip()}" + ("-dirty" if dirty.ok and dirty.stdout.strip() else "")
     return None
 
 
@@ -164,12 +114,12 @@ def _kind_of(name: str) -> str:
     return "congestion-unaware" if name.endswith("Unaware") else "congestion-aware"
 
 
-def native_tool(path: str) -> Tool:
-    """Resolve a user-given path. Raises FileNotFoundError when the path does not exist."""
-    p = Path(path).expanduser()
-    if not p.exists():
-        raise FileNotFoundError(path)
-    p = p.resolve()
+def native_tool(path: str | os.PathLike[str], found_by: str) -> Tool:
+    """The binaries at a user-given path. Raises FileNotFoundError when the path does not exist."""
+    given = Path(path).expanduser()
+    if not given.exists():
+        raise FileNotFoundError(str(path))
+    p = given.resolve()
     found: dict[str, Path] = {}
     if p.is_file():
         found[_kind_of(p.name)] = p
@@ -184,41 +134,46 @@ def native_tool(path: str) -> Tool:
             if cand.is_file():
                 found[kind] = cand
                 break
-    tool = NativeTool("native", str(p))
+    tool = Tool("native", None, found_by=found_by)
     for kind, name in BINARY_NAMES.items():
         if kind not in found:
-            where = ", ".join(str(f) for f in folders)
-            tool.missing[kind] = Unavailable("binary-missing", f"{name} not found in {where}: {HOW_TO}")
+            where = relative_to_repo(folders[0]) + ("" if p.is_file() else f" (nor its bin/ or {CHECKOUT_BIN}/)")
+            tool.missing[kind] = ("binary-missing", f"{name} not found in {where}, from {found_by}: {HOW_TO}")
         elif not os.access(found[kind], os.X_OK):
-            tool.missing[kind] = Unavailable("binary-missing", f"{found[kind]} is not executable")
+            tool.missing[kind] = ("binary-missing", f"{name} (from {found_by}) is not executable")
         else:
             tool.binaries[kind] = str(found[kind])
-            tool.packages[f"astra-sim:{BINARY_NAMES[kind]}:sha256"] = sha256(found[kind])
-    tool.version = _git_version(next(iter(found.values())).parent) if found else None
+            tool.packages[f"astra-sim:{name}:sha256"] = sha256(found[kind])
+    if found:
+        first = found.get("congestion-aware") or next(iter(found.values()))
+        tool.version = _build_version([first.parent, first.parent.parent]) or _git_version(first.parent)
+        tool.location = location_of(first, tool.version)
+    else:
+        tool.location = location_of(p)
     return tool
 
 
-def docker_tool(image: str, bin_dir: str | None) -> Tool:
-    folder = PurePosixPath(bin_dir or IMAGE_BIN_DIR)
-    tool = DockerTool("docker", image)
-    tool.image = image
-    reason: Unavailable | None = None
+def docker_tool(image: str, bin_dir: str) -> Tool:
+    folder = PurePosixPath(bin_dir)
+    tool = Tool("docker", image, image=image, found_by="--image")
+    reason: tuple[str, str] | None = None
     try:
         import docker
         from docker.errors import DockerException, ImageNotFound
 
         try:
-            tool.client = docker.from_env()
-            tool.client.ping()
-            img = tool.client.images.get(image)
+            client = docker.from_env()
+            client.ping()
+            img = client.images.get(image)
             tool.packages["astra-sim:image-id"] = img.id
             tool.packages["docker-sdk"] = docker.__version__
         except ImageNotFound:
-            reason = Unavailable("image-missing", f"Docker image {image!r} not found locally (build it or `docker pull {image}`); or {HOW_TO}")
+            reason = ("image-missing", f"Docker image {image!r} not found locally (build it or `docker pull {image}`); or {HOW_TO}")
         except DockerException as exc:
-            reason = Unavailable("docker-unavailable", f"no Docker daemon reachable for image {image!r} ({str(exc).splitlines()[0][:200]}); or {HOW_TO}")
+            first = (str(exc).splitlines() or [""])[0][:200]
+            reason = ("docker-unavailable", f"no Docker daemon reachable for image {image!r} ({first}); or {HOW_TO}")
     except ImportError:
-        reason = Unavailable("docker-unavailable", f"the docker Python SDK is not installed (pip install docker) for image {image!r}")
+        reason = ("docker-missing", f"the docker Python SDK is not installed (pip install docker) for image {image!r}")
     for kind, name in BINARY_NAMES.items():
         if reason:
             tool.missing[kind] = reason
@@ -227,14 +182,47 @@ def docker_tool(image: str, bin_dir: str | None) -> Tool:
     return tool
 
 
-def resolve(tool_path: str | None, image: str | None) -> Tool:
-    if image:
-        return docker_tool(image, tool_path)
-    if tool_path is None:
-        for var in ENV_VARS:
-            if os.environ.get(var):
-                tool_path = os.environ[var]
-                break
-    if not tool_path:
-        return NoTool()
-    return native_tool(tool_path)
+_CLIENT = None
+
+
+def _docker_run(tool: Tool, binary: str, workdir: Path, args: list[str], timeout: float) -> ToolResult:
+    """Run one binary in a container of ``tool.image``; the work folder is mounted at /mtap.
+    The SDK's failures come back as a ToolResult whose ``error()`` gives a kind from the list."""
+    import time
+
+    import docker
+    from docker.errors import APIError, DockerException
+    from requests.exceptions import ConnectionError as RequestsConnectionError
+    from requests.exceptions import ReadTimeout
+
+    global _CLIENT
+    argv = (tool.binaries[binary], *[a.replace(str(workdir), MOUNT) for a in args])
+    t0 = time.monotonic()
+    try:
+        if _CLIENT is None:
+            _CLIENT = docker.from_env()
+        container = _CLIENT.containers.run(tool.image, list(argv), volumes={str(workdir): {"bind": MOUNT, "mode": "rw"}},
+                                           working_dir=MOUNT, detach=True)
+    except (APIError, DockerException) as exc:  # e.g. the binary is not at that path in the image
+        first = (str(exc).splitlines() or [""])[0][:300]
+        return ToolResult(argv, None, "", f"not startable in image {tool.image}: {first}", "not-found", 0.0)
+    try:
+        try:
+            status = container.wait(timeout=timeout)
+        except (ReadTimeout, RequestsConnectionError):
+            container.kill()
+            logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+            return ToolResult(argv, None, logs, "", "timeout", time.monotonic() - t0)
+        code = int(status.get("StatusCode", 1))
+        logs = container.logs(stdout=True, stderr=True).decode("utf-8", "replace")
+        container.reload()
+        if (container.attrs.get("State") or {}).get("OOMKilled"):
+            return ToolResult(argv, -9, logs, "", "out-of-memory", time.monotonic() - t0)
+        if code > 128:  # the shell convention for "killed by signal code - 128"
+            return ToolResult(argv, 128 - code, logs, "", "signal", time.monotonic() - t0)
+        return ToolResult(argv, code, logs, "", "exit", time.monotonic() - t0)
+    finally:
+        try:
+            container.remove(force=True)
+        except Exception:  # noqa: BLE001 - best effort clean-up of a finished container
+            pass
