@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import Fault
+from conftest import Fault, rate_limited
 
 import mtap_schemas
 from mtap_ci_timing.cli import main
@@ -72,6 +72,18 @@ def _bad_step(job):
     job["steps"][1]["number"] = None
 
 
+def _huge_id(job):
+    job["id"] = 2**70
+
+
+def _surrogate_step_name(job):
+    job["steps"][0]["name"] = "Set up \ud800"  # served as the JSON escape "\ud800": not text
+
+
+def _start_past_year_9999(job):
+    job["started_at"] = "9999-12-31T23:59:59-01:00"
+
+
 @pytest.mark.parametrize(
     "break_job, reason",
     [
@@ -79,8 +91,11 @@ def _bad_step(job):
         (_bad_start, 'field started_at: got "yesterday", expected an ISO 8601 timestamp or null'),
         (_no_end, "field completed_at: got nothing (the field is absent), expected an ISO 8601 timestamp or null"),
         (_bad_step, "field steps[1].number: got null, expected an integer"),
+        (_huge_id, f"field id: got {2**70}, expected an integer that fits in 64 bits"),
+        (_surrogate_step_name, 'field steps[0].name: got "Set up \\ud800", expected a string'),
+        (_start_past_year_9999, 'field started_at: got "9999-12-31T23:59:59-01:00", expected an ISO 8601 timestamp or null'),
     ],
-    ids=["name-null", "started-yesterday", "completed-missing", "step-number-null"],
+    ids=["name-null", "started-yesterday", "completed-missing", "step-number-null", "id-beyond-64-bits", "lone-surrogate", "time-out-of-range"],
 )
 def test_malformed_job_is_left_out_and_named(fake, tmp_path, break_job, reason):
     break_job(fake.history[0]["jobs"][0])  # astra in run #100
@@ -91,7 +106,8 @@ def test_malformed_job_is_left_out_and_named(fake, tmp_path, break_job, reason):
     assert "1 malformed item(s) left out" in line and reason in line
     doc = doc_of(tmp_path)
     assert doc["complete"] is False
-    what = "job 10001 of run 9100 (#100), left out" if break_job is _null_name else "job 10001 'astra' of run 9100 (#100), left out"
+    job_id = 2**70 if break_job is _huge_id else 10001
+    what = f"job {job_id} of run 9100 (#100), left out" if break_job is _null_name else f"job {job_id} 'astra' of run 9100 (#100), left out"
     assert doc["missing"] == [{"what": what, "reason": reason}]
     assert [len(r["jobs"]) for r in doc["runs"]] == [4, 5, 5]  # the rest of run #100 is kept
     assert tool_jobs(doc, "astra-sim") == 2 and tool_jobs(doc, "timeloop") == 3
@@ -136,6 +152,25 @@ def test_repository_answer_that_is_not_a_repository_is_exit_2(fake, tmp_path, bo
     exited(result, 2)
     assert error_lines(result.stderr) == [f"Error: {fake.base}/repos/mtap/mtap: expected a repository object with a full_name, got {got}"]
     assert not (tmp_path / "out").exists()
+
+
+def test_unusable_rate_limit_reset_is_one_line(fake, tmp_path):
+    fault = rate_limited(rf"^{RUNS}$", reset_in=0, times=-1)
+    fault.headers = lambda: {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "9" * 20}
+    fake.faults.append(fault)
+    proc = run_process(fake, tmp_path, "--max-wait", "5")
+    assert "Traceback" not in proc.stderr and proc.returncode == 3, proc.stderr
+    (line,) = error_lines(proc.stderr)
+    assert "longer than --max-wait 5 s" in line and "is not a usable time" in line and line.endswith("nothing written")
+
+
+def test_workflow_answer_that_is_not_json_is_one_line(fake, tmp_path):
+    fake.faults.append(Fault(path=r"/actions/workflows/ci.yml$", status=200, body=b"{not json", times=-1))
+    proc = run_process(fake, tmp_path, "--workflow", "ci.yml")
+    assert "Traceback" not in proc.stderr and proc.returncode == 3, proc.stderr
+    assert error_lines(proc.stderr) == [
+        f"Error: {fake.base}/repos/mtap/mtap/actions/workflows/ci.yml: the response is not valid JSON (JSONDecodeError); no run was read, nothing written"
+    ]
 
 
 def test_runs_listing_breaks_on_page_2_keeps_page_1(fake, tmp_path):

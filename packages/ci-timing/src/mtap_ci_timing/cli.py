@@ -204,7 +204,7 @@ def run(
     doc = result.doc
     try:
         path = mtap_schemas.write(Path(output) / f"{name}.json", doc, "ci-timing")
-    except (OSError, mtap_schemas.SchemaError, ValueError) as exc:
+    except (OSError, mtap_schemas.SchemaError, ValueError, TypeError) as exc:  # orjson's encode error is a TypeError
         raise _fail(f"{Path(output) / f'{name}.json'}: not written: {_one_line(exc)}") from None
     click.echo(f"wrote {path} ({len(doc['runs'])} runs, {sum(len(r['jobs']) for r in doc['runs'])} jobs)", err=True)
     if not no_report:

@@ -16,6 +16,9 @@ Fields used, with what is accepted (GitHub REST reference, "workflow run" and "j
 - step: ``number`` (integer), ``name`` (string), ``conclusion`` (string or null),
   ``started_at``, ``completed_at`` (timestamp or null, may be absent: GitHub omits them for
   steps that never started).
+
+Integers must fit in 64 bits, strings must be text (no lone surrogate from a ``\ud800``
+escape) and timestamps must stay within years 1-9999 in UTC: what the JSON writer can hold.
 """
 
 from __future__ import annotations
@@ -36,12 +39,16 @@ class Malformed(ValueError):
 def _show(value: Any) -> str:
     if value is _ABSENT:
         return "nothing (the field is absent)"
-    text = json.dumps(value, default=str)
+    text = json.dumps(value, default=str)  # ASCII: a lone surrogate is shown escaped
     return text if len(text) <= 40 else text[:37] + "..."
 
 
 def _bad(field: str, value: Any, expected: str) -> Malformed:
     return Malformed(f"field {field}: got {_show(value)}, expected {expected}")
+
+
+#: JSON writers (orjson) hold integers in 64 bits
+INT64 = (-(2**63), 2**63 - 1)
 
 
 def integer(obj: dict[str, Any], key: str, where: str = "", *, required: bool = False, minimum: int | None = None) -> int | None:
@@ -51,14 +58,24 @@ def integer(obj: dict[str, Any], key: str, where: str = "", *, required: bool = 
     expected = "an integer" + (f" >= {minimum}" if minimum is not None else "") + ("" if required else " or null")
     if isinstance(value, bool) or not isinstance(value, int) or (minimum is not None and value < minimum):
         raise _bad(where + key, value, expected)
+    if not INT64[0] <= value <= INT64[1]:
+        raise _bad(where + key, value, "an integer that fits in 64 bits")
     return value
+
+
+def _unicode(value: str) -> bool:
+    try:
+        value.encode("utf-8")  # a lone surrogate (a "\ud800" escape in the JSON) is not text
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def string(obj: dict[str, Any], key: str, where: str = "", *, required: bool = False) -> str | None:
     value = obj.get(key, _ABSENT)
     if (value is _ABSENT or value is None) and not required:
         return None
-    if not isinstance(value, str):
+    if not isinstance(value, str) or not _unicode(value):
         raise _bad(where + key, value, "a string" if required else "a string or null")
     return value
 
@@ -74,10 +91,9 @@ def timestamp(obj: dict[str, Any], key: str, where: str = "", *, present: bool =
     if isinstance(value, str) and len(value) > 10 and value[10] in "Tt ":
         try:
             parsed = datetime.fromisoformat(value)
-        except ValueError:
-            parsed = None
-        if parsed is not None:
             return parsed.replace(tzinfo=UTC) if parsed.tzinfo is None else parsed.astimezone(UTC)
+        except (ValueError, OverflowError):  # not ISO 8601, or out of range once in UTC
+            pass
     raise _bad(where + key, value, "an ISO 8601 timestamp or null")
 
 

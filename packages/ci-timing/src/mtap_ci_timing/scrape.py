@@ -99,7 +99,10 @@ def describe_stop(exc: BaseException, max_wait: float, retries: int) -> str:
         reset = (exc.headers or {}).get("X-RateLimit-Reset") or (exc.headers or {}).get("x-ratelimit-reset")
         when = ""
         if reset and str(reset).isdigit():
-            when = f" (rate limit resets at {iso(datetime.fromtimestamp(int(reset), UTC))})"
+            try:
+                when = f" (rate limit resets at {iso(datetime.fromtimestamp(int(reset), UTC))})"
+            except (OverflowError, ValueError, OSError):  # a reset time no clock can show
+                when = f" (X-RateLimit-Reset {str(reset)[:20]!r} is not a usable time)"
         return (
             f"rate limit: the API asks to wait {exc.wait or 0:.0f} s{when}, longer than --max-wait {max_wait:g} s"
         )
@@ -119,13 +122,22 @@ def describe_stop(exc: BaseException, max_wait: float, retries: int) -> str:
 STOP_ERRORS = (GithubException, requests.exceptions.RequestException, MalformedResponse)
 
 
+def get_json(gh: Github, path: str, where: str) -> Any:
+    """GET ``path`` through the client (retries, rate-limit waits); a body that is not JSON
+    raises :class:`MalformedResponse` naming ``where``."""
+    try:
+        return gh.requester.requestJsonAndCheck("GET", path)[1]
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        raise MalformedResponse(f"{where}: the response is not valid JSON ({type(exc).__name__})") from None
+
+
 def open_repository(gh: Github, repository: str, api_url: str, authenticated: bool, max_wait: float, retries: int) -> None:
     """GET the repository: the access check (token, existence, reachability) before any listing."""
     where = f"{api_url}/repos/{repository}"
     try:
-        _, data = gh.requester.requestJsonAndCheck("GET", f"/repos/{repository}")
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise AccessError(f"{where}: the response is not valid JSON ({type(exc).__name__})") from None
+        data = get_json(gh, f"/repos/{repository}", where)
+    except MalformedResponse as exc:
+        raise AccessError(str(exc)) from None
     except BadCredentialsException as exc:
         raise AccessError(
             f"{api_url}: HTTP 401 {_message(exc)}: the token in GITHUB_TOKEN was refused (unset it to read a public repository anonymously)"
@@ -210,7 +222,7 @@ def scrape(
         base = f"/repos/{repository}"
         if workflow:
             path = f"{base}/actions/workflows/{quote(workflow, safe='')}"
-            _, wf = gh.requester.requestJsonAndCheck("GET", path)
+            wf = get_json(gh, path, f"{api_url}{path}")
             if not isinstance(wf, dict) or isinstance(wf.get("id"), bool) or not isinstance(wf.get("id"), int):
                 raise MalformedResponse(f"{api_url}{path}: expected a workflow object with an integer id, got {shape(wf)}")
             base = f"{base}/actions/workflows/{wf['id']}"
