@@ -1,111 +1,78 @@
-"""Sessions that chain mtap's microtools: each runner session installs only its own package
-(plus mtap-schemas) into its own virtualenv and writes to data/evaluation/<tool>/.
+"""Sessions that chain mtap's microtools: each session installs only its own package (plus
+mtap-schemas) into its own virtualenv. Every package's settings — virtualenv backend, what is
+installed first (pins such as torch), its session, tags and default arguments — live in that
+package's own ``pyproject.toml`` under ``[tool.mtap]``, read here with ``nox.project.load_toml``.
 
     nox -s astra vidur aggregate     # run two runners, then aggregate everything on disk
     nox -s tests                     # every package's tests, each in its own environment
-    nox -l                           # list sessions
+    nox -t runner                    # every runner; -t consumer: aggregate, compose, figures
+    nox -l                           # list sessions (each says if it needs a GPU or an outside tool)
 """
 
 from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
 import nox
 
 ROOT = Path(__file__).parent
 SCHEMAS = "./schemas"
 EVAL = "data/evaluation"
+#: the linter, pinned for the whole tree (its settings: ruff.toml)
+RUFF = "ruff==0.17.6"
 
 nox.options.sessions = ["tests"]
 nox.options.reuse_existing_virtualenvs = True
 nox.options.error_on_missing_interpreters = True
 
-# uv is fast where it works; packages that need PyTorch use pip, which takes the CPU build
-# that pip can find for the pinned version instead of a multi-GB CUDA build.
-FAST = "uv|venv"
-PIP = "venv"
 
-#: package folder -> (nox backend, extra pip requirements installed first)
-PACKAGES: dict[str, tuple[str, list[str]]] = {
-    "aggregate": (FAST, []),
-    "compose-analysis": (FAST, []),
-    "figures": (FAST, []),
-    "ci-timing": (FAST, []),
-    "analytical-runner": (PIP, ["torch==2.13.0"]),
-    # mlc-chakra without its declared deps (~100 packages it does not need here)
-    "astra-runner": (FAST, ["--no-deps", "mlc-chakra==1.0.0"]),
-    "timeloop-runner": (FAST, []),
-    "zigzag-runner": (FAST, []),
-    "neusight-runner": (FAST, []),
-    # nn-meter==2.0 pins that clash with the rest (setuptools<81, scikit-learn==1.2.2, numpy<2): own venv
-    "nnmeter-runner": (PIP, ["torch==2.13.0", "setuptools<81", "numpy<2", "scikit-learn==1.2.2"]),
-    # measures on a GPU; CI runs its tests on the CPU build
-    "groundtruth": (PIP, ["torch==2.13.0"]),
-    # vidur==0.0.26 from PyPI is a dependency (no torch); the [profile] extra (torch) is GPU-only
-    "vidur-runner": (FAST, []),
-}
+def _load() -> dict[str, dict[str, Any]]:
+    """package folder -> its [tool.mtap] settings (with defaults)."""
+    out = {}
+    for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
+        settings = nox.project.load_toml(pyproject).get("tool", {}).get("mtap", {})
+        out[pyproject.parent.name] = {"venv-backend": "uv|venv", "pre-install": [], "tags": [], **settings}
+    return out
+
+
+PACKAGES = _load()
 
 
 def install(session: nox.Session, package: str, extras: str = "") -> None:
-    backend, pre = PACKAGES[package]
+    pre = PACKAGES[package]["pre-install"]
     if pre:
         session.install(*pre)
     session.install(SCHEMAS, f"./packages/{package}{extras}")
 
 
-def runner_session(name: str, package: str, command: str, *default_args: str) -> None:  # noqa: D401
-    """Register `nox -s <name>`: install <package>, run `<command> run --output data/evaluation/<tool> ...`."""
+def _register_runner(package: str, settings: dict[str, Any]) -> None:
+    """`nox -s <session>`: install <package>, run `<command> run --output <output> <args> <posargs>`."""
+    name, command = settings["session"], settings["command"]
+    needs = "; ".join(settings.get("needs", [])) or "nothing outside PyPI"
+    doc = f"{settings.get('summary', package)} -> {settings['output']}/ (needs {needs}; runner options after --)"
 
-    @nox.session(name=name, venv_backend=PACKAGES[package][0])
+    @nox.session(name=name, venv_backend=settings["venv-backend"], tags=settings["tags"])
     def _session(session: nox.Session) -> None:
         install(session, package)
-        session.run(command, "run", *default_args, *session.posargs)
+        # exit 4: the document on disk has more ok cases and was kept (the new one is beside it) — not a failure here
+        session.run(command, "run", "--output", settings["output"], *settings.get("args", []), *session.posargs,
+                    success_codes=[0, 4])
 
-    _session.__doc__ = f"Run {package} ({command} run {' '.join(default_args)}); extra args after --."
-
-
-runner_session("analytical", "analytical-runner", "analytical-runner", "--output", f"{EVAL}/analytical")
-
-
-@nox.session(name="bench-analytical", venv_backend=PIP)
-def bench_analytical(session: nox.Session) -> None:
-    """analytical-runner's benchmark: tracing time per model (target < 5 s each)."""
-    install(session, "analytical-runner")
-    session.run("python", "packages/analytical-runner/bench/bench_trace.py", *session.posargs)
+    _session.__doc__ = doc
 
 
-# ASTRA-sim from ASTRA_SIM_BIN or `nox -s astra -- --tool-path DIR`; without one: astra-sim.unavailable.tool-run.json
-runner_session("astra", "astra-runner", "astra-runner", "--output", f"{EVAL}/astra-sim")
-# Timeloop from MTAP_TIMELOOP_PATH or `nox -s timeloop -- --tool-path DIR`; without one an existing
-# timeloop.tool-run.json with real results is kept (the runner's default; `-- --overwrite` replaces it)
-runner_session("timeloop", "timeloop-runner", "timeloop-runner", "--output", f"{EVAL}/timeloop")
-runner_session("zigzag", "zigzag-runner", "zigzag-runner", "--output", f"{EVAL}/zigzag")
-# nn-Meter predictors from MTAP_NNMETER_PREDICTOR_DIR or `nox -s nnmeter -- --predictor-dir DIR`
-# (sha256-checked); without them kernel detection only, latency cases `unavailable`
-runner_session("nnmeter", "nnmeter-runner", "nnmeter-runner", "--output", f"{EVAL}/nn-meter")
-# Needs a CUDA GPU (refuses to run without one); the committed data came from the lent H100s
-# through packages/groundtruth/scripts/device-run.sh. Extra args after --, e.g. -- --suite multi.
-runner_session("groundtruth", "groundtruth", "groundtruth", "--output", f"{EVAL}/groundtruth")
-# VIDUR offline from the committed H100 profile (data/profiles/vidur/); A100 cases are `unavailable`
-# unless upstream's full profile dir is given: `nox -s vidur -- --profiles <vidur checkout>/data/profiling`.
-# Trained predictors are cached in ~/.cache/mtap/vidur (MTAP_VIDUR_CACHE): the first run trains (~2 min).
-runner_session("vidur", "vidur-runner", "vidur-runner", "--output", f"{EVAL}/vidur", "--keep-outputs", f"{EVAL}/vidur/outputs")
+for _package, _settings in PACKAGES.items():
+    if "session" in _settings and "command" in _settings:
+        _register_runner(_package, _settings)
 
 
-@nox.session(name="bench-vidur", venv_backend=FAST)
-def bench_vidur(session: nox.Session) -> None:
-    """vidur-runner's overhead over the bare `python -m vidur.main` for one case, warm cache (target <= 10%)."""
-    install(session, "vidur-runner")
-    session.run("python", "packages/vidur-runner/bench/bench_overhead.py", *session.posargs)
-
-
-@nox.session(venv_backend=FAST)
+@nox.session(venv_backend=PACKAGES["neusight-runner"]["venv-backend"], tags=["runner"])
 def neusight(session: nox.Session) -> None:
-    """NeuSight: re-score its artifact (../shared/neusight or MTAP_NEUSIGHT_ARTIFACT) into
-    data/evaluation/neusight/neusight.tool-run.json; live mode with MTAP_NEUSIGHT_PATH or
-    `-- --neusight-dir CHECKOUT --neusight-python PY` (neusight-live.tool-run.json); skipped,
-    saying how to provide either, when neither is present."""
+    """NeuSight: re-score its artifact (../shared/neusight or MTAP_NEUSIGHT_ARTIFACT) -> data/evaluation/neusight/;
+    live mode with MTAP_NEUSIGHT_PATH or `-- --neusight-dir CHECKOUT --neusight-python PY`; skipped, saying how
+    to provide either, when neither is present (needs NeuSight's artifact or checkout)."""
     install(session, "neusight-runner")
     args = list(session.posargs)
     if not args and not os.environ.get("MTAP_NEUSIGHT_ARTIFACT"):
@@ -118,28 +85,28 @@ def neusight(session: nox.Session) -> None:
     session.run("neusight-runner", "run", "--output", f"{EVAL}/neusight", *args)
 
 
-@nox.session(venv_backend=FAST)
+@nox.session(venv_backend=PACKAGES["aggregate"]["venv-backend"], tags=["consumer"])
 def aggregate(session: nox.Session) -> None:
-    """Aggregate every tool-run document under data/evaluation/ into one table and a coverage matrix."""
+    """Aggregate every tool-run document under data/evaluation/ into one table, a coverage matrix and the MTAP tables."""
     install(session, "aggregate")
     session.run("mtap-aggregate", "run", "--evaluation-dir", EVAL, *session.posargs)
 
 
-@nox.session(venv_backend=FAST)
+@nox.session(venv_backend=PACKAGES["compose-analysis"]["venv-backend"], tags=["consumer"])
 def compose(session: nox.Session) -> None:
     """D2 compositional fidelity (layer -> model, compute -> system) from data/evaluation/."""
     install(session, "compose-analysis")
     session.run("compose-analysis", "run", "--evaluation-dir", EVAL, *session.posargs)
 
 
-@nox.session(venv_backend=FAST)
+@nox.session(venv_backend=PACKAGES["figures"]["venv-backend"], tags=["consumer"])
 def figures(session: nox.Session) -> None:
     """PNG + PDF figures from data/evaluation/ into figures/ (run aggregate and compose first)."""
     install(session, "figures")
     session.run("mtap-figures", "run", "--evaluation-dir", EVAL, "--output", "figures", *session.posargs)
 
 
-@nox.session(name="ci-timing", venv_backend=FAST)
+@nox.session(name="ci-timing", venv_backend=PACKAGES["ci-timing"]["venv-backend"], tags=["consumer"])
 def ci_timing(session: nox.Session) -> None:
     """GitHub Actions timings per tool -> data/evaluation/ci-timing/ + deployment-viability-report.md.
 
@@ -157,20 +124,40 @@ def ci_timing(session: nox.Session) -> None:
     session.run("ci-timing", "report")
 
 
-@nox.session(name="bench-aggregate", venv_backend=FAST)
-def bench_aggregate(session: nox.Session) -> None:
-    """aggregate's time over 100,000 generated case rows (target < 2 s on 2 cores)."""
-    install(session, "aggregate", "[test]")
-    session.run("python", "packages/aggregate/bench/bench_aggregate.py", *session.posargs)
+BENCHES = {
+    "bench-aggregate": ("aggregate", "[test]", "packages/aggregate/bench/bench_aggregate.py",
+                        "mtap-aggregate run over 200,000 cases (~230 MB): <= 5 s wall, <= 1 GB peak RSS on 2 cores"),
+    "bench-analytical": ("analytical-runner", "", "packages/analytical-runner/bench/bench_trace.py",
+                         "analytical-runner's tracing time per model (target < 5 s each)"),
+    "bench-vidur": ("vidur-runner", "", "packages/vidur-runner/bench/bench_overhead.py",
+                    "vidur-runner's overhead over bare `python -m vidur.main`, warm cache (target <= 10%)"),
+    "bench-jobs": ("zigzag-runner", "", "packages/zigzag-runner/bench/bench_jobs.py",
+                   "zigzag-runner --jobs 2 vs --jobs 1 on a layer subset, one run (target >= 1.8x on 2 cores)"),
+}
+
+
+def _register_bench(name: str, package: str, extras: str, script: str, doc: str) -> None:
+    @nox.session(name=name, venv_backend=PACKAGES[package]["venv-backend"], tags=["bench"])
+    def _bench(session: nox.Session) -> None:
+        if not (ROOT / script).is_file():
+            session.error(f"{script} is missing")
+        install(session, package, extras)
+        session.run("python", script, *session.posargs)
+
+    _bench.__doc__ = doc
+
+
+for _name, _spec in BENCHES.items():
+    _register_bench(_name, *_spec)
 
 
 def _register_package_tests(package: str) -> str:
     name = f"tests-{package}"
 
-    @nox.session(name=name, venv_backend=PACKAGES[package][0])
+    @nox.session(name=name, venv_backend=PACKAGES[package]["venv-backend"], tags=["tests"])
     def _tests(session: nox.Session) -> None:
         install(session, package, "[test]")
-        if package == "aggregate":
+        if package == "aggregate":  # mtap-schemas' own tests run once, in a light environment
             session.run("pytest", "-q", "schemas/tests", env={"PYTHONDONTWRITEBYTECODE": "1"})
         session.run("pytest", "-q", f"packages/{package}/tests", *session.posargs, env={"PYTHONDONTWRITEBYTECODE": "1"})
 
@@ -184,14 +171,14 @@ def tests(session: nox.Session) -> None:
     session.log(f"tests passed for: {', '.join(sorted(PACKAGES))}")
 
 
-@nox.session(venv_backend=FAST)
+@nox.session(venv_backend="uv|venv", tags=["tests"])
 def lint(session: nox.Session) -> None:
-    """ruff over the whole tree."""
-    session.install("ruff")
+    """ruff (pinned) over the whole tree."""
+    session.install(RUFF)
     session.run("ruff", "check", "noxfile.py", "schemas", "packages", *session.posargs)
 
 
-@nox.session(python=False, requires=["bench-aggregate", "bench-analytical", "bench-vidur"])
+@nox.session(python=False, requires=sorted(BENCHES))
 def bench(session: nox.Session) -> None:
-    """Every benchmark (speed targets live here, never in tests): bench-aggregate, bench-analytical, bench-vidur."""
-    session.log("benchmarks done: bench-aggregate, bench-analytical, bench-vidur")
+    """Every benchmark (speed targets live here, never in tests)."""
+    session.log(f"benchmarks done: {', '.join(sorted(BENCHES))}")
