@@ -5,6 +5,7 @@ work, timeouts that leave nothing running."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -163,7 +164,10 @@ if pathlib.Path({str(hang)!r}).exists() and len(pathlib.Path({str(marker)!r}).re
     cfg = config(tmp_path, {"include": ["w6/all-reduce.n8.*"]})  # 6 cases
     args = [sys.executable, "-m", "mtap_astra_runner.cli", "run", "--output", str(tmp_path / "out"), "--tool-path", str(folder),
             "--config", str(cfg), "--jobs", "1"]
-    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tmpdir = tmp_path / "tmpdir"
+    tmpdir.mkdir()
+    proc = subprocess.Popen(args, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env={**os.environ, "TMPDIR": str(tmpdir)})
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline and not (marker.exists() and len(marker.read_text()) == 4):
         time.sleep(0.1)
@@ -171,6 +175,7 @@ if pathlib.Path({str(hang)!r}).exists() and len(pathlib.Path({str(marker)!r}).re
     proc.send_signal(signal.SIGTERM)
     _, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
+    assert list(tmpdir.iterdir()) == []  # the case's work folder and the captured output are cleaned up
     assert not (tmp_path / "out" / "astra-sim.tool-run.json").exists()
     progress = (tmp_path / "out" / ".astra-sim.progress.jsonl").read_text().splitlines()
     assert len(progress) == 1 + 3  # the plan line and the three finished cases
