@@ -154,6 +154,34 @@ def test_repository_answer_that_is_not_a_repository_is_exit_2(fake, tmp_path, bo
     assert not (tmp_path / "out").exists()
 
 
+@pytest.mark.parametrize("listing", ["runs", "jobs"])
+def test_link_header_loop_ends(fake, tmp_path, listing):
+    """Every page says its next page is page 2: without a guard the jobs listing never ends,
+    and the runs listing (a repeated run is recorded once) neither."""
+    original = fake.answer
+    target = RUNS if listing == "runs" else f"{RUNS}/9100/jobs"
+
+    def answer(path, query, auth):
+        status, body, headers = original(path, query, auth)
+        if path == target:
+            status, body, headers = original(path, {k: v for k, v in query.items() if k != "page"}, auth)
+            headers = {"Link": f'<{fake.base}{target}?page=2>; rel="next"'}
+        return status, body, headers
+
+    fake.answer = answer
+    proc = run_process(fake, tmp_path, "--runs", "3")
+    assert "Traceback" not in proc.stderr, proc.stderr
+    loop = f"{fake.base}{target}: Link header: next page {fake.base}{target}?page=2 was already read (the pages loop)"
+    if listing == "runs":
+        assert proc.returncode == 3 and error_lines(proc.stderr) == [f"Error: scrape incomplete, written with complete: false: {loop}"]
+        assert [r["run_number"] for r in doc_of(tmp_path)["runs"]] == [100, 99]
+    else:
+        assert proc.returncode == 4
+        doc = doc_of(tmp_path)
+        assert [r["run_number"] for r in doc["runs"]] == [99, 98]
+        assert doc["missing"] == [{"what": "jobs of run 9100 (#100), so that run is left out", "reason": loop}]
+
+
 def test_unusable_rate_limit_reset_is_one_line(fake, tmp_path):
     fault = rate_limited(rf"^{RUNS}$", reset_in=0, times=-1)
     fault.headers = lambda: {"X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "9" * 20}

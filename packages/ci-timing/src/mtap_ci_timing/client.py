@@ -105,12 +105,13 @@ class RawListing(PaginatedList):
     page's ``list_item`` array in order, ``null`` elements included (PyGithub would drop them).
 
     A page that is not an object holding that array, a body that is not JSON, or a ``Link``
-    header that PyGithub could not follow (malformed, or a next page outside the API root)
-    raises :class:`MalformedResponse` naming ``where``.
+    header that PyGithub could not follow (malformed, a next page outside the API root) or that
+    loops back to a page already read raises :class:`MalformedResponse` naming ``where``.
     """
 
     def __init__(self, requester: Requester, path: str, params: dict[str, Any], list_item: str, where: str, api_url: str) -> None:
         self._item, self._where, self._api = list_item, where, urlsplit(api_url)
+        self._next_pages: set[str] = set()
         super().__init__(RawItem, requester, path, params, list_item=list_item)
 
     def _fetchNextPage(self) -> list[Any]:
@@ -135,8 +136,13 @@ class RawListing(PaginatedList):
             pieces = part.split("; ")
             if len(pieces) < 2 or not (pieces[0].startswith("<") and pieces[0].endswith(">")) or not re.fullmatch(r'rel="\w+"', pieces[1]):
                 raise MalformedResponse(f'{self._where}: Link header: expected <URL>; rel="next", got {scrub(part)[:80]!r}')
-            if pieces[1] == 'rel="next"' and not self._allowed(pieces[0][1:-1]):
-                raise MalformedResponse(f"{self._where}: Link header: next page {public_url(pieces[0][1:-1])[0]} is outside the API root {urlunsplit(self._api)}")
+            if pieces[1] == 'rel="next"':
+                url = pieces[0][1:-1]
+                if not self._allowed(url):
+                    raise MalformedResponse(f"{self._where}: Link header: next page {public_url(url)[0]} is outside the API root {urlunsplit(self._api)}")
+                if url in self._next_pages:  # paging would never end
+                    raise MalformedResponse(f"{self._where}: Link header: next page {public_url(url)[0]} was already read (the pages loop)")
+                self._next_pages.add(url)
 
     def _allowed(self, url: str) -> bool:
         """PyGithub's own rule for following a URL (it asserts it): same host, port and path
