@@ -30,6 +30,40 @@ def test_resnet50_has_torchvisions_parameter_count():
     assert parameter_count(resnet50()) == 25_557_032
 
 
+def test_resnet50_matches_the_layer_table(data_dir):
+    """Every conv (and fc) of the torch definition against data/workloads/layers/resnet50.layers.json:
+    name and order, K, C, R, S, stride, padding, input and output size at batch 1, 224x224."""
+    import mtap_schemas as ms
+
+    path = data_dir / "workloads" / "layers" / "resnet50.layers.json"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    table = ms.read(path, "layers")
+    model = resnet50()
+    seen: dict[str, tuple[tuple[int, ...], tuple[int, ...]]] = {}
+    hooks = [m.register_forward_hook(lambda m, a, o, name=n: seen.__setitem__(name, (tuple(a[0].shape), tuple(o.shape))))
+             for n, m in model.named_modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    with torch.no_grad():
+        model(torch.empty(1, 3, 224, 224, device="meta"))
+    for h in hooks:
+        h.remove()
+    modules = dict(model.named_modules())
+    assert [layer_slug(n) for n in resnet50_layer_names()] == [layer["name"] for layer in table["layers"]]
+    for name, layer in zip(resnet50_layer_names(), table["layers"]):
+        mod, shape = modules[name], layer["shape"]
+        (x, y) = seen[name]
+        assert shape["N"] == "batch" and y[0] == table["parameters"]["batch"] == 1
+        if isinstance(mod, nn.Linear):  # fc as a 1x1 convolution over a 1x1 map
+            assert (shape["K"], shape["C"], shape["R"], shape["S"], shape["P"], shape["Q"]) == (
+                mod.out_features, mod.in_features, 1, 1, 1, 1), name
+            continue
+        assert (shape["K"], shape["C"]) == (mod.out_channels, mod.in_channels), name
+        assert (shape["R"], shape["S"]) == mod.kernel_size, name
+        assert layer.get("stride", 1) == mod.stride[0] == mod.stride[1], name
+        assert layer.get("padding", 0) == mod.padding[0] == mod.padding[1], name
+        assert (shape["P"], shape["Q"]) == (y[2], y[3]) and layer["input_hw"] == x[2] == x[3], name
+
+
 def test_resnet50_layers_are_53_convs_and_fc():
     names = resnet50_layer_names()
     assert len(names) == 54

@@ -16,9 +16,7 @@ convolutions at the TF32 tensor-core peak), fp16 for Llama.
 from __future__ import annotations
 
 import fnmatch
-import json
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from .models import Shape, layer_slug, resnet50_layer_names
@@ -31,8 +29,6 @@ TRANSFORMER_SEQS = (128, 512)
 PREFILL_TOKENS = (128, 256, 512, 1024, 2048)
 DECODE_BATCHES = (1, 2, 4, 8, 16, 32)
 DECODE_KV = (512, 1024, 2048)
-
-CONFIG_FIELDS = {"include": "a list of case-key globs", "exclude": "a list of case-key globs", "hardware": "a list of hardware ids"}
 
 
 @dataclass(frozen=True)
@@ -98,33 +94,16 @@ def plan(hardware: tuple[str, ...] = HARDWARE) -> list[Case]:
     return [c for hw in hardware for c in model_cases(hw)]
 
 
-def select(cases: list[Case], include: list[str] | None = None, exclude: list[str] | None = None, limit: int | None = None) -> list[Case]:
-    """Cases whose key matches an ``include`` glob (all if none) and no ``exclude`` glob, then the first ``limit``."""
-    kept = [
+def select(cases: list[Case], include: list[str] | None = None, exclude: list[str] | None = None) -> list[Case]:
+    """Cases whose key matches an ``include`` glob (all if none) and no ``exclude`` glob, in plan order."""
+    return [
         c for c in cases
         if (not include or any(fnmatch.fnmatchcase(c.key, g) for g in include))
         and not any(fnmatch.fnmatchcase(c.key, g) for g in (exclude or []))
     ]
-    return kept[:limit] if limit is not None else kept
 
 
-class ConfigError(ValueError):
-    """A bad --config file: the message is one line naming the file and field."""
-
-
-def load_config(path: Path) -> dict[str, list[str]]:
-    """Read ``{"include": [...], "exclude": [...], "hardware": [...]}`` (every field optional)."""
-    try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{path}: expected a JSON object with fields {', '.join(CONFIG_FIELDS)}")
-    for name, value in doc.items():
-        if name not in CONFIG_FIELDS:
-            raise ConfigError(f"{path}: field {name}: unknown field (expected one of {', '.join(CONFIG_FIELDS)})")
-        if not isinstance(value, list) or not all(isinstance(v, str) and v for v in value):
-            raise ConfigError(f"{path}: field {name}: expected {CONFIG_FIELDS[name]} (non-empty strings)")
-    return doc
+def shape_id(shape: Shape) -> str:
+    """A unique, readable id of one traced computation (the unit of work)."""
+    sizes = "".join(f".{p}{v}" for p, v in (("s", shape.seq), ("t", shape.tokens), ("kv", shape.kv)) if v is not None)
+    return f"{shape.model}.{shape.scope}.b{shape.batch}{sizes}.{shape.dtype}"

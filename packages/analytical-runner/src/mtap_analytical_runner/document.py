@@ -1,17 +1,27 @@
-"""Turn traces and roofline estimates into tool-run v1 cases and the document around them."""
+"""Turn traces and roofline estimates into tool-run cases (through mtap_schemas.toolrun).
+
+The unit of work is one traced computation (:class:`Unit`: a shape and the selected cases that
+read it); :func:`run_unit` traces it once and evaluates each of its cases on its hardware. It is
+module-level and its arguments are picklable, so ``mtap_schemas.execute.run_cases`` can run units
+in worker processes (``--jobs``).
+"""
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-from . import __version__
+from mtap_schemas import toolrun
+
 from .cases import Case
 from .roofline import Estimate, Hardware, estimate
-from .trace import BYTES_MODEL, Trace
 
 TOOL = "analytical"
 RUNNER = "analytical-runner"
+#: The roofline method's version: tool.version. It changes when a number the method gives would
+#: change (bytes model, peaks, summation), not when the runner's CLI does.
+METHOD_VERSION = "1.0.0"
 LOCATION = "mtap_analytical_runner: roofline over torch.utils.flop_counter counts on the meta device"
 
 DEFINITIONS = {
@@ -27,7 +37,8 @@ def _sig(x: float, digits: int = 6) -> float:
 
 
 def packages() -> dict[str, str]:
-    out = {"mtap-analytical-runner": __version__}
+    """Versions of the packages the numbers come from (the runner's own is added by the builder)."""
+    out = {}
     for name in ("torch", "transformers"):
         try:
             out[name] = metadata.version(name)
@@ -36,7 +47,12 @@ def packages() -> dict[str, str]:
     return out
 
 
+def _where(case: Case) -> dict[str, Any]:
+    return {"workload": case.workload, "hardware": case.hardware, "key": case.key}
+
+
 def ok_case(case: Case, est: Estimate, hw: Hardware, artifacts: list[dict[str, str]]) -> dict[str, Any]:
+    """The case for one estimate; a value the metric cannot take makes it ``failed``/``invalid-value``."""
     params = case.parameters()
     params.update(
         {
@@ -45,7 +61,7 @@ def ok_case(case: Case, est: Estimate, hw: Hardware, artifacts: list[dict[str, s
             "operators": est.operators,
             "peak_flops_per_s": est.peak_flops,
             "bandwidth_bytes_per_s": hw.bandwidth,
-            "bytes_model": BYTES_MODEL,
+            "bytes_model": "operator-io-v1",
             "flop_counter": "torch.utils.flop_counter",
             "definition": DEFINITIONS[case.shape.model],
         }
@@ -53,46 +69,69 @@ def ok_case(case: Case, est: Estimate, hw: Hardware, artifacts: list[dict[str, s
     if case.shape.model != "resnet50":
         params["attention"] = "fused: aten._scaled_dot_product_efficient_attention"
     timed = {"kind": "prediction", "timing": "simulated"}
-    metrics = [
-        {"name": "latency", "value": _sig(est.latency_s * 1e3), "unit": "ms", **timed},
-        {"name": "compute_time", "value": _sig(est.compute_s * 1e3), "unit": "ms", **timed},
-        {"name": "memory_time", "value": _sig(est.memory_s * 1e3), "unit": "ms", **timed},
-        {"name": "flops", "value": est.flops, "unit": "FLOP", "kind": "prediction"},
-        {"name": "bytes", "value": est.bytes, "unit": "B", "kind": "prediction"},
-        {"name": "arithmetic_intensity", "value": _sig(est.arithmetic_intensity), "unit": "FLOP/B", "kind": "derived"},
-    ]
-    return {
-        "id": case.id,
-        "key": case.key,
-        "workload": case.workload,
-        "hardware": case.hardware,
-        "parameters": dict(sorted(params.items())),
-        "status": "ok",
-        "error": None,
-        "metrics": metrics,
-        "artifacts": artifacts,
-    }
+    try:
+        intensity = toolrun.ratio(est.flops, est.bytes, "arithmetic_intensity (FLOPs / bytes)")
+        metrics = [
+            toolrun.metric("latency", _sig(est.latency_s * 1e3), "ms", **timed),
+            toolrun.metric("compute_time", _sig(est.compute_s * 1e3), "ms", **timed),
+            toolrun.metric("memory_time", _sig(est.memory_s * 1e3), "ms", **timed),
+            toolrun.metric("flops", est.flops, "FLOP", "prediction"),
+            toolrun.metric("bytes", est.bytes, "B", "prediction"),
+            toolrun.metric("arithmetic_intensity", _sig(intensity), "FLOP/B", "derived"),
+        ]
+    except toolrun.InvalidValue as exc:
+        return toolrun.failed(case.id, kind="invalid-value", message=f"{case.key} on {hw.id}: {exc}",
+                              parameters=params, **_where(case))
+    return toolrun.ok(case.id, metrics=metrics, parameters=params, artifacts=artifacts, **_where(case))
 
 
-def error_case(case: Case, status: str, kind: str, message: str) -> dict[str, Any]:
-    return {
-        "id": case.id,
-        "key": case.key,
-        "workload": case.workload,
-        "hardware": case.hardware,
-        "parameters": case.parameters(),
-        "status": status,
-        "error": {"kind": kind, "message": message},
-        "metrics": [],
-        "artifacts": [],
-    }
+def evaluate(case: Case, trace: Any, hw: Hardware, artifacts: list[dict[str, str]]) -> dict[str, Any]:
+    """The case record: an estimate over the operators of ``trace`` that ran in the case's scope."""
+    scoped = trace.of_module(case.layer) if case.layer else trace.ops
+    if not scoped:
+        return toolrun.unsupported(case.id, kind="no-operators", message=f"no operator ran inside module {case.layer!r}",
+                                   parameters=case.parameters(), **_where(case))
+    return ok_case(case, estimate(scoped, hw, case.precision), hw, artifacts)
 
 
-def evaluate(case: Case, result: Trace | tuple[str, str, str], hw: Hardware, artifacts: list[dict[str, str]]) -> dict[str, Any]:
-    """The case record: an estimate over the traced operators, or the trace's failure."""
-    if isinstance(result, tuple):
-        return error_case(case, *result)
-    ops = result.of_module(case.layer) if case.layer else result.ops
-    if not ops:
-        return error_case(case, "failed", "no-operators", f"no operator ran inside module {case.layer!r}")
-    return ok_case(case, estimate(ops, hw, case.precision), hw, artifacts)
+@dataclass
+class Unit:
+    """One computation to trace and the selected cases (on any hardware) that read its operators."""
+
+    ident: str
+    shape: Any  # models.Shape
+    cases: list[Case] = field(default_factory=list)
+    hardware: dict[str, Hardware] = field(default_factory=dict)
+    artifacts: list[dict[str, str]] = field(default_factory=list)
+
+
+def run_unit(unit: Unit) -> list[dict[str, Any]]:
+    """Trace ``unit.shape`` once; one case per ``unit.cases``, in their order (runs in a worker process)."""
+    try:
+        from .models import run_shape  # torch/transformers
+
+        trace = run_shape(unit.shape)
+    except ImportError as exc:
+        return [toolrun.unavailable(c.id, kind="package-missing", parameters=c.parameters(), **_where(c),
+                                    message=f"{exc}; install transformers==5.24.0 (pip install mtap-analytical-runner brings it)")
+                for c in unit.cases]
+    except Exception as exc:  # noqa: BLE001 - a model that does not trace is a failed case, named
+        first = f"{exc}".splitlines()[0][:400] if str(exc) else ""
+        message = f"tracing {unit.ident} raised {type(exc).__name__}: {first}"
+        return [toolrun.failed(c.id, kind="tool-crashed", message=message, parameters=c.parameters(), **_where(c))
+                for c in unit.cases]
+    return [evaluate(c, trace, unit.hardware[c.hardware], unit.artifacts) for c in unit.cases]
+
+
+def units_for(selected: list[Case], hardware: dict[str, Hardware], artifacts: list[dict[str, str]]) -> list[Unit]:
+    """The computations the selected cases need, in order of first use (a shard traces only its own)."""
+    from .cases import shape_id
+
+    by_shape: dict[Any, Unit] = {}
+    for c in selected:
+        unit = by_shape.get(c.shape)
+        if unit is None:
+            unit = by_shape[c.shape] = Unit(shape_id(c.shape), c.shape, artifacts=artifacts)
+        unit.cases.append(c)
+        unit.hardware.setdefault(c.hardware, hardware[c.hardware])
+    return list(by_shape.values())
