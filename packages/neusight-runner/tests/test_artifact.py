@@ -56,11 +56,48 @@ def test_unknown_method_folder_is_a_one_line_error(mini):
         artifact.pair(mini)
 
 
-def test_label_without_latency_names_file_and_field(mini):
+def _cases(root):
+    units, skipped = artifact.units(root, artifact.pair(root))
+    return [artifact.case_for(u) for u in units], skipped
+
+
+def _case(cases, case_id):
+    return next(c for c in cases if c["id"] == case_id)
+
+
+L4 = "artifact:NVIDIA_L4:neusight:bert_large-inf-512-8"
+
+
+@pytest.mark.parametrize("body, kind, expected", [
+    ({"num_layer": 24}, "parse-failed", "bert_large-inf-512-8.json: field e2e_latency: missing"),
+    ('{"e2e_latency": "fast"}', "parse-failed", "field e2e_latency: got 'fast', expected a number"),
+    (b'{"e2e_latency": 1.0, "x": "\xff"}', "parse-failed", "not UTF-8"),
+    ('{"e2e_latency": 1e999}', "invalid-value", "label/NVIDIA_L4/bert_large-inf-512-8.json: metric latency: got inf"),
+    ('{"e2e_latency": -3.5}', "invalid-value", "cannot be negative"),
+    ('{"e2e_latency": 0}', "invalid-value", "field e2e_latency (the APE's divisor): divisor is 0.0"),
+])
+def test_a_bad_label_is_a_failed_case_naming_file_and_field(mini, body, kind, expected):
+    """issue 15: a degenerate number gives a failed case, never a crash or an aborted run."""
     path = mini / "label/NVIDIA_L4/bert_large-inf-512-8.json"
-    path.write_text(json.dumps({"num_layer": 24}))
-    with pytest.raises(artifact.ArtifactError, match=r"bert_large-inf-512-8.json: field e2e_latency"):
-        artifact.pair(mini)
+    if isinstance(body, bytes):
+        path.write_bytes(body)
+    else:
+        path.write_text(body if isinstance(body, str) else json.dumps(body))
+    cases, _ = _cases(mini)
+    bad = _case(cases, L4)
+    assert (bad["status"], bad["error"]["kind"]) == ("failed", kind) and expected in bad["error"]["message"], bad["error"]
+    assert bad["metrics"] == [] and bad["artifacts"]  # the files it came from are still named
+    assert [c["status"] for c in cases if c["id"] != L4] == ["ok"] * 3  # the other pairs are unaffected
+    assert "NVIDIA_L4" not in {r["device"] for r in artifact.mean_ape_table(artifact.pair(mini), mini)}
+
+
+def test_a_bad_prediction_value_is_invalid_value(mini):
+    (mini / "results/prediction/NVIDIA_L4/neusight/bert_large-inf-512-8.json").write_text('{"e2e_latency": NaN}')
+    bad = _case(_cases(mini)[0], L4)
+    assert bad["error"]["kind"] == "invalid-value"
+    assert "results/prediction/NVIDIA_L4/neusight/bert_large-inf-512-8.json: metric latency: got nan" in bad["error"]["message"]
+    rows = artifact.mean_ape_table(artifact.pair(mini), mini)
+    assert "NVIDIA_L4" not in {r["device"] for r in rows}  # no number from a pair without a usable latency
 
 
 def test_not_an_artifact_folder(tmp_path):
@@ -69,7 +106,7 @@ def test_not_an_artifact_folder(tmp_path):
 
 
 def test_cases_from_mini(mini):
-    cases, skipped = artifact.build_cases(mini, artifact.pair(mini))
+    cases, skipped = _cases(mini)
     assert [c["id"] for c in cases] == [
         "artifact:H100-SXM5-80GB:neusight:bert_large-inf-512-8",
         "artifact:H100-SXM5-80GB:neusight:gpt2_large-inf-1024-4",
@@ -101,7 +138,7 @@ def _ape(cases, case_id, name="latency_ape"):
 
 
 def test_ape_against_hand_checked_pairs(shared_neusight):
-    cases, _ = artifact.build_cases(shared_neusight, artifact.pair(shared_neusight))
+    cases, _ = _cases(shared_neusight)
     # Hand-checked from the label and prediction files:
     # H100 bert_large inf 512/8: NeuSight 86.17573908843104 ms vs label 69.84225921630859 ms
     assert _ape(cases, "artifact:H100-SXM5-80GB:neusight:bert_large-inf-512-8") == pytest.approx(
@@ -124,7 +161,7 @@ def test_h100_means_reproduce_the_paper(shared_neusight):
 
 
 def test_recomputed_ape_equals_authors_summary_everywhere(shared_neusight):
-    cases, _ = artifact.build_cases(shared_neusight, artifact.pair(shared_neusight))
+    cases, _ = _cases(shared_neusight)
     diffs = []
     for c in cases:
         m = {x["name"]: x["value"] for x in c["metrics"] if x["kind"] == "derived"}
@@ -177,7 +214,7 @@ def test_committed_live_roofline_equals_published(shared_neusight, data_dir):
     path = data_dir / "evaluation/neusight/neusight-live-own.tool-run.json"
     if not path.is_file():
         pytest.skip(f"{path} not present")
-    doc = ms.read(path, "tool-run")
+    doc = ms.read_tool_run(path)
     compared = 0
     for case in doc["cases"]:
         if case["status"] != "ok":

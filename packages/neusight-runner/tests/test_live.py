@@ -1,9 +1,13 @@
 import json
 import os
+import sys
+import time
 from pathlib import Path
 
 import pytest
 
+import mtap_schemas as ms
+import mtap_schemas.toolrun as tr
 from mtap_neusight_runner import live, shim
 from mtap_neusight_runner.parse import ParseError, parse_e2e_line
 
@@ -39,13 +43,18 @@ def test_plan_is_w4_w7_on_h100_and_a100():
     assert {c.hardware for c in cases} == {"H100-SXM5-80GB", "A100-SXM4-80GB"}
 
 
+def unit(case, checkout, python="/nonexistent/python", hardware=H100, timeout=10.0, keep_raw=None) -> live.Unit:
+    return live.Unit(case, checkout, hardware, python, timeout, keep_raw)
+
+
 def test_missing_weights_refused_without_running(tmp_path):
     co = fake_checkout(tmp_path / "co")
-    cases = [live.LiveCase("W4", "H100-SXM5-80GB", "neusight", 8, 128)]
-    out, info = live.run_live(cases, co, {"H100-SXM5-80GB": H100}, "/nonexistent/python", tmp_path / "raw", tmp_path, 10)
-    assert out[0]["status"] == "unavailable" and out[0]["error"]["kind"] == "weights-missing"
-    assert "MLP_WAVE/BMM/model.pth" in out[0]["error"]["message"] and "random weights" in out[0]["error"]["message"]
-    assert info == {}  # the interpreter was never started
+    out = live.run_unit(unit(live.LiveCase("W4", "H100-SXM5-80GB", "neusight", 8, 128), co))
+    case = out["case"]
+    assert case["status"] == "unavailable" and case["error"]["kind"] == "weights-missing"
+    assert "MLP_WAVE/BMM/model.pth" in case["error"]["message"] and "random weights" in case["error"]["message"]
+    assert out["env"] == {}  # the interpreter was never started (it does not exist: starting it would be binary-missing)
+    ms.validate(tr.ToolRun("r", "1", tr.Tool("neusight", None, "native", "x"), argv=[]).document([case]), "tool-run", 2)
 
 
 def test_git_lfs_pointer_is_not_a_weight_file(tmp_path):
@@ -57,26 +66,62 @@ def test_git_lfs_pointer_is_not_a_weight_file(tmp_path):
 
 def test_weights_without_tile_tables_refused(tmp_path):
     co = fake_checkout(tmp_path / "co", weights=True)
-    cases = [live.LiveCase("W7", "H100-SXM5-80GB", "neusight", 1, 128)]
-    out, _ = live.run_live(cases, co, {"H100-SXM5-80GB": H100}, "/nonexistent/python", tmp_path / "raw", tmp_path, 10)
-    assert out[0]["error"]["kind"] == "tile-dataset-missing"
+    out = live.run_unit(unit(live.LiveCase("W7", "H100-SXM5-80GB", "neusight", 1, 128), co))
+    assert out["case"]["error"]["kind"] == "tile-dataset-missing" and out["case"]["status"] == "unavailable"
 
 
 def test_no_checkout_is_unavailable(tmp_path):
     cases = live.plan(methods=("roofline",))
-    out, _ = live.run_live(cases, None, {}, "python", tmp_path / "raw", tmp_path, 10)
+    out = [live.run_unit(unit(c, None))["case"] for c in cases]
     assert {c["status"] for c in out} == {"unavailable"} and {c["error"]["kind"] for c in out} == {"checkout-missing"}
-    out, _ = live.run_live(cases[:1], tmp_path, {}, "python", tmp_path / "raw", tmp_path, 10)
-    assert "not a NeuSight checkout" in out[0]["error"]["message"]
+    assert "not a NeuSight checkout" in live.run_unit(unit(cases[0], tmp_path))["case"]["error"]["message"]
 
 
-def test_interpreter_that_cannot_start_fails_cases(tmp_path):
+def _roofline_checkout(tmp_path):
     co = fake_checkout(tmp_path / "co")
     (co / "scripts/asplos/data/device_configs").mkdir(parents=True)
     (co / "scripts/asplos/data/device_configs/NVIDIA_H100_80GB_HBM3.json").write_text(json.dumps({"Device": "NVIDIA H100 80GB HBM3"}))
-    cases = [live.LiveCase("W7", "H100-SXM5-80GB", "roofline", 1, 128)]
-    out, _ = live.run_live(cases, co, {"H100-SXM5-80GB": H100}, str(tmp_path / "no-python"), tmp_path / "raw", tmp_path, 10)
-    assert out[0]["status"] == "failed" and out[0]["error"]["kind"] == "tool-crashed" and "cannot start" in out[0]["error"]["message"]
+    (co / "scripts/asplos/data/DLmodel_configs").mkdir(parents=True)
+    (co / "scripts/asplos/data/DLmodel_configs/bert.json").write_text("{}")
+    return co
+
+
+def test_interpreter_that_cannot_start_is_unavailable(tmp_path):
+    co = _roofline_checkout(tmp_path)
+    case = live.run_unit(unit(live.LiveCase("W7", "H100-SXM5-80GB", "roofline", 1, 128), co, python=str(tmp_path / "no-python")))["case"]
+    assert case["status"] == "unavailable" and case["error"]["kind"] == "binary-missing"
+    assert "--neusight-python" in case["error"]["message"] and "could not be started" in case["error"]["message"]
+
+
+def test_shim_that_crashes_is_a_failed_case(tmp_path):
+    """A real subprocess: this interpreter runs the shim on a checkout whose predictor.py is empty."""
+    co = _roofline_checkout(tmp_path)
+    case = live.run_unit(unit(live.LiveCase("W4", "H100-SXM5-80GB", "roofline", 1, 128), co, python=sys.executable, timeout=120))["case"]
+    assert case["status"] == "failed" and case["error"]["kind"] == "tool-crashed", case["error"]
+    assert "exited 1" in case["error"]["message"]
+
+
+def test_timeout_kills_the_tools_process_group(tmp_path):
+    """--timeout: the stand-in 'python' starts a grandchild; both are gone when the case is recorded as timeout."""
+    co = _roofline_checkout(tmp_path)
+    pidfile = tmp_path / "grandchild.pid"
+    fake = tmp_path / "slow-python"
+    fake.write_text(f"#!/bin/sh\nsleep 60 &\necho $! > {pidfile}\nwait\n")
+    fake.chmod(0o755)
+    case = live.run_unit(unit(live.LiveCase("W4", "H100-SXM5-80GB", "roofline", 1, 128), co, python=str(fake), timeout=1.0))["case"]
+    assert (case["status"], case["error"]["kind"]) == ("failed", "timeout") and "process group was killed" in case["error"]["message"]
+    time.sleep(0.2)
+    grandchild = Path(f"/proc/{pidfile.read_text().strip()}")
+    assert not grandchild.exists() or (grandchild / "stat").read_text().split()[2] == "Z"
+
+
+@pytest.mark.parametrize("value, expected", [(float("inf"), "finite"), (-0.5, "cannot be negative"), (float("nan"), "finite")])
+def test_degenerate_neusight_value_is_invalid_value(value, expected):
+    case = live.result_case(live.LiveCase("W4", "H100-SXM5-80GB", "roofline", 1, 128), value, "prediction/x.json", [])
+    assert (case["status"], case["error"]["kind"]) == ("failed", "invalid-value")
+    assert expected in case["error"]["message"] and "prediction/x.json" in case["error"]["message"]
+    ok = live.result_case(live.LiveCase("W4", "H100-SXM5-80GB", "roofline", 1, 128), 48.07, "prediction/x.json", [])
+    assert ok["status"] == "ok" and ok["metrics"][0]["name"] == "baseline_latency" and ok["metrics"][0]["timing"] == "simulated"
 
 
 def test_job_matches_neusights_own_roofline_script(tmp_path):
@@ -148,11 +193,11 @@ def test_live_roofline_reproduces_published_prediction(tmp_path, data_dir):
 
     co = Path(os.environ["MTAP_NEUSIGHT_PATH"])
     case = live.OwnCase("NVIDIA_H100_80GB_HBM3", "roofline", parse_tag("bert_large-inf-512-8"))
-    out, info = live.run_live([case], co, {}, os.environ["MTAP_NEUSIGHT_PYTHON"], tmp_path / "raw", tmp_path, 1800)
-    assert out[0]["status"] == "ok", out[0]["error"]
-    assert "torch" in info
+    out = live.run_unit(live.Unit(case, co, None, os.environ["MTAP_NEUSIGHT_PYTHON"], 1800, tmp_path / "raw"))
+    assert out["case"]["status"] == "ok", out["case"]["error"]
+    assert "torch" in out["env"]
     # results/prediction/NVIDIA_H100_80GB_HBM3/roofline/bert_large-inf-512-8.json of NeuSight's artifact
-    assert out[0]["metrics"][0]["value"] == pytest.approx(48.067689805644946, rel=1e-6)
+    assert out["case"]["metrics"][0]["value"] == pytest.approx(48.067689805644946, rel=1e-6)
 
 
 def test_own_configurations_plan_and_job(tmp_path):
@@ -174,7 +219,7 @@ def test_own_configuration_without_device_config_is_unavailable(tmp_path):
     from mtap_neusight_runner.mapping import parse_tag
 
     co = fake_checkout(tmp_path / "co")
-    cases = live.plan_own(["NVIDIA_L4"], [parse_tag("bert_large-inf-512-8")], ("roofline",))
-    out, _ = live.run_live(cases, co, {}, "/nonexistent/python", tmp_path / "raw", tmp_path, 10)
-    assert out[0]["status"] == "unavailable" and out[0]["error"]["kind"] == "config-missing"
-    assert out[0]["hardware"] == "NVIDIA_L4" and out[0]["parameters"]["hardware_in_catalog"] is False
+    (case,) = live.plan_own(["NVIDIA_L4"], [parse_tag("bert_large-inf-512-8")], ("roofline",))
+    out = live.run_unit(unit(case, co, hardware=None))["case"]
+    assert out["status"] == "unavailable" and out["error"]["kind"] == "config-missing"
+    assert out["hardware"] == "NVIDIA_L4" and out["parameters"]["hardware_in_catalog"] is False

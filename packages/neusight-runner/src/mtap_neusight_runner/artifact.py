@@ -13,13 +13,13 @@ Layout read (``scripts/asplos/`` of a NeuSight checkout, or a copy of it)::
 from __future__ import annotations
 
 import json
+import math
 from collections import Counter, defaultdict
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import mtap_schemas as ms
+from mtap_schemas import toolrun as tr
 
 from .mapping import METHODS, MODELS, UNMAPPED_MODELS, Tag, case_key, hardware_id, parse_tag
 from .parse import ParseError, read_latency_json, read_summary, summary_value
@@ -31,17 +31,28 @@ class ArtifactError(ValueError):
 
 @dataclass
 class Pair:
+    """A prediction file and the label file of the same configuration; values are read when used."""
+
     device: str
     method: str
     tag: Tag
-    predicted_ms: float
-    label_ms: float
     prediction: Path
     label: Path
 
+    def values(self) -> tuple[float, float]:
+        """(predicted ms, label ms) as written; :class:`ParseError` for a file without a number."""
+        return read_latency_json(self.prediction), read_latency_json(self.label)
+
     @property
-    def ape(self) -> float:
-        return abs(self.predicted_ms - self.label_ms) / self.label_ms * 100.0
+    def ape(self) -> float | None:
+        """|predicted - label| / label x 100; None where a file has no usable latency (its case says why)."""
+        try:
+            predicted, label = self.values()
+        except ParseError:
+            return None
+        if not (math.isfinite(predicted) and math.isfinite(label)) or predicted < 0 or label <= 0:
+            return None
+        return abs(predicted - label) / label * 100.0
 
 
 @dataclass
@@ -111,14 +122,7 @@ def pair(root: Path, devices: list[str] | None = None, methods: list[str] | None
                 if stem not in labels:
                     skipped["prediction without label"].add(f"{device}/{method}/{stem}")
                     continue
-                try:
-                    predicted = read_latency_json(path)
-                    label = read_latency_json(labels[stem])
-                except ParseError as exc:
-                    raise ArtifactError(str(exc)) from None
-                if label <= 0:
-                    raise ArtifactError(f"{labels[stem]}: field e2e_latency: got {label}, expected a positive latency (ms)")
-                out.pairs.append(Pair(device, method, tag, predicted, label, path, labels[stem]))
+                out.pairs.append(Pair(device, method, tag, path, labels[stem]))
             for stem in sorted(labels):
                 tag = parse_tag(stem)
                 if tag is not None and wanted(tag) and stem not in predictions:
@@ -137,7 +141,7 @@ def _model_parameters(root: Path, model: str) -> dict[str, Any]:
     path = root / "data" / "DLmodel_configs" / f"{model}.json"
     try:
         cfg = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, json.JSONDecodeError):
+    except (OSError, ValueError):  # unreadable, not UTF-8 or not JSON: the parameters are left out
         return {}
     arch = (cfg.get("architectures") or [None])[0]
     layers = cfg.get("n_layer", cfg.get("num_hidden_layers", cfg.get("num_layers")))
@@ -145,81 +149,104 @@ def _model_parameters(root: Path, model: str) -> dict[str, Any]:
     return {"architecture": arch, "model_layers": layers, "model_hidden": hidden}
 
 
-def build_cases(root: Path, pairing: Pairing, on_item: Callable[[], None] | None = None) -> tuple[list[dict], dict[str, list[str]]]:
-    """tool-run cases for the pairs whose model maps onto an mtap workload; the rest are counted."""
-    sha_cache: dict[Path, str] = {}
+@dataclass
+class Unit:
+    """One mapped pair and what its case needs besides the pair's files (picklable, for --jobs)."""
 
-    def ref(path: Path) -> dict[str, str]:
-        if path not in sha_cache:
-            sha_cache[path] = ms.sha256_file(path)
-        return {"path": path.relative_to(root).as_posix(), "sha256": sha_cache[path]}
+    root: Path
+    pair: Pair
+    summary_row: dict[str, str] | None
 
+    @property
+    def id(self) -> str:
+        return f"artifact:{hardware_id(self.pair.device)[0]}:{self.pair.method}:{self.pair.tag.text}"
+
+    def planned(self) -> dict[str, Any]:
+        name, workload, _ = MODELS[self.pair.tag.model]
+        return {"id": self.id, "workload": workload, "hardware": hardware_id(self.pair.device)[0], "key": case_key(self.pair.tag)}
+
+
+def units(root: Path, pairing: Pairing) -> tuple[list[Unit], dict[str, list[str]]]:
+    """A unit per pair whose model maps onto an mtap workload, in case-id order; the rest are counted."""
     summary_path = root / "summary" / "summary.csv"
-    summary = read_summary(summary_path) if summary_path.is_file() else {}
+    try:
+        summary = read_summary(summary_path) if summary_path.is_file() else {}
+    except ParseError as exc:
+        raise ArtifactError(str(exc)) from None
     skipped: dict[str, set[str]] = defaultdict(set)
-    cases = []
+    out = []
     for p in pairing.pairs:
-        if on_item:
-            on_item()
         if p.tag.model not in MODELS:
             reason = UNMAPPED_MODELS.get(p.tag.model, "model not mapped onto an mtap workload")
             skipped[f"no mtap workload ({reason})"].add(f"{p.device}/{p.method}/{p.tag.text}")
             continue
-        name, workload, fit = MODELS[p.tag.model]
-        hw, catalogued = hardware_id(p.device)
-        own = p.method == "neusight"
-        metric = "latency" if own else "baseline_latency"
-        row = summary.get((p.tag.model, p.tag.seq_len, p.tag.batch, p.device, p.tag.mode, p.tag.variant))
+        out.append(Unit(root, p, summary.get((p.tag.model, p.tag.seq_len, p.tag.batch, p.device, p.tag.mode, p.tag.variant))))
+    out.sort(key=lambda u: u.id)
+    return out, {k: sorted(v) for k, v in sorted(skipped.items())}
+
+
+def _metric(name: str, value: float, unit: str, kind: str, source: str, **rest: Any) -> dict[str, Any]:
+    try:
+        return tr.metric(name, value, unit, kind, source=source, **rest)
+    except tr.InvalidValue as exc:
+        raise tr.InvalidValue(f"{source}: {exc}") from None
+
+
+def case_for(unit: Unit) -> dict[str, Any]:
+    """The tool-run case of one pair (runs in a worker process): ok, or failed naming the file that is wrong."""
+    root, p = unit.root, unit.pair
+    name, workload, fit = MODELS[p.tag.model]
+    hw, catalogued = hardware_id(p.device)
+    own = p.method == "neusight"
+    metric = "latency" if own else "baseline_latency"
+    row = unit.summary_row
+    reported = summary_value(row, f"{p.method}_all_e2e_err")
+
+    def rel(path: Path) -> str:
+        return path.relative_to(root).as_posix()
+
+    artifacts = [tr.artifact(path, name=rel(path)) for path in (p.label, p.prediction, root / "data" / "device_configs" / f"{p.device}.json")]
+    model_cfg = root / "data" / "DLmodel_configs" / f"{p.tag.model}.json"
+    if model_cfg.is_file():
+        artifacts.append(tr.artifact(model_cfg, name=rel(model_cfg)))
+    if row is not None and reported is not None:
+        artifacts.append(tr.artifact(root / "summary" / "summary.csv", name="summary/summary.csv"))
+    params: dict[str, Any] = {
+        "method": p.method,
+        "method_is_neusight": own,
+        "neusight_tag": p.tag.text,
+        "neusight_device": p.device,
+        "hardware_in_catalog": catalogued,
+        "model": name,
+        "neusight_model": p.tag.model,
+        "workload_fit": fit,
+        "mode": "inference" if p.tag.mode == "inf" else "training",
+        "batch": p.tag.batch,
+        "seq_len": p.tag.seq_len,
+        "variant": p.tag.variant or None,
+        "gpus": p.tag.gpus,
+        "dtype": "fp32",
+        "tf32": False,
+        "precision_note": "FP32, TF32 off: NeuSight sets cudnn.allow_tf32=False; cuda.matmul.allow_tf32 is PyTorch's default False",
+    }
+    params.update(_model_parameters(root, p.tag.model))
+    where = {"workload": workload, "hardware": hw, "key": case_key(p.tag), "parameters": params, "artifacts": artifacts}
+    try:
+        predicted, label = p.values()
+    except ParseError as exc:
+        return tr.failed(unit.id, kind="parse-failed", message=str(exc), **where)
+    try:
         metrics = [
-            {"name": metric, "value": p.predicted_ms, "unit": "ms", "kind": "prediction", "timing": "reported",
-             "source": p.prediction.relative_to(root).as_posix()},
-            {"name": "latency", "value": p.label_ms, "unit": "ms", "kind": "measurement", "timing": "reported",
-             "source": p.label.relative_to(root).as_posix()},
-            {"name": f"{metric}_ape", "value": p.ape, "unit": "%", "kind": "derived",
-             "source": "recomputed by neusight-runner: |predicted - label| / label * 100"},
+            _metric(metric, predicted, "ms", "prediction", rel(p.prediction), timing="reported"),
+            _metric("latency", label, "ms", "measurement", rel(p.label), timing="reported"),
+            _metric(f"{metric}_ape", tr.ratio(abs(predicted - label), label, f"{rel(p.label)}: field e2e_latency (the APE's divisor)") * 100.0,
+                    "%", "derived", "recomputed by neusight-runner: |predicted - label| / label * 100"),
         ]
-        reported = summary_value(row, f"{p.method}_all_e2e_err")
         if reported is not None:
-            metrics.append({"name": f"{metric}_ape_reported", "value": reported, "unit": "%", "kind": "derived",
-                            "source": f"summary/summary.csv column {p.method}_all_e2e_err"})
-        artifacts = [ref(p.label), ref(p.prediction), ref(root / "data" / "device_configs" / f"{p.device}.json")]
-        model_cfg = root / "data" / "DLmodel_configs" / f"{p.tag.model}.json"
-        if model_cfg.is_file():
-            artifacts.append(ref(model_cfg))
-        if reported is not None:
-            artifacts.append(ref(summary_path))
-        params: dict[str, Any] = {
-            "method": p.method,
-            "method_is_neusight": own,
-            "neusight_tag": p.tag.text,
-            "neusight_device": p.device,
-            "hardware_in_catalog": catalogued,
-            "model": name,
-            "neusight_model": p.tag.model,
-            "workload_fit": fit,
-            "mode": "inference" if p.tag.mode == "inf" else "training",
-            "batch": p.tag.batch,
-            "seq_len": p.tag.seq_len,
-            "variant": p.tag.variant or None,
-            "gpus": p.tag.gpus,
-            "dtype": "fp32",
-            "tf32": False,
-            "precision_note": "FP32, TF32 off: NeuSight sets cudnn.allow_tf32=False; cuda.matmul.allow_tf32 is PyTorch's default False",
-        }
-        params.update(_model_parameters(root, p.tag.model))
-        cases.append({
-            "id": f"artifact:{hw}:{p.method}:{p.tag.text}",
-            "key": case_key(p.tag),
-            "workload": workload,
-            "hardware": hw,
-            "parameters": params,
-            "status": "ok",
-            "error": None,
-            "metrics": metrics,
-            "artifacts": artifacts,
-        })
-    cases.sort(key=lambda c: c["id"])
-    return cases, {k: sorted(v) for k, v in sorted(skipped.items())}
+            metrics.append(_metric(f"{metric}_ape_reported", reported, "%", "derived", f"summary/summary.csv column {p.method}_all_e2e_err"))
+    except tr.InvalidValue as exc:
+        return tr.failed(unit.id, kind="invalid-value", message=str(exc), **where)
+    return tr.ok(unit.id, metrics=metrics, **where)
 
 
 def mean_ape_table(pairing: Pairing, root: Path) -> list[dict[str, Any]]:
@@ -229,7 +256,8 @@ def mean_ape_table(pairing: Pairing, root: Path) -> list[dict[str, Any]]:
     summary = read_summary(summary_path) if summary_path.is_file() else {}
     groups: dict[tuple[str, str], list[Pair]] = defaultdict(list)
     for p in pairing.pairs:
-        groups[(p.device, p.method)].append(p)
+        if p.ape is not None:  # a pair without a usable latency is a failed case, not a number here
+            groups[(p.device, p.method)].append(p)
     rows = []
     for (device, method), pairs in sorted(groups.items()):
         ours = [p.ape for p in pairs]

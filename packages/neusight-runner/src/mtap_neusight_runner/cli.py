@@ -1,165 +1,137 @@
-"""neusight-runner: NeuSight (ASPLOS'25) in mtap, from its published artifact or a checkout."""
+"""neusight-runner: NeuSight (ASPLOS'25) in mtap, from its published artifact or a checkout, built on the runner kit."""
 
 from __future__ import annotations
 
 import json
-import os
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 import click
+from click.core import ParameterSource
 
 import mtap_schemas as ms
+from mtap_schemas import toolrun as tr
+from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
+from mtap_schemas.execute import run_cases
 
 from . import __version__, artifact, live
-from .config import ConfigError, load
+from .config import ConfigError, check
 from .mapping import CATALOGUED, parse_tag
 
+RUNNER, TOOL, OUTPUT = "neusight-runner", "neusight", "data/evaluation/neusight"
+CONFIG_HELP = ("JSON object selecting cases. Artifact mode: devices, methods, models, modes. Live mode: hardware, workloads, "
+               "batch, seq_len, methods; or neusight_tags (+ neusight_devices) for NeuSight's own configurations.")
 
-class UserError(click.ClickException):
-    """A known user error: one line, no traceback, exit 2."""
-
-    exit_code = 2
-
-
-def _rel(path: Path | str) -> str:
-    text = str(path)
-    if os.path.isabs(text):
-        try:
-            return os.path.relpath(text)
-        except ValueError:
-            return text
-    return text
-
-
-def _command(ctx: click.Context) -> list[str]:
-    argv = ["neusight-runner", *sys.argv[1:]] if Path(sys.argv[0]).name.startswith("neusight-runner") else ["neusight-runner", *(ctx.obj or [])]
-    return [_rel(a) if os.path.isabs(a) and os.path.exists(a) else a for a in argv]
+artifact_option = click.option(
+    "--artifact-dir", type=click.Path(path_type=Path, file_okay=False), envvar="MTAP_NEUSIGHT_ARTIFACT", show_envvar=True,
+    default=None, help="Artifact mode: NeuSight's scripts/asplos folder (label/, results/prediction/, data/, summary/) or a copy, "
+                       "e.g. ../shared/neusight.")
+python_option = click.option(
+    "--neusight-python", envvar="MTAP_NEUSIGHT_PYTHON", show_envvar=True, default=sys.executable, show_default="this interpreter",
+    help="Live mode: a Python with NeuSight's dependencies (torch, transformers==4.38.1, pandas, scipy, networkx).")
 
 
 def _catalog(data_dir: Path) -> dict[str, dict[str, Any]]:
-    path = data_dir / "hardware" / "hardware.json"
-    try:
-        doc = ms.read(path, "hardware")
-    except ms.SchemaError as exc:
-        raise UserError(str(exc)) from None
-    return {h["id"]: h for h in doc["hardware"]}
+    return {h["id"]: h for h in ms.read(data_dir / "hardware" / "hardware.json", "hardware")["hardware"]}
 
 
-def common(f):
-    opts = [
-        click.option("--config", "config_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
-                     help="JSON object selecting cases. Artifact mode: devices, methods, models, modes. Live mode: hardware, workloads, batch, seq_len, methods; or neusight_tags (+ neusight_devices) for NeuSight's own configurations."),
-        click.option("--output", type=click.Path(path_type=Path, file_okay=False), default=Path("data/evaluation/neusight"), show_default=True,
-                     help="Folder the tool-run document is written to."),
-        click.option("--name", default=None, help="File stem of the document [default: neusight (artifact mode), neusight-live (live mode)]."),
-        click.option("--artifact-dir", type=click.Path(path_type=Path), envvar="MTAP_NEUSIGHT_ARTIFACT", default=None,
-                     help="Artifact mode: NeuSight's scripts/asplos folder (label/, results/prediction/, data/, summary/) or a copy. Env: MTAP_NEUSIGHT_ARTIFACT."),
-        click.option("--tool-path", "--neusight-dir", "tool_path", type=click.Path(path_type=Path), envvar="MTAP_NEUSIGHT_PATH", default=None,
-                     help="Live mode: a NeuSight checkout (git clone of github.com/sitar-lab/NeuSight). Env: MTAP_NEUSIGHT_PATH."),
-        click.option("--neusight-python", envvar="MTAP_NEUSIGHT_PYTHON", default=sys.executable, show_default="this interpreter",
-                     help="Live mode: Python with NeuSight's dependencies (torch, transformers==4.38.1, pandas, scipy, networkx). Env: MTAP_NEUSIGHT_PYTHON."),
-        click.option("--data-dir", type=click.Path(path_type=Path, file_okay=False), default=Path("data"), show_default=True,
-                     help="The repository's data/ folder (hardware catalog)."),
-        click.option("--limit", type=click.IntRange(min=1), default=None, help="Only the first N cases (smoke tests)."),
-        click.option("--timeout", type=click.FloatRange(min=1), default=3600.0, show_default=True, help="Live mode: seconds NeuSight may run in all."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def _mode(artifact_dir: Path | None, tool_path: Path | None) -> str:
+def _mode(opts: RunOptions, artifact_dir: Path | None) -> str:
     """artifact or live. An option given on the command line wins over the other mode's env variable."""
-    if artifact_dir is not None and tool_path is not None:
-        ctx = click.get_current_context()
-        from_env = {name: ctx.get_parameter_source(name) == click.core.ParameterSource.ENVIRONMENT for name in ("artifact_dir", "tool_path")}
-        if from_env["tool_path"] and not from_env["artifact_dir"]:
-            return "artifact"
-        if from_env["artifact_dir"] and not from_env["tool_path"]:
-            return "live"
-        raise UserError("give either --artifact-dir (artifact mode) or --tool-path/--neusight-dir (live mode), not both")
+    ctx = click.get_current_context()
+    given = {name for name in ctx.params if ctx.get_parameter_source(name) == ParameterSource.COMMANDLINE}
+    art_cli = "artifact_dir" in given
+    tool_cli = any(name == "tool_path" or name.startswith("_alias_tool_path") for name in given)
+    if art_cli and tool_cli:
+        raise UserError("give either --artifact-dir (artifact mode) or --tool-path (live mode), not both")
+    if art_cli or tool_cli:
+        return "artifact" if art_cli else "live"
+    if artifact_dir is not None and opts.tool_path is not None:
+        raise UserError("MTAP_NEUSIGHT_ARTIFACT and MTAP_NEUSIGHT_PATH are both set: give --artifact-dir (artifact mode) "
+                        "or --tool-path (live mode), not both")
     return "artifact" if artifact_dir is not None else "live"
 
 
-def _artifact_cases(artifact_dir: Path, cfg: dict, data_dir: Path, limit: int | None, progress: bool = False):
-    catalog = _catalog(data_dir)
+def _config(opts: RunOptions, mode: str) -> dict[str, Any]:
+    try:
+        return check(opts.config_doc, opts.config, mode)
+    except ConfigError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _artifact_plan(opts: RunOptions, artifact_dir: Path, cfg: dict[str, Any]):
+    catalog = _catalog(opts.data_dir)
     for ours in CATALOGUED.values():
         if ours not in catalog:
-            raise UserError(f"{data_dir / 'hardware' / 'hardware.json'}: field hardware: no entry {ours!r}, which NeuSight's H100 maps onto")
+            raise UserError(f"{opts.data_dir / 'hardware' / 'hardware.json'}: field hardware: no entry {ours!r}, "
+                            "which NeuSight's H100 maps onto")
     try:
         pairing = artifact.pair(artifact_dir, cfg.get("devices"), cfg.get("methods"), cfg.get("models"), cfg.get("modes"))
-        if progress:
-            with click.progressbar(length=len(pairing.pairs), label="re-scoring NeuSight's artifact", file=sys.stderr) as bar:
-                cases, skipped = artifact.build_cases(artifact_dir, pairing, lambda: bar.update(1))
-        else:
-            cases, skipped = artifact.build_cases(artifact_dir, pairing)
+        units, skipped = artifact.units(artifact_dir, pairing)
     except artifact.ArtifactError as exc:
         raise UserError(str(exc)) from None
-    if limit is not None:
-        cases = cases[:limit]
-    return pairing, cases, {**pairing.skipped, **skipped}
+    return pairing, opts.select(units), {**pairing.skipped, **skipped}
 
 
-def _live_plan(cfg: dict, data_dir: Path, limit: int | None, config_path: Path | None) -> tuple[list, dict]:
-    catalog = _catalog(data_dir)
+def _live_plan(opts: RunOptions, cfg: dict[str, Any]) -> tuple[list[Any], dict[str, dict[str, Any]]]:
+    catalog = _catalog(opts.data_dir)
     if "neusight_tags" in cfg:
         tags = [parse_tag(t) for t in cfg["neusight_tags"]]
         cases = live.plan_own(cfg.get("neusight_devices", ["NVIDIA_H100_80GB_HBM3"]), tags, cfg.get("methods", live.DEFAULT_METHODS))
-        return (cases[:limit] if limit else cases), catalog
+        return opts.select(cases), catalog
     hardware = cfg.get("hardware", list(live.DEFAULT_HARDWARE))
+    where = f"{opts.config}: field hardware" if opts.config else "the built-in matrix: hardware"
     for h in hardware:
         if h not in catalog:
-            raise UserError(f"{config_path or 'default matrix'}: field hardware: {h!r} is not in {data_dir / 'hardware' / 'hardware.json'}")
+            raise UserError(f"{where}: {h!r} is not in {opts.data_dir / 'hardware' / 'hardware.json'}")
         if h not in live.CORES_PER_SM:
-            raise UserError(f"{config_path}: field hardware: {h!r}: NeuSight needs FP32 cores per SM, known only for {', '.join(live.CORES_PER_SM)}")
+            raise UserError(f"{where}: {h!r}: NeuSight needs FP32 cores per SM, known only for {', '.join(live.CORES_PER_SM)}")
     cases = live.plan(hardware, cfg.get("workloads", ("W4", "W7")), cfg.get("batch", live.DEFAULT_BATCH),
                       cfg.get("seq_len", live.DEFAULT_SEQ), cfg.get("methods", live.DEFAULT_METHODS))
-    return (cases[:limit] if limit else cases), catalog
+    return opts.select(cases), catalog
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="neusight-runner")
+@runner_group(RUNNER, __version__)
 def main() -> None:
     """NeuSight (Lee et al., ASPLOS'25; github.com/sitar-lab/NeuSight, MIT) in mtap.
 
     \b
-    Artifact mode (--artifact-dir DIR): pairs every prediction NeuSight's authors published
-    (results/prediction/<GPU>/<method>/<tag>.json; methods neusight, roofline, micro, habitat)
-    with the authors' measured label (label/<GPU>/<tag>.json), recomputes the APE itself and
-    writes one case per device x model x method. NeuSight's H100 maps onto H100-SXM5-80GB; other
-    GPUs keep NeuSight's name as hardware id. BERT-large -> W4, GPT-2/GPT-3/OPT -> W7 (family).
+    Artifact mode (--artifact-dir DIR or MTAP_NEUSIGHT_ARTIFACT): pairs every prediction NeuSight's
+    authors published (results/prediction/<GPU>/<method>/<tag>.json; methods neusight, roofline,
+    micro, habitat) with the authors' measured label (label/<GPU>/<tag>.json), recomputes the APE
+    itself and writes one case per device x model x method (document neusight.tool-run.json).
+    NeuSight's H100 maps onto H100-SXM5-80GB; other GPUs keep NeuSight's name as hardware id.
+    BERT-large -> W4, GPT-2/GPT-3/OPT -> W7 (family).
     \b
-    Live mode (--tool-path/--neusight-dir CHECKOUT): runs NeuSight's own predictor for W4
-    BERT-base and W7 GPT-2 small on H100-SXM5-80GB and A100-SXM4-80GB specs, FP32, batch 1/8,
-    seq 128/512, with methods neusight (needs the trained model.pth files: refused as
-    `unavailable` weights-missing without them) and roofline (weight-free). NeuSight is not on
-    PyPI: clone it yourself and give --neusight-python a Python with its dependencies.
+    Live mode (--tool-path CHECKOUT or MTAP_NEUSIGHT_PATH): runs NeuSight's own predictor, one
+    process per case, for W4 BERT-base and W7 GPT-2 small on H100-SXM5-80GB and A100-SXM4-80GB
+    specs, FP32, batch 1/8, seq 128/512 (document neusight-live.tool-run.json), with methods
+    neusight (needs the trained model.pth files: refused as `unavailable` weights-missing without
+    them) and roofline (weight-free). NeuSight is not on PyPI: clone it yourself and give
+    --neusight-python a Python with its dependencies. Without a checkout every case is recorded
+    `unavailable` (checkout-missing) with how to provide one.
+    \b
+    Options, exit codes and the document follow the runner contract of packages/README.md.
     \b
     Examples:
       neusight-runner run --artifact-dir ../shared/neusight
-      neusight-runner run --neusight-dir ~/NeuSight --neusight-python ~/venvs/neusight/bin/python
+      neusight-runner run --tool-path ~/NeuSight --neusight-python ~/venvs/neusight/bin/python
     """
 
 
 @main.command()
-@common
-def cases(config_path, output, name, artifact_dir, tool_path, neusight_python, data_dir, limit, timeout) -> None:
-    """Print the planned cases as JSON lines; runs nothing."""
-    mode = _mode(artifact_dir, tool_path)
-    try:
-        cfg = load(config_path, mode)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
+@run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=RUNNER, config_help=CONFIG_HELP)
+@artifact_option
+def cases(opts: RunOptions, artifact_dir: Path | None) -> None:
+    """Print the planned cases as JSON lines; runs nothing (artifact mode with --artifact-dir, else live mode)."""
+    mode = "artifact" if artifact_dir is not None else "live"
+    cfg = _config(opts, mode)
     if mode == "artifact":
-        _, planned, _ = _artifact_cases(artifact_dir, cfg, data_dir, limit)
-        for c in planned:
-            click.echo(json.dumps({k: c[k] for k in ("id", "workload", "hardware", "key")}, sort_keys=True))
+        _, units, _ = _artifact_plan(opts, artifact_dir, cfg)
+        for u in units:
+            click.echo(json.dumps(u.planned(), sort_keys=True))
     else:
-        planned, _ = _live_plan(cfg, data_dir, limit, config_path)
+        planned, _ = _live_plan(opts, cfg)
         for c in planned:
             click.echo(json.dumps({"id": c.id, "workload": c.workload, "hardware": c.hardware, "key": c.key}, sort_keys=True))
 
@@ -176,56 +148,48 @@ def _report_artifact(pairing, root: Path, skipped: dict[str, list[str]], n_cases
 
 
 @main.command()
-@common
-def run(config_path, output, name, artifact_dir, tool_path, neusight_python, data_dir, limit, timeout) -> None:
-    """Run the cases and write <output>/<name>.tool-run.json (tool-run v1)."""
-    started = datetime.now(timezone.utc)
-    t0 = time.monotonic()
-    mode = _mode(artifact_dir, tool_path)
+@run_options(tool=TOOL, output=OUTPUT, verb="run", timeout=1800, aliases=["--neusight-dir"], config_schema=RUNNER,
+             config_help=CONFIG_HELP,
+             tool_path_help="Live mode: a NeuSight checkout (git clone of github.com/sitar-lab/NeuSight, with its model.pth files).")
+@artifact_option
+@python_option
+def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str) -> None:
+    """Run the cases and write OUTPUT/NAME.tool-run.json (tool-run v2).
+
+    NAME defaults to neusight (artifact mode) or neusight-live (live mode), so a live run never
+    replaces the artifact document. --timeout and --keep-raw apply to live mode: seconds one
+    NeuSight process may run, and a folder that keeps NeuSight's result JSONs (recorded as artifacts).
+    """
+    mode = _mode(opts, artifact_dir)
+    cfg = _config(opts, mode)
+    if mode == "live" and click.get_current_context().get_parameter_source("name") == ParameterSource.DEFAULT:
+        opts.name = opts.name.replace(TOOL, "neusight-live", 1)
     if mode == "artifact":
-        tool_path = None
-    try:
-        cfg = load(config_path, mode)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-    name = name or ("neusight" if mode == "artifact" else "neusight-live")
-    target = output / f"{name}.tool-run.json"
-    packages = {"mtap-neusight-runner": __version__}
-    config_ref = {"path": _rel(config_path), "sha256": ms.sha256_file(config_path)} if config_path else None
-    if mode == "artifact":
-        setup = time.monotonic() - t0
-        pairing, cases_, skipped = _artifact_cases(artifact_dir, cfg, data_dir, limit, progress=True)
-        tool = {"name": "neusight", "version": None, "backend": "artifact", "location": _rel(artifact_dir)}
-    else:
-        planned, catalog = _live_plan(cfg, data_dir, limit, config_path)
-        setup = time.monotonic() - t0
-        raw = output / f"{name}.raw"
-        with click.progressbar(length=len(planned), label="running NeuSight", file=sys.stderr) as bar:
-            cases_, info = live.run_live(planned, tool_path, catalog, neusight_python, raw, output, timeout, bar.update)
-        packages.update({k: v for k, v in info.items() if k != "python"})
-        commit = live.git_commit(tool_path) if tool_path and tool_path.is_dir() else None
-        tool = {"name": "neusight", "version": f"git {commit}" if commit else None, "backend": "native",
-                "location": _rel(tool_path) if tool_path else None}
-    doc = {
-        "schema": "tool-run",
-        "schema_version": ms.version("tool-run"),
-        "runner": {"name": "neusight-runner", "version": __version__},
-        "tool": tool,
-        "environment": ms.environment(gpu=None, packages=packages),
-        "invocation": {"command": _command(click.get_current_context()), "config": config_ref},
-        "wall_clock": {"started_at": started.isoformat(timespec="seconds").replace("+00:00", "Z"),
-                       "setup_seconds": round(setup, 3), "run_seconds": round(time.monotonic() - t0 - setup, 3)},
-        "cases": cases_,
-    }
-    try:
-        ms.write(target, doc, "tool-run")
-    except ms.SchemaError as exc:  # a bug in this runner, not a user error: keep the traceback
-        raise RuntimeError(str(exc)) from exc
-    if mode == "artifact":
+        assert artifact_dir is not None
+        builder = tr.ToolRun(RUNNER, __version__, tr.Tool(TOOL, None, "artifact", tr.location_of(artifact_dir)), config=opts.config)
+        pairing, units, skipped = _artifact_plan(opts, artifact_dir, cfg)
+        checkpoint = opts.checkpoint([u.planned() for u in units])
+        builder.setup_done()
+        cases_ = run_cases(units, artifact.case_for, jobs=opts.jobs, label="re-scoring NeuSight's artifact",
+                           ident=lambda u: u.id, checkpoint=checkpoint)
         _report_artifact(pairing, artifact_dir, skipped, len(cases_))
-    else:
-        counts: dict[str, int] = {}
-        for c in cases_:
-            counts[c["status"]] = counts.get(c["status"], 0) + 1
-        click.echo(f"{len(cases_)} cases: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), err=True)
-    click.echo(str(target))
+        finish(builder, cases_, opts, checkpoint)
+    checkout = opts.tool_path
+    commit = live.git_commit(checkout) if checkout is not None and checkout.is_dir() else None
+    version = f"git {commit}" if commit else None
+    # "no checkout given" rather than null: the tool-run v2 schema's `not pattern` on tool.location refuses null
+    location = tr.location_of(checkout, version) if checkout is not None else "no checkout given"
+    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(TOOL, version, "native", location), config=opts.config)
+    planned, catalog = _live_plan(opts, cfg)
+    keep = opts.keep_raw.resolve() if opts.keep_raw is not None else None
+    units = [live.Unit(c, checkout, catalog.get(c.hardware), neusight_python, opts.timeout, keep) for c in planned]
+    checkpoint = opts.checkpoint({"cases": [c.id for c in planned], "checkout": version, "keep_raw": keep is not None})
+    builder.setup_done()
+    results = run_cases(units, live.run_unit, jobs=opts.jobs, label="running NeuSight", ident=lambda u: u.id, checkpoint=checkpoint)
+    for r in results:
+        builder.packages.update({k: v for k, v in r["env"].items() if k != "python"})
+    finish(builder, [r["case"] for r in results], opts, checkpoint)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

@@ -8,9 +8,11 @@ warning; this runner refuses instead and writes an ``unavailable`` case (error.k
 ``weights-missing``). NeuSight's weight-free ``roofline`` baseline (method ``roofline``, predictor
 ``ROOFLINE``) needs neither and runs from any checkout.
 
-Predictions run in a subprocess (``--neusight-python``, the interpreter that has NeuSight's
-dependencies) through :mod:`mtap_neusight_runner.shim`; see that file for how NeuSight's
-CPU-incompatible import is avoided without changing NeuSight's code.
+Each case runs in its own subprocess (``--neusight-python``, the interpreter that has NeuSight's
+dependencies) through :mod:`mtap_neusight_runner.shim`, started by ``mtap_schemas.proc.run_tool``
+(its own process group, killed whole after ``--timeout`` seconds or on SIGINT/SIGTERM); see the
+shim for how NeuSight's CPU-incompatible import is avoided without changing NeuSight's code.
+Cases are independent :class:`Unit` s run by ``mtap_schemas.execute.run_cases`` (``--jobs``).
 """
 
 from __future__ import annotations
@@ -18,15 +20,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 import tempfile
-import threading
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import mtap_schemas as ms
+from mtap_schemas import proc
+from mtap_schemas import toolrun as tr
 
 from .mapping import MODELS, Tag, case_key, hardware_id
 from .parse import ParseError, parse_e2e_line, read_latency_json
@@ -297,146 +297,130 @@ def parse_result(job: dict[str, Any], stdout_tail: str) -> float:
     return value
 
 
-def run_shim(python: str, spec: dict[str, Any], work: Path, timeout: float, on_result: Callable[[dict], None]) -> tuple[dict[str, Any], str | None]:
-    """Run the shim; returns (environment info it printed, error text if the process itself failed)."""
-    spec_path = work / "jobs.json"
-    spec_path.write_text(json.dumps(spec, indent=1))
-    env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
-    try:
-        proc = subprocess.Popen([python, str(SHIM), str(spec_path)], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=work)
-    except OSError as exc:
-        return {}, f"cannot start {python}: {exc.strerror or exc}"
+def git_commit(checkout: Path) -> str | None:
+    result = proc.run_tool(["git", "-C", str(checkout), "rev-parse", "HEAD"], timeout=20)
+    return (result.stdout.strip() or None) if result.ok else None
+
+
+@dataclass
+class Unit:
+    """One live case and what running it needs (picklable: units run in worker processes, ``--jobs``)."""
+
+    case: LiveCase | OwnCase
+    checkout: Path | None  #: as the user gave it (messages name it so)
+    hardware: dict[str, Any] | None  #: the case's data/hardware/hardware.json entry (LiveCase), None for OwnCase
+    python: str
+    timeout: float | None
+    keep_raw: Path | None
+
+    @property
+    def id(self) -> str:
+        return self.case.id
+
+
+def _where(case: LiveCase | OwnCase, artifacts: list[dict[str, str]] | None = None) -> dict[str, Any]:
+    out: dict[str, Any] = {"workload": case.workload, "hardware": case.hardware, "key": case.key, "parameters": case.parameters()}
+    if artifacts:
+        out["artifacts"] = artifacts
+    return out
+
+
+def _shim_output(stdout: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
+    """(environment the shim reported, its one job result or None) from the shim's stdout."""
     info: dict[str, Any] = {}
-    err_chunks: list[str] = []
-    reader = threading.Thread(target=lambda: err_chunks.append(proc.stderr.read()), daemon=True)
-    reader.start()
-    killed = threading.Event()
-
-    def kill() -> None:
-        killed.set()
-        proc.kill()
-
-    timer = threading.Timer(timeout, kill)
-    timer.start()
-    try:
-        for line in proc.stdout:
+    result = None
+    for line in stdout.splitlines():
+        try:
             if line.startswith("MTAP-RESULT "):
-                on_result(json.loads(line[len("MTAP-RESULT "):]))
+                result = json.loads(line[len("MTAP-RESULT "):])
             elif line.startswith("MTAP-ENV "):
                 info = json.loads(line[len("MTAP-ENV "):])
-        rc = proc.wait()
-    finally:
-        timer.cancel()
-    reader.join(5)
-    if killed.is_set():
-        return info, f"timeout: NeuSight did not finish within {timeout:.0f} s"
-    if rc != 0:
-        tail = [ln for ln in "".join(err_chunks).strip().splitlines() if ln.strip()]
-        return info, f"NeuSight's process exited with {rc}: {tail[-1] if tail else 'no output'}"
-    return info, None
+        except ValueError:
+            continue
+    return info, result
 
 
-def git_commit(checkout: Path) -> str | None:
-    try:
-        out = subprocess.run(["git", "-C", str(checkout), "rev-parse", "HEAD"], capture_output=True, text=True, timeout=20)
-    except (OSError, subprocess.TimeoutExpired):
-        return None
-    return out.stdout.strip() or None if out.returncode == 0 else None
-
-
-def run_live(cases: list[LiveCase] | list[OwnCase], checkout: Path | None, catalog: dict[str, dict[str, Any]], python: str,
-             raw_dir: Path, doc_dir: Path, timeout: float, progress: Callable[[int], None] | None = None) -> tuple[list[dict], dict[str, Any]]:
-    """Run (or refuse) every case; returns (tool-run cases, environment info of NeuSight's Python)."""
-    results: dict[str, dict[str, Any]] = {}
-
-    def base(case: LiveCase | OwnCase, status: str, error: dict | None, metrics=(), artifacts=()) -> dict[str, Any]:
-        return {"id": case.id, "key": case.key, "workload": case.workload, "hardware": case.hardware,
-                "parameters": case.parameters(), "status": status, "error": error,
-                "metrics": list(metrics), "artifacts": list(artifacts)}
-
-    problem = checkout_problem(checkout)
+def run_unit(unit: Unit) -> dict[str, Any]:
+    """Run (or refuse) one case; returns ``{"case": tool-run case, "env": NeuSight's Python versions or {}}``."""
+    c = unit.case
+    problem = checkout_problem(unit.checkout)
     if problem:
-        for c in cases:
-            results[c.id] = base(c, "unavailable", {"kind": "checkout-missing", "message": problem})
-        if progress:
-            progress(len(cases))
-        return [results[c.id] for c in cases], {}
-    assert checkout is not None
-    given = checkout  # as the user wrote it, for messages
-    checkout = checkout.resolve()  # NeuSight runs in a temporary working folder
-
-    runnable: list[tuple[LiveCase | OwnCase, dict[str, Any]]] = []
+        return {"case": tr.unavailable(c.id, kind="checkout-missing", message=problem, **_where(c)), "env": {}}
+    assert unit.checkout is not None
+    given, checkout = unit.checkout, unit.checkout.resolve()  # NeuSight runs in a temporary working folder
+    weights = missing_weights(checkout, c.method)
+    if weights:
+        return {"case": tr.unavailable(c.id, kind="weights-missing", **_where(c), message=(
+            f"{given}: NeuSight's trained predictor weights are absent ({', '.join(weights)}); NeuSight would "
+            "silently predict with random weights, so this runner refuses. Provide a full git clone of "
+            "https://github.com/sitar-lab/NeuSight (the model.pth files are ~6.3 MB git blobs).")), "env": {}}
+    tables = missing_tile_tables(checkout, c.method)
+    if tables:
+        return {"case": tr.unavailable(c.id, kind="tile-dataset-missing", **_where(c), message=(
+            f"{given}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
+            "https://github.com/sitar-lab/NeuSight.")), "env": {}}
     with tempfile.TemporaryDirectory(prefix="mtap-neusight-") as tmp:
         work = Path(tmp)
-        for c in cases:
-            weights = missing_weights(checkout, c.method)
-            if weights:
-                results[c.id] = base(c, "unavailable", {"kind": "weights-missing", "message": (
-                    f"{given}: NeuSight's trained predictor weights are absent ({', '.join(weights)}); NeuSight would "
-                    "silently predict with random weights, so this runner refuses. Provide a full git clone of "
-                    "https://github.com/sitar-lab/NeuSight (the model.pth files are ~6.3 MB git blobs).")})
-                continue
-            tables = missing_tile_tables(checkout, c.method)
-            if tables:
-                results[c.id] = base(c, "unavailable", {"kind": "tile-dataset-missing", "message": (
-                    f"{given}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
-                    "https://github.com/sitar-lab/NeuSight.")})
-                continue
-            try:
-                dev = c.device_cfg(checkout, catalog, work)
-                mod = c.model_cfg(checkout, work)
-            except FileNotFoundError as exc:
-                results[c.id] = base(c, "unavailable", {"kind": "config-missing", "message": str(exc)})
-                continue
-            runnable.append((c, job_for(c, checkout, dev, mod, work / "results")))
-        if progress:
-            progress(len(cases) - len(runnable))
-        by_id = {c.id: (c, job) for c, job in runnable}
-        outputs: dict[str, dict[str, Any]] = {}
-        info: dict[str, Any] = {}
-        fail = None
-        if runnable:
-            def on_result(r: dict) -> None:
-                outputs[r["id"]] = r
-                if progress:
-                    progress(1)
-            info, fail = run_shim(python, {"neusight_dir": str(checkout), "jobs": [j for _, j in runnable]}, work, timeout, on_result)
-        for cid, (c, job) in by_id.items():
-            r = outputs.get(cid)
-            if r is None:
-                kind = "timeout" if fail and fail.startswith("timeout") else "tool-crashed"
-                results[cid] = base(c, "failed", {"kind": kind, "message": fail or "NeuSight returned no result for this case"})
-                if progress:
-                    progress(1)
-                continue
-            if not r.get("ok"):
-                err = r.get("error") or {}
-                status = "unavailable" if err.get("kind") == "weights-missing" else "failed"
-                results[cid] = base(c, status, {"kind": err.get("kind", "tool-crashed"), "message": err.get("message") or "NeuSight failed"})
-                continue
-            try:
-                value = parse_result(job, r.get("stdout_tail", ""))
-            except ParseError as exc:
-                results[cid] = base(c, "failed", {"kind": "parse-failed", "message": str(exc)})
-                continue
-            src = result_path(job)
-            kept = raw_dir / c.hardware / c.method / src.name
-            kept.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, kept)
-            dev_cfg = Path(job["device_config_path"])
-            if dev_cfg.is_relative_to(work):
-                # A config mtap wrote from its own catalog: keep it beside the result.
-                dev_kept = raw_dir / c.hardware / dev_cfg.name
-                shutil.copyfile(dev_cfg, dev_kept)
-                dev_artifact = {"path": dev_kept.relative_to(doc_dir).as_posix(), "sha256": ms.sha256_file(dev_kept)}
-            else:
-                # NeuSight's own file: cite it in the checkout by path and hash, never copy it here.
-                dev_artifact = {"path": f"neusight-checkout:{dev_cfg.relative_to(checkout).as_posix()}", "sha256": ms.sha256_file(dev_cfg)}
-            metric = "latency" if c.method == "neusight" else "baseline_latency"
-            rel = kept.relative_to(doc_dir).as_posix()
-            results[cid] = base(
-                c, "ok", None,
-                metrics=[{"name": metric, "value": value, "unit": "ms", "kind": "prediction", "timing": "simulated", "source": rel}],
-                artifacts=[{"path": rel, "sha256": ms.sha256_file(kept)}, dev_artifact],
-            )
-    return [results[c.id] for c in cases], info
+        try:
+            dev = c.device_cfg(checkout, {c.hardware: unit.hardware}, work)
+            mod = c.model_cfg(checkout, work)
+        except FileNotFoundError as exc:
+            return {"case": tr.unavailable(c.id, kind="config-missing", message=str(exc), **_where(c)), "env": {}}
+        job = job_for(c, checkout, dev, mod, work / "results")
+        spec = work / "jobs.json"
+        spec.write_text(json.dumps({"neusight_dir": str(checkout), "jobs": [job]}, indent=1))
+        env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
+        ran = proc.run_tool([unit.python, str(SHIM), str(spec)], timeout=unit.timeout, cwd=work, env=env)
+        info, r = _shim_output(ran.stdout)
+        return {"case": _case_of(unit, job, ran, r, checkout, work), "env": info}
+
+
+def _case_of(unit: Unit, job: dict[str, Any], ran: proc.ToolResult, r: dict[str, Any] | None, checkout: Path,
+             work: Path) -> dict[str, Any]:
+    c = unit.case
+    if r is None:  # the shim itself did not get to report this job
+        if ran.outcome == "not-found":
+            return tr.unavailable(c.id, kind="binary-missing", **_where(c), message=(
+                f"--neusight-python {unit.python} could not be started ({ran.last_line()}); give a Python that has "
+                "NeuSight's dependencies (torch, transformers==4.38.1, pandas, scipy, networkx)"))
+        if ran.ok:
+            return tr.failed(c.id, kind="parse-failed", message="NeuSight's shim printed no result for this case", **_where(c))
+        kind, message = ran.error(unit.timeout)
+        return tr.from_error(c.id, kind=kind, message=f"NeuSight (through {SHIM.name}): {message}", **_where(c))
+    if not r.get("ok"):
+        err = r.get("error") or {}
+        kind = err.get("kind") if err.get("kind") in ("weights-missing", "tool-crashed") else "tool-crashed"
+        return tr.from_error(c.id, kind=kind, message=err.get("message") or "NeuSight failed", **_where(c))
+    try:
+        value = parse_result(job, r.get("stdout_tail", ""))
+    except ParseError as exc:
+        return tr.failed(c.id, kind="parse-failed", message=str(exc), **_where(c))
+    src = result_path(job)
+    source = src.relative_to(Path(job["result_dir"])).as_posix()  # prediction/<device>/<method>/<tag>.json
+    artifacts = []
+    dev_cfg = Path(job["device_config_path"])
+    if unit.keep_raw is not None:
+        kept = unit.keep_raw / c.hardware / c.method / src.name
+        kept.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, kept)
+        artifacts.append(tr.artifact(kept))
+        source = artifacts[0]["path"]
+        if dev_cfg.is_relative_to(work):  # a config mtap wrote from its own catalog: keep it beside the result
+            dev_kept = unit.keep_raw / c.hardware / dev_cfg.name
+            shutil.copyfile(dev_cfg, dev_kept)
+            artifacts.append(tr.artifact(dev_kept))
+    elif dev_cfg.is_relative_to(work):  # not kept: its hash still pins what NeuSight was given
+        artifacts.append(tr.artifact(dev_cfg, name=f"written-from-catalog:{dev_cfg.name}"))
+    if not dev_cfg.is_relative_to(work):  # NeuSight's own file: cited in the checkout by path and hash, never copied
+        artifacts.append(tr.artifact(dev_cfg, name=f"neusight-checkout:{dev_cfg.relative_to(checkout).as_posix()}"))
+    return result_case(c, value, source, artifacts)
+
+
+def result_case(c: LiveCase | OwnCase, value: float, source: str, artifacts: list[dict[str, str]]) -> dict[str, Any]:
+    """The ok case for NeuSight's latency ``value`` (ms); a value a latency cannot take is ``invalid-value``."""
+    metric = "latency" if c.method == "neusight" else "baseline_latency"
+    try:
+        m = tr.metric(metric, value, "ms", "prediction", timing="simulated", source=source)
+    except tr.InvalidValue as exc:
+        return tr.failed(c.id, kind="invalid-value", message=f"{source}: {exc}", **_where(c, artifacts))
+    return tr.ok(c.id, metrics=[m], **_where(c, artifacts))
