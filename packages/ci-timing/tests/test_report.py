@@ -109,3 +109,16 @@ def test_help_explains():
     out = CliRunner().invoke(main, ["run", "--help"]).output
     for word in ("GITHUB_TOKEN", "--api-url", "--max-wait", "Exit 3", "complete: false"):
         assert word in out or word in CliRunner().invoke(main, ["--help"]).output
+
+
+def test_report_never_shows_credentials_a_document_holds(tmp_path):
+    """A valid ci-timing document written elsewhere (or by an older ci-timing) with credentials in its URLs."""
+    doc = copy.deepcopy(MINIMAL)
+    doc["source"]["api_url"] = "https://octocat:SECRET-1@ghe.example/api/v3?access_token=SECRET-2"
+    doc["complete"] = False
+    doc["missing"] = [{"what": "runs after the 0 read", "reason": "https://x:SECRET-3@ghe.example/api/v3/repos/o/r/actions/runs: HTTP 502"}]
+    mtap_schemas.write(tmp_path / "ci" / "ci-timing.json", doc, "ci-timing")
+    result, text = run_report(tmp_path)
+    assert result.exit_code == 0
+    assert "SECRET" not in text and "octocat" not in text
+    assert "via https://ghe.example/api/v3," in text and "https://ghe.example/api/v3/repos/o/r/actions/runs: HTTP 502" in text

@@ -1,5 +1,6 @@
 """deployment-viability-report.md (D4) from a ci-timing document and the runners' own
-tool-run documents. Deterministic: the same inputs give the same bytes.
+tool-run documents. Deterministic: the same inputs give the same bytes. URLs are shown without
+credentials even when a document (written elsewhere, or by an older version) holds some.
 
 Determinism column: per tool, the ``deterministic`` flag of every case in every
 ``*.tool-run.json`` under the evaluation folder whose ``tool.name`` is that tool (null or
@@ -12,6 +13,8 @@ from pathlib import Path
 from typing import Any
 
 import mtap_schemas
+
+from .client import public_url, scrub
 
 #: runs shown as columns of the success matrix (the counts use every run read)
 MATRIX_RUNS = 30
@@ -96,7 +99,7 @@ def render(ci: dict[str, Any] | None, ci_path: str, determinism: dict[str, dict[
             f"{k} `{src[k]}`" for k in ("workflow", "branch", "event") if src.get(k)
         )
         lines.append(
-            f"Source: `{src['repository']}` via {src['api_url']}, {len(runs)} completed workflow run(s) read"
+            f"Source: `{src['repository']}` via {public_url(src['api_url'], query=False)[0]}, {len(runs)} completed workflow run(s) read"
             f" (last {src['runs_requested']} requested{', ' + scope if scope else ''})"
             + (f", created {runs[-1]['created_at']} to {runs[0]['created_at']}." if runs else ".")
         )
@@ -105,7 +108,7 @@ def render(ci: dict[str, Any] | None, ci_path: str, determinism: dict[str, dict[
         if not ci["complete"]:
             lines.append("> **Incomplete scrape** (`complete: false`): the numbers below cover only the runs read.")
             for item in ci["missing"]:
-                lines.append(f"> - not read: {item['what']} — {item['reason']}")
+                lines.append(f"> - not read: {scrub(item['what'])} — {scrub(item['reason'])}")
             lines.append("")
         tools_rows = ci["tools"]
 
