@@ -30,9 +30,12 @@ size = sum(p.stat().st_size for p in pathlib.Path(args["workload-configuration"]
 bw = re.search(r"bandwidth: \\[ ([0-9.e+]+) \\]", net).group(1)
 for i in range(n):
     print(f"[2026-01-01 00:00:00.000] [workload] [info] sys[{{i}}] finished, {{size + i + len(bw)}} cycles, exposed communication {{i}} cycles.")
+    print(f"[2026-01-01 00:00:00.000] [statistics] [info] sys[{{i}}], Wall time: {{size + i + len(bw)}}")
+    print(f"[2026-01-01 00:00:00.000] [statistics] [info] sys[{{i}}], Comm time: {{size // 7 + i}}")
 """
 
-SOME = {"include": ["w6/all-reduce.n8.*", "w6/all-reduce.n2.*", "topology/all-gather.*/ring.*", "scaling/all-reduce.*"]}
+SOME = {"include": ["w6/all-reduce.n8.*", "w6/all-reduce.n2.*", "topology/all-gather.*/ring.*", "scaling/all-reduce.*",
+                    "w10/*", "scaling/resnet50.*"]}
 
 
 def simulate_bin(tmp_path: Path) -> Path:
@@ -90,7 +93,7 @@ def test_document_is_the_same_for_any_jobs_and_shards_partition_it(tmp_path):
     statuses = [c["status"] for c in doc1["cases"]]
     assert set(statuses) == {"ok", "unsupported"} and statuses.count("unsupported") == 2  # doubleBinaryTree all-gather
     planned = invoke("cases", "--config", cfg).output.splitlines()
-    assert [c["id"] for c in doc1["cases"]] == [json.loads(line)["id"] for line in planned] and len(planned) == 6 + 6 + 8 + 6
+    assert [c["id"] for c in doc1["cases"]] == [json.loads(line)["id"] for line in planned] and len(planned) == 6 + 6 + 8 + 6 + 2 + 2 + 4
     shards = []
     for k in (1, 2, 3):
         res = invoke(*common, "--output", tmp_path / "shards", "--jobs", "1", "--shard", f"{k}/3")

@@ -163,14 +163,14 @@ def run_cmd(opts: RunOptions, image_bin_dir: str, compute_source: str | None) ->
     selected = plan(opts)
     hardware = load_hardware(opts.data_dir, {c.hardware for c in selected})
     check_workloads(opts.data_dir, {c.workload for c in selected})
-    layer_times: dict[int, compute.LayerTimes] = {}
-    batches = sorted({c.params["batch_per_gpu"] for c in selected if c.params.get("kind") == "ddp"})
-    if batches:
+    # per (batch, hardware) of the DDP cases: the same for a case whatever shard or selection it is in
+    layer_times: dict[tuple[int, str], compute.LayerTimes] = {}
+    wanted = sorted({(c.params["batch_per_gpu"], c.hardware) for c in selected if c.params.get("kind") == "ddp"})
+    if wanted:
         layers = resnet50.layers(opts.data_dir)
-        ddp_hw = next(hardware[c.hardware] for c in selected if c.params.get("kind") == "ddp")
-        for b in batches:
+        for b, hid in wanted:
             try:
-                layer_times[b] = compute.layer_times(choice, opts.data_dir, ddp_hw, b, layers)
+                layer_times[b, hid] = compute.layer_times(choice, opts.data_dir, hardware[hid], b, layers)
             except LookupError as exc:
                 raise UserError(str(exc)) from None
     tool = find_tool(opts, image_bin_dir)
@@ -184,10 +184,10 @@ def run_cmd(opts: RunOptions, image_bin_dir: str, compute_source: str | None) ->
     builder.packages.update(packages)
 
     keep_raw = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
-    units = [Unit(c, hardware[c.hardware], tool, layer_times.get(c.params.get("batch_per_gpu")), timeout, keep_raw)
+    units = [Unit(c, hardware[c.hardware], tool, layer_times.get((c.params.get("batch_per_gpu"), c.hardware)), timeout, keep_raw)
              for c in selected if not c.inputs]
     plan_json = {"cases": [u.case.planned() for u in units], "tool": tool.identity(), "timeout": timeout,
-                 "compute": {str(b): [lt.source, lt.detail, lt.sha256] for b, lt in layer_times.items()}, "keep_raw": keep_raw}
+                 "compute": {f"b{b}.{hid}": [lt.source, lt.detail, lt.sha256] for (b, hid), lt in layer_times.items()}, "keep_raw": keep_raw}
     checkpoint = opts.checkpoint(plan_json)
     builder.setup_done()
     results = run_cases(units, run_unit, jobs=opts.jobs, label=TOOL, ident=lambda u: u.case.id, checkpoint=checkpoint)
