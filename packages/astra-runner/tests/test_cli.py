@@ -84,8 +84,7 @@ def test_no_tool_writes_honest_unavailable_cases(tmp_path, data_dir):
     for c in doc["cases"]:
         if c["status"] == "unavailable":
             assert c["error"]["kind"] == "binary-missing"
-            if not c["id"].startswith("scaling/"):
-                assert "astra-runner setup" in c["error"]["message"] and "--tool-path" in c["error"]["message"]
+            assert "astra-runner setup" in c["error"]["message"] and "--tool-path" in c["error"]["message"]
     unsupported = [c for c in doc["cases"] if c["status"] == "unsupported"]
     assert unsupported and all(c["parameters"]["algorithm"] == "doubleBinaryTree" for c in unsupported)
     assert doc["tool"]["version"] is None

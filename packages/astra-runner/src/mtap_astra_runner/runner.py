@@ -171,7 +171,8 @@ def derived_case(case: Case, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
     if bad:
         names = ", ".join(f"{i} ({c['status'] if c else 'not run'})" for i, c in bad)
         if all(c is not None and c["status"] == UNAVAILABLE for _, c in bad):  # the same reason as its inputs
-            return tr.unavailable(case.id, kind=bad[0][1]["error"]["kind"], message=f"needs both input cases ok: {names}",
+            first = bad[0][1]["error"]
+            return tr.unavailable(case.id, kind=first["kind"], message=f"needs both input cases ok: {names}; {first['message']}",
                                   **common)
         return tr.failed(case.id, kind="incomplete", message=f"needs both input cases ok: {names}", **common)
     vals = []
