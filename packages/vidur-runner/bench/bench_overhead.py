@@ -54,7 +54,7 @@ def main() -> int:
     runner_cmd = [exe, "run", "--config", str(cfg), "--data-dir", str(a.data_dir), "--cache-dir", str(base), "--output", str(tmp / "out"), "--print-timings"]
 
     # the same vidur arguments the runner builds
-    (case,) = cases.build_cases(cases.load_config(cfg), a.data_dir)
+    (case,) = cases.build_cases(cases.merge_config(json.loads(cfg.read_text()), cfg), a.data_dir)
     ps = profiles.locate([a.data_dir / "profiles" / "vidur"], case.device, cases.MODEL, case.network_device)
     ds = profiles.install(ps, cache)
     sc = simulate.SimCase(cases.MODEL, case.device, case.network_device, case.scheduler, case.qps, case.num_requests, case.min_tokens, case.max_tokens, case.pd_ratio, case.seed, case.chunk_size if case.scheduler == "sarathi" else None)

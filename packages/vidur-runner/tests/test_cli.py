@@ -1,4 +1,4 @@
-"""The runner contract: cases, config errors (exit 2, one line, nothing written), unavailable cases."""
+"""The runner contract: cases, config errors (exit 2, one line, nothing written), shards, unavailable cases."""
 
 from __future__ import annotations
 
@@ -10,19 +10,46 @@ import pytest
 from click.testing import CliRunner
 from conftest import REPO
 
+import mtap_schemas as ms
+from mtap_schemas.kinds import Exit
 from mtap_vidur_runner.cli import main
+
+DATA = REPO / "data"
 
 
 def _data(tmp: Path) -> Path:
     d = tmp / "data"
     for sub in ("workloads", "hardware"):
         (d / sub).mkdir(parents=True)
-        shutil.copyfile(REPO / "data" / sub / f"{sub}.json", d / sub / f"{sub}.json")
+        shutil.copyfile(DATA / sub / f"{sub}.json", d / sub / f"{sub}.json")
     return d
 
 
+def _nothing_written(out: Path) -> bool:
+    return not out.exists() or not any(out.iterdir())
+
+
+def _one_error_line(result) -> str:
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_help_says_what_runs_and_where_the_tool_comes_from():
+    r = CliRunner().invoke(main, ["--help"])
+    assert r.exit_code == 0
+    text = " ".join(r.output.split())
+    for needle in ("vidur", "0.0.26", "--tool-path", "data/profiles/vidur", "packages/README.md"):
+        assert needle in text
+    run_help = CliRunner().invoke(main, ["run", "--help"]).output
+    assert "MTAP_VIDUR_PATH" in run_help and "--keep-raw" in run_help and "--timeout" in run_help
+    assert "--keep-outputs" not in run_help and "--image" not in run_help
+    cases_help = CliRunner().invoke(main, ["cases", "--help"]).output
+    assert "--output" not in cases_help and "--jobs" not in cases_help
+
+
 def test_cases_default_matrix():
-    r = CliRunner().invoke(main, ["cases", "--data-dir", str(REPO / "data")])
+    r = CliRunner().invoke(main, ["cases", "--data-dir", str(DATA)])
     assert r.exit_code == 0, r.output
     lines = [json.loads(x) for x in r.output.splitlines()]
     assert len(lines) == 18  # 2 GPUs x 3 schedulers x 3 QPS
@@ -38,59 +65,115 @@ def test_cases_default_matrix():
 def test_cases_config_and_limit(tmp_path):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"schedulers": ["orca"], "qps": [0.5, 3], "hardware": ["A100-SXM4-80GB"], "num_requests": 20}))
-    r = CliRunner().invoke(main, ["cases", "--config", str(cfg), "--data-dir", str(REPO / "data"), "--limit", "1"])
+    r = CliRunner().invoke(main, ["cases", "--config", str(cfg), "--data-dir", str(DATA), "--limit", "1"])
     assert r.exit_code == 0, r.output
     (c,) = [json.loads(x) for x in r.output.splitlines()]
     assert c["id"] == "W5/A100-SXM4-80GB/orca/qps=0.5" and c["key"] == "llama2-7b.serving.orca.qps0_5.n20.fp16"
 
 
+def test_shards_partition_the_cases():
+    full = CliRunner().invoke(main, ["cases", "--data-dir", str(DATA)]).output.splitlines()
+    parts = []
+    for k in (1, 2, 3):
+        r = CliRunner().invoke(main, ["cases", "--data-dir", str(DATA), "--shard", f"{k}/3"])
+        assert r.exit_code == 0, r.output
+        parts.append(r.output.splitlines())
+    assert sorted(sum(parts, [])) == sorted(full) and sum(len(p) for p in parts) == len(full) == 18
+    assert parts[0] == full[0::3]
+
+
+def test_zero_planned_cases_is_exit_2_and_writes_nothing(tmp_path):
+    out = tmp_path / "out"
+    r = CliRunner().invoke(main, ["run", "--data-dir", str(DATA), "--output", str(out), "--shard", "19/20"])
+    assert r.exit_code == Exit.USER_ERROR, r.output
+    assert "selects no cases in shard 19/20" in _one_error_line(r)
+    assert _nothing_written(out)
+    r = CliRunner().invoke(main, ["run", "--data-dir", str(DATA), "--output", str(out), "--limit", "0"])
+    assert r.exit_code == Exit.USER_ERROR and "--limit" in r.output
+
+
 @pytest.mark.parametrize(
     "body, needle",
     [
-        ('{"qps": [0]}', "field qps: expected a non-empty list of positive numbers"),
-        ('{"schedulers": ["fcfs"]}', "field schedulers"),
-        ('{"hardware": ["TPU-v9"]}', "field hardware: 'TPU-v9' is not an id in"),
-        ('{"hardware": ["HGX-H100x8"]}', "has no VIDUR device"),
-        ('{"speed": 1}', "field speed: unknown field"),
-        ('{"min_tokens": 600}', "field min_tokens: expected min_tokens <= max_tokens"),
-        ("[1, 2]", "field <root>: expected a JSON object"),
-        ("{oops", "not valid JSON"),
+        (b'{"qps": [0]}', "field qps[0]: 0 is less than or equal to the minimum of 0"),
+        (b'{"schedulers": ["fcfs"]}', "field schedulers[0]: got 'fcfs', expected one of"),
+        (b'{"num_requests": 1.5}', "field num_requests: got float 1.5"),
+        (b'{"hardware": ["TPU-v9"]}', "field hardware: 'TPU-v9' is not an id in"),
+        (b'{"hardware": ["HGX-H100x8"]}', "has no VIDUR device"),
+        (b'{"speed": 1}', "'speed' was unexpected"),
+        (b'{"min_tokens": 600}', "field min_tokens: expected min_tokens <= max_tokens"),
+        (b"[1, 2]", "expected a JSON object"),
+        (b"{oops", "not valid JSON"),
+        (b'{"seed": 1, "note": "\xff"}', "not UTF-8"),
     ],
 )
 def test_bad_config_is_one_line_exit_2_nothing_written(tmp_path, body, needle):
     cfg = tmp_path / "bad.json"
-    cfg.write_text(body)
+    cfg.write_bytes(body)
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--data-dir", str(REPO / "data"), "--output", str(out)])
-    assert r.exit_code == 2, r.output
-    lines = r.output.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith(f"Error: {cfg}") and needle in lines[0], r.output
-    assert "Traceback" not in r.output and not out.exists()
+    r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--data-dir", str(DATA), "--output", str(out)])
+    assert r.exit_code == Exit.USER_ERROR, r.output
+    line = _one_error_line(r)
+    assert line.startswith(f"Error: {cfg}") and needle in line, line
+    assert _nothing_written(out)
 
 
 def test_bad_catalog_and_tool_path(tmp_path):
     d = _data(tmp_path)
-    (d / "workloads" / "workloads.json").write_text('{"workloads": []}')
+    catalog = json.loads((d / "workloads" / "workloads.json").read_text())
+    catalog["workloads"] = [w for w in catalog["workloads"] if w["id"] != "W5"]
+    (d / "workloads" / "workloads.json").write_text(json.dumps(catalog))
     r = CliRunner().invoke(main, ["cases", "--data-dir", str(d)])
-    assert r.exit_code == 2 and "workloads.json: field workloads: expected an entry with id W5" in r.output
-    r = CliRunner().invoke(main, ["run", "--data-dir", str(REPO / "data"), "--tool-path", str(tmp_path / "nope"), "--output", str(tmp_path / "o")])
-    assert r.exit_code == 2 and "--tool-path: no such file" in r.output and not (tmp_path / "o").exists()
+    assert r.exit_code == Exit.USER_ERROR
+    assert "workloads.json: field workloads: expected an entry with id W5" in _one_error_line(r)
+    (d / "hardware" / "hardware.json").write_bytes(b'{"hardware": "\xfe"}')
+    r = CliRunner().invoke(main, ["cases", "--data-dir", str(DATA), "--config", str(tmp_path / "nope.json")])
+    assert r.exit_code == Exit.USER_ERROR and "nope.json: cannot read" in _one_error_line(r)
+    shutil.copyfile(DATA / "workloads" / "workloads.json", d / "workloads" / "workloads.json")
+    r = CliRunner().invoke(main, ["cases", "--data-dir", str(d)])
+    assert r.exit_code == Exit.USER_ERROR and "hardware.json: not UTF-8" in _one_error_line(r)
+    out = tmp_path / "o"
+    r = CliRunner().invoke(main, ["run", "--data-dir", str(DATA), "--tool-path", str(tmp_path / "nope"), "--output", str(out)])
+    assert r.exit_code == Exit.USER_ERROR and "--tool-path: no such file" in _one_error_line(r)
+    assert _nothing_written(out)
+
+
+def test_unwritable_output_fails_before_the_first_case(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    r = CliRunner().invoke(main, ["run", "--data-dir", str(DATA), "--output", str(blocker / "out"),
+                                  "--cache-dir", str(tmp_path / "cache")])
+    assert r.exit_code == Exit.USER_ERROR, r.output
+    assert "output folder" in _one_error_line(r)
+    assert not (tmp_path / "cache").exists()  # nothing was set up, no case ran
 
 
 def test_no_profiles_gives_unavailable_cases(tmp_path):
     data = _data(tmp_path)
     out = tmp_path / "out"
     r = CliRunner().invoke(main, ["run", "--data-dir", str(data), "--output", str(out), "--cache-dir", str(tmp_path / "cache")])
-    assert r.exit_code == 0, r.output
-    import mtap_schemas as ms
-
-    doc = ms.read(out / "vidur.tool-run.json", "tool-run")
+    assert r.exit_code == Exit.OK, r.output
+    doc = ms.read_tool_run(out / "vidur.tool-run.json")
     assert len(doc["cases"]) == 18
     for c in doc["cases"]:
         assert c["status"] == "unavailable" and c["error"]["kind"] == "profile-missing"
         dev = "h100" if c["hardware"].startswith("H100") else "a100"
         assert f"{dev}/meta-llama/Llama-2-7b-hf/attention.csv" in c["error"]["message"] and "--profiles DIR" in c["error"]["message"]
     assert doc["tool"]["version"] == "0.0.26"
+    assert str(tmp_path) not in json.dumps(doc)  # no machine path in the document
+
+
+def test_an_unavailable_run_never_replaces_a_document_with_results(tmp_path):
+    """The committed document (9 ok cases) stays; the new one goes beside it (exit 4)."""
+    out = tmp_path / "out"
+    out.mkdir()
+    committed = DATA / "evaluation" / "vidur" / "vidur.tool-run.json"
+    shutil.copyfile(committed, out / "vidur.tool-run.json")
+    r = CliRunner().invoke(main, ["run", "--data-dir", str(_data(tmp_path)), "--output", str(out),
+                                  "--cache-dir", str(tmp_path / "cache")])
+    assert r.exit_code == Exit.KEPT_EXISTING, r.output
+    assert (out / "vidur.tool-run.json").read_bytes() == committed.read_bytes()
+    assert (out / "vidur.refused-fewer-ok.json").is_file() and "--overwrite" in r.output
 
 
 def test_missing_vidur_gives_unavailable(tmp_path):
@@ -100,16 +183,18 @@ def test_missing_vidur_gives_unavailable(tmp_path):
     env = tmp_path / "venv"
     venv.EnvBuilder(with_pip=False).create(env)
     out = tmp_path / "out"
-    r = CliRunner().invoke(main, ["run", "--data-dir", str(REPO / "data"), "--tool-path", str(env), "--output", str(out), "--limit", "2", "--cache-dir", str(tmp_path / "c")])
-    assert r.exit_code == 0, r.output
-    doc = json.loads((out / "vidur.tool-run.json").read_text())
+    r = CliRunner().invoke(main, ["run", "--data-dir", str(DATA), "--tool-path", str(env), "--output", str(out), "--limit", "2", "--cache-dir", str(tmp_path / "c")])
+    assert r.exit_code == Exit.OK, r.output
+    doc = ms.read_tool_run(out / "vidur.tool-run.json")
     assert doc["tool"]["version"] is None
     assert {c["error"]["kind"] for c in doc["cases"]} == {"package-missing"}
+    assert {c["status"] for c in doc["cases"]} == {"unavailable"}
     assert "pip install vidur==0.0.26" in doc["cases"][0]["error"]["message"]
 
 
 def test_profile_refuses_unknown_model(tmp_path):
     r = CliRunner().invoke(main, ["profile", "--model", "acme/nothing", "--output-dir", str(tmp_path / "p")])
-    assert r.exit_code == 2 and r.output.startswith("Error: ") and len(r.output.strip().splitlines()) == 1
-    assert ("acme/nothing" in r.output) or ("torch: not installed" in r.output)
+    assert r.exit_code == Exit.USER_ERROR
+    line = _one_error_line(r)
+    assert ("acme/nothing" in line) or ("torch: not installed" in line)
     assert not (tmp_path / "p").exists()

@@ -6,7 +6,7 @@ import csv
 import shutil
 
 import pytest
-from conftest import FIXTURES
+from conftest import FIXTURES, REPO
 
 from mtap_vidur_runner import parse
 
@@ -72,4 +72,80 @@ def test_non_numeric_value(tmp_path):
     lines[1] = ",".join(row)
     (d / "request_metrics.csv").write_text("\n".join(lines) + "\n")
     with pytest.raises(parse.ParseError, match=r"row 2 column 'request_e2e_time': 'abc' is not a number"):
+        parse.parse_output(d)
+
+
+def _with_column(tmp_path, column: str, value):
+    """A copy of the captured run whose request_metrics.csv has `value` in `column` of every row."""
+    d = tmp_path / "run"
+    shutil.copytree(RUN, d)
+    with (d / "request_metrics.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r[column] = value(r) if callable(value) else value
+    with (d / "request_metrics.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    return d
+
+
+def _case():
+    from mtap_vidur_runner import cases
+
+    cfg = cases.merge_config({"num_requests": 20, "qps": [2], "schedulers": ["sarathi"], "hardware": ["H100-SXM5-80GB"]})
+    (c,) = cases.build_cases(cfg, REPO / "data")
+    return c
+
+
+@pytest.mark.parametrize(
+    "column, value, needle",
+    [
+        ("request_e2e_time", "1e999", "expected a finite number"),  # overflows to inf
+        ("prefill_e2e_time", "-0.5", "cannot be negative"),
+        ("request_num_restarts", "inf", "expected a finite number"),
+    ],
+)
+def test_degenerate_values_make_an_invalid_value_case_not_a_crash(tmp_path, column, value, needle):
+    from mtap_vidur_runner.cli import case_from_output
+
+    case, fingerprint = case_from_output(_case(), _with_column(tmp_path, column, value), None)
+    assert case["status"] == "failed" and case["error"]["kind"] == "invalid-value", case
+    assert needle in case["error"]["message"] and fingerprint is None and case["metrics"] == []
+
+
+def test_zero_makespan_is_invalid_value_not_zero_division(tmp_path):
+    """Every request arriving at once and taking 0 s: a makespan of 0 divides the throughputs."""
+    from mtap_vidur_runner.cli import case_from_output
+
+    d2 = _with_column(tmp_path, "request_e2e_time", "0")
+    with (d2 / "request_metrics.csv").open(newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        r["request_inter_arrival_delay"] = "0"
+    with (d2 / "request_metrics.csv").open("w", newline="") as fh:
+        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        w.writeheader()
+        w.writerows(rows)
+    case, _ = case_from_output(_case(), d2, None)
+    assert case["status"] == "failed" and case["error"]["kind"] == "invalid-value", case
+    assert "makespan: divisor is 0" in case["error"]["message"]
+
+
+def test_ok_case_from_the_captured_output(tmp_path):
+    from mtap_vidur_runner.cli import case_from_output
+
+    case, fingerprint = case_from_output(_case(), RUN, tmp_path / "keep")
+    assert case["status"] == "ok" and case["metrics"] == fingerprint[0]
+    assert sorted(fingerprint[1]) == sorted(parse.ARTIFACTS)
+    assert [a["path"].rsplit("/", 1)[-1] for a in case["artifacts"]] == [
+        "request_metrics.csv.xz", "batch_metrics.csv.xz", "decode_token_execution_plus_preemption_time.csv.xz"]
+    assert (tmp_path / "keep" / "h100-sarathi-qps2" / "request_metrics.csv.xz").is_file()
+
+
+def test_unreadable_csv_is_parse_failed(tmp_path):
+    d = tmp_path / "run"
+    shutil.copytree(RUN, d)
+    (d / "batch_metrics.csv").write_bytes(b"batch_size,batch_execution_time\n\xff\xfe,1\n")
+    with pytest.raises(parse.ParseError, match="not UTF-8"):
         parse.parse_output(d)

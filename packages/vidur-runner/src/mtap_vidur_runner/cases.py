@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,7 +33,7 @@ SCHEDULERS = ("vllm", "sarathi", "orca")
 
 
 class ConfigError(Exception):
-    """A user error in the config or catalogs: one line naming the file and field."""
+    """A user error the config schema cannot see: one line naming the file and field."""
 
 
 @dataclass(frozen=True)
@@ -82,29 +81,17 @@ class Case:
         return {"id": self.id, "key": self.key, "workload": WORKLOAD, "hardware": self.hardware, "parameters": self.parameters()}
 
 
-def _load_json(path: Path, what: str) -> Any:
-    try:
-        return json.loads(path.read_text())
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: {what} not found") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{path}: not valid JSON ({exc.msg} at line {exc.lineno})") from None
-
-
 def load_catalogs(data_dir: Path) -> tuple[dict, set[str]]:
-    """W5's workload entry and the set of hardware ids."""
+    """W5's workload entry and the set of hardware ids (both catalogs validated by their schemas)."""
+    import mtap_schemas as ms
+
     wpath, hpath = data_dir / "workloads" / "workloads.json", data_dir / "hardware" / "hardware.json"
-    workloads = _load_json(wpath, "workload catalog")
-    hardware = _load_json(hpath, "hardware catalog")
-    try:
-        w5 = next(w for w in workloads["workloads"] if w["id"] == WORKLOAD)
-    except (KeyError, TypeError, StopIteration):
-        raise ConfigError(f"{wpath}: field workloads: expected an entry with id {WORKLOAD}") from None
-    try:
-        ids = {h["id"] for h in hardware["hardware"]}
-    except (KeyError, TypeError):
-        raise ConfigError(f"{hpath}: field hardware: expected a list of objects with an id") from None
-    return w5, ids
+    workloads = ms.read(wpath, "workloads")
+    hardware = ms.read(hpath, "hardware")
+    w5 = next((w for w in workloads["workloads"] if w["id"] == WORKLOAD), None)
+    if w5 is None:
+        raise ConfigError(f"{wpath}: field workloads: expected an entry with id {WORKLOAD}")
+    return w5, {h["id"] for h in hardware["hardware"]}
 
 
 def _check(cond: bool, path: Path | None, field: str, expected: str) -> None:
@@ -112,35 +99,12 @@ def _check(cond: bool, path: Path | None, field: str, expected: str) -> None:
         raise ConfigError(f"{path or '<config>'}: field {field}: {expected}")
 
 
-def _is_num(v: Any) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
-
-
-def load_config(path: Path | None) -> dict[str, Any]:
-    """The --config file merged over DEFAULTS, validated (unknown fields refused)."""
+def merge_config(doc: dict[str, Any] | None, path: Path | None = None) -> dict[str, Any]:
+    """The --config document (already validated by schemas/config/vidur-runner.v1.schema.json)
+    merged over DEFAULTS, with the one check the schema cannot make."""
     cfg = dict(DEFAULTS)
-    if path is None:
-        return cfg
-    raw = _load_json(path, "config file")
-    _check(isinstance(raw, dict), path, "<root>", "expected a JSON object")
-    for k in raw:
-        _check(k in DEFAULTS, path, k, f"unknown field (known: {', '.join(sorted(DEFAULTS))})")
-    cfg.update(raw)
-    if cfg["schedulers"] is not None:
-        s = cfg["schedulers"]
-        _check(isinstance(s, list) and s and all(x in SCHEDULERS for x in s), path, "schedulers", f"expected a non-empty list of {', '.join(SCHEDULERS)}")
-    if cfg["qps"] is not None:
-        q = cfg["qps"]
-        _check(isinstance(q, list) and q and all(_is_num(x) and x > 0 for x in q), path, "qps", "expected a non-empty list of positive numbers")
-    if cfg["hardware"] is not None:
-        h = cfg["hardware"]
-        _check(isinstance(h, list) and h and all(isinstance(x, str) for x in h), path, "hardware", "expected a non-empty list of hardware ids")
-    for k in ("num_requests", "min_tokens", "max_tokens", "seed", "sarathi_chunk_size", "timeout_s"):
-        if cfg[k] is not None:
-            _check(isinstance(cfg[k], int) and not isinstance(cfg[k], bool) and cfg[k] >= (0 if k == "seed" else 1), path, k, "expected a positive integer")
-    _check(_is_num(cfg["prefill_to_decode_ratio"]) and cfg["prefill_to_decode_ratio"] > 0, path, "prefill_to_decode_ratio", "expected a positive number")
-    _check(cfg["min_tokens"] <= cfg["max_tokens"], path, "min_tokens", "expected min_tokens <= max_tokens")
-    _check(isinstance(cfg["determinism_check"], bool), path, "determinism_check", "expected true or false")
+    cfg.update(doc or {})
+    _check(cfg["min_tokens"] <= cfg["max_tokens"], path, "min_tokens", f"expected min_tokens <= max_tokens ({cfg['max_tokens']})")
     return cfg
 
 

@@ -2,31 +2,33 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
-import time
-from datetime import datetime, timezone
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
+import mtap_schemas.toolrun as tr
+from mtap_schemas import proc
+from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
+from mtap_schemas.execute import run_cases
+from mtap_schemas.paths import relative_to_repo
 from mtap_vidur_runner import __version__, simulate
 from mtap_vidur_runner import cases as cases_mod
 from mtap_vidur_runner import parse as parse_mod
 from mtap_vidur_runner import profiles as profiles_mod
 
+RUNNER = "vidur-runner"
 TOOL = "vidur"
 VIDUR_PIN = "0.0.26"
-
-
-class UserError(click.ClickException):
-    """A known user error: one line, exit status 2, nothing written."""
-
-    exit_code = 2
+OUTPUT = "data/evaluation/vidur"
+DEFAULT_TIMEOUT_S = cases_mod.DEFAULTS["timeout_s"]
 
 
 def default_cache_dir() -> Path:
@@ -43,10 +45,10 @@ def predictor_cache(base: Path, packages: dict[str, str]) -> Path:
     return base / f"sklearn-{packages.get('scikit-learn', 'unknown')}"
 
 
-def resolve_python(tool_path: str | None) -> str:
+def resolve_python(tool_path: Path | None) -> str:
     """The interpreter that runs `python -m vidur.main`: --tool-path / MTAP_VIDUR_PATH (a python
     executable or a virtualenv folder), else this interpreter."""
-    if not tool_path:
+    if tool_path is None:
         return sys.executable
     p = Path(tool_path)
     if p.is_dir():
@@ -73,95 +75,82 @@ PROBE = (
 def probe_vidur(python: str) -> tuple[str | None, dict[str, str], str | None]:
     """(vidur version, package versions, error) as seen by `python` (metadata only: no import of vidur)."""
     if python == sys.executable:
-        ns: dict = {}
         import contextlib
         import io
 
+        ns: dict = {}
         buf = io.StringIO()
         with contextlib.redirect_stdout(buf):
             exec(PROBE, ns)  # noqa: S102 - our own constant
         pkgs = json.loads(buf.getvalue())
     else:
+        result = proc.run_tool([python, "-c", PROBE], timeout=120)
+        if not result.ok:
+            return None, {}, f"{Path(python).name}: {result.error(120)[1]}"
         try:
-            proc = subprocess.run([python, "-c", PROBE], capture_output=True, text=True, timeout=120)
-        except OSError as exc:
-            return None, {}, f"cannot start {python}: {exc}"
-        if proc.returncode != 0:
-            last = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-            return None, {}, f"{python} failed: {last}"
-        pkgs = json.loads(proc.stdout.strip().splitlines()[-1])
-    importable = pkgs.pop("_importable")
+            pkgs = json.loads(result.stdout.strip().splitlines()[-1])
+        except (IndexError, ValueError):
+            return None, {}, f"{Path(python).name} printed no package list"
+    importable = pkgs.pop("_importable", False)
     if not importable or "vidur" not in pkgs:
-        return None, {}, f"vidur is not installed for {python}"
+        return None, {}, f"vidur is not installed for {relative_to_repo(python)}"
     return pkgs.get("vidur"), pkgs, None
 
 
-def _rel(p: Path) -> str:
-    try:
-        return str(p.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(p)
-
-
-def _common(f):
-    f = click.option("--config", "config_path", type=click.Path(path_type=Path), default=None, help="JSON file narrowing/overriding the matrix (fields: " + ", ".join(sorted(cases_mod.DEFAULTS)) + ").")(f)
-    f = click.option("--data-dir", type=click.Path(path_type=Path), default=Path("data"), show_default=True, help="The repository's data/ (hardware and workload catalogs, committed profiles under profiles/vidur/).")(f)
-    f = click.option("--limit", type=click.IntRange(min=1), default=None, help="Run only the first N cases.")(f)
-    return f
-
-
-def _plan(config_path: Path | None, data_dir: Path, limit: int | None) -> tuple[dict, list[cases_mod.Case]]:
-    try:
-        cfg = cases_mod.load_config(config_path)
-        cs = cases_mod.build_cases(cfg, data_dir, config_path)
-    except cases_mod.ConfigError as exc:
-        raise UserError(str(exc)) from None
-    return cfg, cs[:limit] if limit else cs
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.version_option(__version__, prog_name="vidur-runner")
+@runner_group(RUNNER, __version__)
 def main() -> None:
     """Run VIDUR (Microsoft's LLM-serving simulator, `vidur` from PyPI, pinned 0.0.26) offline on
     mtap's W5 matrix: Llama-2-7B, schedulers vllm / sarathi (chunk 512) / orca x QPS 1, 2, 4 x 500
     requests (uniform 128-512 tokens, prefill:decode 20, seed 42, TP=1 PP=1), on each GPU that has
-    profiles, and write one tool-run v1 document.
+    profiles, and write one tool-run v2 document.
 
-    VIDUR needs per-GPU operator profiles (mlp.csv, attention.csv). The runner takes them from
-    --profiles DIR (upstream microsoft/vidur `data/profiling/` layout) and from the committed
-    data/profiles/vidur/<device>/ (our own H100 profile, made by `vidur-runner profile`), lays
-    them out as the local Hugging Face cache vidur reads offline, and keeps vidur's trained
-    predictors in a cache keyed by profile content (--cache-dir, default ~/.cache/mtap/vidur).
+    The tool: vidur is a Python dependency of this package; `python -m vidur.main` runs in this
+    interpreter unless --tool-path / MTAP_VIDUR_PATH names another Python (or virtualenv) that has
+    it. VIDUR needs per-GPU operator profiles (mlp.csv, attention.csv): --profiles DIR (upstream
+    microsoft/vidur `data/profiling/` layout) and the committed data/profiles/vidur/<device>/ (our
+    own H100 profile, made by `vidur-runner profile`). They are laid out as the local Hugging Face
+    cache vidur reads offline; vidur's trained predictors are cached by profile content
+    (--cache-dir, default ~/.cache/mtap/vidur).
+
+    Options, exit codes and the keep-results policy are the runner contract of packages/README.md.
 
     \b
     Example:
-      vidur-runner run --output data/evaluation/vidur
+      vidur-runner run
       vidur-runner run --profiles ~/vidur/data/profiling     # adds A100 if attention.csv is there
       vidur-runner cases --limit 3
     """
 
 
+CONFIG_HELP = "JSON narrowing/overriding the W5 matrix (schemas/config/vidur-runner.v1.schema.json; fields: " + ", ".join(sorted(cases_mod.DEFAULTS)) + ")."
+
+
+def _plan(opts: RunOptions) -> tuple[dict[str, Any], list[cases_mod.Case]]:
+    try:
+        cfg = cases_mod.merge_config(opts.config_doc, opts.config)
+        planned = cases_mod.build_cases(cfg, opts.data_dir, opts.config)
+    except cases_mod.ConfigError as exc:
+        raise UserError(str(exc)) from None
+    return cfg, opts.select(planned)
+
+
 @main.command("cases")
-@_common
-def cases_cmd(config_path: Path | None, data_dir: Path, limit: int | None) -> None:
+@run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=RUNNER, config_help=CONFIG_HELP)
+def cases_cmd(opts: RunOptions) -> None:
     """Print the planned cases as JSON lines; runs nothing."""
-    _, cs = _plan(config_path, data_dir, limit)
+    _, cs = _plan(opts)
     for c in cs:
         click.echo(json.dumps(c.plan(), sort_keys=True))
 
 
-def _unavailable(c: cases_mod.Case, kind: str, message: str) -> dict:
-    return {
-        "id": c.id, "key": c.key, "workload": cases_mod.WORKLOAD, "hardware": c.hardware,
-        "parameters": c.parameters(), "status": "unavailable",
-        "error": {"kind": kind, "message": message}, "metrics": [], "artifacts": [],
-    }
+def _common(c: cases_mod.Case) -> dict[str, Any]:
+    return {"workload": cases_mod.WORKLOAD, "hardware": c.hardware, "key": c.key, "parameters": c.parameters()}
 
 
 def _profile_missing_message(ps: profiles_mod.ProfileSet) -> str:
     return (
         f"no complete VIDUR profile for {ps.device} / {ps.model}: missing {', '.join(ps.missing)} "
-        f"(looked in {len(ps.searched)} folders, e.g. {_rel(ps.searched[0]) if ps.searched else '-'}). "
+        f"(looked in {len(ps.searched)} folders, e.g. {relative_to_repo(ps.searched[0]) if ps.searched else '-'}). "
         f"Provide one with --profiles DIR (upstream microsoft/vidur data/profiling/ layout: "
         f"compute/{ps.device}/{ps.model}/{{mlp,attention}}.csv) or measure one on that GPU with "
         f"`vidur-runner profile` into data/profiles/vidur/{ps.device}/."
@@ -176,8 +165,6 @@ def _artifacts(outdir: Path, keep_dir: Path | None, c: cases_mod.Case) -> list[d
     """file refs for vidur's outputs; copied (xz) under keep_dir when given, else named by vidur's folder."""
     import lzma
 
-    from mtap_schemas import sha256_file
-
     refs = []
     for rel in parse_mod.ARTIFACTS:
         src = outdir / rel
@@ -187,137 +174,153 @@ def _artifacts(outdir: Path, keep_dir: Path | None, c: cases_mod.Case) -> list[d
             dst = keep_dir / _case_slug(c) / (Path(rel).name + ".xz")
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(lzma.compress(src.read_bytes(), preset=9))
-            refs.append({"path": _rel(dst), "sha256": sha256_file(dst)})
+            refs.append(tr.artifact(dst))
         else:
-            refs.append({"path": f"vidur-output/{rel}", "sha256": sha256_file(src)})
+            refs.append(tr.artifact(src, name=f"vidur-output/{rel}"))
     return refs
 
 
-def _run_case(c: cases_mod.Case, ds: profiles_mod.Datasets, cache: Path, python: str, timeout: float, keep_dir: Path | None, work: Path) -> tuple[dict, simulate.SimResult, list[dict] | None]:
+def case_from_output(c: cases_mod.Case, outdir: Path, keep_dir: Path | None) -> tuple[dict, list | None]:
+    """(case, fingerprint) of one vidur output folder: ``ok`` with its metrics, or ``failed``
+    (``parse-failed`` for a missing/unreadable file, ``invalid-value`` for a number no metric can take).
+    The fingerprint (metrics and the CSVs' sha256) is what the determinism check compares."""
+    try:
+        metrics = parse_mod.parse_output(outdir)
+    except parse_mod.ParseError as exc:
+        return tr.failed(c.id, kind="parse-failed", message=str(exc), **_common(c)), None
+    except tr.InvalidValue as exc:
+        return tr.failed(c.id, kind="invalid-value", message=f"vidur output {outdir.name}: {exc}", **_common(c)), None
+    digests = {rel: tr.artifact(outdir / rel)["sha256"] for rel in parse_mod.ARTIFACTS if (outdir / rel).is_file()}
+    case = tr.ok(c.id, metrics=metrics, artifacts=_artifacts(outdir, keep_dir, c), **_common(c))
+    return case, [metrics, digests]
+
+
+@dataclass(frozen=True)
+class Unit:
+    """One vidur call: picklable, sent to a worker process."""
+
+    case: cases_mod.Case
+    compute_repo: str
+    network_repo: str
+    cache: str
+    python: str
+    timeout: float
+    keep_dir: str | None = None
+    repeat: bool = False  # the determinism check's second run of `case`
+    print_timings: bool = False
+
+    @property
+    def ident(self) -> str:
+        return self.case.id + ("#repeat" if self.repeat else "")
+
+
+def run_unit(u: Unit) -> dict[str, Any]:
+    """Run vidur for one unit; {"case": tool-run case, "fingerprint": [metrics, sha256s] | None}."""
+    c = u.case
     sc = simulate.SimCase(
         cases_mod.MODEL, c.device, c.network_device, c.scheduler, c.qps, c.num_requests,
         c.min_tokens, c.max_tokens, c.pd_ratio, c.seed, c.chunk_size if c.scheduler == "sarathi" else None,
     )
-    out_root = Path(tempfile.mkdtemp(prefix=_case_slug(c) + "-", dir=work))
-    args = simulate.vidur_args(sc, ds.compute_repo, ds.network_repo, cache, out_root)
-    res = simulate.run_vidur(args, out_root, python=python, timeout=timeout)
-    doc = {
-        "id": c.id, "key": c.key, "workload": cases_mod.WORKLOAD, "hardware": c.hardware,
-        "parameters": c.parameters(), "status": "ok", "error": None, "metrics": [], "artifacts": [],
-    }
-    metrics = None
-    if res.returncode != 0 or res.output_dir is None:
-        last = [ln for ln in res.log_tail.strip().splitlines() if ln.strip()][-1:] or ["(no output)"]
-        kind = "timeout" if res.returncode == -9 else "tool-crashed"
-        doc.update(status="failed", error={"kind": kind, "message": f"python -m vidur.main exited {res.returncode}: {last[0][:400]}"})
-    else:
-        try:
-            metrics = parse_mod.parse_output(res.output_dir)
-            doc["metrics"] = metrics
-            doc["artifacts"] = _artifacts(res.output_dir, keep_dir, c)
-        except parse_mod.ParseError as exc:
-            doc.update(status="failed", error={"kind": "parse-failed", "message": str(exc)})
-    return doc, res, metrics
+    with tempfile.TemporaryDirectory(prefix=f"mtap-vidur-{_case_slug(c)}-") as tmp:
+        out_root = Path(tmp)
+        args = simulate.vidur_args(sc, u.compute_repo, u.network_repo, Path(u.cache), out_root)
+        res = simulate.run_vidur(args, out_root, python=u.python, timeout=u.timeout)
+        if u.print_timings and not u.repeat:
+            click.echo(json.dumps({"case": c.id, "vidur_seconds": round(res.seconds, 3)}), err=True)
+        if res.error is not None or res.output_dir is None:
+            kind, message = res.error or ("parse-failed", "vidur wrote no output folder")
+            return {"case": tr.from_error(c.id, kind=kind, message=message, **_common(c)), "fingerprint": None}
+        keep = None if u.repeat or u.keep_dir is None else Path(u.keep_dir)
+        case, fingerprint = case_from_output(c, res.output_dir, keep)
+    return {"case": case, "fingerprint": fingerprint}
 
 
 @main.command("run")
-@_common
-@click.option("--output", "output_dir", type=click.Path(path_type=Path), default=Path("data/evaluation/vidur"), show_default=True, help="Folder the document is written to.")
-@click.option("--name", default=TOOL, show_default=True, help="File stem of the document (<name>.tool-run.json).")
-@click.option("--profiles", "profile_dirs", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False), help="Extra VIDUR profile folder(s), upstream layout (compute/<device>/<model>/...) or <device>/<model>/...; searched before data/profiles/vidur. Also MTAP_VIDUR_PROFILES (os.pathsep-separated).")
-@click.option("--cache-dir", type=click.Path(path_type=Path), default=None, help="Where the HF-cache layout and vidur's trained predictors live (default: $MTAP_VIDUR_CACHE or ~/.cache/mtap/vidur).")
-@click.option("--tool-path", default=None, envvar="MTAP_VIDUR_PATH", help="Python interpreter (or virtualenv folder) that has vidur installed; default: this interpreter, where vidur is a dependency. Env MTAP_VIDUR_PATH.")
-@click.option("--keep-outputs", type=click.Path(path_type=Path), default=None, help="Copy each case's request/batch/TBT CSVs (xz) here and reference them as artifacts.")
-@click.option("--print-timings", is_flag=True, help="After each vidur call, print {case, vidur_seconds} as a JSON line on stderr (for the benchmark).")
-def run_cmd(config_path, data_dir, limit, output_dir, name, profile_dirs, cache_dir, tool_path, keep_outputs, print_timings) -> None:
-    """Run the cases and write <output>/<name>.tool-run.json (a tool-run v1 document)."""
-    import mtap_schemas as ms
-
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    t0 = time.monotonic()
-    cfg, cs = _plan(config_path, data_dir, limit)
-    python = resolve_python(tool_path)
-    cache = (cache_dir or default_cache_dir()).expanduser()
-    roots = list(profile_dirs)
-    roots += [Path(p) for p in os.environ.get("MTAP_VIDUR_PROFILES", "").split(os.pathsep) if p]
-    roots.append(data_dir / "profiles" / "vidur")
-
+@run_options(tool=TOOL, output=OUTPUT, timeout=DEFAULT_TIMEOUT_S, config_schema=RUNNER, config_help=CONFIG_HELP,
+             keep_raw_aliases=["--keep-outputs"],
+             tool_path_help="A Python interpreter (or virtualenv folder) that has vidur installed, to run "
+                            "`python -m vidur.main` there.  [default: this interpreter, where vidur==0.0.26 is a dependency]")
+@click.option("--profiles", "profile_dirs", multiple=True, type=click.Path(path_type=Path, exists=True, file_okay=False),
+              help="Extra VIDUR profile folder(s), upstream layout (compute/<device>/<model>/...) or <device>/<model>/...; "
+                   "searched before data/profiles/vidur. Also MTAP_VIDUR_PROFILES (os.pathsep-separated).")
+@click.option("--cache-dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Where the HF-cache layout and vidur's trained predictors live.  [default: $MTAP_VIDUR_CACHE or ~/.cache/mtap/vidur]")
+@click.option("--print-timings", is_flag=True,
+              help="After each vidur call, print {case, vidur_seconds} as a JSON line on stderr (for the benchmark).")
+def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | None, print_timings: bool) -> None:
+    """Run the cases and write OUTPUT/NAME.tool-run.json (tool-run v2). --keep-raw keeps xz copies of each
+    case's request/batch/TBT CSVs there (referenced as artifacts)."""
+    cfg, cs = _plan(opts)
+    timeout = opts.timeout
+    if click.get_current_context().get_parameter_source("timeout") == ParameterSource.DEFAULT:
+        timeout = cfg["timeout_s"]
+    python = resolve_python(opts.tool_path)
     version, pkgs, vidur_err = probe_vidur(python)
-    cache = predictor_cache(cache, pkgs)
     if version and version != VIDUR_PIN:
         click.echo(f"warning: vidur {version} found, mtap pins {VIDUR_PIN}", err=True)
+    location = f"python -m vidur.main ({'--tool-path' if opts.tool_path is not None else 'runner environment'})"
+    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(TOOL, version, "native", location), config=opts.config, packages=pkgs)
 
+    cache = predictor_cache((cache_dir or default_cache_dir()).expanduser(), pkgs).resolve()
+    roots = list(profile_dirs)
+    roots += [Path(p) for p in os.environ.get("MTAP_VIDUR_PROFILES", "").split(os.pathsep) if p]
+    roots.append(opts.data_dir / "profiles" / "vidur")
     datasets: dict[str, profiles_mod.Datasets | str] = {}
-    for hw in sorted({c.hardware for c in cs}):
-        dev, net = cases_mod.HARDWARE[hw]
-        ps = profiles_mod.locate(roots, dev, cases_mod.MODEL, net)
-        if not ps.complete:
-            datasets[hw] = _profile_missing_message(ps)
-            continue
-        cache.mkdir(parents=True, exist_ok=True)
-        datasets[hw] = profiles_mod.install(ps, cache)
-    setup_s = time.monotonic() - t0
+    if not vidur_err:
+        for hw in sorted({c.hardware for c in cs}):
+            dev, net = cases_mod.HARDWARE[hw]
+            ps = profiles_mod.locate(roots, dev, cases_mod.MODEL, net)
+            if not ps.complete:
+                datasets[hw] = _profile_missing_message(ps)
+                continue
+            cache.mkdir(parents=True, exist_ok=True)
+            datasets[hw] = profiles_mod.install(ps, cache)
+    keep = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
+    units: list[Unit] = []
+    for c in cs:
+        ds = datasets.get(c.hardware)
+        if isinstance(ds, profiles_mod.Datasets):
+            units.append(Unit(c, ds.compute_repo, ds.network_repo, str(cache), python, timeout, keep,
+                              print_timings=print_timings))
+    if units and cfg["determinism_check"]:
+        units.append(dataclasses.replace(units[0], repeat=True))
+    # the first call per profile trains vidur's predictors into the shared cache: run those alone first,
+    # so parallel calls never train (or write) the same predictor at once
+    first = {}
+    for u in units:
+        if not u.repeat:
+            first.setdefault(u.compute_repo, u)
+    warm = list(first.values())
+    rest = [u for u in units if u not in warm]
+    plan = {"cases": [c.plan() for c in cs], "vidur": version, "timeout": timeout, "keep_raw": keep is not None,
+            "datasets": {hw: (d.compute_repo if isinstance(d, profiles_mod.Datasets) else d) for hw, d in datasets.items()},
+            "determinism_check": cfg["determinism_check"]}
+    checkpoint = opts.checkpoint(plan)
+    builder.setup_done()
 
-    t1 = time.monotonic()
-    results: list[dict] = []
-    work = Path(tempfile.mkdtemp(prefix="vidur-runs-", dir=cache if cache.is_dir() else None))
-    det_done = not cfg["determinism_check"]
-    try:
-        with click.progressbar(cs, label="vidur cases", file=sys.stderr, item_show_func=lambda c: c.id if c else "") as bar:
-            for c in bar:
-                ds = datasets[c.hardware]
-                if vidur_err:
-                    results.append(_unavailable(c, "package-missing", f"{vidur_err}. Install it with `pip install vidur=={VIDUR_PIN}` or point --tool-path / MTAP_VIDUR_PATH at a python that has it."))
-                    continue
-                if isinstance(ds, str):
-                    results.append(_unavailable(c, "profile-missing", ds))
-                    continue
-                doc, res, metrics = _run_case(c, ds, cache, python, cfg["timeout_s"], keep_outputs, work)
-                if print_timings:
-                    click.echo(json.dumps({"case": c.id, "vidur_seconds": round(res.seconds, 3)}), err=True)
-                if not det_done and doc["status"] == "ok":
-                    det_done = True
-                    doc2, res2, metrics2 = _run_case(c, ds, cache, python, cfg["timeout_s"], None, work)
-                    same_metrics = metrics2 == metrics
-                    same_files = all(
-                        ms.sha256_file(res.output_dir / rel) == ms.sha256_file(res2.output_dir / rel)
-                        for rel in parse_mod.ARTIFACTS if (res.output_dir / rel).is_file()
-                    ) if res2.output_dir else False
-                    doc["deterministic"] = bool(doc2["status"] == "ok" and same_metrics and same_files)
-                results.append(doc)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    run_s = time.monotonic() - t1
+    results: dict[str, dict] = {}
+    for phase, label in ((warm, "vidur (training predictors if the cache is cold)"), (rest, "vidur")):
+        if phase:
+            done = run_cases(phase, run_unit, jobs=opts.jobs, label=label, ident=lambda u: u.ident, checkpoint=checkpoint)
+            results.update({u.ident: r for u, r in zip(phase, done)})
 
-    command = ["vidur-runner", "run"]
-    if config_path:
-        command += ["--config", _rel(config_path)]
-    if data_dir != Path("data"):
-        command += ["--data-dir", _rel(data_dir)]
-    for p in profile_dirs:
-        command += ["--profiles", _rel(p)]
-    if limit:
-        command += ["--limit", str(limit)]
-    command += ["--output", _rel(output_dir)]
-    if name != TOOL:
-        command += ["--name", name]
-    if keep_outputs:
-        command += ["--keep-outputs", _rel(keep_outputs)]
-    doc = {
-        "schema": "tool-run",
-        "schema_version": ms.version("tool-run"),
-        "runner": {"name": "vidur-runner", "version": __version__},
-        "tool": {"name": TOOL, "version": version, "backend": "native", "location": f"python -m vidur.main ({'--tool-path' if tool_path else 'runner environment'})"},
-        "environment": ms.environment(gpu=None, packages=pkgs),
-        "invocation": {"command": command, "config": {"path": _rel(config_path), "sha256": ms.sha256_file(config_path)} if config_path else None},
-        "wall_clock": {"started_at": started, "setup_seconds": round(setup_s, 3), "run_seconds": round(run_s, 3)},
-        "cases": results,
-    }
-    out = ms.write(output_dir / f"{name}.tool-run.json", doc, "tool-run")
-    counts: dict[str, int] = {}
-    for r in results:
-        counts[r["status"]] = counts.get(r["status"], 0) + 1
-    click.echo(f"wrote {out}: " + ", ".join(f"{v} {k}" for k, v in sorted(counts.items())), err=True)
+    out: list[dict] = []
+    for c in cs:
+        if vidur_err:
+            out.append(tr.unavailable(c.id, kind="package-missing", message=(
+                f"{vidur_err}. Install it with `pip install vidur=={VIDUR_PIN}` or point --tool-path / "
+                f"MTAP_VIDUR_PATH at a python that has it."), **_common(c)))
+        elif isinstance(datasets[c.hardware], str):
+            out.append(tr.unavailable(c.id, kind="profile-missing", message=datasets[c.hardware], **_common(c)))
+        else:
+            out.append(results[c.id]["case"])
+    repeat = next((u for u in units if u.repeat), None)
+    if repeat is not None:
+        first_run, second_run = results[repeat.case.id], results[repeat.ident]
+        if first_run["case"]["status"] == "ok":
+            first_run["case"]["deterministic"] = (second_run["fingerprint"] is not None
+                                                  and second_run["fingerprint"] == first_run["fingerprint"])
+    finish(builder, out, opts, checkpoint)
 
 
 @main.command("profile")
@@ -348,3 +351,7 @@ def profile_cmd(output_dir, model, device, max_tokens, max_seq_len, max_batch_si
         raise UserError(f"--model: {model!r} unknown; known: {', '.join(profiler.MODELS)}")
     meta = profiler.run_profile(output_dir, model, device, max_tokens, max_seq_len, max_batch_size, max_chunk_size, compile_ops=compile_ops, time_budget_s=time_budget_s)
     click.echo(json.dumps(meta, indent=2, sort_keys=True))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

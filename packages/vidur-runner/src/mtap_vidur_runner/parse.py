@@ -10,8 +10,9 @@ from __future__ import annotations
 
 import csv
 import math
-from dataclasses import dataclass
 from pathlib import Path
+
+import mtap_schemas.toolrun as tr
 
 PERCENTILES = (50, 90, 99)
 
@@ -44,8 +45,13 @@ def percentile(values: list[float], p: float) -> float:
 def _read_csv(path: Path) -> list[dict[str, str]]:
     if not path.is_file():
         raise ParseError(f"{path}: file missing")
-    with path.open(newline="") as fh:
-        return list(csv.DictReader(fh))
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            return list(csv.DictReader(fh))
+    except UnicodeDecodeError as exc:
+        raise ParseError(f"{path}: not UTF-8 text (byte {exc.start})") from None
+    except csv.Error as exc:
+        raise ParseError(f"{path}: not a CSV table ({exc})") from None
 
 
 def _floats(rows: list[dict[str, str]], column: str, path: Path, allow_blank: bool = False) -> list[float]:
@@ -54,7 +60,7 @@ def _floats(rows: list[dict[str, str]], column: str, path: Path, allow_blank: bo
     out = []
     for i, r in enumerate(rows):
         v = r[column]
-        if v in ("", "nan", "NaN"):
+        if v in (None, "", "nan", "NaN"):
             if allow_blank:
                 continue
             raise ParseError(f"{path}: row {i + 2} column {column!r} is empty")
@@ -65,14 +71,9 @@ def _floats(rows: list[dict[str, str]], column: str, path: Path, allow_blank: bo
     return out
 
 
-@dataclass(frozen=True)
-class Metric:
-    name: str
-    value: float
-    unit: str
-
-    def as_dict(self) -> dict:
-        return {"name": self.name, "value": self.value, "unit": self.unit, "kind": "prediction", "timing": "simulated"}
+def Metric(name: str, value: float, unit: str) -> dict:  # noqa: N802 - reads like the record it builds
+    """A simulated prediction; :class:`mtap_schemas.toolrun.InvalidValue` for a value it cannot take."""
+    return tr.metric(name, value, unit, "prediction", timing="simulated")
 
 
 def _r(x: float) -> float:
@@ -81,12 +82,16 @@ def _r(x: float) -> float:
 
 
 def parse_output(folder: Path) -> list[dict]:
-    """Metrics (tool-run metric dicts, stable order) of one vidur output folder."""
+    """Metrics (tool-run metric dicts, stable order) of one vidur output folder.
+
+    :class:`ParseError` when a file or column is missing or unreadable;
+    :class:`mtap_schemas.toolrun.InvalidValue` for a value no metric can take (non-finite,
+    negative time, a zero makespan)."""
     req_path = folder / "request_metrics.csv"
     rows = _read_csv(req_path)
     if not rows:
         raise ParseError(f"{req_path}: no requests")
-    metrics: list[Metric] = []
+    metrics: list[dict] = []
     for stem, col in REQUEST_SERIES.items():
         vals = _floats(rows, col, req_path)
         for p in PERCENTILES:
@@ -97,7 +102,10 @@ def parse_output(folder: Path) -> list[dict]:
     tbt = _read_csv(tbt_path)
     if tbt and ("cdf" not in tbt[0] or TBT_COLUMN not in tbt[0]):
         raise ParseError(f"{tbt_path}: columns 'cdf' and {TBT_COLUMN!r} expected")
-    by_q = {round(float(r["cdf"]) * 100): float(r[TBT_COLUMN]) for r in tbt}
+    try:
+        by_q = {round(float(r["cdf"]) * 100): float(r[TBT_COLUMN]) for r in tbt}
+    except (ValueError, OverflowError, TypeError) as exc:
+        raise ParseError(f"{tbt_path}: a row is not numeric ({exc})") from None
     for p in PERCENTILES:
         if p not in by_q:
             raise ParseError(f"{tbt_path}: no row with cdf {p / 100}")
@@ -106,7 +114,10 @@ def parse_output(folder: Path) -> list[dict]:
     # makespan: first arrival to last completion (arrivals from vidur's inter-arrival delays)
     _floats(rows, "request_inter_arrival_delay", req_path, allow_blank=True)  # validates the column
     e2e = _floats(rows, "request_e2e_time", req_path)
-    ids = [int(float(r["Request Id"])) for r in rows]
+    try:
+        ids = [int(float(r["Request Id"])) for r in rows]
+    except (KeyError, ValueError, OverflowError, TypeError) as exc:
+        raise ParseError(f"{req_path}: column 'Request Id' missing or not an integer ({exc})") from None
     order = sorted(range(len(rows)), key=lambda i: ids[i])
     arrivals, t = [], 0.0
     gap_by_row = {}
@@ -125,11 +136,11 @@ def parse_output(folder: Path) -> list[dict]:
     restarts = sum(_floats(rows, "request_num_restarts", req_path))
     metrics += [
         Metric("makespan", _r(makespan), "s"),
-        Metric("throughput_req_s", _r(n / makespan), "req/s"),
-        Metric("throughput_tok_s", _r(tokens / makespan), "tok/s"),
-        Metric("output_throughput_tok_s", _r(decode_tokens / makespan), "tok/s"),
+        Metric("throughput_req_s", _r(tr.ratio(n, makespan, "throughput_req_s: makespan")), "req/s"),
+        Metric("throughput_tok_s", _r(tr.ratio(tokens, makespan, "throughput_tok_s: makespan")), "tok/s"),
+        Metric("output_throughput_tok_s", _r(tr.ratio(decode_tokens, makespan, "output_throughput_tok_s: makespan")), "tok/s"),
         Metric("requests", n, "count"),
-        Metric("preemptions", int(restarts), "count"),
+        Metric("preemptions", int(restarts) if math.isfinite(restarts) else restarts, "count"),
     ]
 
     batch_path = folder / "batch_metrics.csv"
@@ -143,7 +154,7 @@ def parse_output(folder: Path) -> list[dict]:
         Metric("mean_batch_size", _r(sum(sizes) / len(sizes)), "1"),
         Metric("batch_execution_time_mean", _r(sum(exec_times) / len(exec_times)), "s"),
     ]
-    return [m.as_dict() for m in metrics]
+    return metrics
 
 
 #: the output files a case records as artifacts (relative to the vidur output folder)

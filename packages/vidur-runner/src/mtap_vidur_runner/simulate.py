@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import os
-import subprocess
 import sys
-import time
 from dataclasses import dataclass
 from pathlib import Path
+
+from mtap_schemas import proc
 
 #: Random-forest settings: one grid point instead of vidur's 27 (which take hours on 2 cores),
 #: and the smallest cross-validation vidur's GridSearchCV accepts (with one point it picks nothing).
@@ -93,24 +93,24 @@ def offline_env(base: dict[str, str] | None = None) -> dict[str, str]:
 
 @dataclass
 class SimResult:
-    returncode: int
     seconds: float
     output_dir: Path | None  # the timestamped folder vidur wrote
-    log_tail: str
+    #: (error kind, message) when the call did not succeed: timeout, out-of-memory, signal or exit status told apart
+    error: tuple[str, str] | None
 
 
 def run_vidur(args: list[str], output_root: Path, python: str | None = None, timeout: float | None = None) -> SimResult:
-    """Run vidur into a fresh `output_root`; vidur writes a timestamped folder inside it."""
+    """Run vidur into a fresh `output_root` (vidur writes a timestamped folder inside it), in its
+    own process group through mtap_schemas.proc: a timeout kills the whole group."""
     output_root.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in output_root.iterdir()}
     cmd = [python or sys.executable, "-m", "vidur.main", *args]
-    t0 = time.monotonic()
-    try:
-        proc = subprocess.run(cmd, env=offline_env(), stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, timeout=timeout)
-        rc, log = proc.returncode, proc.stdout
-    except subprocess.TimeoutExpired as exc:
-        rc, log = -9, (exc.stdout or b"").decode(errors="replace") if isinstance(exc.stdout, bytes) else (exc.stdout or "")
-        log += f"\n[timeout after {timeout}s]"
-    seconds = time.monotonic() - t0
+    result = proc.run_tool(cmd, timeout=timeout, env=offline_env())
     new = sorted(p for p in output_root.iterdir() if p.name not in before and p.is_dir())
-    return SimResult(rc, seconds, new[-1] if new else None, log[-4000:])
+    error = None
+    if not result.ok:
+        kind, message = result.error(timeout)
+        error = (kind, f"python -m vidur.main: {message}")
+    elif not new:
+        error = ("parse-failed", f"python -m vidur.main exited 0 but wrote no output folder under {output_root.name}")
+    return SimResult(result.seconds, new[-1] if new else None, error)
