@@ -223,3 +223,62 @@ def test_own_configuration_without_device_config_is_unavailable(tmp_path):
     out = live.run_unit(unit(case, co, hardware=None))["case"]
     assert out["status"] == "unavailable" and out["error"]["kind"] == "config-missing"
     assert out["hardware"] == "NVIDIA_L4" and out["parameters"]["hardware_in_catalog"] is False
+
+
+REPLAY = HERE / "fixtures" / "replay_shim.py"
+MINI = HERE / "fixtures" / "artifact-mini"
+
+
+def _replay_setup(tmp_path: Path) -> tuple[Path, str]:
+    """A checkout layout holding NeuSight's real H100 device config and bert_large model config, and an
+    executable that replays the captured NeuSight run (fixtures/live-roofline-h100-bert_large-inf-512-8)."""
+    co = fake_checkout(tmp_path / "co")
+    data = co / "scripts" / "asplos" / "data"
+    for sub, name in (("device_configs", "NVIDIA_H100_80GB_HBM3.json"), ("DLmodel_configs", "bert_large.json")):
+        (data / sub).mkdir(parents=True, exist_ok=True)
+        (data / sub / name).write_bytes((MINI / "data" / sub / name).read_bytes())
+    exe = tmp_path / "replay-python"
+    exe.write_text(f'#!/bin/sh\nexec "{sys.executable}" "{REPLAY}" "$@"\n')
+    exe.chmod(0o755)
+    return co, str(exe)
+
+
+def test_a_successful_run_is_read_kept_and_cited(tmp_path):
+    from mtap_neusight_runner.mapping import parse_tag
+
+    co, python = _replay_setup(tmp_path)
+    case = live.OwnCase("NVIDIA_H100_80GB_HBM3", "roofline", parse_tag("bert_large-inf-512-8"))
+    out = live.run_unit(unit(case, co, python=python, hardware=None, timeout=120, keep_raw=tmp_path / "raw"))
+    c = out["case"]
+    assert c["status"] == "ok", c["error"]
+    assert out["env"]["transformers"] == "4.38.1"
+    (m,) = c["metrics"]
+    assert (m["name"], m["value"], m["unit"], m["timing"]) == ("baseline_latency", 48.06768989477543, "ms", "simulated")
+    kept = tmp_path / "raw" / "H100-SXM5-80GB" / "roofline" / "bert_large-inf-512-8.json"
+    assert kept.read_bytes() == (CAPTURED / "bert_large-inf-512-8.json").read_bytes()
+    assert [a["path"] for a in c["artifacts"]] == [
+        "<external>/bert_large-inf-512-8.json",  # tmp_path is outside the repository: never a machine path
+        "neusight-checkout:scripts/asplos/data/device_configs/NVIDIA_H100_80GB_HBM3.json"]
+    assert c["artifacts"][0]["sha256"] == ms.sha256_file(kept)
+    without = live.run_unit(unit(case, co, python=python, hardware=None, timeout=120))["case"]
+    assert without["metrics"][0]["source"] == "prediction/NVIDIA_H100_80GB_HBM3/roofline/bert_large-inf-512-8.json"
+    assert [a["path"] for a in without["artifacts"]] == [c["artifacts"][1]["path"]]
+
+
+def test_live_run_through_the_cli(tmp_path, data_dir):
+    from click.testing import CliRunner
+
+    from mtap_neusight_runner.cli import main
+
+    co, python = _replay_setup(tmp_path)
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"neusight_tags": ["bert_large-inf-512-8"], "methods": ["neusight", "roofline"]}))
+    r = CliRunner().invoke(main, ["run", "--tool-path", str(co), "--neusight-python", python, "--config", str(cfg),
+                                  "--data-dir", str(data_dir), "--output", str(tmp_path / "out"), "--jobs", "2"])
+    assert r.exit_code == 0, r.output
+    doc = ms.read_tool_run(tmp_path / "out" / "neusight-live.tool-run.json")
+    assert [(c["id"], c["status"]) for c in doc["cases"]] == [
+        ("live:H100-SXM5-80GB:neusight:bert_large-inf-512-8", "unavailable"),  # weights-missing: never run
+        ("live:H100-SXM5-80GB:roofline:bert_large-inf-512-8", "ok")]
+    assert doc["cases"][0]["error"]["kind"] == "weights-missing"
+    assert doc["environment"]["packages"]["torch"] == "2.13.0" and doc["tool"]["backend"] == "native"
