@@ -1,5 +1,5 @@
 """Odd and partial API data against the real client and the GitHub-shaped server in conftest.py:
-a malformed run or job is left out and named in `missing` (exit 4, the rest is recorded); a
+a malformed run or job is left out and named in `missing` (exit 5, the rest is recorded); a
 response that is not the documented shape stops the scrape with one line naming the URL
 (exit 3). Crash checks run the console script as a real process (a traceback would be in its
 stderr) or assert on the CliRunner result's exit code and exception."""
@@ -101,7 +101,7 @@ def test_malformed_job_is_left_out_and_named(fake, tmp_path, break_job, reason):
     break_job(fake.history[0]["jobs"][0])  # astra in run #100
     proc = run_process(fake, tmp_path, "--runs", "3")
     assert "Traceback" not in proc.stderr, proc.stderr
-    assert proc.returncode == 4, proc.stderr
+    assert proc.returncode == 5, proc.stderr
     (line,) = error_lines(proc.stderr)
     assert "1 malformed item(s) left out" in line and reason in line
     doc = doc_of(tmp_path)
@@ -176,7 +176,7 @@ def test_link_header_loop_ends(fake, tmp_path, listing):
         assert proc.returncode == 3 and error_lines(proc.stderr) == [f"Error: scrape incomplete, written with complete: false: {loop}"]
         assert [r["run_number"] for r in doc_of(tmp_path)["runs"]] == [100, 99]
     else:
-        assert proc.returncode == 4
+        assert proc.returncode == 5
         doc = doc_of(tmp_path)
         assert [r["run_number"] for r in doc["runs"]] == [99, 98]
         assert doc["missing"] == [{"what": "jobs of run 9100 (#100), so that run is left out", "reason": loop}]
@@ -223,7 +223,7 @@ def test_runs_listing_breaks_on_page_2_keeps_page_1(fake, tmp_path):
 def test_malformed_job_listing_leaves_that_run_out_and_goes_on(fake, tmp_path):
     fake.faults.append(Fault(path=rf"^{RUNS}/9099/jobs$", status=200, body={"jobs": None}, times=-1))
     result = invoke(["run", "--repo", "mtap/mtap", "--api-url", fake.base, "--runs", "3", "--output", str(tmp_path / "out"), "--no-report", "--request-interval", "0"])
-    exited(result, 4)
+    exited(result, 5)
     doc = doc_of(tmp_path)
     assert [r["run_number"] for r in doc["runs"]] == [100, 98]
     assert doc["missing"] == [
@@ -245,7 +245,7 @@ def test_malformed_run_items_are_left_out_and_counted_toward_runs(fake, tmp_path
 
     fake.answer = answer
     proc = run_process(fake, tmp_path, "--runs", "4")
-    assert "Traceback" not in proc.stderr and proc.returncode == 4, proc.stderr
+    assert "Traceback" not in proc.stderr and proc.returncode == 5, proc.stderr
     doc = doc_of(tmp_path)
     assert [r["run_number"] for r in doc["runs"]] == [100, 98]  # 4 listing items: #100, null, bad #99, #98
     assert doc["missing"] == [

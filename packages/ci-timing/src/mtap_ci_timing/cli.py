@@ -28,8 +28,9 @@ DEFAULT_EVAL = "data/evaluation"
 #: or nothing if no run had been read.
 EXIT_INCOMPLETE = 3
 #: exit status when the scrape read to the end but left out malformed runs or jobs: the
-#: document was written with complete: false and each one named in `missing`.
-EXIT_SKIPPED = 4
+#: document was written with complete: false and each one named in `missing`. (Not 4: across
+#: mtap, 4 means "the document on disk was kept", mtap_schemas.kinds.Exit.KEPT_EXISTING.)
+EXIT_SKIPPED = 5
 
 
 def _unwritable(path: Path, want_dir: bool) -> str | None:
@@ -131,7 +132,7 @@ def run(
     bad --config, output not writable): one line, nothing written. Exit 3: the scrape stopped
     early (rate limit longer than --max-wait, retries exhausted, a listing page that is not the
     documented shape): the runs read so far are written with `complete: false` and a `missing`
-    list, or nothing if no run was read. Exit 4: read to the end, but malformed runs or jobs
+    list, or nothing if no run was read. Exit 5: read to the end, but malformed runs or jobs
     (a null name, a bad timestamp, ...) were left out: written with `complete: false`, each one
     named with its reason in `missing`.
     """
