@@ -294,3 +294,33 @@ def test_help_and_version():
     for absent in ("--tool-path", "--image", "--timeout", "--keep-raw"):  # nothing to point them at
         assert absent not in run_help
     assert "--output" not in invoke("cases", "--help").output
+
+
+def test_an_interrupted_run_resumes_without_tracing_again(small_run, small_cfg, tmp_path, data_dir, monkeypatch):
+    """Interrupted after the first traced computation: exit 130, no document, the finished unit is kept;
+    --resume traces only the rest and writes the document an uninterrupted run writes."""
+    real = models.run_shape
+    traced: list[str] = []
+
+    def interrupt_second(shape, model=None):
+        if traced:
+            raise KeyboardInterrupt
+        traced.append(f"{shape.batch}.{shape.dtype}")
+        return real(shape)
+
+    monkeypatch.setattr(models, "run_shape", interrupt_second)
+    args = ["run", "--config", small_cfg, "--data-dir", data_dir, "--output", tmp_path, "--jobs", "1"]
+    res = invoke(*args)
+    assert res.exit_code == Exit.INTERRUPTED, res.output
+    assert not (tmp_path / "analytical.tool-run.json").exists() and (tmp_path / ".analytical.progress.jsonl").is_file()
+
+    def counting(shape, model=None):
+        traced.append(f"{shape.batch}.{shape.dtype}")
+        return real(shape)
+
+    monkeypatch.setattr(models, "run_shape", counting)
+    res = invoke(*args, "--resume")
+    assert res.exit_code == 0, res.output
+    assert traced == ["1.fp32", "1.fp16", "32.fp16"]  # b1 fp32 traced once, before the interrupt
+    assert ms.read_tool_run(tmp_path / "analytical.tool-run.json")["cases"] == small_run["a"]["cases"]
+    assert not (tmp_path / ".analytical.progress.jsonl").exists()
