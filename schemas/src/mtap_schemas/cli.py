@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -49,7 +50,24 @@ def tool_env_var(tool: str) -> str:
 
 
 class RunnerGroup(click.Group):
-    """Turns the library's known errors into one-line exit-2 errors and interrupts into exit 130."""
+    """Turns the library's known errors into one-line exit-2 errors and interrupts into exit 130;
+    usage errors are one line too (no Usage/Try lines)."""
+
+    def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
+             standalone_mode: bool = True, **extra: Any) -> Any:
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        try:
+            rv = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except click.exceptions.Exit as exc:
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            click.echo(f"Error: {' '.join(exc.format_message().split())}", err=True)
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("Aborted!", err=True)
+            sys.exit(int(Exit.INTERRUPTED))
+        sys.exit(rv if isinstance(rv, int) else 0)
 
     def invoke(self, ctx: click.Context) -> Any:
         from . import SchemaError
@@ -176,10 +194,14 @@ def run_options(*, tool: str, output: str, verb: str = "run", tool_path: bool = 
         def wrapper(**kwargs: Any) -> Any:
             common = {k: kwargs.pop(k) for k in ("config", "data_dir", "limit", "shard", "output", "name", "overwrite",
                                                  "resume", "jobs", "tool_path", "image", "timeout", "keep_raw") if k in kwargs}
+            ctx = click.get_current_context()
             for k in [k for k in kwargs if k.startswith("_alias_")]:
                 value = kwargs.pop(k)
                 target = "tool_path" if k.startswith("_alias_tool_path") else "keep_raw"
-                if value is not None and common.get(target) is None:
+                # an old flag on the command line wins over an env var (but not over the new flag)
+                from_env = ctx.get_parameter_source(target) in (click.core.ParameterSource.ENVIRONMENT,
+                                                                 click.core.ParameterSource.DEFAULT)
+                if value is not None and (common.get(target) is None or from_env):
                     common[target] = value
             o = RunOptions(verb=verb, **common)
             if running and o.name is None:
@@ -225,9 +247,14 @@ def read_config(path: str | os.PathLike[str], runner: str) -> dict[str, Any]:
 
 def finish(builder: Any, cases: Sequence[dict[str, Any]], opts: RunOptions, checkpoint: Checkpoint | None = None) -> NoReturn:
     """Write the document under the keep policy, say what happened in one line, exit with the contract's code."""
+    from . import SchemaError
+
     assert opts.output is not None and opts.name is not None
     doc = builder.document(cases, shard=opts.shard)
-    saved = save(doc, opts.output, opts.name, overwrite=opts.overwrite)
+    try:
+        saved = save(doc, opts.output, opts.name, overwrite=opts.overwrite)
+    except SchemaError as exc:  # the runner built an invalid document: a bug, with its traceback (exit 1)
+        raise RuntimeError(f"runner bug, the document it built is invalid: {exc}") from exc
     if checkpoint is not None:
         checkpoint.finish()
     click.echo(saved.message, err=True)

@@ -71,6 +71,8 @@ def gpu_mismatch(doc: dict[str, Any], hardware_gpus: dict[str, str] | None) -> s
     if not hardware_gpus or doc.get("tool", {}).get("backend") != "measured":
         return None
     gpu = ((doc.get("environment") or {}).get("gpu") or {}).get("name") or ""
+    if not gpu:  # no GPU recorded (a CPU measurement, or an old document): nothing to compare with
+        return None
     for case in doc["cases"]:
         token = hardware_gpus.get(case["hardware"])
         if token and token.lower() not in gpu.lower():

@@ -53,8 +53,12 @@ def metric(name: str, value: Any, unit: str, kind: str, *, timing: str | None = 
     """One metric; raises :class:`InvalidValue` for a value it cannot take."""
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise InvalidValue(f"metric {name}: got {type(value).__name__} {value!r:.40}, expected a number")
-    if not math.isfinite(value):
-        raise InvalidValue(f"metric {name}: got {value!r}, expected a finite number")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond float range
+        finite = False
+    if not finite:
+        raise InvalidValue(f"metric {name}: got {value!r:.40}, expected a finite number")
     if unit in NONNEGATIVE_UNITS and value < 0:
         raise InvalidValue(f"metric {name}: got {value!r} {unit}, which cannot be negative")
     if kind not in METRIC_KINDS:
