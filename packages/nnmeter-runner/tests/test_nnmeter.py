@@ -14,6 +14,7 @@ import io
 import json
 import os
 import pickle
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +25,7 @@ from sklearn.tree._tree import Tree
 import mtap_schemas as ms
 from mtap_nnmeter_runner.nnmeter import DEFAULT_RULES
 from mtap_nnmeter_runner.predictors import PREDICTORS, RULES_FILE, kernel_lists
+from mtap_schemas.kinds import Exit
 
 #: A test-made fusion-rule file in nn-Meter's format (NOT a released device rule file): fuse a
 #: conv or dwconv with the relu after it. On MobileNet-V2 this merges all 35 relu kernels.
@@ -38,10 +40,10 @@ def _env(tmp_path: Path, **extra: str) -> dict[str, str]:
 
 def test_kernel_detection_mobilenet_v2_and_conv1(tmp_path, write_config):
     config = write_config(models=["resnet50-conv1", "mobilenet-v2"], opsets=[10])
-    proc, doc = run_cli(tmp_path, "--config", str(config), env=_env(tmp_path))
-    assert proc.returncode == 0, proc.stderr
+    proc, doc = run_cli(tmp_path, "--config", str(config), "--jobs", "2", env=_env(tmp_path))
+    assert proc.returncode == Exit.OK, proc.stderr
     assert proc.stdout == ""  # nn-Meter's stdout logging stays out of the runner's stdout
-    ms.validate(doc, "tool-run")
+    ms.validate(doc, "tool-run", 2)
     assert doc["tool"] == {"name": "nn-meter", "version": "2.0", "backend": "native",
                            "location": "PyPI nn-meter==2.0 (Python package in this environment)"}
     cases = by_id(doc)
@@ -73,12 +75,18 @@ def test_kernel_detection_mobilenet_v2_and_conv1(tmp_path, write_config):
     # Deterministic, and the committed document is reproducible: the same cases, byte for byte.
     committed = DATA / "evaluation" / "nn-meter" / "nn-meter.tool-run.json"
     if committed.is_file():
-        previous = by_id(ms.read(committed, "tool-run"))
+        previous = by_id(ms.read_tool_run(committed))
         same = [i for i, c in cases.items() if c["parameters"].get("fusion_rules") == DEFAULT_RULES
                 and previous.get(i, {}).get("parameters", {}).get("fusion_rules") == DEFAULT_RULES]
         assert len(same) >= 4
         for case_id in same:
             assert cases[case_id] == previous[case_id], case_id
+    # --jobs 1 gives the same document as the parallel run above (--jobs defaults to the cores available)
+    proc1, doc1 = run_cli(tmp_path, "--config", str(config), "--jobs", "1", env=_env(tmp_path), name="jobs1")
+    assert proc1.returncode == Exit.OK, proc1.stderr
+    assert ms.canonical(doc1)["cases"] == ms.canonical(doc)["cases"]
+    assert {k: v for k, v in ms.canonical(doc1).items() if k != "invocation"} == {
+        k: v for k, v in ms.canonical(doc).items() if k != "invocation"}
 
 
 def test_rules_dir_is_sha256_checked_and_used(tmp_path, write_config):
@@ -104,8 +112,8 @@ def test_rules_dir_is_sha256_checked_and_used(tmp_path, write_config):
     cpu = cases["W8/mobilenet-v2/cortexA76cpu/kernels"]
     assert cpu["status"] == "ok", cpu["error"]
     assert cpu["parameters"]["fusion_rules"] == "rules-dir"
-    assert cpu["artifacts"] == [{"path": os.path.relpath(rules_dir / "cortexA76cpu_tflite21.json", Path.cwd()),
-                                 "sha256": sha}]
+    # a rules file outside the repository is recorded by name, never by its machine path
+    assert cpu["artifacts"] == [{"path": "<external>/cortexA76cpu_tflite21.json", "sha256": sha}]
     m = metrics(cpu)
     # The synthetic rules really reached nn-Meter: every relu fused into its conv / dwconv.
     assert m["kernel_count"] == 64 and "kernel_count.relu" not in m
@@ -126,17 +134,27 @@ def test_missing_onnxsim_is_classified(tmp_path, write_config):
     config = write_config(models=["resnet50-conv1"], hardware=["cortexA76cpu"], opsets=[10])
     env = _env(tmp_path, PYTHONPATH=os.pathsep.join([str(tmp_path / "shadow"), os.environ.get("PYTHONPATH", "")]))
     proc, doc = run_cli(tmp_path, "--config", str(config), env=env)
-    assert proc.returncode == 0, proc.stderr
+    assert proc.returncode == Exit.OK, proc.stderr
     for case in doc["cases"]:
-        assert case["status"] == "failed"
+        assert case["status"] == "unavailable"  # a package the tool needs is missing (kinds.ERROR_KINDS)
         assert case["error"]["kind"] == "onnxsim-missing"
         assert "'NoneType' object is not callable" in case["error"]["message"]
 
 
-def test_bert_base_parse_failure_is_recorded(tmp_path, write_config):
+def test_bert_base_parse_failure_never_replaces_the_committed_document(tmp_path, write_config):
+    """Every case fails (BERT-base's real parse failure): the committed document, which has ok
+    cases, is kept byte for byte (exit 4) and the failed run goes beside it."""
+    out = tmp_path / "out"
+    out.mkdir()
+    committed = DATA / "evaluation" / "nn-meter" / "nn-meter.tool-run.json"
+    shutil.copyfile(committed, out / "nn-meter.tool-run.json")
     config = write_config(models=["bert-base"], hardware=["myriadvpu"], opsets=[10])
-    proc, doc = run_cli(tmp_path, "--config", str(config), env=_env(tmp_path))
-    assert proc.returncode == 0, proc.stderr
+    proc, _ = run_cli(tmp_path, "--config", str(config), env=_env(tmp_path))
+    assert proc.returncode == Exit.KEPT_EXISTING, proc.stderr
+    assert (out / "nn-meter.tool-run.json").read_bytes() == committed.read_bytes()
+    assert "kept" in proc.stderr and "Traceback" not in proc.stderr
+    doc = ms.read_tool_run(out / "nn-meter.refused-fewer-ok.json")
+    assert len(doc["cases"]) == 2
     for case in doc["cases"]:
         assert case["status"] == "failed" and case["error"]["kind"] == "parse-failed"
         assert "opset 10, onnxsim:" in case["error"]["message"]
@@ -208,6 +226,7 @@ def test_predictors_are_sha256_checked_before_unpickling(tmp_path, write_config)
     hashes_file.write_text(json.dumps({"format": "mtap-nnmeter-predictor-hashes/1", "predictors": hashes}))
 
     config = write_config(models=["mobilenet-v2"], opsets=[10])
+    # --predictor-dir: the old name of --tool-path, kept as a hidden alias
     proc, doc = run_cli(tmp_path, "--config", str(config), "--predictor-dir", str(root),
                         "--predictor-hashes", str(hashes_file), env=_env(tmp_path))
     assert proc.returncode == 0, proc.stderr
@@ -227,7 +246,7 @@ def test_predictors_are_sha256_checked_before_unpickling(tmp_path, write_config)
     assert "relu.pkl" in missing["error"]["message"]
 
     incompatible = cases["W8/mobilenet-v2/myriadvpu/latency"]
-    assert incompatible["status"] == "failed"
+    assert incompatible["status"] == "unavailable"
     assert incompatible["error"]["kind"] == "predictor-incompatible-sklearn"
     assert "incompatible dtype" in incompatible["error"]["message"]
 

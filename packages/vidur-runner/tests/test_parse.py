@@ -141,6 +141,7 @@ def test_ok_case_from_the_captured_output(tmp_path):
     assert [a["path"].rsplit("/", 1)[-1] for a in case["artifacts"]] == [
         "request_metrics.csv.xz", "batch_metrics.csv.xz", "decode_token_execution_plus_preemption_time.csv.xz"]
     assert (tmp_path / "keep" / "h100-sarathi-qps2" / "request_metrics.csv.xz").is_file()
+    assert case["artifacts"][0]["path"] == "<external>/keep/h100-sarathi-qps2/request_metrics.csv.xz"
 
 
 def test_unreadable_csv_is_parse_failed(tmp_path):

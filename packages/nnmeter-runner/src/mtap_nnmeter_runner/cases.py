@@ -8,9 +8,7 @@ A ``--config`` JSON file may select a subset and change the export opsets / work
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from .predictors import PREDICTORS
@@ -45,10 +43,6 @@ DEFAULT_TIMEOUT_S = 1800
 STAGES = ("kernels", "latency")
 
 
-class ConfigError(ValueError):
-    """One line: file, field, what was expected."""
-
-
 @dataclass
 class Plan:
     models: list[ModelSpec]
@@ -78,41 +72,19 @@ class Plan:
         return out
 
 
-def _names(value: Any, allowed: tuple[str, ...], source: str, field_name: str) -> list[str]:
-    if not isinstance(value, list) or not value or not all(isinstance(v, str) for v in value):
-        raise ConfigError(f"{source}: field {field_name}: expected a non-empty list of strings from {list(allowed)}")
-    for v in value:
-        if v not in allowed:
-            raise ConfigError(f"{source}: field {field_name}: got {v!r}, expected one of {list(allowed)}")
-    if len(set(value)) != len(value):
-        raise ConfigError(f"{source}: field {field_name}: duplicate entries")
-    return value
-
-
-def load_plan(config: Path | None) -> Plan:
-    if config is None:
-        return Plan(list(MODELS), list(HARDWARE))
-    source = str(config)
-    try:
-        doc = json.loads(Path(config).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{source}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(doc, dict):
-        raise ConfigError(f"{source}: expected a JSON object at the top level")
-    known = {"models", "hardware", "opsets", "timeout_s"}
-    extra = sorted(set(doc) - known)
-    if extra:
-        raise ConfigError(f"{source}: field {extra[0]}: unknown field, expected one of {sorted(known)}")
-    models = _names(doc.get("models", list(MODEL_NAMES)), MODEL_NAMES, source, "models")
-    hardware = _names(doc.get("hardware", list(HARDWARE)), HARDWARE, source, "hardware")
-    opsets = doc.get("opsets", list(DEFAULT_OPSETS))
-    if (not isinstance(opsets, list) or not opsets
-            or not all(isinstance(o, int) and not isinstance(o, bool) and 7 <= o <= 21 for o in opsets)):
-        raise ConfigError(f"{source}: field opsets: expected a non-empty list of ONNX opset integers 7..21")
+def plan_from_config(doc: dict[str, Any] | None) -> Plan:
+    """The plan for a --config document (already validated by
+    schemas/config/nnmeter-runner.v1.schema.json), or the built-in one for None."""
+    doc = doc or {}
+    models = doc.get("models", list(MODEL_NAMES))
+    hardware = doc.get("hardware", list(HARDWARE))
+    opsets = list(doc.get("opsets", DEFAULT_OPSETS))
     timeout = doc.get("timeout_s", DEFAULT_TIMEOUT_S)
-    if not isinstance(timeout, int) or isinstance(timeout, bool) or timeout < 1:
-        raise ConfigError(f"{source}: field timeout_s: expected a positive integer (seconds per worker)")
     # Keep the built-in order whatever order the config lists them in: stable documents.
     return Plan([m for m in MODELS if m.name in models], [h for h in HARDWARE if h in hardware], opsets, timeout)
+
+
+def narrowed(plan: Plan, selected: list[dict[str, Any]]) -> Plan:
+    """The plan restricted to the models and hardware the selected cases (--shard, --limit) need."""
+    return Plan([m for m in plan.models if any(c["parameters"]["model"] == m.name for c in selected)],
+                [h for h in plan.hardware if any(c["hardware"] == h for c in selected)], plan.opsets, plan.timeout_s)

@@ -13,14 +13,16 @@ import hashlib
 import importlib.metadata
 import json
 import os
-import shutil
-import subprocess
 import sys
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+import mtap_schemas.toolrun as tr
+from mtap_schemas import proc
+from mtap_schemas.paths import relative_to_repo
 
 from .cases import ModelSpec, Plan
 from .predictors import PREDICTORS, RULES_FILE, Check, check, kernel_lists, read_verified
@@ -69,24 +71,26 @@ def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
-def _worker(verb: str, spec: dict[str, Any], work: Path, tag: str, timeout_s: int) -> dict[str, Any]:
-    """Run one worker; a crash or timeout becomes a result with a classified error."""
-    spec_path = work / f"{tag}.spec.json"
-    out_path = work / f"{tag}.result.json"
-    spec_path.write_text(json.dumps(spec, sort_keys=True))
-    env = dict(os.environ)
-    env["HOME"] = str(work / "home")
-    env["PYTHONWARNINGS"] = "ignore"
-    cmd = [sys.executable, "-m", "mtap_nnmeter_runner.worker", verb, str(spec_path), str(out_path)]
-    try:
-        proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout_s)
-    except subprocess.TimeoutExpired:
-        return {"ok": False, "kind": "timeout", "message": f"worker {verb} {tag} exceeded {timeout_s} s", "attempts": []}
-    if proc.returncode != 0 or not out_path.is_file():
-        tail = " | ".join(line.strip() for line in (proc.stderr or "").strip().splitlines()[-3:])
-        return {"ok": False, "kind": "tool-crashed", "attempts": [],
-                "message": f"worker {verb} {tag} exited with {proc.returncode}: {tail[-600:] or 'no output'}"}
-    return json.loads(out_path.read_text())
+def _worker(verb: str, spec: dict[str, Any], tag: str, timeout_s: float) -> dict[str, Any]:
+    """Run one worker in its own temporary HOME (through mtap_schemas.proc: own process group,
+    killed whole on timeout); a crash, timeout, signal or out-of-memory becomes a classified result."""
+    with tempfile.TemporaryDirectory(prefix=f"mtap-nnmeter-{tag}-") as tmp:
+        work = Path(tmp)
+        _prepare_home(work)
+        spec_path = work / f"{tag}.spec.json"
+        out_path = work / f"{tag}.result.json"
+        spec_path.write_text(json.dumps(spec, sort_keys=True))
+        env = dict(os.environ, HOME=str(work / "home"), PYTHONWARNINGS="ignore")
+        cmd = [sys.executable, "-m", "mtap_nnmeter_runner.worker", verb, str(spec_path), str(out_path)]
+        result = proc.run_tool(cmd, timeout=timeout_s, env=env)
+        if not result.ok:
+            kind, message = result.error(timeout_s)
+            return {"ok": False, "kind": kind, "message": f"worker {verb} {tag}: {message}", "attempts": []}
+        try:
+            return json.loads(out_path.read_text())
+        except (OSError, ValueError) as exc:
+            return {"ok": False, "kind": "tool-crashed", "attempts": [],
+                    "message": f"worker {verb} {tag} exited 0 but left no readable result: {exc}"}
 
 
 def _prepare_home(work: Path) -> None:
@@ -101,7 +105,7 @@ DEFAULT_RULES = "nn-meter-defaults (no device fusion rules given)"
 
 
 def _rules_for(hw: str, chk: Check, rules_dir: Path | None, expected: dict[str, Any], hashes_source: str,
-               work: Path, rel: Callable[[Path], str]) -> Rules:
+               work: Path) -> Rules:
     """Device fusion rules (predictor dir, else --rules-dir) or nn-Meter's built-in defaults.
 
     Without a rule file nn-Meter's ``KernelDetector(None)`` reads no rule
@@ -132,41 +136,85 @@ def _rules_for(hw: str, chk: Check, rules_dir: Path | None, expected: dict[str, 
             "rules-hash-mismatch",
             f"{path}: sha256 {digest}, expected {want or 'an entry ' + name + '/' + RULES_FILE} ({hashes_source}: "
             f"nn-Meter's released {name} fusion rules)"))
-    return Rules(path, digest, "rules-dir", rel(path))
+    return Rules(path, digest, "rules-dir", relative_to_repo(path))
 
 
-def execute(plan: Plan, predictor_dir: Path | None, expected: dict[str, Any], hashes_source: str,
-            rules_dir: Path | None, rel: Callable[[Path], str], step: Callable[[str], None]) -> Outcome:
+def prepare(plan: Plan, predictor_dir: Path | None, expected: dict[str, Any], hashes_source: str,
+            rules_dir: Path | None, work: Path) -> Outcome:
+    """Per predictor: its files checked (nothing unpickled) and the fusion rules chosen. Rule files
+    taken from a verified predictor are copied into ``work``, which must outlive the parse units."""
     out = Outcome()
-    lists = kernel_lists()
-    work = Path(tempfile.mkdtemp(prefix="mtap-nnmeter-"))
-    try:
-        _prepare_home(work)
-        for hw in plan.hardware:
-            name = PREDICTORS[hw]
-            out.checks[hw] = check(predictor_dir, name, lists.get(name, []), expected, hashes_source)
-            out.rules[hw] = _rules_for(hw, out.checks[hw], rules_dir, expected, hashes_source, work, rel)
-        # None: nn-Meter's KernelDetector(None), i.e. its built-in default rules.
-        rules = {PREDICTORS[hw]: (str(r.path) if r.path is not None else None)
-                 for hw, r in out.rules.items() if r.problem is None}
-        for model in plan.models:
-            step(f"parse {model.name}")
-            spec = {"model": model.name, "input": model.input, "input_shape": list(model.input_shape),
-                    "opsets": plan.opsets, "rules": rules, "kernel_lists": lists,
-                    "kernels_out": str(work / f"kernels-{model.name}.json")}
-            out.parse[model.name] = _worker("parse", spec, work, f"parse-{model.name}", plan.timeout_s)
-        for hw in plan.hardware:
-            chk, name = out.checks[hw], PREDICTORS[hw]
-            parsed = {m.name: str(work / f"kernels-{m.name}.json") for m in plan.models
-                      if out.parse[m.name].get("ok") and out.parse[m.name]["detections"].get(name, {}).get("total")}
-            if not chk.ok or not parsed or name in out.predict:
-                continue
-            step(f"predict {name}")
-            spec = {"predictor": name, "folder": str(chk.folder), "files": chk.files, "kernels": parsed}
-            out.predict[name] = _worker("predict", spec, work, f"predict-{name}", plan.timeout_s)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
+    for hw in plan.hardware:
+        name = PREDICTORS[hw]
+        out.checks[hw] = check(predictor_dir, name, kernel_lists().get(name, []), expected, hashes_source)
+        out.rules[hw] = _rules_for(hw, out.checks[hw], rules_dir, expected, hashes_source, work)
     return out
+
+
+@dataclass(frozen=True)
+class ParseUnit:
+    """Kernel detection of one model for every predictor's rules (one worker); picklable."""
+
+    model: ModelSpec
+    opsets: tuple[int, ...]
+    rules: tuple[tuple[str, str | None], ...]  # (predictor, rule file or None for nn-Meter's defaults)
+    kernel_lists: tuple[tuple[str, tuple[str, ...]], ...]
+    timeout: float
+
+    @property
+    def ident(self) -> str:
+        return f"parse/{self.model.name}"
+
+
+@dataclass(frozen=True)
+class PredictUnit:
+    """Latency prediction with one verified predictor for the models it has kernels of (one worker)."""
+
+    predictor: str
+    folder: str
+    files: tuple[tuple[str, str], ...]  # (file name, sha256) of every verified file
+    kernels: tuple[tuple[str, str], ...]  # (model, its kernels for this predictor as JSON)
+    timeout: float
+
+    @property
+    def ident(self) -> str:
+        return f"predict/{self.predictor}"
+
+
+def parse_units(plan: Plan, outcome: Outcome, timeout: float) -> list[ParseUnit]:
+    # None: nn-Meter's KernelDetector(None), i.e. its built-in default rules.
+    rules = tuple(sorted((PREDICTORS[hw], str(r.path) if r.path is not None else None)
+                         for hw, r in outcome.rules.items() if r.problem is None))
+    lists = tuple(sorted((k, tuple(v)) for k, v in kernel_lists().items()))
+    return [ParseUnit(m, tuple(plan.opsets), rules, lists, timeout) for m in plan.models]
+
+
+def run_parse(u: ParseUnit) -> dict[str, Any]:
+    """Worker ``parse`` for one model: opset attempts, detections per predictor and the kernels themselves."""
+    spec = {"model": u.model.name, "input": u.model.input, "input_shape": list(u.model.input_shape),
+            "opsets": list(u.opsets), "rules": dict(u.rules), "kernel_lists": {k: list(v) for k, v in u.kernel_lists}}
+    return _worker("parse", spec, f"parse-{u.model.name}", u.timeout)
+
+
+def predict_units(plan: Plan, outcome: Outcome, timeout: float) -> list[PredictUnit]:
+    units = []
+    for hw in plan.hardware:
+        chk, name = outcome.checks[hw], PREDICTORS[hw]
+        if not chk.ok or any(u.predictor == name for u in units):
+            continue
+        assert chk.folder is not None and chk.files is not None
+        kernels = tuple((m.name, json.dumps(outcome.parse[m.name]["kernels"][name], sort_keys=True))
+                        for m in plan.models
+                        if outcome.parse[m.name].get("ok") and outcome.parse[m.name]["detections"].get(name, {}).get("total"))
+        if kernels:
+            units.append(PredictUnit(name, str(chk.folder), tuple(sorted(chk.files.items())), kernels, timeout))
+    return units
+
+
+def run_predict(u: PredictUnit) -> dict[str, Any]:
+    spec = {"predictor": u.predictor, "folder": u.folder, "files": dict(u.files),
+            "kernels": {model: json.loads(k) for model, k in u.kernels}}
+    return _worker("predict", spec, f"predict-{u.predictor}", u.timeout)
 
 
 # ----------------------------------------------------------------------------- cases
@@ -189,80 +237,80 @@ def _parse_failure(result: dict[str, Any]) -> tuple[str, str]:
     return kind, head + (": " + "; ".join(parts) if parts else "")
 
 
-def _metric(name: str, value: float, unit: str, **extra: Any) -> dict[str, Any]:
-    return {"name": name, "value": value, "unit": unit, "kind": "prediction", **extra}
-
-
 def _slug(kernel_type: str) -> str:
     return "".join(c if c.isalnum() else "_" for c in kernel_type.lower())
 
 
-def build_cases(plan: Plan, outcome: Outcome | None, tool_missing: str | None) -> list[dict[str, Any]]:
-    cases = []
-    models = {m.name: m for m in plan.models}
-    for planned in plan.cases():
-        case = dict(planned)
-        case["parameters"] = dict(planned["parameters"])
-        case.update(status="ok", error=None, metrics=[], artifacts=[])
-        model: ModelSpec = models[case["parameters"]["model"]]
-        hw = case["hardware"]
-        name = PREDICTORS[hw]
-        latency = case["parameters"]["stage"] == "latency-prediction"
-        cases.append(case)
+#: error kinds of the predictor check that kinds.ERROR_KINDS spells otherwise
+_KIND = {"predictor-unpinned": "predictor-hash-mismatch"}
 
-        def fail(status: str, kind: str, message: str, case: dict[str, Any] = case) -> None:
-            case.update(status=status, error={"kind": kind, "message": message})
 
-        if tool_missing or outcome is None:
-            fail("unavailable", "package-missing", tool_missing or "nn-Meter was not run")
-            continue
-        rules, chk = outcome.rules[hw], outcome.checks[hw]
-        result = outcome.parse[model.name]
-        if rules.problem is not None:
-            fail("unavailable", *rules.problem)
-            continue
-        case["parameters"]["fusion_rules"] = rules.origin
-        if rules.path is not None:
-            case["artifacts"].append({"path": rules.ref, "sha256": rules.sha256})
-        if not result.get("ok"):
-            fail("failed", *_parse_failure(result))
-            continue
-        case["parameters"]["onnx_opset"] = result["opset"]
-        detection = result["detections"][name]
-        if detection["total"] == 0:
-            why = ("; ModelGraph.refresh() drops every node with neither inbound nor outbound edges, so a "
-                   "single-operator model has nothing to predict") if result["graph_nodes"] == 1 else ""
-            fail("unsupported", "no-kernels",
-                 f"nn-Meter's KernelDetector found no kernel in this model (nn-Meter IR: {result['graph_nodes']} "
-                 f"node(s)){why}")
-            continue
-        if not latency:
-            case["metrics"].append(_metric("kernel_count", detection["total"], "count"))
-            for kernel_type, count in detection["by_type"].items():
-                case["metrics"].append(_metric(f"kernel_count.{_slug(kernel_type)}", count, "count"))
+def _case(planned: dict[str, Any], outcome: Outcome | None, tool_missing: str | None, model: ModelSpec) -> dict[str, Any]:
+    """One planned case as a tool-run case (through mtap_schemas.toolrun's constructors)."""
+    hw, name = planned["hardware"], PREDICTORS[planned["hardware"]]
+    params = dict(planned["parameters"])
+    artifacts: list[dict[str, str]] = []
+    common = {"workload": planned["workload"], "hardware": hw, "key": planned["key"]}
+
+    def not_ok(kind: str, message: str) -> dict[str, Any]:
+        kind = _KIND.get(kind, kind)
+        return tr.from_error(planned["id"], kind=kind, message=message, parameters=params, artifacts=artifacts, **common)
+
+    def ok(metrics: Callable[[], list[dict[str, Any]]]) -> dict[str, Any]:
+        try:
+            built = metrics()
+        except tr.InvalidValue as exc:
+            return tr.failed(planned["id"], kind="invalid-value", message=f"nn-Meter output: {exc}", parameters=params,
+                             artifacts=artifacts, **common)
+        return tr.ok(planned["id"], metrics=built, parameters=params, artifacts=artifacts, **common)
+
+    if tool_missing or outcome is None:
+        return not_ok("package-missing", tool_missing or "nn-Meter was not run")
+    rules, chk = outcome.rules[hw], outcome.checks[hw]
+    result = outcome.parse[model.name]
+    if rules.problem is not None:
+        return not_ok(*rules.problem)
+    params["fusion_rules"] = rules.origin
+    if rules.path is not None:
+        artifacts.append({"path": rules.ref, "sha256": rules.sha256})
+    if not result.get("ok"):
+        return not_ok(*_parse_failure(result))
+    params["onnx_opset"] = result["opset"]
+    detection = result["detections"][name]
+    if detection["total"] == 0:
+        why = ("; ModelGraph.refresh() drops every node with neither inbound nor outbound edges, so a "
+               "single-operator model has nothing to predict") if result["graph_nodes"] == 1 else ""
+        return not_ok("no-kernels", f"nn-Meter's KernelDetector found no kernel in this model (nn-Meter IR: "
+                                    f"{result['graph_nodes']} node(s)){why}")
+    if params["stage"] == "kernel-detection":
+        def counts() -> list[dict[str, Any]]:
+            out = [tr.metric("kernel_count", detection["total"], "count", "prediction")]
+            out += [tr.metric(f"kernel_count.{_slug(t)}", n, "count", "prediction") for t, n in detection["by_type"].items()]
             if "without_predictor" in detection:
-                case["metrics"].append(_metric("kernel_count_without_predictor", detection["without_predictor"], "count"))
-            continue
-        if not chk.ok:
-            fail("unavailable", chk.kind or "predictor-missing", chk.message or "predictor not available")
-            continue
-        predicted = outcome.predict.get(name)
-        if predicted is None or not predicted.get("ok"):
-            predicted = predicted or {"kind": "tool-crashed", "message": "predict worker did not run"}
-            status = "unavailable" if predicted.get("kind") == "predictor-hash-mismatch" else "failed"
-            fail(status, predicted.get("kind", "tool-crashed"), predicted.get("message") or "predict worker failed")
-            continue
-        one = predicted["results"].get(model.name)
-        if not one or not one.get("ok"):
-            fail("failed", (one or {}).get("kind", "tool-crashed"), (one or {}).get("message", "no prediction"))
-            continue
-        case["parameters"]["sklearn"] = predicted["sklearn"]
-        if predicted.get("pickled_with_sklearn"):
-            case["parameters"]["pickled_with_sklearn"] = ",".join(predicted["pickled_with_sklearn"])
-        case["metrics"].append(_metric("latency", one["latency_ms"], "ms", timing="device"))
-        assert chk.files is not None
-        case["artifacts"] = [{"path": f"{name}/{f} (predictor dir)", "sha256": s} for f, s in sorted(chk.files.items())]
-    return cases
+                out.append(tr.metric("kernel_count_without_predictor", detection["without_predictor"], "count", "prediction"))
+            return out
+
+        return ok(counts)
+    if not chk.ok:
+        return not_ok(chk.kind or "predictor-missing", chk.message or "predictor not available")
+    predicted = outcome.predict.get(name)
+    if predicted is None or not predicted.get("ok"):
+        predicted = predicted or {"kind": "tool-crashed", "message": "predict worker did not run"}
+        return not_ok(predicted.get("kind", "tool-crashed"), predicted.get("message") or "predict worker failed")
+    one = predicted["results"].get(model.name)
+    if not one or not one.get("ok"):
+        return not_ok((one or {}).get("kind", "tool-crashed"), (one or {}).get("message", "no prediction"))
+    params["sklearn"] = predicted["sklearn"]
+    if predicted.get("pickled_with_sklearn"):
+        params["pickled_with_sklearn"] = ",".join(predicted["pickled_with_sklearn"])
+    assert chk.files is not None
+    artifacts[:] = [{"path": f"{name}/{f} (predictor dir)", "sha256": sha} for f, sha in sorted(chk.files.items())]
+    return ok(lambda: [tr.metric("latency", one["latency_ms"], "ms", "prediction", timing="device")])
+
+
+def build_cases(plan: Plan, outcome: Outcome | None, tool_missing: str | None) -> list[dict[str, Any]]:
+    models = {m.name: m for m in plan.models}
+    return [_case(p, outcome, tool_missing, models[p["parameters"]["model"]]) for p in plan.cases()]
 
 
 def tool_location() -> str | None:

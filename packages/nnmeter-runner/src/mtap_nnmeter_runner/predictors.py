@@ -45,6 +45,8 @@ def load_hashes(path: Path | None = None) -> dict[str, dict[str, dict[str, Any]]
         doc = json.loads(Path(source).read_text(encoding="utf-8"))
     except OSError as exc:
         raise HashesError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise HashesError(f"{source}: not UTF-8 text (byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise HashesError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno}") from None
     if not isinstance(doc, dict) or doc.get("format") != HASHES_FORMAT:

@@ -163,9 +163,10 @@ def parse(spec: dict[str, Any]) -> dict[str, Any]:
             attempts.append({"opset": opset, "stage": stage, "error": _one_line(exc), "where": _where(exc)})
             continue
         attempts.append({"opset": opset, "stage": "done", "error": None, "where": None})
-        Path(spec["kernels_out"]).write_text(json.dumps(kernels_by_predictor, default=_jsonable, sort_keys=True))
+        # the kernels travel in the result (the runner's checkpoint keeps them for --resume)
+        kernels_json = json.loads(json.dumps(kernels_by_predictor, default=_jsonable, sort_keys=True))
         return {"ok": True, "opset": opset, "attempts": attempts, "detections": detections,
-                "graph_nodes": len(graph)}
+                "graph_nodes": len(graph), "kernels": kernels_json}
     return {"ok": False, "kind": "parse-failed", "attempts": attempts}
 
 
@@ -212,8 +213,7 @@ def predict(spec: dict[str, Any]) -> dict[str, Any]:
                 f"({_where(exc)})" + ("; nn-Meter's predictors were pickled with scikit-learn 0.23 and load "
                                       "with scikit-learn==1.2.2 and numpy<2" if kind != "tool-crashed" else ""))}
     results: dict[str, Any] = {}
-    for model, kernels_file in sorted(spec["kernels"].items()):
-        kernels = json.loads(Path(kernels_file).read_text())[spec["predictor"]]
+    for model, kernels in sorted(spec["kernels"].items()):
         try:
             results[model] = {"ok": True, "latency_ms": float(nn_predict(predictors, kernels))}
         except Exception as exc:  # noqa: BLE001

@@ -174,7 +174,8 @@ def _artifacts(outdir: Path, keep_dir: Path | None, c: cases_mod.Case) -> list[d
             dst = keep_dir / _case_slug(c) / (Path(rel).name + ".xz")
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(lzma.compress(src.read_bytes(), preset=9))
-            refs.append(tr.artifact(dst))
+            # the keep folder as the repository sees it (<external>/NAME outside it), then the case's own files
+            refs.append(tr.artifact(dst, name=f"{relative_to_repo(keep_dir)}/{_case_slug(c)}/{dst.name}"))
         else:
             refs.append(tr.artifact(src, name=f"vidur-output/{rel}"))
     return refs
