@@ -76,3 +76,21 @@ def test_unreadable_groundtruth_is_passed_over(tmp_path, hgx, layers):
     (gt / "b.tool-run.json").write_text(ms.dumps(_gt_doc(layers, values)))
     lt = compute.layer_times("auto", tmp_path, hgx, 32, layers)
     assert lt.source == "groundtruth" and lt.detail.startswith("data/evaluation/groundtruth/b.tool-run.json")
+
+
+def test_committed_ground_truth_gives_the_committed_ddp_inputs(data_dir, tmp_path, layers):
+    """The committed astra-sim document's ResNet-50 steps were built from the committed ground
+    truth: reading it again (tool-run v1 or v2) gives the same per-layer compute and traces."""
+    from mtap_astra_runner import traces
+
+    doc = ms.read_tool_run(data_dir / "evaluation" / "astra-sim" / "astra-sim.tool-run.json")
+    case = next(c for c in doc["cases"] if c["id"] == "w3/resnet50.ddp-step.n2.b32.fp32/switch.ring/congestion-aware")
+    p = case["parameters"]
+    source = p["compute_detail"].split()[0]
+    if p["compute_source"] != "groundtruth" or not (data_dir.parent / source).is_file():
+        pytest.skip(f"the committed run did not use a ground-truth file that is still there ({source})")
+    lt = compute.from_groundtruth(layers, data_dir, 32)
+    assert lt is not None and lt.detail == p["compute_detail"]
+    step = lt.step_layers(32)
+    assert sum(s[1] for s in step) == p["forward_compute_us"] and sum(s[2] for s in step) == p["backward_compute_us"]
+    assert traces.digest(traces.write_ddp_step(tmp_path, "trace", 2, step)) == p["et_sha256"]

@@ -56,3 +56,12 @@ def test_missing_npu_is_a_parse_error():
     lines = [ln for ln in text.splitlines() if "sys[7] finished" not in ln]
     with pytest.raises(parse.ParseError, match=r"sys\[7\]"):
         parse.parse("\n".join(lines), 8)
+
+
+def test_failure_message_keeps_no_machine_path():
+    text = fixture(MANIFEST["abort_ring2"]["log"])
+    assert "/work/build/astra-sim/" in text
+    msg = parse.failure_message(text)
+    assert "Device.cpp:51: void NetworkAnalyticalCongestionAware::Device::connect" in msg and "/work/" not in msg
+    assert parse.failure_message("x: /tmp/a/b/c.et: not found") == "x: c.et: not found"
+    assert parse.failure_message("error: <workdir>/et/trace.0.et") == "error: <workdir>/et/trace.0.et"

@@ -18,11 +18,12 @@ each node is rounded to the nearest microsecond (at least 1).
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mtap_schemas.consume import iter_tool_runs
+import mtap_schemas as ms
 
 from .resnet50 import Layer
 
@@ -63,14 +64,16 @@ def roofline(layers: tuple[Layer, ...], hardware: dict[str, Any], batch: int, dt
 
 def from_groundtruth(layers: tuple[Layer, ...], data_dir: Path, batch: int, dtype: str = "fp32") -> LayerTimes | None:
     """Per-layer forward times from the committed ground truth, or None when any layer is missing.
-    Documents that are not valid tool-run v2 (unreadable, not UTF-8, another major) are passed over."""
+    Documents are taken in name order; one that is not a valid tool-run (v2, or v1 as groundtruth
+    wrote before the kit) is passed over, whatever is wrong with it (unreadable, not UTF-8, invalid)."""
     folder = data_dir / "evaluation" / "groundtruth"
     if not folder.is_dir():
         return None
     wanted = {f"resnet50.layer.{layer.slug}.b{batch}.{dtype}": layer.name for layer in layers}
-    skipped: list = []
-    for rel, doc, sha in iter_tool_runs(folder, skipped, paths=sorted(folder.glob("*.tool-run.json"))):
-        path = folder / rel
+    for path in sorted(folder.glob("*.tool-run.json")):
+        doc = _tool_run(path)
+        if doc is None:
+            continue
         found: dict[str, tuple[int, float]] = {}
         for case in doc.get("cases", []):
             name = wanted.get(case.get("key") or "")
@@ -88,7 +91,17 @@ def from_groundtruth(layers: tuple[Layer, ...], data_dir: Path, batch: int, dtyp
             rel = f"data/evaluation/groundtruth/{path.name}"
             timings = sorted({str(TIMING_PREFERENCE[r]) if r < len(TIMING_PREFERENCE) else "other" for r, _ in found.values()})
             detail = f"{rel} resnet50.layer.*.b{batch}.{dtype} latency ({', '.join(timings)} timing) x1 forward, x2 backward"
+            sha = hashlib.sha256(path.read_bytes()).hexdigest()
             return LayerTimes("groundtruth", detail, {k: v for k, (_, v) in found.items()}, layers, sha)
+    return None
+
+
+def _tool_run(path: Path) -> dict[str, Any] | None:
+    for major in (2, 1):
+        try:
+            return ms.read(path, "tool-run", major)
+        except ms.SchemaError:
+            continue
     return None
 
 

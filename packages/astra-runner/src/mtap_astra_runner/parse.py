@@ -32,6 +32,8 @@ STAT_FIELDS = {
 
 
 SPDLOG_TIME = re.compile(r"^\[\d{4}-\d\d-\d\d \d\d:\d\d:\d\d(\.\d+)?\] ")
+#: an absolute path (e.g. the build folder an assertion names): only its last part is kept
+ABS_PATH = re.compile(r"(?<![\w.~>])/(?:[^\s/:'\"`]+/)+(?=[^\s/:'\"`]+)")
 
 
 class ParseError(ValueError):
@@ -100,4 +102,5 @@ def failure_message(text: str) -> str:
     keys = ("terminate called", "what():", "Assertion", "error", "Error", "abort", "Abort", "Segmentation", "exception")
     hits = [ln for ln in lines if any(k in ln for k in keys)]
     picked = hits[-2:] if hits else lines[-1:]
-    return " | ".join(picked)[:500]
+    # no machine paths in documents: "/work/build/astra-sim/.../Device.cpp:51" -> "Device.cpp:51"
+    return ABS_PATH.sub("", " | ".join(picked))[:500]
