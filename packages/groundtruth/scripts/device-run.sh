@@ -2,7 +2,8 @@
 # Runs the groundtruth suites on a lent GPU machine, from the repository root, with the
 # machine's own python3 (PyTorch preinstalled; nothing can be downloaded there).
 #   bash packages/groundtruth/scripts/device-run.sh single   # one GPU: single suite, W3 step, then extras while time lasts
-#   bash packages/groundtruth/scripts/device-run.sh repeat   # one GPU: the repeat subset (scripts/repeat-subset.json) + W3 step
+#   bash packages/groundtruth/scripts/device-run.sh repeat   # one GPU: the repeat subset (scripts/repeat-subset.json,
+#                                                            # or REPEAT_CONFIG=none: the whole single suite) + W3 step
 #   bash packages/groundtruth/scripts/device-run.sh multi    # all GPUs: collectives + DDP
 # The hardware id comes from the card found (groundtruth's own default: H100 -> H100-SXM5-80GB /
 # HGX-H100x8, H200 -> H200-SXM-141GB / HGX-H200x8); a card without an id stops the run. Documents
@@ -83,7 +84,10 @@ case "${1:-single}" in
     fi
     ;;
   repeat)
-    run $(( $(left) - 50 )) repeat.log --suite single --name "$card-x1-repeat" --config packages/groundtruth/scripts/repeat-subset.json --time-budget $(( $(left) - 110 ))
+    # REPEAT_CONFIG: the cases to repeat (default the subset; "none": the whole single suite)
+    cfg=${REPEAT_CONFIG:-packages/groundtruth/scripts/repeat-subset.json}
+    [ "$cfg" = none ] && cfg_opt=() || cfg_opt=(--config "$cfg")
+    run $(( $(left) - 50 )) repeat.log --suite single --name "$card-x1-repeat" "${cfg_opt[@]}" --time-budget $(( $(left) - 110 ))
     [ "$(left)" -gt 40 ] && run $(( $(left) - 5 )) ddp-repeat.log --suite multi --gpus 1 --name "$card-x1-ddp-repeat" --iters 50 --warmup 10
     ;;
   multi)

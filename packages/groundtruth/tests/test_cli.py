@@ -18,7 +18,7 @@ def invoke(*args: str):
 def test_help_and_version() -> None:
     r = invoke("--help")
     assert r.exit_code == 0 and "CUDA-graph" in r.output and "Example" in r.output
-    assert invoke("--version").output.strip().endswith("0.1.0")
+    assert invoke("--version").output.strip().endswith("0.2.0")
 
 
 def test_cases_prints_json_lines(data_dir: Path) -> None:
@@ -27,6 +27,7 @@ def test_cases_prints_json_lines(data_dir: Path) -> None:
     rows = [json.loads(line) for line in r.output.splitlines()]
     assert [row["key"] for row in rows] == ["resnet50.conv1.b1.fp32", "resnet50.conv1.b1.fp16", "resnet50.conv1.b32.fp32"]
     assert rows[0]["hardware"] == "H100-SXM5-80GB" and rows[0]["workload"] == "W1"
+    assert rows[0]["id"] == "H100-SXM5-80GB:resnet50.conv1.b1.fp32"
 
 
 def test_bad_config_is_one_line_exit_2_and_writes_nothing(tmp_path: Path, data_dir: Path) -> None:
@@ -61,6 +62,7 @@ def test_cpu_run_writes_a_valid_honest_document(tmp_path: Path, data_dir: Path) 
     assert [c["status"] for c in doc["cases"]] == ["ok"] * 6
     for c in doc["cases"]:
         assert c["hardware"] == "cpu" and c["parameters"]["device"] == "cpu" and c["parameters"]["tiny"] is True
+        assert c["id"] == f"cpu:{c['key']}"
         timings = {m.get("timing") for m in c["metrics"] if m["unit"] == "ms"}
         assert timings == {"eager-end-to-end"}  # no CUDA graphs on a CPU: never labelled device time
         names = {m["name"] for m in c["metrics"]}

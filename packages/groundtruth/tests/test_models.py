@@ -6,9 +6,9 @@ import torch
 from mtap_groundtruth.models import (
     CONFIGS,
     TINY,
+    VGG16,
     MobileNetV2,
     ResNet50,
-    VGG16,
     build_transformer,
     cnn_layers,
     count_parameters,

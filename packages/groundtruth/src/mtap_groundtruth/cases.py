@@ -55,8 +55,13 @@ class Case:
     def id(self) -> str:
         return self.key
 
+    def case_id(self, hardware: str) -> str:
+        """The document's case id: ``<hardware>:<key>``, unique across documents of the same
+        tool (the aggregate keeps one case per tool and id; the key alone repeats per GPU)."""
+        return f"{hardware}:{self.key}"
+
     def planned(self, hardware: str) -> dict[str, Any]:
-        return {"id": self.id, "key": self.key, "workload": self.workload, "hardware": hardware, "suite": self.suite, "kind": self.kind, "parameters": dict(sorted(self.params.items()))}
+        return {"id": self.case_id(hardware), "key": self.key, "workload": self.workload, "hardware": hardware, "suite": self.suite, "kind": self.kind, "parameters": dict(sorted(self.params.items()))}
 
 
 def single_cases() -> list[Case]:

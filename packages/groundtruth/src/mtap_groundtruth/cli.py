@@ -24,7 +24,8 @@ Suites (--suite):
   single    one GPU: W1 ResNet-50 conv1, every ResNet-50 conv/fc layer and the whole
             model (batch 1, 32; fp32, fp16); W4 BERT-base and W7 GPT-2 (batch 1, 8;
             seq 128, 512); W5 Llama-2-7B-shaped prefill (128-2048 tokens) and decode
-            steps (batch 1-32 x KV 512-2048), fp16.
+            steps (batch 1-32 x KV 512-2048), fp16; W8 MobileNet-V2 and W9 VGG-16
+            (batch 1, 8, 32, 128; their conv/fc layers at batch 1; fp32, fp16).
   multi     all GPUs of one host, one process each: W6 all-reduce, all-gather,
             reduce-scatter, all-to-all at 1 MiB / 64 MiB / 1 GiB (algbw and busbw as
             nccl-tests defines them); W3 ResNet-50 DDP training step at 1..N GPUs.
@@ -39,7 +40,7 @@ nothing is downloaded.
 
 \b
 Example (on a GPU machine):
-  groundtruth run --suite single --output data/evaluation/groundtruth --name h100-x1
+  groundtruth run --suite single --output data/evaluation/groundtruth --name h200-x1
   groundtruth cases --suite multi --gpus 8
 CPU smoke test (not evaluation data): groundtruth run --device cpu --tiny --limit 3
 """
@@ -186,7 +187,6 @@ def run_cmd(suite: str, config_path: str | None, output: str, name: str, data_di
     config_ref = None
     if config_path:
         config_ref = {"path": str(config_path), "sha256": ms.sha256_file(config_path)}
-    gpu_env = env.gpu_info(device, used=gpus if device.type == "cuda" else 1)
     t_run = time.monotonic()
 
     def document(results: list[dict], pending: list[cases_mod.Case]) -> dict[str, Any]:
@@ -198,6 +198,7 @@ def run_cmd(suite: str, config_path: str | None, output: str, name: str, data_di
                          "status": "failed", "metrics": [],
                          "error": {"kind": "timeout", "message": "not measured: the run was cut off before this case (a checkpoint written during the run)"}})
         for r in rows:
+            r["id"] = f"{r['hardware']}:{r['key']}"  # unique per tool across GPUs (see Case.case_id)
             r["parameters"] = dict(sorted(r["parameters"].items()))
             r["parameters"].update(iters=iters, warmup=warmup, suite=suite)
             if gpu_name:
@@ -208,7 +209,8 @@ def run_cmd(suite: str, config_path: str | None, output: str, name: str, data_di
             "runner": {"name": "groundtruth", "version": __version__},
             "tool": {"name": "groundtruth", "version": f"torch {torch.__version__}", "backend": "measured",
                      "location": "PyTorch " + str(Path(torch.__file__).parent)},
-            "environment": ms.environment(gpu=gpu_env, packages=env.packages(device)),
+            # read when the document is written: clocks are those at the end of the run (or the checkpoint)
+            "environment": ms.environment(gpu=env.gpu_info(device, used=gpus if device.type == "cuda" else 1), packages=env.packages(device)),
             "invocation": {"command": ["groundtruth", *sys.argv[1:]], "config": config_ref},
             "wall_clock": {"started_at": started_at, "setup_seconds": round(setup_s, 3), "run_seconds": round(time.monotonic() - t_run, 3)},
             "cases": rows,
