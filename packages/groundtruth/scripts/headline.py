@@ -4,7 +4,7 @@ document (median and within-run p10-p90 of metric ``latency``), for the groundtr
     python packages/groundtruth/scripts/headline.py --timing device \
         "H200 machine 1=data/evaluation/groundtruth/h200-x1.tool-run.json" \
         "H200 machine 2=data/evaluation/groundtruth/spread/h200-x1-repeat.tool-run.json" \
-        "H100=data/evaluation/groundtruth/h100-x1.tool-run.json" -- KEY [KEY ...]
+        "H100=data/evaluation/groundtruth/h100-x1.tool-run.json" --keys KEY [KEY ...]
 """
 
 from __future__ import annotations
