@@ -24,8 +24,6 @@ import orjson
 from .toolrun import TOOL_RUN, TOOL_RUN_MAJOR
 
 PATTERN = "*.tool-run.json"
-#: written beside real results by a run without its tool; consumers prefer the real cases
-UNAVAILABLE_SUFFIX = ".unavailable.tool-run.json"
 
 
 @dataclass(frozen=True)
