@@ -15,6 +15,12 @@
 - ``scaling``: derived, communication time at 8 NPUs / at 2 NPUs for every W6 collective and
   size and for the ResNet-50 step.
 
+Platforms (``--platform``, config ``platform``): ``HGX-H100`` (the default, the matrix above,
+``HGX-H100x8`` up to 8 NPUs and ``HGX-H100x16`` at 16) and ``HGX-H200`` (the same matrix on
+``HGX-H200x8``: NPU counts the catalog has a node for, 2/4/8, so W10 and every 16-NPU case are
+left out, and no ``reference`` case, which is ASTRA-sim's HGX-H100 example). An H200 case id
+starts with ``hgx-h200/``; H100 ids are unchanged.
+
 Only the cases that model the hardware as it is (hardware network, ring algorithms,
 Congestion_Aware) carry a ``key`` (schemas/README.md), so ``aggregate`` pairs one ASTRA-sim
 prediction with each GPU measurement; the other variants have ``key: null``.
@@ -35,6 +41,14 @@ ALGORITHMS = ("ring", "direct", "halvingDoubling", "doubleBinaryTree")
 DDP_BATCH = 32
 PRIMARY_BINARY = "congestion-aware"
 STUDIES = ("w6", "ddp", "topology", "reference", "scaling")
+
+#: platform -> (case-id prefix, {max NPUs: catalog node id}, has ASTRA-sim's published reference example).
+#: A case runs on the smallest node with at least its NPU count; counts beyond every node are left out.
+PLATFORMS: dict[str, tuple[str, dict[int, str], bool]] = {
+    "HGX-H100": ("", {8: "HGX-H100x8", 16: "HGX-H100x16"}, True),
+    "HGX-H200": ("hgx-h200/", {8: "HGX-H200x8"}, False),
+}
+DEFAULT_PLATFORM = "HGX-H100"
 
 #: The reference example of the issue (ASTRA-sim's examples/*/HGX-H100-validated.*).
 REFERENCE = {"bandwidth_gbps": 400.0, "latency_ns": 936.25, "local_mem_bw_gbps": 3350, "expected_cycles": 57426}
@@ -66,15 +80,18 @@ class Case:
         }
 
 
-def hardware_for(npus: int) -> str:
-    return "HGX-H100x16" if npus > 8 else "HGX-H100x8"
+def hardware_for(npus: int, platform: str = DEFAULT_PLATFORM) -> str | None:
+    """The platform's node for ``npus`` NPUs (the smallest that holds them), or None."""
+    nodes = PLATFORMS[platform][1]
+    fits = [n for n in sorted(nodes) if n >= npus]
+    return nodes[fits[0]] if fits else None
 
 
 def ddp_key(npus: int, batch: int = DDP_BATCH) -> str:
     return f"resnet50.ddp-step.n{npus}.b{batch}.fp32"
 
 
-def _coll(study, workload, coll, n, size, binary, topology, algorithm, keyed):
+def _coll(study, workload, coll, n, size, binary, topology, algorithm, keyed, platform=DEFAULT_PLATFORM):
     key = f"{coll}.n{n}.{size}"
     params = {
         "kind": "collective",
@@ -86,11 +103,11 @@ def _coll(study, workload, coll, n, size, binary, topology, algorithm, keyed):
         "topology": topology,
         "algorithm": algorithm,
     }
-    cid = f"{study}/{key}/{topology.lower()}.{algorithm.lower()}/{binary}"
-    return Case(cid, study, workload, hardware_for(n), key if keyed else None, params)
+    cid = f"{PLATFORMS[platform][0]}{study}/{key}/{topology.lower()}.{algorithm.lower()}/{binary}"
+    return Case(cid, study, workload, hardware_for(n, platform), key if keyed else None, params)
 
 
-def _ddp(study, workload, n, binary, topology, algorithm, keyed, batch=DDP_BATCH):
+def _ddp(study, workload, n, binary, topology, algorithm, keyed, batch=DDP_BATCH, platform=DEFAULT_PLATFORM):
     key = ddp_key(n, batch)
     params = {
         "kind": "ddp",
@@ -103,56 +120,67 @@ def _ddp(study, workload, n, binary, topology, algorithm, keyed, batch=DDP_BATCH
         "algorithm": algorithm,
     }
     prefix = workload.lower() if study == "ddp" else study
-    cid = f"{prefix}/{key}/{topology.lower()}.{algorithm.lower()}/{binary}"
-    return Case(cid, study, workload, hardware_for(n), key if keyed else None, params)
+    cid = f"{PLATFORMS[platform][0]}{prefix}/{key}/{topology.lower()}.{algorithm.lower()}/{binary}"
+    return Case(cid, study, workload, hardware_for(n, platform), key if keyed else None, params)
 
 
-def build() -> list[Case]:
-    """Every case in a stable order."""
+def build(platform: str = DEFAULT_PLATFORM) -> list[Case]:
+    """Every case of a platform in a stable order."""
+    if platform not in PLATFORMS:
+        raise ValueError(f"unknown platform {platform!r} (known: {', '.join(PLATFORMS)})")
+    prefix, _, reference = PLATFORMS[platform]
+    fits = lambda n: hardware_for(n, platform) is not None  # noqa: E731
+    coll = lambda *a: _coll(*a, platform=platform)  # noqa: E731
+    ddp = lambda *a: _ddp(*a, platform=platform)  # noqa: E731
     out: list[Case] = []
     # experiment 1a
-    for coll in COLLECTIVES:
-        for n in NPUS:
+    for c in COLLECTIVES:
+        for n in filter(fits, NPUS):
             for size in SIZES:
                 for b in BINARIES:
-                    out.append(_coll("w6", "W6", coll, n, size, b, "Switch", "ring", b == PRIMARY_BINARY))
+                    out.append(coll("w6", "W6", c, n, size, b, "Switch", "ring", b == PRIMARY_BINARY))
     # W2/W3/W10
     for workload, ns in (("W3", (2, 4, 8)), ("W2", (8,)), ("W10", (16,))):
-        for n in ns:
+        for n in filter(fits, ns):
             for b in BINARIES:
-                out.append(_ddp("ddp", workload, n, b, "Switch", "ring", b == PRIMARY_BINARY))
+                out.append(ddp("ddp", workload, n, b, "Switch", "ring", b == PRIMARY_BINARY))
     # experiment 1b
     grid: list[tuple[str, Any]] = [("all-reduce", (8, s)) for s in SIZES]
     grid += [("all-reduce", (n, "64mib")) for n in (2, 4, 16)]
     grid += [(c, (8, "64mib")) for c in COLLECTIVES[1:]]
     grid += [("ddp", (8, None))]
     for what, (n, size) in grid:
+        if not fits(n):
+            continue
         for topo in TOPOLOGIES:
             for alg in ALGORITHMS:
                 for b in BINARIES:
                     if what == "ddp":
-                        out.append(_ddp("topology", "W2", n, b, topo, alg, False))
+                        out.append(ddp("topology", "W2", n, b, topo, alg, False))
                     else:
-                        out.append(_coll("topology", "W6", what, n, size, b, topo, alg, False))
-    # the published reference
-    ref = _coll("reference", "W6", "all-reduce", 8, "1mib", "congestion-aware", "Switch", "ring", False)
-    params = dict(ref.params, **{k: v for k, v in REFERENCE.items()})
-    out.append(Case("reference/hgx-h100-validated/all-reduce.n8.1mib/congestion-aware", "reference", "W6", "HGX-H100x8", None, params))
+                        out.append(coll("topology", "W6", what, n, size, b, topo, alg, False))
+    # the published reference (ASTRA-sim's HGX-H100 example)
+    if reference:
+        ref = coll("reference", "W6", "all-reduce", 8, "1mib", "congestion-aware", "Switch", "ring", False)
+        params = dict(ref.params, **{k: v for k, v in REFERENCE.items()})
+        out.append(Case(f"{prefix}reference/hgx-h100-validated/all-reduce.n8.1mib/congestion-aware", "reference", "W6",
+                        hardware_for(8, platform), None, params))
     # derived: communication scaling 2 -> 8 NPUs
     by_id = {c.id: c for c in out}
-    for coll in COLLECTIVES:
+    node8 = hardware_for(8, platform)
+    for c in COLLECTIVES:
         for size in SIZES:
             for b in BINARIES:
-                hi = _coll("w6", "W6", coll, 8, size, b, "Switch", "ring", False).id
-                lo = _coll("w6", "W6", coll, 2, size, b, "Switch", "ring", False).id
+                hi = coll("w6", "W6", c, 8, size, b, "Switch", "ring", False).id
+                lo = coll("w6", "W6", c, 2, size, b, "Switch", "ring", False).id
                 assert hi in by_id and lo in by_id
-                p = {"kind": "scaling", "collective": coll, "size": size, "binary": b, "metric": "latency", "from_npus": 2, "to_npus": 8}
-                out.append(Case(f"scaling/{coll}.{size}.n2-n8/{b}", "scaling", "W6", "HGX-H100x8", None, p, (hi, lo)))
+                p = {"kind": "scaling", "collective": c, "size": size, "binary": b, "metric": "latency", "from_npus": 2, "to_npus": 8}
+                out.append(Case(f"{prefix}scaling/{c}.{size}.n2-n8/{b}", "scaling", "W6", node8, None, p, (hi, lo)))
     for b in BINARIES:
-        hi = _ddp("ddp", "W3", 8, b, "Switch", "ring", False).id
-        lo = _ddp("ddp", "W3", 2, b, "Switch", "ring", False).id
+        hi = ddp("ddp", "W3", 8, b, "Switch", "ring", False).id
+        lo = ddp("ddp", "W3", 2, b, "Switch", "ring", False).id
         p = {"kind": "scaling", "model": "resnet50", "batch_per_gpu": DDP_BATCH, "binary": b, "metric": "communication_time", "from_npus": 2, "to_npus": 8}
-        out.append(Case(f"scaling/resnet50.ddp-step.b{DDP_BATCH}.n2-n8/{b}", "scaling", "W3", "HGX-H100x8", None, p, (hi, lo)))
+        out.append(Case(f"{prefix}scaling/resnet50.ddp-step.b{DDP_BATCH}.n2-n8/{b}", "scaling", "W3", node8, None, p, (hi, lo)))
     return out
 
 

@@ -25,8 +25,8 @@ TOOL = "astra-sim"
 PROG = "astra-runner"
 OUTPUT = "data/evaluation/astra-sim"
 DEFAULT_TIMEOUT = 900.0
-CONFIG_HELP = ("JSON selecting cases and run defaults (schemas/config/astra-runner.v1.schema.json): include/exclude "
-               "(case-id globs), studies, binaries, compute_source, timeout_s.")
+CONFIG_HELP = ("JSON selecting cases and run defaults (schemas/config/astra-runner.v1.schema.json): platform, "
+               "include/exclude (case-id globs), studies, binaries, compute_source, timeout_s.")
 
 
 @runner_group(PROG, __version__)
@@ -69,8 +69,21 @@ def choose(opts: RunOptions, planned: list[cases_mod.Case]) -> list[cases_mod.Ca
     return sliced
 
 
-def plan(opts: RunOptions) -> list[cases_mod.Case]:
-    return choose(opts, cases_mod.select(cases_mod.build(), opts.config_doc or {}))
+def platform_of(opts: RunOptions, platform: str | None) -> str:
+    """--platform, else the config's ``platform``, else HGX-H100."""
+    return platform or (opts.config_doc or {}).get("platform") or cases_mod.DEFAULT_PLATFORM
+
+
+def plan(opts: RunOptions, platform: str | None = None) -> list[cases_mod.Case]:
+    built = cases_mod.build(platform_of(opts, platform))
+    return choose(opts, cases_mod.select(built, opts.config_doc or {}))
+
+
+platform_option = click.option(
+    "--platform", type=click.Choice(sorted(cases_mod.PLATFORMS)), default=None,
+    help="The GPU node the matrix runs on: HGX-H100 (HGX-H100x8, HGX-H100x16 at 16 NPUs) or HGX-H200 (HGX-H200x8, "
+         "up to 8 NPUs, ids prefixed hgx-h200/; write it with --name astra-sim-h200).  [default: the config's platform, "
+         "else HGX-H100]")
 
 
 def load_hardware(data_dir: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
@@ -134,9 +147,10 @@ def find_tool(opts: RunOptions, image_bin_dir: str) -> Tool:
 
 @main.command("cases")
 @run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=PROG, config_help=CONFIG_HELP)
-def cases_cmd(opts: RunOptions) -> None:
+@platform_option
+def cases_cmd(opts: RunOptions, platform: str | None) -> None:
     """Print the planned case matrix as JSON lines; runs nothing."""
-    for c in plan(opts):
+    for c in plan(opts, platform):
         click.echo(json.dumps(c.planned(), sort_keys=True))
 
 
@@ -150,7 +164,8 @@ def cases_cmd(opts: RunOptions) -> None:
 @click.option("--compute-source", type=click.Choice(["auto", "groundtruth", "roofline"]), default=None,
               help="Per-layer ResNet-50 compute: committed GPU ground truth, the roofline, or auto (ground truth when "
                    "complete).  [default: the config's compute_source, else auto]")
-def run_cmd(opts: RunOptions, image_bin_dir: str, compute_source: str | None) -> None:
+@platform_option
+def run_cmd(opts: RunOptions, image_bin_dir: str, compute_source: str | None, platform: str | None) -> None:
     """Run the cases and write one tool-run v2 document."""
     builder = tr.ToolRun(PROG, __version__, tr.Tool(TOOL, None, "native"), prog=PROG, config=opts.config)
     cfg = opts.config_doc or {}
@@ -160,7 +175,7 @@ def run_cmd(opts: RunOptions, image_bin_dir: str, compute_source: str | None) ->
         timeout = float(cfg["timeout_s"])
     choice = compute_source or cfg.get("compute_source", "auto")
 
-    selected = plan(opts)
+    selected = plan(opts, platform)
     hardware = load_hardware(opts.data_dir, {c.hardware for c in selected})
     check_workloads(opts.data_dir, {c.workload for c in selected})
     # per (batch, hardware) of the DDP cases: the same for a case whatever shard or selection it is in
@@ -170,7 +185,8 @@ def run_cmd(opts: RunOptions, image_bin_dir: str, compute_source: str | None) ->
         layers = resnet50.layers(opts.data_dir)
         for b, hid in wanted:
             try:
-                layer_times[b, hid] = compute.layer_times(choice, opts.data_dir, hardware[hid], b, layers)
+                layer_times[b, hid] = compute.layer_times(choice, opts.data_dir, hardware[hid], b, layers,
+                                                          gpu=compute.gpu_of(hardware[hid]))
             except LookupError as exc:
                 raise UserError(str(exc)) from None
     tool = find_tool(opts, image_bin_dir)

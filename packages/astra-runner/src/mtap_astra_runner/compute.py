@@ -4,8 +4,10 @@ Two sources, chosen per run (the choice is named in every DDP case's parameters)
 
 - ``groundtruth``: the committed GPU measurements,
   ``data/evaluation/groundtruth/*.tool-run.json`` cases keyed
-  ``resnet50.layer.<layer>.b<batch>.fp32`` (one forward call of each Conv2d/Linear on an
-  H100), metric ``latency``; device timing preferred. Used only when every layer is there.
+  ``resnet50.layer.<layer>.b<batch>.fp32`` (one forward call of each Conv2d/Linear) filed
+  under the GPU being simulated (the node's ``device`` in data/hardware: ``H100-SXM5-80GB`` for
+  HGX-H100, ``H200-SXM-141GB`` for HGX-H200; never another GPU's), metric ``latency``; device
+  timing preferred. Used only when every layer is there.
 - ``roofline``: forward time = max(FLOPs / peak fp32, bytes / memory bandwidth) of the
   hardware in data/hardware (FLOPs = 2 x MACs; bytes = fp32 input + output activations +
   weights).
@@ -62,8 +64,16 @@ def roofline(layers: tuple[Layer, ...], hardware: dict[str, Any], batch: int, dt
     return LayerTimes("roofline", detail, times, layers)
 
 
-def from_groundtruth(layers: tuple[Layer, ...], data_dir: Path, batch: int, dtype: str = "fp32") -> LayerTimes | None:
+def gpu_of(hardware: dict[str, Any]) -> str:
+    """The hardware id of one GPU of a catalog entry: a node's ``device``, else the entry itself."""
+    return str(hardware.get("device") or hardware["id"])
+
+
+def from_groundtruth(layers: tuple[Layer, ...], data_dir: Path, batch: int, dtype: str = "fp32",
+                     gpu: str | None = None) -> LayerTimes | None:
     """Per-layer forward times from the committed ground truth, or None when any layer is missing.
+    With ``gpu`` only cases filed under that hardware id count (a prediction for one GPU never
+    takes another GPU's measurements); the detail names the document.
     Documents are taken in name order; one that is not a valid tool-run (v2, or v1 as groundtruth
     wrote before the kit) is passed over, whatever is wrong with it (unreadable, not UTF-8, invalid)."""
     folder = data_dir / "evaluation" / "groundtruth"
@@ -77,7 +87,7 @@ def from_groundtruth(layers: tuple[Layer, ...], data_dir: Path, batch: int, dtyp
         found: dict[str, tuple[int, float]] = {}
         for case in doc.get("cases", []):
             name = wanted.get(case.get("key") or "")
-            if name is None or case.get("status") != "ok":
+            if name is None or case.get("status") != "ok" or (gpu is not None and case.get("hardware") != gpu):
                 continue
             for m in case.get("metrics", []):
                 if m.get("name") != "latency" or m.get("unit") not in TIME_TO_US:
@@ -106,15 +116,16 @@ def _tool_run(path: Path) -> dict[str, Any] | None:
 
 
 def layer_times(choice: str, data_dir: Path, hardware: dict[str, Any], batch: int,
-                layers: tuple[Layer, ...]) -> LayerTimes:
-    """``choice``: auto (ground truth when complete, else roofline), groundtruth, roofline."""
+                layers: tuple[Layer, ...], gpu: str | None = None) -> LayerTimes:
+    """``choice``: auto (ground truth when complete, else roofline), groundtruth, roofline.
+    ``gpu``: take only ground truth filed under this hardware id (see :func:`from_groundtruth`)."""
     if choice in ("auto", "groundtruth"):
-        gt = from_groundtruth(layers, data_dir, batch)
+        gt = from_groundtruth(layers, data_dir, batch, gpu=gpu)
         if gt is not None:
             return gt
         if choice == "groundtruth":
             raise LookupError(
                 f"{data_dir}/evaluation/groundtruth: no tool-run document has ok latency cases for all "
-                f"{len(layers)} keys resnet50.layer.<layer>.b{batch}.fp32"
+                f"{len(layers)} keys resnet50.layer.<layer>.b{batch}.fp32" + (f" filed under {gpu}" if gpu else "")
             )
     return roofline(layers, hardware, batch)
