@@ -21,7 +21,7 @@ CHIP = re.compile(r"\b([A-Z]{1,2}\d{2,3})\b")  # H100, H200, A100, ...
 def docs() -> dict[str, dict]:
     if not EVAL.is_dir():
         pytest.skip("no committed measurements")
-    return {p.relative_to(EVAL).as_posix(): ms.read(p, "tool-run") for p in sorted(EVAL.rglob("*.tool-run.json"))}
+    return {p.relative_to(EVAL).as_posix(): ms.read_tool_run(p) for p in sorted(EVAL.rglob("*.tool-run.json"))}
 
 
 def catalog() -> dict[str, dict]:
@@ -118,3 +118,23 @@ def test_multi_gpu_documents_name_their_cards() -> None:
         assert re.search(rf"-x{d['environment']['gpu']['count']}\b", name), name
         for c in d["cases"]:
             assert hw[c["hardware"]]["kind"] == "gpu-node" and card in c["hardware"] and card in c["parameters"]["gpu_name"]
+
+
+def test_the_floor_was_measured_on_the_h200_with_its_spread() -> None:
+    found = docs()
+    d = found.get("h200-floor.tool-run.json")
+    if d is None:
+        pytest.skip("h200-floor not committed")
+    assert d["environment"]["gpu"]["name"] == "NVIDIA H200"
+    planned = {c.key for c in cases.plan("floor")}
+    for doc in (d, found.get("spread/h200-floor-repeat.tool-run.json") or d):
+        assert {c["key"] for c in doc["cases"]} == planned
+        for c in doc["cases"]:
+            assert c["status"] == "ok" and c["hardware"] == "H200-SXM-141GB" and c["parameters"]["suite"] == "floor"
+            m = {x["name"]: x for x in c["metrics"]}
+            assert m["latency"]["timing"] == ("device" if c["key"].endswith(".graph") else "eager-end-to-end")
+            assert 0 < m["latency_p10"]["value"] <= m["latency"]["value"] <= m["latency_p90"]["value"] < 1.0  # ms: under 1 ms per launch
+    by = {c["key"]: {x["name"]: x["value"] for x in c["metrics"]} for c in d["cases"]}
+    # a graph node costs less than an eager launch: host launch overhead is left out of the graph
+    for k in ("empty-kernel", "fill-1", "add-1", "mm-16"):
+        assert by[f"floor.{k}.graph"]["latency"] < by[f"floor.{k}.eager"]["latency"]

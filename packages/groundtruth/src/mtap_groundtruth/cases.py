@@ -13,7 +13,7 @@ from typing import Any
 
 from .models import cnn_layers, layer_slug
 
-SUITES = ("single", "multi", "neusight")
+SUITES = ("single", "multi", "neusight", "floor")
 DTYPES = ("fp32", "fp16")
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all")
 SIZES = {"1mib": 1 << 20, "64mib": 64 << 20, "1gib": 1 << 30}
@@ -98,6 +98,21 @@ def single_cases() -> list[Case]:
     return out
 
 
+#: suite floor (mtap_groundtruth.floor): kernels and modes; the empty kernel also as one synchronised launch
+FLOOR_KERNELS = ("empty-kernel", "fill-1", "add-1", "mm-16")
+FLOOR_MODES = ("eager", "graph")
+
+
+def floor_cases() -> list[Case]:
+    out = []
+    for kernel in FLOOR_KERNELS:
+        for mode in FLOOR_MODES:
+            out.append(Case(f"floor.{kernel}.{mode}", "W1", "floor", "floor", {"kernel": kernel, "mode": mode}))
+        if kernel == "empty-kernel":
+            out.append(Case(f"floor.{kernel}.eager-sync", "W1", "floor", "floor", {"kernel": kernel, "mode": "eager-sync"}))
+    return out
+
+
 def neusight_cases() -> list[Case]:
     return [
         Case(f"{model}.model.b{b}.s{s}.fp32", "W4" if model.startswith("bert") else "W7", "neusight", "transformer",
@@ -131,6 +146,8 @@ def plan(suite: str, gpus: int = 2) -> list[Case]:
         return neusight_cases()
     if suite == "multi":
         return multi_cases(gpus)
+    if suite == "floor":
+        return floor_cases()
     raise ValueError(f"unknown suite {suite!r}")
 
 

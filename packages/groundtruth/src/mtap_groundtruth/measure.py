@@ -14,6 +14,8 @@ from typing import Any
 import torch
 from torch import nn
 
+import mtap_schemas.toolrun as tr
+
 from . import stats, timing
 from .cases import Case
 from .flops import count_flops
@@ -245,52 +247,60 @@ def measure(bench: Bench, case: Case) -> tuple[list[dict], dict[str, Any]]:
         basis = device_ms if device_ms is not None else eager_ms
         med = stats.percentile(basis, 50)
         if flops and med > 0:
-            metrics.append({"name": f"{prefix}achieved_flops", "value": round(flops / (med / 1e3), 1), "unit": "FLOP/s", "kind": "derived",
-                            "timing": "device" if device_ms is not None else "eager-end-to-end"})
+            metrics.append(tr.metric(f"{prefix}achieved_flops", round(flops / (med / 1e3), 1), "FLOP/s", "derived",
+                                     timing="device" if device_ms is not None else "eager-end-to-end"))
 
     series(work.infer, "latency", fwd_flops)
-    metrics.append({"name": "flops", "value": fwd_flops, "unit": "FLOP", "kind": "derived"})
+    metrics.append(tr.metric("flops", fwd_flops, "FLOP", "derived"))
     if work.train is not None:
         series(work.train, "forward_backward_latency", train_flops or 0)
-        metrics.append({"name": "forward_backward_flops", "value": train_flops or 0, "unit": "FLOP", "kind": "derived"})
+        metrics.append(tr.metric("forward_backward_flops", train_flops or 0, "FLOP", "derived"))
     if dev.type == "cuda":
-        metrics.append({"name": "peak_memory", "value": int(torch.cuda.max_memory_allocated(dev)), "unit": "B", "kind": "measurement"})
+        metrics.append(tr.metric("peak_memory", int(torch.cuda.max_memory_allocated(dev)), "B", "measurement"))
     del work
     return metrics, params
 
 
 def run_cases(cases: list[Case], settings: Settings, hardware: str, progress: Callable[[Case], None] | None = None,
-              deadline: float | None = None, checkpoint: Callable[[list[dict]], None] | None = None) -> list[dict]:
-    """Measure each case; a case that raises becomes a ``failed`` case naming the error.
-    ``checkpoint`` is called with the results so far after each case (it decides whether to write)."""
+              deadline: float | None = None, on_case: Callable[[Case, dict], None] | None = None,
+              common: dict[str, Any] | None = None) -> list[dict]:
+    """Measure each case into a tool-run case (``mtap_schemas.toolrun`` constructors); a case that
+    raises becomes a ``failed`` case naming the error. ``common`` parameters go into every case;
+    ``on_case(case, result)`` is called after each case (the CLI checkpoints there)."""
     configure_backends(settings)
     if settings.device.type == "cpu":
         torch.set_num_threads(1)  # OpenMP spinning on a shared host distorts CPU smoke timings badly
     bench = Bench(settings)
+    common = dict(common or {})
     out = []
     for case in cases:
-        base = {"id": case.id, "key": case.key, "workload": case.workload, "hardware": hardware, "artifacts": []}
+        base = {"workload": case.workload, "hardware": hardware, "key": case.key}
         params = dict(case.params)
         if deadline is not None and time.monotonic() > deadline:
-            out.append(base | {"parameters": params, "status": "failed", "metrics": [],
-                               "error": {"kind": "timeout", "message": "not measured: the run's --time-budget was spent before this case"}})
+            result = tr.failed(case.case_id(hardware), **base, parameters=_params(params | common), kind="timeout",
+                               message="not measured: the run's --time-budget was spent before this case")
         else:
             try:
                 metrics, extra = measure(bench, case)
-                out.append(base | {"parameters": params | extra, "status": "ok", "metrics": metrics, "error": None})
+                result = tr.ok(case.case_id(hardware), **base, parameters=_params(params | extra | common), metrics=metrics)
             except Exception as exc:  # noqa: BLE001 - one broken case must not lose the others
                 msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
                 kind = "out-of-memory" if "out of memory" in msg.lower() else "measurement-failed"
-                out.append(base | {"parameters": params | {"device": settings.device.type}, "status": "failed", "metrics": [],
-                                   "error": {"kind": kind, "message": msg}})
+                result = tr.failed(case.case_id(hardware), **base, parameters=_params(params | {"device": settings.device.type} | common),
+                                   kind=kind, message=msg)
                 if settings.device.type == "cuda":
                     bench.release()
+        out.append(result)
         if progress:
             progress(case)
-        if checkpoint:
-            checkpoint(out)
+        if on_case:
+            on_case(case, result)
     bench.release()
     return out
+
+
+def _params(p: dict[str, Any]) -> dict[str, Any]:
+    return dict(sorted(p.items()))
 
 
 def resnet50_train_flops(batch: int, image: int = 224) -> int:

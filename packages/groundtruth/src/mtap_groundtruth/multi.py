@@ -1,7 +1,8 @@
 """Multi-GPU measurements (suite ``multi``): NCCL collectives with nccl-tests' bandwidth
-definitions, and a ResNet-50 DistributedDataParallel training step. One process per GPU
-(torch.multiprocessing, spawn), for any number of GPUs; with ``device=cpu`` it runs the same
-code on the gloo backend (tests).
+definitions, and a ResNet-50 DistributedDataParallel training step. One process per GPU, each
+started through ``mtap_schemas.proc.run_tool`` (own process group, killed on timeout or when
+another rank fails) as ``python -m mtap_groundtruth.multi rank ...``, for any number of GPUs;
+with ``device=cpu`` it runs the same code on the gloo backend (tests).
 """
 
 from __future__ import annotations
@@ -10,7 +11,9 @@ import datetime as _dt
 import json
 import os
 import socket
+import sys
 import tempfile
+import threading
 import time
 import traceback
 from collections.abc import Callable
@@ -18,8 +21,9 @@ from typing import Any
 
 import torch
 import torch.distributed as dist
-import torch.multiprocessing as mp
 import torch.nn.functional as F
+
+import mtap_schemas.toolrun as tr
 
 from . import stats
 from .cases import Case
@@ -29,6 +33,9 @@ from .cases import Case
 NO_MULTICAST = {"NCCL_NVLS_ENABLE": "0", "TORCH_SYMM_MEM_DISABLE_MULTICAST": "1", "NVSHMEM_DISABLE_NVLS": "1"}
 BACK_TO_BACK = 20  # ops per nccl-tests-style sample
 BACK_TO_BACK_SAMPLES = 5
+#: seconds a process group of ranks may run: this per case it holds, plus start-up
+GROUP_SECONDS_PER_CASE = 300
+GROUP_STARTUP_SECONDS = 120
 
 
 def _free_port() -> int:
@@ -194,8 +201,8 @@ def summarize(case: Case, gathered: list[dict]) -> tuple[list[dict], dict[str, A
         for label, series in (("", dev if dev is not None else host), ("_back_to_back", b2b)):
             med_s = stats.percentile(series, 50) / 1e3
             alg, bus = stats.bandwidths(p["collective"], p["size_bytes"], n, med_s)
-            metrics.append({"name": f"algbw{label}", "value": round(alg, 1), "unit": "B/s", "kind": "derived", "timing": basis_timing})
-            metrics.append({"name": f"busbw{label}", "value": round(bus, 1), "unit": "B/s", "kind": "derived", "timing": basis_timing})
+            metrics.append(tr.metric(f"algbw{label}", round(alg, 1), "B/s", "derived", timing=basis_timing))
+            metrics.append(tr.metric(f"busbw{label}", round(bus, 1), "B/s", "derived", timing=basis_timing))
         extra.update(bus_factor=round(stats.bus_factor(p["collective"], n), 6), back_to_back_ops=BACK_TO_BACK, rank_combine="mean")
     else:
         dev = _per_sample([g["device_ms"] for g in gathered], "max")
@@ -206,13 +213,13 @@ def summarize(case: Case, gathered: list[dict]) -> tuple[list[dict], dict[str, A
         metrics += stats.time_metrics(host, "eager-end-to-end", "host_latency")
         med_s = stats.percentile(dev if dev is not None else host, 50) / 1e3
         images = gathered[0]["batch_run"] * n
-        metrics.append({"name": "throughput", "value": round(images / med_s, 2), "unit": "img/s", "kind": "derived", "timing": "eager-end-to-end"})
+        metrics.append(tr.metric("throughput", round(images / med_s, 2), "img/s", "derived", timing="eager-end-to-end"))
         extra.update(batch_run=gathered[0]["batch_run"], image=gathered[0]["image"], rank_combine="max")
     return metrics, extra
 
 
 def run_cases(cases: list[Case], hardware: str, device: torch.device, gpus: int, iters: int, warmup: int, tiny: bool, tf32: bool,
-              progress: Callable[[Case], None] | None = None) -> list[dict]:
+              progress: Callable[[Case], None] | None = None, common: dict[str, Any] | None = None) -> list[dict]:
     """Run the multi-GPU cases, one process group per GPU count; returns tool-run cases."""
     os.environ.update(NO_MULTICAST)
     by_n: dict[int, list[Case]] = {}
@@ -223,7 +230,7 @@ def run_cases(cases: list[Case], hardware: str, device: torch.device, gpus: int,
         base_cases = {c.key: c for c in group}
         if n > gpus:
             for c in group:
-                results[c.key] = _failed(c, hardware, "unavailable", "gpus-missing", f"needs {n} GPUs, this host has {gpus}")
+                results[c.key] = _failed(c, hardware, "unavailable", "gpus-missing", f"needs {n} GPUs, this host has {gpus}", common)
                 if progress:
                     progress(c)
             continue
@@ -231,38 +238,111 @@ def run_cases(cases: list[Case], hardware: str, device: torch.device, gpus: int,
             out_path = os.path.join(tmp, "results.json")
             payload = [{"key": c.key, "kind": c.kind, "params": c.params} for c in group]
             try:
-                mp.spawn(_worker, args=(n, _free_port(), payload, iters, warmup, tiny, device.type == "cuda", tf32, out_path), nprocs=n, join=True)
-                per_rank = []
-                for r in range(n):
-                    with open(f"{out_path}.{r}", encoding="utf-8") as fh:
-                        per_rank.append(json.load(fh))
+                per_rank = run_ranks(n, payload, out_path, iters, warmup, tiny, device.type == "cuda", tf32, tmp,
+                                     timeout=GROUP_STARTUP_SECONDS + GROUP_SECONDS_PER_CASE * len(group))
                 raw = {key: [pr[key] for pr in per_rank] for key in per_rank[0] if all(key in pr for pr in per_rank)}
-            except Exception as exc:  # noqa: BLE001 - the whole group failed: record it
+            except RankError as exc:  # the whole group failed: record it
                 raw = {}
-                lines = [ln for ln in str(exc).splitlines() if ln.strip()]  # a child's traceback ends in its error
-                err = f"{type(exc).__name__}: {lines[-1].strip() if lines else ''}"[:500]
                 for c in group:
-                    results[c.key] = _failed(c, hardware, "failed", "measurement-failed", f"process group of {n} failed: {err}")
+                    results[c.key] = _failed(c, hardware, "failed", exc.kind, f"process group of {n} failed: {exc}", common)
         for key, gathered in raw.items():
             case = base_cases[key]
             bad = [g for g in gathered if not g["ok"]]
             if bad:
-                results[key] = _failed(case, hardware, "failed", "measurement-failed", bad[0]["error"])
+                results[key] = _failed(case, hardware, "failed", "measurement-failed", bad[0]["error"], common)
             else:
                 metrics, extra = summarize(case, gathered)
-                params = dict(case.params) | extra | {"device": device.type, "nccl_nvls_enable": "0"}
+                params = dict(case.params) | extra | {"device": device.type, "nccl_nvls_enable": "0"} | dict(common or {})
                 if tiny:
                     params["tiny"] = True
-                results[key] = {"id": case.id, "key": case.key, "workload": case.workload, "hardware": hardware, "parameters": params,
-                                "status": "ok", "error": None, "metrics": metrics, "artifacts": []}
+                if case.kind == "ddp":
+                    from .measure import resnet50_train_flops
+
+                    metrics.append(tr.metric("forward_backward_flops", resnet50_train_flops(params["batch_run"], params["image"]),
+                                             "FLOP", "derived"))
+                results[key] = tr.ok(case.case_id(hardware), workload=case.workload, hardware=hardware, key=case.key,
+                                     parameters=dict(sorted(params.items())), metrics=metrics)
         for c in group:
             if c.key not in results:
-                results[c.key] = _failed(c, hardware, "failed", "measurement-failed", "no result came back from the process group")
+                results[c.key] = _failed(c, hardware, "failed", "measurement-failed", "no result came back from the process group", common)
             if progress:
                 progress(c)
     return [results[c.key] for c in cases]
 
 
-def _failed(case: Case, hardware: str, status: str, kind: str, message: str) -> dict:
-    return {"id": case.id, "key": case.key, "workload": case.workload, "hardware": hardware, "parameters": dict(case.params),
-            "status": status, "error": {"kind": kind, "message": message}, "metrics": [], "artifacts": []}
+class RankError(RuntimeError):
+    """A rank process did not finish cleanly; ``kind`` is the error kind (timeout, out-of-memory, ...)."""
+
+    def __init__(self, kind: str, message: str) -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+def run_ranks(n: int, payload: list[dict], out_path: str, iters: int, warmup: int, tiny: bool, use_cuda: bool, tf32: bool,
+              tmp: str, timeout: float) -> list[dict]:
+    """Start ``n`` rank processes through ``proc.run_tool`` (one thread waits for each); when one
+    fails, the others' process groups are killed. Returns each rank's results (rank order)."""
+    from mtap_schemas import proc
+
+    payload_path = os.path.join(tmp, "payload.json")
+    with open(payload_path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh)
+    port = _free_port()
+    env = dict(os.environ) | NO_MULTICAST
+    argvs = [[sys.executable, "-m", "mtap_groundtruth.multi", "rank", "--rank", str(r), "--world", str(n), "--port", str(port),
+              "--payload", payload_path, "--out", out_path, "--iters", str(iters), "--warmup", str(warmup)]
+             + (["--tiny"] if tiny else []) + (["--cuda"] if use_cuda else []) + (["--tf32"] if tf32 else []) for r in range(n)]
+    results: list[Any] = [None] * n
+
+    def one(r: int) -> None:
+        res = proc.run_tool(argvs[r], timeout=timeout, env=env)
+        results[r] = res
+        if not res.ok:
+            proc.kill_active()  # the other ranks would wait for this one until NCCL's own timeout
+
+    threads = [threading.Thread(target=one, args=(r,), daemon=True) for r in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    failed = [(r, res) for r, res in enumerate(results) if not res.ok]
+    if failed:
+        # the first rank that failed on its own (not killed after another's failure) names the cause
+        own = [(r, res) for r, res in failed if res.outcome != "signal"] or failed
+        r, res = own[0]
+        kind, message = res.error(timeout)
+        return_kind = kind if kind in ("timeout", "out-of-memory") else "measurement-failed"
+        raise RankError(return_kind, f"rank {r}: {message}")
+    per_rank = []
+    for r in range(n):
+        with open(f"{out_path}.{r}", encoding="utf-8") as fh:
+            per_rank.append(json.load(fh))
+    return per_rank
+
+
+def _rank_main(argv: list[str]) -> None:
+    """``python -m mtap_groundtruth.multi rank --rank R --world N ...``: one rank of a process group."""
+    import argparse
+
+    ap = argparse.ArgumentParser(prog="mtap_groundtruth.multi rank")
+    ap.add_argument("verb", choices=["rank"])
+    for name in ("--rank", "--world", "--port", "--iters", "--warmup"):
+        ap.add_argument(name, type=int, required=True)
+    ap.add_argument("--payload", required=True)
+    ap.add_argument("--out", required=True)
+    for flag in ("--tiny", "--cuda", "--tf32"):
+        ap.add_argument(flag, action="store_true")
+    a = ap.parse_args(argv)
+    with open(a.payload, encoding="utf-8") as fh:
+        payload = json.load(fh)
+    _worker(a.rank, a.world, a.port, payload, a.iters, a.warmup, a.tiny, a.cuda, a.tf32, a.out)
+
+
+def _failed(case: Case, hardware: str, status: str, kind: str, message: str, common: dict[str, Any] | None = None) -> dict:
+    make = tr.unavailable if status == "unavailable" else tr.failed
+    return make(case.case_id(hardware), workload=case.workload, hardware=hardware, key=case.key,
+                parameters=dict(sorted((dict(case.params) | dict(common or {})).items())), kind=kind, message=message)
+
+
+if __name__ == "__main__":  # pragma: no cover - a rank process (run_ranks)
+    _rank_main(sys.argv[1:])

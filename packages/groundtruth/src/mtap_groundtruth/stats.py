@@ -48,12 +48,14 @@ def time_metrics(samples_ms: Sequence[float], timing: str, name: str = "latency"
     """Metrics of one timed series (milliseconds): ``<name>`` is the median, then
     ``<name>_p10``, ``_p90``, ``_mean``, ``_std``, ``_min``, ``_max``, ``<name>_samples`` and
     ``<name>_spread`` ((p90-p10)/median), all with the same ``timing``."""
+    from mtap_schemas.toolrun import metric
+
     s = summarize(samples_ms)
-    out = [{"name": name, "value": round(s["median"], 6), "unit": "ms", "kind": "measurement", "timing": timing}]
+    out = [metric(name, round(s["median"], 6), "ms", "measurement", timing=timing)]
     for stat in ("p10", "p90", "mean", "std", "min", "max"):
-        out.append({"name": f"{name}_{stat}", "value": round(s[stat], 6), "unit": "ms", "kind": "measurement", "timing": timing})
-    out.append({"name": f"{name}_samples", "value": int(s["n"]), "unit": "count", "kind": "measurement", "timing": timing})
-    out.append({"name": f"{name}_spread", "value": round(s["spread"], 6), "unit": "1", "kind": "derived", "timing": timing})
+        out.append(metric(f"{name}_{stat}", round(s[stat], 6), "ms", "measurement", timing=timing))
+    out.append(metric(f"{name}_samples", int(s["n"]), "count", "measurement", timing=timing))
+    out.append(metric(f"{name}_spread", round(s["spread"], 6), "1", "derived", timing=timing))
     return out
 
 
