@@ -49,3 +49,21 @@ def test_two_thread_mapper_repeats_exactly(tmp_path, data_dir):
     assert [c["metrics"] for c in a] == [c["metrics"] for c in b]
     maps = sorted(tmp_path.glob("*.maps/simba-like/attention-score.map.txt"))
     assert len(maps) == 2 and maps[0].read_text() == maps[1].read_text()
+
+
+def test_alexnet_conv1_on_the_eyeriss_chip(tmp_path, data_dir):
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"architectures": ["eyeriss-chip"], "models": ["alexnet"], "layers": ["conv1"]}))
+    r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--data-dir", str(data_dir), "--output", str(tmp_path)],
+                           catch_exceptions=False)
+    assert r.exit_code == 0, r.output
+    doc = ms.read(tmp_path / "timeloop.tool-run.json", "tool-run")
+    (case,) = doc["cases"]
+    assert case["key"] == "alexnet.layer.conv1.b4.int16" and case["hardware"] == "Eyeriss"
+    assert case["status"] == "ok", case["error"]
+    m = {x["name"]: x["value"] for x in case["metrics"]}
+    # as in data/evaluation/timeloop/timeloop-eyeriss.tool-run.json
+    assert m["macs"] == 421_660_800
+    assert m["cycles"] == 3_194_400
+    assert m["utilization"] == pytest.approx(0.79, abs=0.005)
+    assert m["latency"] == pytest.approx(3_194_400 / 200e6)

@@ -84,7 +84,8 @@ def test_published_document(tmp_path, repo, monkeypatch):
     vgg_total = cases["vgg16.conv-layers.b3.int16"]
     assert val(vgg_total, "dram_access") * 1e6 / 2 / vgg_total["parameters"]["macs"] == pytest.approx(0.0035, abs=5e-5)
     assert "latency" not in {m["name"] for m in cases["vgg16.layer.conv2-2.b3.int16"]["metrics"]}
-    assert ms.canonical(doc)["cases"] == ms.canonical(ms.read(repo / eyeriss.PUBLISHED, "tool-run"))["cases"]
+    committed = ms.read(repo / eyeriss.PUBLISHED, "tool-run", eyeriss._major(repo / eyeriss.PUBLISHED))
+    assert ms.canonical(doc)["cases"] == ms.canonical(committed)["cases"]
 
 
 def test_published_refuses_a_layer_the_table_lacks(tmp_path, repo):
