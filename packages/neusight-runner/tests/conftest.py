@@ -34,3 +34,8 @@ def mini(tmp_path: Path) -> Path:
 @pytest.fixture
 def data_dir() -> Path:
     return REPO / "data"
+
+
+@pytest.fixture
+def repo() -> Path:
+    return REPO

@@ -77,7 +77,11 @@ def _live_plan(opts: RunOptions, cfg: dict[str, Any]) -> tuple[list[Any], dict[s
     catalog = _catalog(opts.data_dir)
     if "neusight_tags" in cfg:
         tags = [parse_tag(t) for t in cfg["neusight_tags"]]
-        cases = live.plan_own(cfg.get("neusight_devices", ["NVIDIA_H100_80GB_HBM3"]), tags, cfg.get("methods", live.DEFAULT_METHODS))
+        devices = cfg.get("neusight_devices", ["NVIDIA_H100_80GB_HBM3"])
+        for d in devices:
+            if d in live.CORES_PER_SM and d not in catalog:
+                raise UserError(f"{opts.config}: field neusight_devices: {d!r} is not in {opts.data_dir / 'hardware' / 'hardware.json'}")
+        cases = live.plan_own(devices, tags, cfg.get("methods", live.DEFAULT_METHODS))
         return opts.select(cases), catalog
     hardware = cfg.get("hardware", list(live.DEFAULT_HARDWARE))
     where = f"{opts.config}: field hardware" if opts.config else "the built-in matrix: hardware"

@@ -11,8 +11,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from .live import PREDICTORS
-from .mapping import MODELS, parse_tag
+from .live import CORES_PER_SM, PREDICTORS
+from .mapping import MODELS, hardware_id, parse_tag
 
 #: field -> the mode it applies to
 MODES = {
@@ -43,6 +43,12 @@ def check(doc: dict[str, Any] | None, path: Path | None, mode: str) -> dict[str,
             model = tag.model if tag else text
             raise ConfigError(f"{path}: field neusight_tags: {text!r}: model {model!r} maps onto no mtap workload "
                               f"(known: {', '.join(MODELS)})")
+    hardware_of: dict[str, str] = {}
+    for device in doc.get("neusight_devices", []):
+        hid = device if device in CORES_PER_SM else hardware_id(device)[0]
+        if hid in hardware_of:
+            raise ConfigError(f"{path}: field neusight_devices: {hardware_of[hid]!r} and {device!r} are both {hid}")
+        hardware_of[hid] = device
     if "neusight_tags" in doc:
         for other in ("hardware", "workloads", "batch", "seq_len"):
             if other in doc:

@@ -48,10 +48,14 @@ WORKLOADS = {
 
 #: FP32 CUDA cores per SM (NeuSight's Core_Per_SM), which mtap's hardware catalog does not hold.
 #: NVIDIA A100 Tensor Core GPU Architecture whitepaper (2020): 64 FP32 cores per SM;
-#: NVIDIA H100 Tensor Core GPU Architecture whitepaper (2022): 128 FP32 cores per SM.
-CORES_PER_SM = {"A100-SXM4-80GB": 64, "H100-SXM5-80GB": 128}
-#: mtap hardware id -> the device name PyTorch reports for it (NeuSight's "Device").
-DEVICE_NAMES = {"A100-SXM4-80GB": "NVIDIA A100-SXM4-80GB", "H100-SXM5-80GB": "NVIDIA H100 80GB HBM3"}
+#: NVIDIA H100 Tensor Core GPU Architecture whitepaper (2022): 128 FP32 cores per SM (GH100, SXM5).
+#: The H200 SXM is the same GH100 die with the same 132 SMs (data/hardware/hardware.json,
+#: H200-SXM-141GB notes; its FP32 rate 67 TFLOPS = 132 SMs x 128 cores x 2 x 1.98 GHz): 128.
+CORES_PER_SM = {"A100-SXM4-80GB": 64, "H100-SXM5-80GB": 128, "H200-SXM-141GB": 128}
+#: mtap hardware id -> the device name PyTorch reports for it (NeuSight's "Device"; the lent H200 SXM
+#: cards report "NVIDIA H200": data/evaluation/groundtruth/h200-x1.tool-run.json environment.gpu.name).
+DEVICE_NAMES = {"A100-SXM4-80GB": "NVIDIA A100-SXM4-80GB", "H100-SXM5-80GB": "NVIDIA H100 80GB HBM3",
+                "H200-SXM-141GB": "NVIDIA H200"}
 #: Where NeuSight ships its own description of the same GPU, it is used as is.
 NEUSIGHT_DEVICE_CONFIGS = {"H100-SXM5-80GB": "NVIDIA_H100_80GB_HBM3.json"}
 
@@ -113,11 +117,18 @@ class LiveCase:
 
 @dataclass(frozen=True)
 class OwnCase:
-    """One of NeuSight's own configurations (a tag of its artifact) on one of its own device configs."""
+    """One of NeuSight's own configurations (a tag of its artifact) on one of its own device configs,
+    or on an mtap hardware id (``CORES_PER_SM``) whose device config is written from the catalog
+    (as for live mode's matrix: NeuSight's own file where it describes that GPU)."""
 
     device: str
     method: str
     tag: Tag
+
+    @property
+    def from_catalog(self) -> bool:
+        """``device`` is an mtap hardware id, not a NeuSight device config name."""
+        return self.device in CORES_PER_SM
 
     @property
     def workload(self) -> str:
@@ -125,7 +136,7 @@ class OwnCase:
 
     @property
     def hardware(self) -> str:
-        return hardware_id(self.device)[0]
+        return self.device if self.from_catalog else hardware_id(self.device)[0]
 
     @property
     def id(self) -> str:
@@ -156,8 +167,9 @@ class OwnCase:
             "method": self.method,
             "method_is_neusight": self.method == "neusight",
             "neusight_tag": self.tag.text,
-            "neusight_device": self.device,
-            "hardware_in_catalog": hardware_id(self.device)[1],
+            "neusight_device": DEVICE_NAMES[self.device].replace(" ", "_") if self.from_catalog else self.device,
+            **({"device_config": "data/hardware/hardware.json"} if self.from_catalog else {}),
+            "hardware_in_catalog": self.from_catalog or hardware_id(self.device)[1],
             "model": MODELS[self.tag.model][0],
             "neusight_model": self.tag.model,
             "workload_fit": MODELS[self.tag.model][2],
@@ -171,6 +183,8 @@ class OwnCase:
         }
 
     def device_cfg(self, checkout: Path, catalog: dict[str, dict[str, Any]], work: Path) -> Path:
+        if self.from_catalog:
+            return device_config(checkout, catalog[self.hardware], work)
         path = checkout / ASPLOS / "data" / "device_configs" / f"{self.device}.json"
         if not path.is_file():
             raise FileNotFoundError(f"{path}: NeuSight has no device config {self.device!r}")
