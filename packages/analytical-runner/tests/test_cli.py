@@ -53,7 +53,7 @@ def committed_copy(tmp_path: Path) -> Path:
 def test_plan_covers_the_groundtruth_grid():
     keys = {(c.hardware, c.key) for c in plan()}
     assert len(keys) == len(plan())  # ids are unique
-    for hw in ("A100-SXM4-80GB", "H100-SXM5-80GB"):
+    for hw in ("A100-SXM4-80GB", "H100-SXM5-80GB", "H200-SXM-141GB"):
         for key in (
             "resnet50.conv1.b1.fp16",
             "resnet50.conv1.b32.fp32",
@@ -69,7 +69,12 @@ def test_plan_covers_the_groundtruth_grid():
             "llama2-7b.decode.b32.kv2048.fp16",
         ):
             assert (hw, key) in keys
-    assert len(plan()) == 2 * (6 + 6 + 12 + 12 + 5 + 18 + 54 * 2 * 3) == 766
+    # W1, W4, W7, W5 as before; W8 MobileNet-V2 (53 layers) and W9 VGG-16 (16 layers): 4 batches + layers at b1, 3 dtypes
+    assert len(plan()) == 3 * (6 + 6 + 12 + 12 + 5 + 18 + 54 * 2 * 3 + (4 + 53) * 3 + (4 + 16) * 3) == 1842
+    by_hw: dict[str, set[str]] = {}
+    for c in plan():
+        by_hw.setdefault(c.hardware, set()).add(c.key)
+    assert by_hw["H200-SXM-141GB"] == by_hw["H100-SXM5-80GB"] == by_hw["A100-SXM4-80GB"]  # every H100 case also for the H200
 
 
 def test_cases_prints_json_lines(small_cfg, data_dir):
@@ -88,7 +93,7 @@ def test_shards_partition_the_cases(data_dir):
         res = invoke("cases", "--data-dir", data_dir, "--shard", f"{k}/3")
         assert res.exit_code == 0, res.output
         parts.append(res.output.splitlines())
-    assert sum(len(p) for p in parts) == len(full.output.splitlines()) == 766
+    assert sum(len(p) for p in parts) == len(full.output.splitlines()) == 1842
     assert sorted(sum(parts, [])) == sorted(full.output.splitlines())
     assert parts[1][0] == full.output.splitlines()[1]  # slice 2 of 3 starts at the plan's second case
 
@@ -112,7 +117,7 @@ def test_run_writes_a_valid_deterministic_document(small_run):
     assert ms.canonical(a)["cases"] == ms.canonical(b)["cases"]
     assert a["tool"] == b["tool"] and a["tool"]["name"] == "analytical" and a["tool"]["backend"] == "native"
     assert [c["key"] for c in a["cases"]] == SMALL_KEYS and [c["status"] for c in a["cases"]] == ["ok"] * 5
-    assert a["runner"] == {"name": "analytical-runner", "version": "2.0.0"}
+    assert a["runner"] == {"name": "analytical-runner", "version": "2.1.0"}
     assert a["wall_clock"]["started_at"].endswith("Z")
     assert a["invocation"]["config"]["path"] == "<external>/c.json"  # outside the repository: no machine path
     assert a["tool"]["version"] == "1.0.0"  # the roofline method's version, not the runner's
@@ -287,7 +292,7 @@ def test_console_script_error_is_one_line_without_traceback(tmp_path, data_dir):
 def test_help_and_version():
     res = invoke("--help")
     assert res.exit_code == 0 and "Example: analytical-runner run" in res.output and "meta device" in res.output
-    assert invoke("--version").output.strip().endswith("2.0.0")
+    assert invoke("--version").output.strip().endswith("2.1.0")
     run_help = invoke("run", "--help").output
     for offered in ("--config", "--data-dir", "--limit", "--shard", "--output", "--name", "--jobs", "--overwrite", "--resume"):
         assert offered in run_help

@@ -1,3 +1,3 @@
 """mtap analytical runner: the roofline baseline ("Analytical" in the experiment plan)."""
 
-__version__ = "2.0.0"
+__version__ = "2.1.0"

@@ -1,4 +1,4 @@
-"""The case matrix: the grid the groundtruth package measures, for A100 and H100.
+"""The case matrix: the grid the groundtruth package measures, for A100, H100 and H200.
 
 Keys follow schemas/README.md (``<model>.<scope>.b<batch>[.s<seq>][.kv<kv>][.t<tokens>].<dtype>``):
 
@@ -8,6 +8,8 @@ Keys follow schemas/README.md (``<model>.<scope>.b<batch>[.s<seq>][.kv<kv>][.t<t
 * W1  ``resnet50.model.b{1,32}.{dtype}``: the whole network, 224x224
 * W4  ``bert-base.model.b{1,8}.s{128,512}.{dtype}``; W7 ``gpt2.model.b{1,8}.s{128,512}.{dtype}``
 * W5  ``llama2-7b.prefill.b1.t{128..2048}.fp16`` and ``llama2-7b.decode.b{1..32}.kv{512..2048}.fp16``
+* W8  ``mobilenet-v2.model.b{1,8,32,128}.{dtype}`` and ``mobilenet-v2.layer.<layer>.b1.{dtype}``
+  (every Conv2d and Linear, torchvision's module names); W9 the same for ``vgg16``
 
 ``dtype`` is fp32, tf32 or fp16 for ResNet-50, BERT and GPT-2 (tf32: fp32 tensors, matmuls and
 convolutions at the TF32 tensor-core peak), fp16 for Llama.
@@ -19,9 +21,9 @@ import fnmatch
 from dataclasses import dataclass
 from typing import Any
 
-from .models import Shape, layer_slug, resnet50_layer_names
+from .models import Shape, cnn_layer_names, layer_slug, resnet50_layer_names
 
-HARDWARE = ("A100-SXM4-80GB", "H100-SXM5-80GB")
+HARDWARE = ("A100-SXM4-80GB", "H100-SXM5-80GB", "H200-SXM-141GB")
 PRECISIONS = ("fp32", "tf32", "fp16")
 RESNET_BATCHES = (1, 32)
 TRANSFORMER_BATCHES = (1, 8)
@@ -29,6 +31,9 @@ TRANSFORMER_SEQS = (128, 512)
 PREFILL_TOKENS = (128, 256, 512, 1024, 2048)
 DECODE_BATCHES = (1, 2, 4, 8, 16, 32)
 DECODE_KV = (512, 1024, 2048)
+#: W8 MobileNet-V2 and W9 VGG-16: whole model at these batches, their layers at batch 1 (as groundtruth)
+EDGE_CNNS = (("mobilenet-v2", "W8"), ("vgg16", "W9"))
+CNN_BATCHES = (1, 8, 32, 128)
 
 
 @dataclass(frozen=True)
@@ -87,6 +92,14 @@ def model_cases(hardware: str) -> list[Case]:
             shape = Shape("resnet50", "model", b, _tensor_dtype(p))
             for name in resnet50_layer_names():
                 out.append(Case(f"resnet50.layer.{layer_slug(name)}.b{b}.{p}", "W1", hardware, p, shape, layer=name))
+    for model, workload in EDGE_CNNS:
+        for b in CNN_BATCHES:
+            for p in PRECISIONS:
+                out.append(Case(f"{model}.model.b{b}.{p}", workload, hardware, p, Shape(model, "model", b, _tensor_dtype(p))))
+        for p in PRECISIONS:
+            shape = Shape(model, "model", 1, _tensor_dtype(p))
+            for name in cnn_layer_names(model):
+                out.append(Case(f"{model}.layer.{layer_slug(name)}.b1.{p}", workload, hardware, p, shape, layer=name))
     return out
 
 

@@ -15,7 +15,19 @@ from mtap_schemas.execute import run_cases
 
 from . import __version__
 from .cases import HARDWARE, Case, plan, select
-from .document import LOCATION, METHOD_VERSION, RUNNER, TOOL, packages, run_unit, units_for
+from .document import (
+    FLOOR_METHOD_VERSION,
+    LOCATION,
+    LOCATION_FLOOR,
+    METHOD_VERSION,
+    RUNNER,
+    TOOL,
+    TOOL_FLOOR,
+    packages,
+    read_floors,
+    run_unit,
+    units_for,
+)
 from .roofline import PRECISIONS, Hardware
 
 CONFIG_HELP = 'JSON selecting cases: {"include": [key globs], "exclude": [key globs], "hardware": [ids]}.'
@@ -54,15 +66,17 @@ def _plan(opts: RunOptions) -> tuple[list[Case], dict[str, Hardware]]:
 
 @runner_group(RUNNER, __version__)
 def main() -> None:
-    """Roofline ("Analytical") predictions for ResNet-50, BERT-base, GPT-2 and Llama-2-7B.
+    """Roofline ("Analytical") predictions for ResNet-50, MobileNet-V2, VGG-16, BERT-base, GPT-2 and Llama-2-7B.
 
     Every model is built on PyTorch's meta device (no weights, no GPU): ResNet-50 as a
     torchvision-equal definition, BERT/GPT-2/Llama-2-7B from transformers configs. Each ATen
     operator it runs is recorded with its FLOPs (torch.utils.flop_counter's formulas) and the
     bytes it moves (inputs incl. weights + outputs, per dtype; views free). Per operator,
     latency = max(FLOPs / peak, bytes / bandwidth) with the datasheet figures of
-    data/hardware/hardware.json (A100-SXM4-80GB, H100-SXM5-80GB); a layer or model is the sum
-    of its operators.
+    data/hardware/hardware.json (A100-SXM4-80GB, H100-SXM5-80GB, H200-SXM-141GB); a layer or
+    model is the sum of its operators. With --floor FILE, the second baseline (tool
+    analytical-floor): each operator takes max(roofline, the per-kernel floor measured on its
+    GPU by groundtruth's floor suite).
 
     The "tool" is this package plus torch and transformers (its dependencies): there is no
     --tool-path, --image or --timeout. Options, exit codes and the document follow the runner
@@ -84,15 +98,34 @@ def cases(opts: RunOptions) -> None:
 @main.command()
 @run_options(tool=TOOL, output="data/evaluation/analytical", verb="run", tool_path=False, keep_raw=False,
              config_schema=RUNNER, config_help=CONFIG_HELP)
-def run(opts: RunOptions) -> None:
+@click.option("--floor", "floor_path", type=click.Path(dir_okay=False, path_type=Path), default=None,
+              help="The second baseline: a groundtruth `--suite floor` tool-run document; each operator gets "
+                   "max(roofline, the measured floor of its GPU) and the document is tool analytical-floor "
+                   "[default name: analytical-floor]. A GPU the document has no floor for gets unavailable cases.")
+def run(opts: RunOptions, floor_path: Path | None) -> None:
     """Trace every computation the selected cases need and write one tool-run v2 document."""
-    builder = toolrun.ToolRun(RUNNER, __version__, toolrun.Tool(TOOL, METHOD_VERSION, "native", LOCATION),
-                              config=opts.config, packages=packages())
+    if floor_path is None:
+        tool = toolrun.Tool(TOOL, METHOD_VERSION, "native", LOCATION)
+    else:
+        tool = toolrun.Tool(TOOL_FLOOR, FLOOR_METHOD_VERSION, "native", LOCATION_FLOOR)
+        if click.get_current_context().params.get("name") is None:
+            opts.name = f"{TOOL_FLOOR}.shard-{opts.shard[0]}-of-{opts.shard[1]}" if opts.shard and opts.shard[1] > 1 else TOOL_FLOOR
+    builder = toolrun.ToolRun(RUNNER, __version__, tool, config=opts.config, packages=packages())
     selected, hw = _plan(opts)
     hw_path = opts.data_dir / "hardware" / "hardware.json"
     artifacts = [toolrun.artifact(hw_path)]
-    units = units_for(selected, hw, artifacts)
-    checkpoint = opts.checkpoint({"cases": [c.planned() for c in selected], "hardware": artifacts})
+    floors = None
+    if floor_path is not None:
+        try:
+            floors = read_floors(floor_path, list(hw))
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        artifacts.append(toolrun.artifact(floor_path))
+    units = units_for(selected, hw, artifacts, floors)
+    plan_doc: dict[str, Any] = {"cases": [c.planned() for c in selected], "hardware": artifacts}
+    if floors is not None:
+        plan_doc["floors"] = {k: (v if isinstance(v, str) else [v.gemm_s, v.other_s]) for k, v in floors.items()}
+    checkpoint = opts.checkpoint(plan_doc)
     builder.setup_done()
     results = run_cases(units, run_unit, jobs=opts.jobs, label="tracing", ident=lambda u: u.ident, checkpoint=checkpoint)
     by_id = {case["id"]: case for unit_cases in results for case in unit_cases}

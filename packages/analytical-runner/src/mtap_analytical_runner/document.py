@@ -15,7 +15,7 @@ from typing import Any
 from mtap_schemas import toolrun
 
 from .cases import Case
-from .roofline import Estimate, Hardware, estimate
+from .roofline import Estimate, Floor, Hardware, estimate
 
 TOOL = "analytical"
 RUNNER = "analytical-runner"
@@ -23,9 +23,17 @@ RUNNER = "analytical-runner"
 #: change (bytes model, peaks, summation), not when the runner's CLI does.
 METHOD_VERSION = "1.0.0"
 LOCATION = "mtap_analytical_runner: roofline over torch.utils.flop_counter counts on the meta device"
+#: The second baseline: roofline + per-kernel floor (its own tool name, so aggregate reports it as its own row).
+TOOL_FLOOR = "analytical-floor"
+FLOOR_METHOD_VERSION = "1.0.0"
+LOCATION_FLOOR = ("mtap_analytical_runner: per operator max(roofline, measured per-kernel floor) over "
+                  "torch.utils.flop_counter counts on the meta device")
+FLOOR_KEYS = {"gemm": "floor.mm-16.graph", "other": "floor.add-1.graph"}
 
 DEFINITIONS = {
     "resnet50": "plain-torch copy of torchvision.models.resnet50 (25,557,032 parameters)",
+    "mobilenet-v2": "plain-torch copy of torchvision.models.mobilenet_v2 (3,504,872 parameters)",
+    "vgg16": "plain-torch copy of torchvision.models.vgg16 (138,357,544 parameters)",
     "bert-base": "transformers.BertModel(BertConfig()) with pooler",
     "gpt2": "transformers.GPT2LMHeadModel(GPT2Config())",
     "llama2-7b": "transformers.LlamaForCausalLM(Llama-2-7B config), StaticCache for decode",
@@ -66,7 +74,7 @@ def ok_case(case: Case, est: Estimate, hw: Hardware, artifacts: list[dict[str, s
             "definition": DEFINITIONS[case.shape.model],
         }
     )
-    if case.shape.model != "resnet50":
+    if case.shape.model not in ("resnet50", "mobilenet-v2", "vgg16"):
         params["attention"] = "fused: aten._scaled_dot_product_efficient_attention"
     timed = {"kind": "prediction", "timing": "simulated"}
     try:
@@ -85,13 +93,56 @@ def ok_case(case: Case, est: Estimate, hw: Hardware, artifacts: list[dict[str, s
     return toolrun.ok(case.id, metrics=metrics, parameters=params, artifacts=artifacts, **_where(case))
 
 
-def evaluate(case: Case, trace: Any, hw: Hardware, artifacts: list[dict[str, str]]) -> dict[str, Any]:
-    """The case record: an estimate over the operators of ``trace`` that ran in the case's scope."""
+def floor_case(case: Case, est: Estimate, hw: Hardware, floor: Floor, artifacts: list[dict[str, str]]) -> dict[str, Any]:
+    """The roofline + per-kernel floor case: latency = sum over operators of max(roofline, floor)."""
+    assert est.floor_latency_s is not None
+    params = case.parameters()
+    params.update(
+        {
+            "operators": est.operators,
+            "floored_operators": est.floored,
+            "floor_combine": "max(roofline, floor) per operator",
+            "floor_gemm_s": floor.gemm_s,
+            "floor_other_s": floor.other_s,
+            "floor_gemm_source": floor.gemm_source,
+            "floor_other_source": floor.other_source,
+            "peak_flops_per_s": est.peak_flops,
+            "bandwidth_bytes_per_s": hw.bandwidth,
+            "bytes_model": "operator-io-v1",
+            "flop_counter": "torch.utils.flop_counter",
+            "definition": DEFINITIONS[case.shape.model],
+        }
+    )
+    timed = {"kind": "prediction", "timing": "simulated"}
+    source = f"roofline + per-kernel floor: {floor.gemm_source}; {floor.other_source}"
+    try:
+        metrics = [
+            toolrun.metric("latency", _sig(est.floor_latency_s * 1e3), "ms", **timed, source=source),
+            toolrun.metric("roofline_latency", _sig(est.latency_s * 1e3), "ms", **timed),
+            toolrun.metric("flops", est.flops, "FLOP", "prediction"),
+            toolrun.metric("bytes", est.bytes, "B", "prediction"),
+        ]
+    except toolrun.InvalidValue as exc:
+        return toolrun.failed(case.id, kind="invalid-value", message=f"{case.key} on {hw.id}: {exc}",
+                              parameters=params, **_where(case))
+    return toolrun.ok(case.id, metrics=metrics, parameters=params, artifacts=artifacts, **_where(case))
+
+
+def evaluate(case: Case, trace: Any, hw: Hardware, artifacts: list[dict[str, str]],
+             floors: dict[str, Floor | str] | None = None) -> dict[str, Any]:
+    """The case record: an estimate over the operators of ``trace`` that ran in the case's scope.
+    With ``floors`` (hardware id -> its Floor, or the message why there is none) the floor variant."""
     scoped = trace.of_module(case.layer) if case.layer else trace.ops
     if not scoped:
         return toolrun.unsupported(case.id, kind="no-operators", message=f"no operator ran inside module {case.layer!r}",
                                    parameters=case.parameters(), **_where(case))
-    return ok_case(case, estimate(scoped, hw, case.precision), hw, artifacts)
+    if floors is None:
+        return ok_case(case, estimate(scoped, hw, case.precision), hw, artifacts)
+    floor = floors.get(case.hardware)
+    if not isinstance(floor, Floor):
+        return toolrun.unavailable(case.id, kind="profile-missing", parameters=case.parameters(), **_where(case),
+                                   message=floor or f"no per-kernel floor for {case.hardware}")
+    return floor_case(case, estimate(scoped, hw, case.precision, floor), hw, floor, artifacts)
 
 
 @dataclass
@@ -103,6 +154,7 @@ class Unit:
     cases: list[Case] = field(default_factory=list)
     hardware: dict[str, Hardware] = field(default_factory=dict)
     artifacts: list[dict[str, str]] = field(default_factory=list)
+    floors: dict[str, Any] | None = None  # the floor variant: hardware id -> Floor or why there is none
 
 
 def run_unit(unit: Unit) -> list[dict[str, Any]]:
@@ -120,10 +172,11 @@ def run_unit(unit: Unit) -> list[dict[str, Any]]:
         message = f"tracing {unit.ident} raised {type(exc).__name__}: {first}"
         return [toolrun.failed(c.id, kind="tool-crashed", message=message, parameters=c.parameters(), **_where(c))
                 for c in unit.cases]
-    return [evaluate(c, trace, unit.hardware[c.hardware], unit.artifacts) for c in unit.cases]
+    return [evaluate(c, trace, unit.hardware[c.hardware], unit.artifacts, unit.floors) for c in unit.cases]
 
 
-def units_for(selected: list[Case], hardware: dict[str, Hardware], artifacts: list[dict[str, str]]) -> list[Unit]:
+def units_for(selected: list[Case], hardware: dict[str, Hardware], artifacts: list[dict[str, str]],
+              floors: dict[str, Any] | None = None) -> list[Unit]:
     """The computations the selected cases need, in order of first use (a shard traces only its own)."""
     from .cases import shape_id
 
@@ -131,7 +184,44 @@ def units_for(selected: list[Case], hardware: dict[str, Hardware], artifacts: li
     for c in selected:
         unit = by_shape.get(c.shape)
         if unit is None:
-            unit = by_shape[c.shape] = Unit(shape_id(c.shape), c.shape, artifacts=artifacts)
+            unit = by_shape[c.shape] = Unit(shape_id(c.shape), c.shape, artifacts=artifacts, floors=floors)
         unit.cases.append(c)
         unit.hardware.setdefault(c.hardware, hardware[c.hardware])
     return list(by_shape.values())
+
+
+def read_floors(path: Any, hardware: list[str]) -> dict[str, Floor | str]:
+    """Per hardware id, its :class:`Floor` from a groundtruth ``--suite floor`` document (tool-run v2),
+    or the message saying why there is none: a floor is never borrowed from another GPU.
+    A document that is not a valid measurement of the floor raises ``ValueError`` (one line)."""
+    import mtap_schemas as ms
+    from mtap_schemas.paths import relative_to_repo
+
+    doc = ms.read_tool_run(path)
+    where = relative_to_repo(path)
+    if doc["tool"]["backend"] != "measured":
+        raise ValueError(f"{path}: field tool.backend: {doc['tool']['backend']!r}, a floor must be measured ('measured')")
+    scale = {"s": 1.0, "ms": 1e-3, "us": 1e-6, "ns": 1e-9}
+    found: dict[tuple[str, str], tuple[float, str]] = {}
+    for c in doc["cases"]:
+        if c.get("key") not in FLOOR_KEYS.values() or c["status"] != "ok":
+            continue
+        m = {x["name"]: x for x in c["metrics"]}
+        lat = m.get("latency")
+        if lat is None or lat["unit"] not in scale or lat.get("timing") != "device" or not lat["value"] > 0:
+            raise ValueError(f"{path}: case {c['id']}: field metrics.latency: expected a positive device-time latency in s/ms/us/ns")
+        spread = ""
+        if "latency_p10" in m and "latency_p90" in m:
+            spread = f" [p10 {m['latency_p10']['value']}, p90 {m['latency_p90']['value']}]"
+        value = lat["value"] * scale[lat["unit"]]
+        found[(c["hardware"], c["key"])] = (value, f"{where}#{c['id']} = {lat['value']} {lat['unit']} median{spread}")
+    out: dict[str, Floor | str] = {}
+    for hid in hardware:
+        g, o = found.get((hid, FLOOR_KEYS["gemm"])), found.get((hid, FLOOR_KEYS["other"]))
+        if g is None or o is None:
+            missing = ", ".join(k for k, v in ((FLOOR_KEYS["gemm"], g), (FLOOR_KEYS["other"], o)) if v is None)
+            out[hid] = (f"no per-kernel floor measured on {hid} in {where} (missing ok case {missing}); measure it on that GPU "
+                        f"with `groundtruth run --suite floor` (a floor is never taken from another GPU)")
+        else:
+            out[hid] = Floor(gemm_s=g[0], other_s=o[0], gemm_source=g[1], other_source=o[1])
+    return out

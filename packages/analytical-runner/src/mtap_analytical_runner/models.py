@@ -3,6 +3,10 @@
 * ResNet-50: a plain-PyTorch copy of ``torchvision.models.resnet50`` (v1.5: stride on the 3x3
   conv; module names as torchvision's), because PyPI torchvision does not import beside
   torch 2.13.0 here. 25,557,032 parameters, as torchvision publishes.
+* MobileNet-V2 (W8) and VGG-16 (W9): plain-PyTorch copies of ``torchvision.models.mobilenet_v2``
+  (width 1.0; 3,504,872 parameters) and ``torchvision.models.vgg16`` (configuration D, no batch
+  norm; 138,357,544 parameters) with torchvision's module names, so their layer keys are the
+  groundtruth package's (``mobilenet-v2.layer.features-1-conv-0-0``, ``vgg16.layer.classifier-6``).
 * BERT-base: ``transformers.BertModel`` (encoder + pooler, no task head) from ``BertConfig()``.
 * GPT-2 small: ``transformers.GPT2LMHeadModel`` (tied LM head, logits for every position) from
   ``GPT2Config()``.
@@ -22,6 +26,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from .trace import Trace, trace
@@ -105,6 +110,118 @@ def resnet50_layer_names() -> tuple[str, ...]:
     return tuple(n for n, m in resnet50().named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
 
 
+# --------------------------------------------------------------------------- MobileNet-V2, VGG-16
+
+
+def _make_divisible(v: float, divisor: int = 8) -> int:
+    """torchvision's channel rounding (to a multiple of 8, never more than 10% down)."""
+    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
+    if new_v < 0.9 * v:
+        new_v += divisor
+    return new_v
+
+
+class ConvBNReLU6(nn.Sequential):
+    """torchvision's Conv2dNormActivation with ReLU6 (children 0 conv, 1 bn, 2 act)."""
+
+    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> None:
+        super().__init__(
+            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
+            nn.BatchNorm2d(cout),
+            nn.ReLU6(inplace=True),
+        )
+
+
+class InvertedResidual(nn.Module):
+    """torchvision's MobileNet-V2 block: optional 1x1 expansion, 3x3 depthwise, 1x1 linear projection."""
+
+    def __init__(self, cin: int, cout: int, stride: int, expand_ratio: int) -> None:
+        super().__init__()
+        hidden = int(round(cin * expand_ratio))
+        self.use_res_connect = stride == 1 and cin == cout
+        layers: list[nn.Module] = []
+        if expand_ratio != 1:
+            layers.append(ConvBNReLU6(cin, hidden, kernel=1))
+        layers += [ConvBNReLU6(hidden, hidden, stride=stride, groups=hidden), nn.Conv2d(hidden, cout, 1, 1, 0, bias=False),
+                   nn.BatchNorm2d(cout)]
+        self.conv = nn.Sequential(*layers)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x + self.conv(x) if self.use_res_connect else self.conv(x)
+
+
+class MobileNetV2(nn.Module):
+    """torchvision.models.mobilenet_v2 (width 1.0, 224x224): same module tree and names."""
+
+    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        cin = _make_divisible(32)
+        last = _make_divisible(1280)
+        features: list[nn.Module] = [ConvBNReLU6(3, cin, stride=2)]
+        for t, c, n, s in self.SETTINGS:
+            cout = _make_divisible(c)
+            for i in range(n):
+                features.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
+                cin = cout
+        features.append(ConvBNReLU6(cin, last, kernel=1))
+        self.features = nn.Sequential(*features)
+        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, num_classes))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
+        return self.classifier(torch.flatten(x, 1))
+
+
+class VGG16(nn.Module):
+    """torchvision.models.vgg16 (configuration D, no batch norm): same module tree and names."""
+
+    CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+
+    def __init__(self, num_classes: int = 1000) -> None:
+        super().__init__()
+        layers: list[nn.Module] = []
+        cin = 3
+        for v in self.CFG:
+            if v == "M":
+                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
+            else:
+                layers += [nn.Conv2d(cin, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
+                cin = int(v)
+        self.features = nn.Sequential(*layers)
+        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
+        self.classifier = nn.Sequential(
+            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
+            nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(),
+            nn.Linear(4096, num_classes),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.avgpool(self.features(x))
+        return self.classifier(torch.flatten(x, 1))
+
+
+def mobilenet_v2(dtype: torch.dtype = torch.float32) -> MobileNetV2:
+    with torch.device("meta"):
+        return MobileNetV2().eval().to(dtype)
+
+
+def vgg16(dtype: torch.dtype = torch.float32) -> VGG16:
+    with torch.device("meta"):
+        return VGG16().eval().to(dtype)
+
+
+#: The image models (224x224 input) by case-key name: W1 ResNet-50, W8 MobileNet-V2, W9 VGG-16.
+CNN_BUILDERS: dict[str, Callable[[torch.dtype], nn.Module]] = {"resnet50": resnet50, "mobilenet-v2": mobilenet_v2, "vgg16": vgg16}
+
+
+@cache
+def cnn_layer_names(model: str) -> tuple[str, ...]:
+    """Every Conv2d and Linear of an image model (its per-layer cases), in definition order."""
+    return tuple(n for n, m in CNN_BUILDERS[model]().named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+
+
 def layer_slug(name: str) -> str:
     """Module path to the case-key form: ``layer1.0.downsample.0`` -> ``layer1-0-downsample-0``."""
     return name.replace(".", "-").replace("_", "-").lower()
@@ -166,7 +283,7 @@ def parameter_count(model: nn.Module) -> int:
 class Shape:
     """One computation to trace: model, scope (model | prefill | decode) and its sizes."""
 
-    model: str  # resnet50 | bert-base | gpt2 | llama2-7b
+    model: str  # resnet50 | mobilenet-v2 | vgg16 | bert-base | gpt2 | llama2-7b
     scope: str
     batch: int
     dtype: str  # fp32 | fp16 (tf32 cases reuse the fp32 trace)
@@ -181,6 +298,8 @@ def _ids(batch: int, length: int) -> torch.Tensor:
 
 _BUILDERS: dict[str, Callable[[torch.dtype], nn.Module]] = {
     "resnet50": resnet50,
+    "mobilenet-v2": mobilenet_v2,
+    "vgg16": vgg16,
     "bert-base": bert_base,
     "gpt2": gpt2_small,
     "llama2-7b": llama2_7b,
@@ -196,7 +315,7 @@ def run_shape(shape: Shape, model: nn.Module | None = None) -> Trace:
     """Trace one computation; ``model`` overrides the standard definition (tests use small ones)."""
     dtype = DTYPES[shape.dtype]
     m = model if model is not None else build(shape.model, shape.dtype)
-    if shape.model == "resnet50":
+    if shape.model in CNN_BUILDERS:
         x = torch.empty(shape.batch, 3, 224, 224, dtype=dtype, device="meta")
         return trace(m, lambda: m(x))
     if shape.model in ("bert-base", "gpt2"):

@@ -11,6 +11,13 @@ operator gets depends on the dtype it computes in and the case's precision:
 A computation's latency is the sum over its operators (no overlap, no fusion, no launch
 overhead). Its bound is ``compute`` when operators whose FLOP time exceeds their byte time
 make up at least half of its latency, else ``memory``.
+
+The second variant ("roofline + per-kernel floor", tool ``analytical-floor``) takes each
+operator as one kernel and gives it max(roofline time, floor), where the floor is the measured
+device time per CUDA-graph node of the smallest kernel of its class on that GPU (groundtruth's
+``--suite floor``): ``floor.mm-16.graph`` for operators with FLOPs (GEMMs, convolutions,
+attention), ``floor.add-1.graph`` for the rest (element-wise, normalisation, pooling, copies).
+The pure roofline's numbers are computed exactly as without it.
 """
 
 from __future__ import annotations
@@ -49,6 +56,19 @@ def peak_key(op_dtype: str | None, precision: str) -> str:
 
 
 @dataclass(frozen=True)
+class Floor:
+    """Per-kernel floors of one GPU in seconds, and where each value was read."""
+
+    gemm_s: float  # operators with FLOPs
+    other_s: float  # operators without FLOPs
+    gemm_source: str
+    other_source: str
+
+    def of(self, op: Op) -> float:
+        return self.gemm_s if op.flops else self.other_s
+
+
+@dataclass(frozen=True)
 class Estimate:
     flops: int
     bytes: int
@@ -58,6 +78,8 @@ class Estimate:
     compute_bound_share: float  # share of latency from operators whose FLOP time dominates
     operators: int
     peak_flops: float | None  # the peak most of the counted FLOPs used (None if none were counted)
+    floor_latency_s: float | None = None  # sum over operators of max(roofline, floor) (with a floor)
+    floored: int = 0  # operators whose floor exceeded their roofline time
 
     @property
     def bound(self) -> str:
@@ -80,12 +102,16 @@ def op_latency(op: Op, hw: Hardware, precision: str) -> tuple[float, float, floa
     return max(compute_s, memory_s), compute_s, memory_s
 
 
-def estimate(ops: Iterable[Op], hw: Hardware, precision: str) -> Estimate:
-    flops = nbytes = count = 0
-    latency = compute = memory = compute_bound = 0.0
+def estimate(ops: Iterable[Op], hw: Hardware, precision: str, floor: Floor | None = None) -> Estimate:
+    flops = nbytes = count = floored = 0
+    latency = compute = memory = compute_bound = floor_latency = 0.0
     peaks: dict[float, int] = {}
     for op in ops:
         lat, c, m = op_latency(op, hw, precision)
+        if floor is not None:
+            f = floor.of(op)
+            floor_latency += max(lat, f)
+            floored += f > lat
         flops += op.flops
         nbytes += op.bytes
         latency += lat
@@ -106,4 +132,6 @@ def estimate(ops: Iterable[Op], hw: Hardware, precision: str) -> Estimate:
         compute_bound_share=compute_bound / latency if latency else 0.0,
         operators=count,
         peak_flops=max(peaks, key=lambda p: (peaks[p], p)) if peaks else None,
+        floor_latency_s=floor_latency if floor is not None else None,
+        floored=floored,
     )
