@@ -59,6 +59,8 @@ def _register_runner(package: str, settings: dict[str, Any]) -> None:
         # exit 4: the document on disk has more ok cases and was kept (the new one is beside it) — not a failure here
         session.run(command, "run", "--output", settings["output"], *settings.get("args", []), *session.posargs,
                     success_codes=[0, 4])
+        for more in settings.get("also", []):  # further documents of the same runner (e.g. a second method)
+            session.run(command, "run", "--output", settings["output"], *more, *session.posargs, success_codes=[0, 4])
 
     _session.__doc__ = doc
 
