@@ -51,7 +51,7 @@ EYERISS_ROWS, EYERISS_COLS = 12, 14
 
 
 def rs_mapping(layer: Layer) -> list[dict]:
-    """ZigZag mapping with the chip's row-stationary unrolling (Chen et al., JSSC 2017, Sec. IV):
+    """ZigZag mapping with the chip's row-stationary unrolling (Chen et al., JSSC 2017):
     filter rows (FY) down a column and output rows (OY) across the columns form a PE set; sets
     that leave rows or columns free are replicated with more input channels (C, down the
     column, whose psums add up vertically) or more filters (K, across). ZigZag trims a factor
