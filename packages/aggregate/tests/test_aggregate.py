@@ -199,3 +199,19 @@ def test_streamed_document_equals_the_in_memory_one(tmp_path: Path, write_doc) -
     assert (tmp_path / "stream.json").read_bytes() == (tmp_path / "mem.json").read_bytes()
     write_aggregate(tmp_path / "sliced.json", lean, frame)
     assert (tmp_path / "sliced.json").read_bytes() == (tmp_path / "mem.json").read_bytes()
+
+
+def test_published_silicon_measurements_pair_with_derived_latencies(tmp_path: Path, write_doc) -> None:
+    chip = document("published", [case("p", hardware="Eyeriss", key="alexnet.layer.conv1.b4.int16",
+                                       metrics=[metric("latency", 16.5, "ms", kind="measurement", timing="reported")])], backend="artifact")
+    model = document("zigzag", [case("z", hardware="Eyeriss", key="alexnet.layer.conv1.b4.int16",
+                                     metrics=[metric("latency", 0.0198, "s", kind="derived", timing="simulated")])])
+    other_artifact = document("neusight", [case("n", hardware="Eyeriss", key="alexnet.layer.conv1.b4.int16",
+                                                 metrics=[metric("latency", 99.0, "ms", kind="measurement", timing="reported")])], backend="artifact")
+    write_doc("published.tool-run.json", chip)
+    write_doc("zigzag.tool-run.json", model)
+    write_doc("neusight.tool-run.json", other_artifact)
+    doc, _ = build(tmp_path)
+    pairs = doc["errors_vs_measured"]
+    assert [(p["tool"], p["measured"], p["measured_timing"]) for p in pairs] == [("zigzag", 16.5, "reported")]
+    assert abs(pairs[0]["ape_percent"] - 20.0) < 1e-9

@@ -37,6 +37,10 @@ def coverage(rows: pl.DataFrame) -> pl.DataFrame:
     return counts.with_columns(order.alias("_n")).sort(["tool", "_n"]).drop("_n")
 
 
+#: the tool name of cited, published measurements of real silicon (timing `reported`)
+PUBLISHED = "published"
+
+
 def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> pl.DataFrame:
     """Pair each ok prediction with the ok measurements of the same hardware, key and metric.
 
@@ -45,8 +49,11 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
     workload is reported.
     """
     ok = rows.filter((pl.col("status") == "ok") & pl.col("key").is_not_null() & pl.col("value").is_not_null())
-    predicted = ok.filter((pl.col("kind") == "prediction") & (pl.col("backend") != "measured"))
-    measured = ok.filter((pl.col("kind") == "measurement") & (pl.col("backend") == "measured"))
+    published = (pl.col("tool") == PUBLISHED) & (pl.col("timing") == "reported")
+    # a tool's output: its predictions, and what it derives from them (e.g. latency = cycles / clock)
+    predicted = ok.filter(pl.col("kind").is_in(["prediction", "derived"]) & (pl.col("backend") != "measured") & ~published)
+    # our ground truth, and published silicon measurements with their citation (tool `published`)
+    measured = ok.filter((pl.col("kind") == "measurement") & ((pl.col("backend") == "measured") | published))
     join_on = ["hardware", "key", "metric"]
     pairs = predicted.select(
         "tool", "workload", *join_on, pl.col("value").alias("p_value"), pl.col("unit").alias("p_unit")
