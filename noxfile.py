@@ -33,8 +33,19 @@ def _load() -> dict[str, dict[str, Any]]:
     out = {}
     for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
         settings = nox.project.load_toml(pyproject).get("tool", {}).get("mtap", {})
-        out[pyproject.parent.name] = {"venv-backend": "uv|venv", "pre-install": [], "tags": [], **settings}
+        requires = nox.project.load_toml(pyproject)["project"].get("requires-python", "")
+        out[pyproject.parent.name] = {"venv-backend": "uv|venv", "pre-install": [], "tags": [], "requires-python": requires, **settings}
     return out
+
+
+def _skip_unsupported_python(session: nox.Session, package: str) -> None:
+    """A package whose requires-python excludes this interpreter is skipped, saying so (CI's matrix runs 3.10-3.12)."""
+    from packaging.specifiers import SpecifierSet
+
+    version = session.run("python", "-c", "import platform; print(platform.python_version())", silent=True).strip()
+    requires = PACKAGES[package]["requires-python"]
+    if requires and version not in SpecifierSet(requires):
+        session.skip(f"{package} requires Python {requires}; this is {version}")
 
 
 PACKAGES = _load()
@@ -158,6 +169,7 @@ def _register_package_tests(package: str) -> str:
 
     @nox.session(name=name, venv_backend=PACKAGES[package]["venv-backend"], tags=["tests"])
     def _tests(session: nox.Session) -> None:
+        _skip_unsupported_python(session, package)
         install(session, package, "[test]")
         if package == "aggregate":  # mtap-schemas' own tests run once, in a light environment
             session.run("pytest", "-q", "schemas/tests", env={"PYTHONDONTWRITEBYTECODE": "1"})
