@@ -321,7 +321,7 @@ def get_submodules(src: Path, local: Path | None) -> dict[str, dict]:
         if pin is None:
             raise SetupError(f"{path}: not a submodule at this commit")
         if local is None:
-            git("submodule", "update", "--init", "--", path, cwd=src)
+            git("submodule", "update", "--init", "--recursive", "--", path, cwd=src)
             records[path] = {"pinned": pin, "used": pin, "matches_pin": True, "from": "submodule url"}
             continue
         there = local / path
@@ -438,7 +438,13 @@ def setup_cmd(repo_url: str, commit: str, source: Path | None, cache_dir: Path |
               data_dir: Path) -> None:
     """Build ASTRA-sim's analytical backend (pinned: 518bd51, the build behind the committed results)
     into the user cache and verify it on ASTRA-sim's HGX-H100 example (all-reduce, 8 NPUs, 1 MiB:
-    57426 cycles). The runner finds the build by itself."""
+    57426 cycles). The runner finds the build by itself.
+
+    \b
+    Needs (each missing one is named, exit 2): git, cmake >= 3.22, make, g++, protoc and the
+    protobuf and yaml-cpp headers (Debian: git cmake make g++ protobuf-compiler libprotobuf-dev
+    libyaml-cpp-dev), and mlc-chakra in this Python (pip install --no-deps mlc-chakra==1.0.0)
+    for the verification run. Run it from the repository root (the verification reads data/)."""
     missing = missing_prereqs()
     if missing:
         for line in missing:
