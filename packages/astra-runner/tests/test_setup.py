@@ -282,6 +282,8 @@ def test_real_build_from_local_clone_reproduces_57426_cycles(cache):
     assert found == cache / "astra-sim" / st.COMMIT
     info = json.loads((found / "build.json").read_text())
     assert info["commit"] == st.COMMIT and set(info["submodules"]) == set(st.SUBMODULES)
+    exact = not info["patches"] and all(r["matches_pin"] for r in info["submodules"].values())
+    assert info["version"] == f"git:{st.COMMIT}" + ("" if exact else "-dirty")
     assert info["verify"] == {**info["verify"], "ok": True, "got": 57426, "expected": 57426}
     assert info["build_seconds"] > 0
     assert sorted(p.name for p in (found / "bin").iterdir()) == sorted(st.BINARIES)

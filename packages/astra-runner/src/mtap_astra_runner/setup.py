@@ -493,7 +493,9 @@ def setup_cmd(repo_url: str, commit: str, source: Path | None, cache_dir: Path |
     shutil.rmtree(vwork, ignore_errors=True)
     info = {
         "tool": TOOL,
-        "version": f"git:{sha}",
+        # "-dirty" (the runner's convention for modified tracked files) when the built source is not
+        # exactly the pinned tree: a source change applied or a submodule other than its pin
+        "version": f"git:{sha}" + ("-dirty" if applied or not all(r["matches_pin"] for r in submodules.values()) else ""),
         "commit": sha,
         "pinned_commit": COMMIT,
         "repo_url": repo_url if local is None else None,
