@@ -1,28 +1,33 @@
-"""With a real Timeloop v3.0.3 (MTAP_TIMELOOP_PATH), reproduce the reference conv1 result."""
+"""With a real Timeloop v3.0.3 (MTAP_TIMELOOP_PATH or a `timeloop-runner setup` build), reproduce
+the committed results."""
 
 from __future__ import annotations
 
 import json
-import os
 
 import pytest
 from click.testing import CliRunner
+from conftest import REAL_TIMELOOP
 
 import mtap_schemas as ms
 from mtap_timeloop_runner.cli import main
 
-pytestmark = pytest.mark.skipif(not os.environ.get("MTAP_TIMELOOP_PATH"),
-                                reason="set MTAP_TIMELOOP_PATH to a Timeloop v3.0.3 build to run the real mapper")
+pytestmark = pytest.mark.skipif(REAL_TIMELOOP is None, reason="no Timeloop v3.0.3 here (MTAP_TIMELOOP_PATH or "
+                                                              "`timeloop-runner setup`) to run the real mapper")
+
+
+def _run(args, data_dir, output):
+    return CliRunner().invoke(main, ["run", *args, "--data-dir", str(data_dir), "--output", str(output),
+                                     "--tool-path", REAL_TIMELOOP, "--jobs", "1"])
 
 
 def test_conv1_on_eyeriss_like_reproduces_reference(tmp_path, data_dir):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"architectures": ["eyeriss-like"], "models": ["resnet50"], "layers": ["conv1"]}))
-    r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--data-dir", str(data_dir), "--output", str(tmp_path)],
-                           catch_exceptions=False)
+    r = _run(["--config", str(cfg)], data_dir, tmp_path)
     assert r.exit_code == 0, r.output
-    doc = ms.read(tmp_path / "timeloop.tool-run.json", "tool-run")
-    assert doc["tool"]["backend"] == "native" and doc["tool"]["location"]
+    doc = ms.read_tool_run(tmp_path / "timeloop.tool-run.json")
+    assert doc["tool"]["backend"] == "native" and doc["tool"]["location"].startswith("timeloop-mapper (sha256 ")
     w1 = next(c for c in doc["cases"] if c["key"] == "resnet50.conv1.b1.int16")
     assert w1["status"] == "ok", w1["error"]
     m = {x["name"]: x["value"] for x in w1["metrics"]}
@@ -40,10 +45,9 @@ def test_two_thread_mapper_repeats_exactly(tmp_path, data_dir):
     cfg.write_text(json.dumps({"architectures": ["simba-like"], "models": ["bert-base"], "layers": ["attention-score"]}))
     docs = []
     for name in ("a", "b"):
-        r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--data-dir", str(data_dir), "--output", str(tmp_path),
-                                      "--name", name], catch_exceptions=False)
+        r = _run(["--config", str(cfg), "--name", name], data_dir, tmp_path)
         assert r.exit_code == 0, r.output
-        docs.append(ms.read(tmp_path / f"{name}.tool-run.json", "tool-run"))
+        docs.append(ms.read_tool_run(tmp_path / f"{name}.tool-run.json"))
     a, b = (d["cases"] for d in docs)
     assert a[0]["status"] == "ok", a[0]["error"]
     assert [c["metrics"] for c in a] == [c["metrics"] for c in b]
@@ -54,10 +58,9 @@ def test_two_thread_mapper_repeats_exactly(tmp_path, data_dir):
 def test_alexnet_conv1_on_the_eyeriss_chip(tmp_path, data_dir):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"architectures": ["eyeriss-chip"], "models": ["alexnet"], "layers": ["conv1"]}))
-    r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--data-dir", str(data_dir), "--output", str(tmp_path)],
-                           catch_exceptions=False)
+    r = _run(["--config", str(cfg)], data_dir, tmp_path)
     assert r.exit_code == 0, r.output
-    doc = ms.read(tmp_path / "timeloop.tool-run.json", "tool-run")
+    doc = ms.read_tool_run(tmp_path / "timeloop.tool-run.json")
     (case,) = doc["cases"]
     assert case["key"] == "alexnet.layer.conv1.b4.int16" and case["hardware"] == "Eyeriss"
     assert case["status"] == "ok", case["error"]

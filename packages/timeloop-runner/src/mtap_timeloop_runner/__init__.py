@@ -1,3 +1,3 @@
 """timeloop-runner: runs NVlabs Timeloop's mapper on mtap's accelerator workloads."""
 
-__version__ = "1.0.0"
+__version__ = "2.0.0"

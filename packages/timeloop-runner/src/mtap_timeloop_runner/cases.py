@@ -3,11 +3,9 @@ optional ``--config`` JSON that narrows it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .layers import MODELS, Layer, LayerTable
+from .layers import Layer, LayerTable
 
 #: Architecture specs under <data-dir>/timeloop/<spec>/: hardware id in hardware.json and the
 #: data type of its datapath (the key's dtype).
@@ -23,10 +21,6 @@ SPEC_FILES = ("arch.yaml", "constraints.yaml")
 MAPPER_FILE = "mapper.yaml"
 
 
-class ConfigError(ValueError):
-    """One line naming the file, the field and what was expected."""
-
-
 @dataclass
 class Config:
     architectures: list[str] = field(default_factory=lambda: list(DEFAULT_ARCHITECTURES))
@@ -34,62 +28,23 @@ class Config:
     layers: list[str] | None = None  # layer names to keep (None: all)
     batch: int | None = None  # None: each layer table's own batch (1; AlexNet 4, VGG-16 3 as Eyeriss measured)
     seq_len: int | None = None  # None: the table's (BERT-base 128)
-    timeout_s: float = 3600.0
+    timeout_s: float | None = None  # None: --timeout's default
 
 
-_FIELDS = {
-    "architectures": "a list of architecture specs, any of " + ", ".join(ARCHITECTURES),
-    "models": "a list of models, any of " + ", ".join(MODELS),
-    "layers": "a list of layer names (e.g. conv1, layer1-0-conv2, attention-qkv) or null",
-    "batch": "a positive integer (default: each layer table's batch)",
-    "seq_len": "a positive integer (BERT sequence length, default 128)",
-    "timeout_s": "a positive number of seconds per mapper run",
-}
-
-
-def load_config(path: Path | None) -> Config:
+def config_from(doc: dict | None) -> Config:
+    """The config as read and validated by the kit (schemas/config/timeloop-runner.v1.schema.json)."""
     cfg = Config()
-    if path is None:
-        return cfg
-    src = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{src}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{src}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{src}: expected a JSON object with fields {', '.join(_FIELDS)}")
-    for key, value in data.items():
-        if key not in _FIELDS:
-            raise ConfigError(f"{src}: field {key}: unknown field, expected one of {', '.join(_FIELDS)}")
-        expected = _FIELDS[key]
-        if key in ("architectures", "models"):
-            allowed = ARCHITECTURES if key == "architectures" else MODELS
-            if not isinstance(value, list) or not value or any(v not in allowed for v in value):
-                raise ConfigError(f"{src}: field {key}: got {value!r}, expected {expected}")
-        elif key == "layers":
-            if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-                raise ConfigError(f"{src}: field {key}: got {value!r}, expected {expected}")
-        elif key in ("batch", "seq_len"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{src}: field {key}: got {value!r}, expected {expected}")
-        elif key == "timeout_s":
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value <= 0:
-                raise ConfigError(f"{src}: field {key}: got {value!r}, expected {expected}")
-        setattr(cfg, key, value)
+    for key, value in (doc or {}).items():
+        setattr(cfg, key, list(value) if isinstance(value, list) else value)
     return cfg
 
 
-def check_layers(cfg: Config, tables: dict[str, LayerTable], path: Path | None) -> None:
-    """Every layer name of the config is in a chosen model's table."""
+def unknown_layers(cfg: Config, tables: dict[str, LayerTable]) -> list[str]:
+    """Layer names of the config that are in none of the chosen models' tables."""
     if cfg.layers is None:
-        return
+        return []
     known = {name for m in cfg.models for name in tables[m].names}
-    unknown = sorted(set(cfg.layers) - known)
-    if unknown:
-        raise ConfigError(f"{path}: field layers: unknown layer name(s) {unknown} for models {', '.join(cfg.models)}, "
-                          "expected names like conv1, layer1-0-conv2, fc, attention-qkv, conv1-1")
+    return sorted(set(cfg.layers) - known)
 
 
 @dataclass
@@ -165,12 +120,3 @@ def plan_cases(cfg: Config, tables: dict[str, LayerTable]) -> list[Case]:
                 out.append(Case(f"{arch}/{key}", key, table.workload, hw, arch, dtype, "total", layers,
                                 {"architecture": arch, "model": model, "layers": len(layers), "macs": macs, "scope": scope}))
     return out
-
-
-def apply_limit(cases: list[Case], limit: int | None) -> list[Case]:
-    """The first ``limit`` cases; a total is kept only if every layer it sums is kept too."""
-    if limit is None:
-        return cases
-    kept = cases[:limit]
-    keys = {(c.arch, c.layers[0].name) for c in kept if c.kind != "total"}
-    return [c for c in kept if c.kind != "total" or all((c.arch, la.name) in keys for la in c.layers)]

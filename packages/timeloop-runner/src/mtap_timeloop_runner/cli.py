@@ -3,193 +3,189 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
-from datetime import datetime, timezone
-from pathlib import Path
+from typing import Any
 
 import click
+from click.core import ParameterSource
 
 import mtap_schemas as ms
+import mtap_schemas.toolrun as tr
+from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
+from mtap_schemas.execute import run_cases
 
 from . import __version__
-from .cases import ARCHITECTURES, ConfigError, apply_limit, check_layers, load_config, plan_cases
+from .cases import ARCHITECTURES, Case, Config, config_from, plan_cases, unknown_layers
 from .layers import LayerTableError, load_tables
-from .run import execute, spec_paths
+from .run import Unit, build_case, run_unit, spec_paths
 from .setup import setup_cmd
-from .tool import DEFAULT_IMAGE, ENV_PATH, ToolPathError, Unavailable, locate
+from .tool import Lookup, Tool, ToolPathError, locate
 
 TOOL = "timeloop"
+PROG = "timeloop-runner"
+OUTPUT = "data/evaluation/timeloop"
+DEFAULT_TIMEOUT = 3600.0
+CONFIG_HELP = ('JSON narrowing the matrix (schemas/config/timeloop-runner.v1.schema.json): {"architectures": [...], '
+               '"models": [...], "layers": [...], "batch": 1, "seq_len": 128, "timeout_s": 3600}.')
 
 
-class UserError(click.ClickException):
-    """A known user error: one line, no traceback, exit 2."""
-
-    exit_code = 2
-
-
-def _options(f):
-    opts = [
-        click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help='JSON narrowing the matrix: {"architectures": [...], "models": [...], "layers": [...], '
-                          '"batch": 1, "seq_len": 128, "timeout_s": 3600}.  [default: every case]'),
-        click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("data/evaluation/timeloop"),
-                     show_default=True, help="Folder the document is written to."),
-        click.option("--name", default=TOOL, show_default=True, help="File stem: NAME.tool-run.json."),
-        click.option("--tool-path", "--timeloop-bin", "tool_path", default=None, metavar="PATH",
-                     help=f"Timeloop v3.0.3 build: the timeloop-mapper binary, its folder, or a build tree with "
-                          f"bin/ and lib/ (lib/ goes on LD_LIBRARY_PATH).  [default: ${ENV_PATH}]"),
-        click.option("--image", default=None, metavar="NAME",
-                     help=f"Run timeloop-mapper inside this Docker image instead, e.g. {DEFAULT_IMAGE} "
-                          "(needs the [docker] extra and a Docker daemon)."),
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
-                     help="The repository's data/: hardware/hardware.json, workloads/layers/ and the timeloop/ specs."),
-        click.option("--limit", type=click.IntRange(min=1), default=None, help="Run only the first N cases (smoke tests)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def _setup(config, data_dir, limit):
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-    hw_path = data_dir / "hardware" / "hardware.json"
-    try:
-        catalog = ms.read(hw_path, "hardware")
-    except ms.SchemaError as exc:
-        raise UserError(str(exc)) from None
-    hardware = {h["id"]: h for h in catalog["hardware"]}
-    for arch in cfg.architectures:
-        hw = ARCHITECTURES[arch]["hardware"]
-        if hw not in hardware:
-            raise UserError(f"{hw_path}: field hardware: no id {hw!r} (needed by the {arch} spec)")
-        for spec in spec_paths(data_dir, arch):
-            if not spec.is_file():
-                raise UserError(f"{spec}: Timeloop spec file missing (expected under {data_dir}/timeloop/)")
-    try:
-        tables = load_tables(data_dir, cfg.models)
-        check_layers(cfg, tables, config)
-    except (LayerTableError, ConfigError) as exc:
-        raise UserError(str(exc)) from None
-    cases = apply_limit(plan_cases(cfg, tables), limit)
-    return cfg, cases, hardware
-
-
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="timeloop-runner")
+@runner_group(PROG, __version__)
 def main() -> None:
-    """Run NVlabs Timeloop (v3.0.3, timeloop-mapper) on mtap's accelerator workloads.
+    """Run NVlabs Timeloop (v3.0.3, timeloop-mapper) on mtap's accelerator workloads and write one
+    tool-run v2 document (data/evaluation/timeloop/timeloop.tool-run.json).
 
+    \b
     Cases: every ResNet-50 convolution and its fc layer (W1, batch 1; conv1 also as the W1
     headline case) and BERT-base's encoder matmuls as 1x1 convolutions (W4, batch 1, seq 128),
     on two architecture specs of our own in data/timeloop/: eyeriss-like (168 PEs, row
     stationary, hardware Eyeriss-like) and simba-like (one Simba chiplet, 1,024 MACs, hardware
-    Simba-like). The mapper settings are fixed (data/timeloop/mapper.yaml) so runs repeat.
-    Each layer yields cycles, energy, utilization, pJ/MAC, area and MACs; model totals sum them.
+    Simba-like); a config can add eyeriss-chip (the Eyeriss chip, hardware Eyeriss) and the
+    AlexNet and VGG-16 tables. Layer shapes come from data/workloads/layers/*.layers.json.
+    The mapper settings are fixed (data/timeloop/mapper.yaml) so runs repeat. Each distinct
+    layer shape is mapped once per spec and yields cycles, energy, utilization, pJ/MAC and MACs;
+    model totals sum their layers' runs.
 
-    Timeloop is on no package registry: build v3.0.3 from source and pass --tool-path (or set
-    MTAP_TIMELOOP_PATH), or use --image with the accelergy-timeloop-infrastructure image.
-    Without either, every case is written as `unavailable` with that advice - except that an
-    existing document holding real results is kept rather than overwritten (--overwrite to
-    replace it anyway).
+    \b
+    Where Timeloop comes from (first found wins): --tool-path (the timeloop-mapper binary, its
+    folder or a build tree with bin/ and lib/), --image (a Docker image holding it, e.g.
+    timeloopaccelergy/accelergy-timeloop-infrastructure:latest), MTAP_TIMELOOP_PATH, then a
+    verified build made by `timeloop-runner setup` (~/.cache/mtap/timeloop/<commit>/). Without
+    one every case is written `unavailable` with instructions (and a document with real
+    results is kept, exit 4).
 
-    Example: timeloop-runner run --tool-path ~/timeloop --config conv1.json --output /tmp/tl
+    \b
+    Examples:
+      timeloop-runner setup                       # build and verify the pinned Timeloop once
+      timeloop-runner run --jobs 1                # the full matrix -> data/evaluation/timeloop
+      timeloop-runner cases --shard 1/4           # the planned cases of one shard, run nothing
     """
 
 
-@main.command()
-@_options
-def cases(config, output, name, tool_path, image, data_dir, limit) -> None:
+def load_plan(opts: RunOptions) -> tuple[Config, list[Case], dict[str, dict]]:
+    """The config, every planned case (before --shard/--limit) and the hardware catalog, checked."""
+    cfg = config_from(opts.config_doc)
+    hw_path = opts.data_dir / "hardware" / "hardware.json"
+    hardware = {h["id"]: h for h in ms.read(hw_path, "hardware")["hardware"]}
+    for arch in cfg.architectures:
+        hw = ARCHITECTURES[arch]["hardware"]
+        if hw not in hardware:
+            raise UserError(f"{hw_path}: field hardware: no id {hw!r} (needed by the {arch} spec)")
+        for spec in spec_paths(opts.data_dir, arch):
+            if not spec.is_file():
+                raise UserError(f"{spec}: Timeloop spec file missing (expected under {opts.data_dir}/timeloop/)")
+    try:
+        tables = load_tables(opts.data_dir, cfg.models)
+    except LayerTableError as exc:
+        raise UserError(str(exc)) from None
+    unknown = unknown_layers(cfg, tables)
+    if unknown:
+        raise UserError(f"{opts.config}: field layers: unknown layer name(s) {unknown} for models "
+                        f"{', '.join(cfg.models)}, expected names like conv1, layer1-0-conv2, fc, attention-qkv, conv1-1")
+    return cfg, plan_cases(cfg, tables), hardware
+
+
+def find_tool(opts: RunOptions) -> Tool:
+    """--tool-path (or --timeloop-bin), --image, MTAP_TIMELOOP_PATH, then setup's cached build."""
+    from .setup import find_cached_build
+
+    ctx = click.get_current_context()
+    source = ctx.get_parameter_source("tool_path")
+    lookup = Lookup(image=opts.image)
+    if source == ParameterSource.COMMANDLINE:
+        lookup.tool_path = str(opts.tool_path)
+    elif ctx.get_parameter_source("_alias_tool_path_0") == ParameterSource.COMMANDLINE:
+        lookup.tool_path, lookup.tool_path_source = str(ctx.params["_alias_tool_path_0"]), "--timeloop-bin"
+    elif source == ParameterSource.ENVIRONMENT and opts.tool_path is not None:
+        lookup.env_path = str(opts.tool_path)
+    if lookup.tool_path and opts.image:
+        raise UserError(f"{lookup.tool_path_source} and --image: give one")
+    if not (lookup.tool_path or opts.image or lookup.env_path):
+        lookup.cached = find_cached_build()
+    try:
+        return locate(lookup)
+    except ToolPathError as exc:
+        raise UserError(str(exc)) from None
+
+
+@main.command("cases")
+@run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=PROG, config_help=CONFIG_HELP)
+def cases_cmd(opts: RunOptions) -> None:
     """Print the planned cases as JSON lines; runs nothing."""
-    _, planned, _ = _setup(config, data_dir, limit)
-    for case in planned:
+    _, planned, _ = load_plan(opts)
+    for case in opts.select(planned):
         click.echo(json.dumps(case.plan(), sort_keys=True))
 
 
-@main.command()
-@_options
-@click.option("--overwrite", is_flag=True,
-              help="Without a Timeloop, replace an existing document even if it holds ok cases.")
+@main.command("run")
+@run_options(tool=TOOL, output=OUTPUT, verb="run", image=True, timeout=DEFAULT_TIMEOUT, config_schema=PROG,
+             config_help=CONFIG_HELP, aliases=["--timeloop-bin"],
+             tool_path_help="Timeloop v3.0.3: the timeloop-mapper binary, its folder, or a build tree with bin/ and lib/ "
+                            "(lib/ goes on LD_LIBRARY_PATH).  [default: a cached `timeloop-runner setup` build]")
 @click.option("--save-maps/--no-save-maps", default=True, show_default=True,
-              help="Write each best mapping (timeloop-mapper.map.txt) to OUTPUT/NAME.maps/ and list it as an artifact.")
-def run(config, output, name, tool_path, image, data_dir, limit, overwrite, save_maps) -> None:
-    """Run the cases and write OUTPUT/NAME.tool-run.json (tool-run v1)."""
-    t0 = time.monotonic()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    cfg, planned, hardware = _setup(config, data_dir, limit)
-    try:
-        tool = locate(tool_path, image)
-    except ToolPathError as exc:
-        raise UserError(str(exc)) from None
-    target = output / f"{name}.tool-run.json"
+              help="Write each best mapping to OUTPUT/NAME.maps/<spec>/<layer>.map.txt and list it as an artifact.")
+def run_cmd(opts: RunOptions, save_maps: bool) -> None:
+    """Run the cases and write OUTPUT/NAME.tool-run.json (tool-run v2).
 
-    if isinstance(tool, Unavailable) and target.is_file() and not overwrite:
-        try:
-            existing = ms.read(target, "tool-run")
-            ok = sum(c["status"] == "ok" for c in existing["cases"])
-        except ms.SchemaError:
-            ok = 0
-        if ok:
-            click.echo(f"{tool.message}\nkept {target} ({ok} ok cases from a real run); pass --overwrite to replace it "
-                       "with unavailable cases", err=True)
-            return
+    Each distinct layer shape is one mapper run (a unit of --jobs, --shard and --resume); a
+    model total needs every layer's run, so a shard holding a total runs that model's layers.
+    Each timeloop-mapper runs 2 threads (num-threads in data/timeloop/mapper.yaml), so --jobs N
+    keeps up to 2 x N threads busy: on a machine of C cores, --jobs C/2 fills it (--jobs 1 on
+    2 cores). The document is the same for any --jobs: the threads never exchange mappings.
+    """
+    builder = tr.ToolRun(PROG, __version__, tr.Tool(TOOL, None, "native"), prog=PROG, config=opts.config)
+    cfg, planned, hardware = load_plan(opts)
+    selected = opts.select(planned)
+    ctx = click.get_current_context()
+    timeout = opts.timeout or DEFAULT_TIMEOUT
+    if ctx.get_parameter_source("timeout") == ParameterSource.DEFAULT and cfg.timeout_s:
+        timeout = float(cfg.timeout_s)
 
-    artifacts = {}
-    for arch in cfg.architectures:
-        artifacts[arch] = [{"path": str(p), "sha256": ms.sha256_file(p)} for p in spec_paths(data_dir, arch)]
-    clocks = {hid: h.get("clock_hz") for hid, h in hardware.items()}
-    setup_s = time.monotonic() - t0
-    t1 = time.monotonic()
-    maps: dict[str, str] = {}
-    runs = [c for c in planned if c.kind != "total"]
-    if isinstance(tool, Unavailable):
-        docs = execute(planned, tool, data_dir, artifacts, clocks, cfg.timeout_s)
-    else:
-        with click.progressbar(length=len(runs), label=f"timeloop-mapper ({tool.backend})", file=sys.stderr) as bar:
-            docs = execute(planned, tool, data_dir, artifacts, clocks, cfg.timeout_s,
-                           progress=lambda _c: bar.update(1), maps=maps if save_maps else None)
-    run_s = time.monotonic() - t1
+    tool = find_tool(opts)
+    builder.with_tool(tr.Tool(TOOL, tool.version, tool.backend, tool.location))
+    if tool.version:
+        builder.packages[TOOL] = tool.version
+    if tool.missing is not None:
+        click.echo(f"{PROG}: {tool.missing[1]}; writing unavailable cases", err=True)
 
-    if maps:
-        map_dir = output / f"{name}.maps"
-        for rel, text in sorted(maps.items()):
-            path = ms.write_text_atomic(map_dir / f"{rel}.map.txt", text)
-            maps[rel] = str(path)
-        for doc in docs:
-            arch, layer = doc["parameters"]["architecture"], doc["parameters"].get("same_problem_as") or doc["parameters"].get("layer")
-            path = maps.get(f"{arch}/{layer}")
-            if path and doc["status"] == "ok":
-                doc["artifacts"] = doc["artifacts"] + [{"path": path, "sha256": ms.sha256_file(path)}]
+    # one unit per (spec, shape), named by the first layer of the whole plan with that shape
+    first: dict[tuple, Any] = {}
+    for c in planned:
+        for la in c.layers:
+            first.setdefault((c.arch, la.shape), la)
+    needed: list[tuple] = []
+    for c in selected:
+        for la in c.layers:
+            if (c.arch, la.shape) not in needed:
+                needed.append((c.arch, la.shape))
+    order = list(first)
+    needed.sort(key=order.index)
+    keep_raw = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
+    specs = {arch: tuple(str(p) for p in spec_paths(opts.data_dir, arch)) for arch in cfg.architectures}
+    units = [Unit(f"{arch}/{first[arch, shape].model}.{first[arch, shape].name}", arch, first[arch, shape], specs[arch],
+                  tool, timeout, keep_raw) for arch, shape in needed]
+    plan_json = {"units": [[u.ident, u.layer.shape_text()] for u in units], "tool": tool.identity(), "timeout": timeout,
+                 "keep_raw": keep_raw}
+    checkpoint = opts.checkpoint(plan_json)
+    builder.setup_done()
+    jobs = 1 if tool.missing is not None else opts.jobs
+    results = run_cases(units, run_unit, jobs=jobs, label=f"timeloop-mapper ({tool.backend})", ident=lambda u: u.ident,
+                        checkpoint=checkpoint)
+    by_shape = {(u.arch, u.layer.shape): r for u, r in zip(units, results)}
 
-    version = None if isinstance(tool, Unavailable) else tool.version
-    packages = {"mtap-timeloop-runner": __version__}
-    if version:
-        packages["timeloop"] = version
-    document = {
-        "schema": "tool-run",
-        "schema_version": ms.version("tool-run"),
-        "runner": {"name": "timeloop-runner", "version": __version__},
-        "tool": {"name": TOOL, "version": version,
-                 "backend": "docker" if image and not tool_path else "native",
-                 "location": getattr(tool, "location", None)},
-        "environment": ms.environment(packages=packages),
-        "invocation": {"command": ["timeloop-runner", *sys.argv[1:]],
-                       "config": {"path": str(config), "sha256": ms.sha256_file(config)} if config else None},
-        "wall_clock": {"started_at": started, "setup_seconds": round(setup_s, 3), "run_seconds": round(run_s, 3)},
-        "cases": docs,
-    }
-    if not isinstance(tool, Unavailable):
-        for doc in docs:
-            if doc["status"] == "ok":
-                doc["parameters"]["energy_model"] = tool.energy_model
-    ms.write(target, document, "tool-run")
-    counts: dict[str, int] = {}
-    for doc in docs:
-        counts[doc["status"]] = counts.get(doc["status"], 0) + 1
-    click.echo(f"{len(docs)} cases ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}) -> {target}", err=True)
+    maps: dict[tuple, dict] = {}
+    if save_maps:
+        assert opts.output is not None and opts.name is not None
+        for u in units:
+            text = by_shape[u.arch, u.layer.shape]["map"]
+            if text is not None and by_shape[u.arch, u.layer.shape]["stats"] is not None:
+                path = ms.write_text_atomic(opts.output / f"{opts.name}.maps" / u.arch / f"{u.layer.name}.map.txt", text)
+                maps[u.arch, u.layer.shape] = tr.artifact(path)
+    artifacts = {arch: [tr.artifact(p) for p in spec_paths(opts.data_dir, arch)] for arch in cfg.architectures}
+    out = [build_case(c, by_shape, hardware[c.hardware].get("clock_hz"), artifacts[c.arch], tool.energy_model, maps)
+           for c in selected]
+    finish(builder, out, opts, checkpoint)
 
 
 main.add_command(setup_cmd)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

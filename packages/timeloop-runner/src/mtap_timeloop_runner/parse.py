@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass, field
 
@@ -10,6 +11,13 @@ _FLOAT = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)"
 
 class StatsParseError(ValueError):
     """The stats text lacks a field every successful mapper run writes."""
+
+
+def _count(text: str) -> int | float:
+    """An integer count as Timeloop prints it; a value that is not a finite integer stays a float
+    (the writer then refuses it as an invalid value instead of this parser crashing on it)."""
+    value = float(text)
+    return int(value) if math.isfinite(value) and value.is_integer() else value
 
 
 @dataclass
@@ -39,7 +47,7 @@ def parse_stats(text: str) -> Stats:
     if start < 0:
         raise StatsParseError("no 'Summary Stats' section (did the mapper find a mapping?)")
     summary = text[start:]
-    cycles = int(float(_find(rf"^Cycles:\s*{_FLOAT}\s*$", summary, "Cycles")))
+    cycles = _count(_find(rf"^Cycles:\s*{_FLOAT}\s*$", summary, "Cycles"))
     energy = float(_find(rf"^Energy:\s*{_FLOAT}\s*uJ\s*$", summary, "Energy"))
     util_text = _find(rf"^Utilization:\s*{_FLOAT}\s*(%?)\s*$", summary, "Utilization")
     utilization = float(util_text)
@@ -48,7 +56,7 @@ def parse_stats(text: str) -> Stats:
     area = _find(rf"^Area:\s*{_FLOAT}\s*mm\^2\s*$", summary, "Area", required=False)
     gflops = _find(rf"^GFLOPs \(@1GHz\):\s*{_FLOAT}\s*$", summary, "GFLOPs", required=False)
     # Sparse runs print "Algorithmic Computes" then "Actual Computes"; dense ones "Computes".
-    computes = int(float(_find(rf"^(?:Actual )?Computes\s*=\s*{_FLOAT}\s*$", summary, "Computes")))
+    computes = _count(_find(rf"^(?:Actual )?Computes\s*=\s*{_FLOAT}\s*$", summary, "Computes"))
     block = summary[summary.rfind("fJ/Compute"):] if "fJ/Compute" in summary else ""
     if not block:
         raise StatsParseError("no 'fJ/Compute' table in the Summary Stats section")
