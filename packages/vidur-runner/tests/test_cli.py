@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from conftest import REPO
+from conftest import PKG, REPO
 
 import mtap_schemas as ms
 from mtap_schemas.kinds import Exit
@@ -198,3 +198,41 @@ def test_profile_refuses_unknown_model(tmp_path):
     line = _one_error_line(r)
     assert ("acme/nothing" in line) or ("torch: not installed" in line)
     assert not (tmp_path / "p").exists()
+
+
+def test_committed_w5_h200_config_adds_qps8_and_the_h200():
+    r = CliRunner().invoke(main, ["cases", "--data-dir", str(DATA), "--config", str(PKG / "config" / "w5-h200.json")])
+    assert r.exit_code == Exit.OK, r.output
+    cases = [json.loads(line) for line in r.output.splitlines()]
+    assert len(cases) == 36 and len({c["id"] for c in cases}) == 36
+    h200 = [c for c in cases if c["hardware"] == "H200-SXM-141GB"]
+    assert sorted({c["parameters"]["qps"] for c in h200}) == [1.0, 2.0, 4.0, 8.0]
+    assert {c["parameters"]["scheduler"] for c in h200} == {"vllm", "sarathi", "orca"}
+    assert "W5/H200-SXM-141GB/sarathi/qps=8" in {c["id"] for c in h200}
+
+
+def test_h200_device_sku_is_registered_in_the_real_vidur():
+    """vidur 0.0.26 has no H200: the launcher's registration makes vidur's own ReplicaConfig and
+    memory planner accept `h200` (140 GiB: a larger KV cache than the H100's 80)."""
+    import subprocess
+    import sys
+
+    pytest.importorskip("vidur")
+    from mtap_vidur_runner import simulate
+
+    check = simulate.REGISTER + (
+        "from vidur.config import ReplicaConfig, CacheConfig\n"
+        "from vidur.utils.memory_planner import MemoryPlanner\n"
+        "out = []\n"
+        "for dev in ('h200', 'h100'):\n"
+        "    rc = ReplicaConfig(model_name='meta-llama/Llama-2-7b-hf', device=dev, network_device='h100_pairwise_nvlink', tensor_parallel_size=1)\n"
+        "    out.append((rc.device_config.total_memory_gb, MemoryPlanner(rc, CacheConfig()).get_max_kv_cache_size_in_tokens()))\n"
+        "print(out)\n"
+    )
+    cmd = simulate.vidur_command(sys.executable, "h200", [])
+    assert cmd[1] == "-c" and cmd[3:6] == ["h200", "1000", "140"]
+    res = subprocess.run([sys.executable, "-c", check, "h200", "1000", "140"], capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-2000:]
+    (h200_gb, h200_tokens), (h100_gb, h100_tokens) = eval(res.stdout.strip().splitlines()[-1])  # noqa: S307 - our own print
+    assert (h200_gb, h100_gb) == (140, 80) and h200_tokens > 1.7 * h100_tokens  # 491,392 vs 270,208 tokens (weights take the same 13.5 GB of each)
+    assert simulate.vidur_command("py", "h100", ["--x"]) == ["py", "-m", "vidur.main", "--x"]

@@ -14,6 +14,11 @@ MODEL_KEY = "llama2-7b"
 HARDWARE = {
     "H100-SXM5-80GB": ("h100", "h100_pairwise_nvlink"),
     "A100-SXM4-80GB": ("a100", "a100_pairwise_nvlink"),
+    # vidur 0.0.26 has no H200: simulate.py registers an "h200" device SKU (140 GiB, as the card's
+    # 143,771 MiB; fp16 1000 TFLOP/s like vidur's H100, the same Hopper die) before vidur.main runs.
+    # Its node is vidur's H100 pairwise-NVLink one (NVLink 4 as on HGX H200): with TP=1 / PP=1 vidur
+    # reads only the network dataset's config.json, no network timing.
+    "H200-SXM-141GB": ("h200", "h100_pairwise_nvlink"),
 }
 
 DEFAULTS: dict[str, Any] = {
@@ -125,8 +130,8 @@ def build_cases(cfg: dict[str, Any], data_dir: Path, config_path: Path | None = 
     for s in schedulers:
         _check(s in SCHEDULERS, config_path, "schedulers", f"{s!r} is not one of {', '.join(SCHEDULERS)}")
     out = []
-    # stable order: hardware (catalog order of W5, H100 first when both), scheduler, qps
-    for h in sorted(hardware, key=lambda x: (x != "H100-SXM5-80GB", x)):
+    # stable order: hardware (H100 first, then the rest by id), scheduler, qps
+    for h in sorted(dict.fromkeys(hardware), key=lambda x: (x != "H100-SXM5-80GB", x)):
         for s in schedulers:
             for q in qps:
                 q = float(q)

@@ -23,6 +23,7 @@ from mtap_vidur_runner import __version__, simulate
 from mtap_vidur_runner import cases as cases_mod
 from mtap_vidur_runner import parse as parse_mod
 from mtap_vidur_runner import profiles as profiles_mod
+from mtap_vidur_runner.profiler import HARDWARE as HARDWARE_PROFILES  # stdlib-only module
 
 RUNNER = "vidur-runner"
 TOOL = "vidur"
@@ -225,7 +226,7 @@ def run_unit(u: Unit) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"mtap-vidur-{_case_slug(c)}-") as tmp:
         out_root = Path(tmp)
         args = simulate.vidur_args(sc, u.compute_repo, u.network_repo, Path(u.cache), out_root)
-        res = simulate.run_vidur(args, out_root, python=u.python, timeout=u.timeout)
+        res = simulate.run_vidur(args, out_root, python=u.python, timeout=u.timeout, device=c.device)
         if u.print_timings and not u.repeat:
             click.echo(json.dumps({"case": c.id, "vidur_seconds": round(res.seconds, 3)}), err=True)
         if res.error is not None or res.output_dir is None:
@@ -325,7 +326,11 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
 
 
 @main.command("profile")
-@click.option("--output-dir", type=click.Path(path_type=Path), default=Path("data/profiles/vidur/h100"), show_default=True, help="Writes <output-dir>/<model>/{mlp,attention}.csv.xz and profile-meta.json.")
+@click.option("--hardware", type=click.Choice(sorted(HARDWARE_PROFILES)), default=None,
+              help="mtap hardware id of this GPU (checked against the GPU found); sets the default --output.")
+@click.option("--output", "--output-dir", "output_dir", type=click.Path(path_type=Path), default=None,
+              help="Profile root: writes <DIR>/<model>/{mlp,attention}.csv.xz and profile-meta.json, resuming what is there.  "
+                   "[default: data/profiles/vidur/<device of --hardware>]")
 @click.option("--model", default="meta-llama/Llama-2-7b-hf", show_default=True)
 @click.option("--device", default="cuda", show_default=True, help="torch device (cpu only for testing the profiler).")
 @click.option("--max-tokens", default=4096, show_default=True, help="Largest MLP token count.")
@@ -333,25 +338,45 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
 @click.option("--max-batch-size", default=128, show_default=True)
 @click.option("--max-chunk-size", default=4096, show_default=True)
 @click.option("--compile/--no-compile", "compile_ops", default=None, help="torch.compile RMSNorm/RoPE/SiLU-and-mul (default: on for cuda).")
-@click.option("--time-budget-s", default=1e9, type=float, help="Stop profiling attention grid points after this long (the rest are skipped and counted).")
-def profile_cmd(output_dir, model, device, max_tokens, max_seq_len, max_batch_size, max_chunk_size, compile_ops, time_budget_s) -> None:
+@click.option("--time-budget", "--time-budget-s", "time_budget_s", default=1e9, type=click.FloatRange(min=0, min_open=True),
+              help="Seconds of measuring; stops at a point boundary, writes everything, and the next run continues.")
+@click.option("--coverage", "coverage_only", is_flag=True,
+              help="Measure nothing: merge a killed run's partial files and print the grid coverage (no torch needed).")
+def profile_cmd(hardware, output_dir, model, device, max_tokens, max_seq_len, max_batch_size, max_chunk_size, compile_ops,
+                time_budget_s, coverage_only) -> None:
     """Measure VIDUR's operator profile of MODEL on this GPU (needs the [profile] extra: torch).
 
     Runs the model's per-layer ops (embedding, norms, QKV/O/up/down projections, RoPE,
     SiLU-and-mul, residual add) over VIDUR's token-count grid and attention (chunked prefill and
     decode) over VIDUR's (chunk, KV length, batch) grid, with random fp16 weights, and writes
-    them in VIDUR's CSV schema. Takes a few minutes on an H100.
+    them in VIDUR's CSV schema. Resumable: points already in the output folder are skipped,
+    every measured point is kept at once (a killed run loses nothing finished), and a profile of
+    another GPU is refused. Prints the grid coverage (measured / needed, MLP and attention) as
+    JSON. A full Llama-2-7B grid takes about 10 minutes on an H200.
     """
-    try:
-        import torch  # noqa: F401
-    except ImportError:
-        raise UserError("torch: not installed (pip install 'mtap-vidur-runner[profile]')") from None
     from mtap_vidur_runner import profiler
 
     if model not in profiler.MODELS:
         raise UserError(f"--model: {model!r} unknown; known: {', '.join(profiler.MODELS)}")
-    meta = profiler.run_profile(output_dir, model, device, max_tokens, max_seq_len, max_batch_size, max_chunk_size, compile_ops=compile_ops, time_budget_s=time_budget_s)
-    click.echo(json.dumps(meta, indent=2, sort_keys=True))
+    if output_dir is None:
+        if hardware is None:
+            raise UserError("--output: give --output DIR or --hardware ID")
+        output_dir = Path("data/profiles/vidur") / HARDWARE_PROFILES[hardware][0]
+    try:
+        if coverage_only:
+            cov = profiler.profile_coverage(output_dir, model, max_tokens, max_seq_len, max_batch_size, max_chunk_size)
+            click.echo(json.dumps(cov, indent=2, sort_keys=True))
+            return
+        try:
+            import torch  # noqa: F401
+        except ImportError:
+            raise UserError("torch: not installed (pip install 'mtap-vidur-runner[profile]')") from None
+        command = "vidur-runner " + " ".join(sys.argv[1:]) if sys.argv and "vidur-runner" in sys.argv[0] else None
+        meta = profiler.run_profile(output_dir, model, device, max_tokens, max_seq_len, max_batch_size, max_chunk_size,
+                                    compile_ops=compile_ops, time_budget_s=time_budget_s, hardware=hardware, command=command)
+    except (profiler.ProfileError, RuntimeError) as exc:
+        raise UserError(str(exc)) from None
+    click.echo(json.dumps(meta["coverage"], indent=2, sort_keys=True))
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -16,8 +16,16 @@ What it writes (upstream layout, `<output-dir>/<model>/`):
 - `attention.csv.xz`: one row per (prefill chunk, KV length, batch) of vidur's attention grid:
   `time_stats.attn_kv_cache_save.*`, `time_stats.attn_prefill.*` (prefill rows),
   `time_stats.attn_decode.*` (decode rows) and the columns of vidur's `AttentionWrapper.profile`.
-- `profile-meta.json`: the device, torch/CUDA versions, the grid, the timing method and the
-  wall time.
+- `profile-meta.json`: the device, torch/CUDA versions, the grid, the timing method, the wall
+  time, grid coverage and one provenance record per run (GPU, torch/CUDA, date, command, what
+  that run measured).
+
+Resumable: a run appends to the profile already in `<output-dir>/<model>/` and measures only the
+grid points missing there (so runs on different machines of the same GPU add up; a profile of
+another GPU is refused). Each measured point is appended at once to `mlp.partial.csv` /
+`attention.partial.csv` (a killed run keeps every finished point; the next run, or
+`--coverage`, merges them into the `.csv.xz` files). `--time-budget` stops measuring at a point
+boundary and still writes everything. `--coverage` merges and reports coverage without torch.
 
 Implementation notes (differences from vidur's own profiler, which needs sarathi-serve):
 - The ops are PyTorch eager ops (linear layers through cuBLAS, `scaled_dot_product_attention`
@@ -161,6 +169,158 @@ def write_csv_xz(path: Path, header: list[str], rows: list[dict]) -> None:
     os.replace(tmp, path)
 
 
+#: mtap hardware id -> (profile folder under data/profiles/vidur, text torch's device name must contain)
+HARDWARE = {
+    "H100-SXM5-80GB": ("h100", "H100"),
+    "H200-SXM-141GB": ("h200", "H200"),
+    "A100-SXM4-80GB": ("a100", "A100"),
+}
+PARTIAL = {"mlp": "mlp.partial.csv", "attention": "attention.partial.csv"}
+
+
+class ProfileError(Exception):
+    """A profile folder that cannot be resumed (other GPU, other grid, other model, bad file): one line."""
+
+
+def _read_csv_text(text: str, where: str, header: list[str], complete_only: bool) -> list[dict[str, str]]:
+    lines = text.splitlines(keepends=True)
+    if not lines:
+        return []
+    got = next(csv.reader([lines[0]]))
+    if got != header:
+        raise ProfileError(f"{where}: columns differ from this profiler's ({len(got)} vs {len(header)}); not resuming into it")
+    rows = []
+    for i, line in enumerate(lines[1:], start=2):
+        if not line.endswith("\n") and complete_only:
+            break  # a killed run's half-written last line
+        vals = next(csv.reader([line]), [])
+        if len(vals) != len(header):
+            if complete_only:
+                continue
+            raise ProfileError(f"{where}: line {i}: {len(vals)} fields, expected {len(header)}")
+        rows.append(dict(zip(header, vals)))
+    return rows
+
+
+def read_rows(folder: Path, kind: str) -> list[dict[str, str]]:
+    """Rows of `<kind>.csv.xz` then `<kind>.partial.csv` in `folder` (strings, as written)."""
+    header = mlp_header() if kind == "mlp" else attention_header()
+    rows: list[dict[str, str]] = []
+    xz = folder / f"{kind}.csv.xz"
+    if xz.is_file():
+        try:
+            text = lzma.decompress(xz.read_bytes()).decode()
+        except (lzma.LZMAError, UnicodeDecodeError) as exc:
+            raise ProfileError(f"{xz}: not a readable xz CSV ({exc})") from None
+        rows += _read_csv_text(text, str(xz), header, complete_only=False)
+    part = folder / PARTIAL[kind]
+    if part.is_file():
+        rows += _read_csv_text(part.read_bytes().decode(errors="replace"), str(part), header, complete_only=True)
+    return rows
+
+
+def mlp_key(row: dict) -> int:
+    return int(row["num_tokens"])
+
+
+def attention_key(row: dict) -> grid.AttentionInput:
+    p = row["is_prefill"]
+    return grid.AttentionInput(int(row["prefill_chunk_size"]), int(row["kv_cache_size"]), int(row["batch_size"]), p is True or p == "True")
+
+
+def _dedupe(rows: list[dict], key) -> dict:
+    """key -> row, the first measurement of a point kept (a resumed run never re-measures one)."""
+    out: dict = {}
+    for r in rows:
+        out.setdefault(key(r), r)
+    return out
+
+
+def grid_points(max_tokens: int, max_seq_len: int, max_batch_size: int, max_chunk_size: int) -> tuple[list[int], list[grid.AttentionInput]]:
+    """The points vidur's profiler measures (and its predictors are fitted on): MLP token counts
+    and attention inputs, each once, in vidur's order."""
+    tokens = list(dict.fromkeys(grid.num_tokens_to_profile(max_tokens)))
+    inputs = list(dict.fromkeys(grid.attention_inputs(max_seq_len, 1, max_batch_size, max_chunk_size)))
+    return tokens, inputs
+
+
+def attention_order(inputs: list[grid.AttentionInput]) -> list[grid.AttentionInput]:
+    """Measuring order that leaves a usable grid when a time budget cuts it: every prefill point
+    first (few, and they set TTFT), then the decode points in a fixed-seed (42) random order,
+    so a cut-off run still covers every batch size and KV length evenly."""
+    prefill = [ai for ai in inputs if ai.is_prefill]
+    decode = [ai for ai in inputs if not ai.is_prefill]
+    random.Random(42).shuffle(decode)
+    return prefill + decode
+
+
+def coverage(folder: Path, tokens: list[int], inputs: list[grid.AttentionInput]) -> dict:
+    """Points measured / points of the grid, for MLP and attention (prefill and decode apart)."""
+    mlp = _dedupe(read_rows(folder, "mlp"), mlp_key)
+    att = _dedupe(read_rows(folder, "attention"), attention_key)
+    need_t, need_a = set(tokens), set(inputs)
+
+    def frac(have: int, need: int) -> dict:
+        return {"measured": have, "needed": need, "percent": round(100.0 * have / need, 2) if need else 100.0}
+
+    pre = {ai for ai in need_a if ai.is_prefill}
+    return {
+        "mlp": frac(len(need_t & set(mlp)), len(need_t)),
+        "attention": frac(len(need_a & set(att)), len(need_a)),
+        "attention_prefill": frac(len(pre & set(att)), len(pre)),
+        "attention_decode": frac(len((need_a - pre) & set(att)), len(need_a - pre)),
+        "outside_grid": {"mlp": len(set(mlp) - need_t), "attention": len(set(att) - need_a)},
+    }
+
+
+def merge_partials(folder: Path) -> dict[str, int]:
+    """Fold `*.partial.csv` into the `.csv.xz` files (sorted in vidur's grid order), then remove
+    them. Safe to repeat; returns the row count of each file."""
+    counts = {}
+    for kind, key, header in (("mlp", mlp_key, mlp_header()), ("attention", attention_key, attention_header())):
+        part = folder / PARTIAL[kind]
+        xz = folder / f"{kind}.csv.xz"
+        rows = _dedupe(read_rows(folder, kind), key)
+        counts[kind] = len(rows)
+        if not part.is_file():
+            continue
+        if kind == "mlp":
+            ordered = sorted(rows.values(), key=lambda r: -mlp_key(r))  # vidur's order: largest first
+        else:
+            # prefill rows first, then decode; each by (chunk, KV length, batch)
+            ordered = sorted(rows.values(), key=lambda r: (not attention_key(r).is_prefill, int(r["prefill_chunk_size"]),
+                                                           int(r["kv_cache_size"]), int(r["batch_size"])))
+        write_csv_xz(xz, header, ordered)
+        part.unlink()
+    return counts
+
+
+class _Appender:
+    """Appends rows to a partial CSV, one flushed line per measured point."""
+
+    def __init__(self, path: Path, header: list[str]):
+        new = not path.is_file() or path.stat().st_size == 0
+        if not new:
+            data = path.read_bytes()
+            if not data.endswith(b"\n"):  # drop a half-written last line left by a killed run
+                path.write_bytes(data[: data.rfind(b"\n") + 1])
+        self.f = open(path, "a", newline="")  # noqa: SIM115 - closed by close()
+        self.header = header
+        self.w = csv.writer(self.f, lineterminator="\n")
+        if new:
+            self.w.writerow(header)
+            self.f.flush()
+        self.n = 0
+
+    def add(self, row: dict) -> None:
+        self.w.writerow([_fmt(row.get(c)) for c in self.header])
+        self.f.flush()
+        self.n += 1
+
+    def close(self) -> None:
+        self.f.close()
+
+
 class Timer:
     """Device-time measurement of a callable, launches queued behind a GPU sleep."""
 
@@ -220,7 +380,11 @@ def _maybe_compile(torch, fn, enabled: bool, log):
     return call
 
 
-def profile_mlp(torch, cfg: dict, device: str, dtype, token_counts: list[int], timer: Timer, compile_ops: bool, log) -> list[dict]:
+def profile_mlp(
+    torch, cfg: dict, device: str, dtype, token_counts: list[int], timer: Timer, compile_ops: bool, log,
+    sink: _Appender, deadline: float = math.inf,
+) -> tuple[int, int]:
+    """Measure each token count, appending its row to `sink`; (measured, skipped for time)."""
     F = torch.nn.functional
     dt = dtype
     h, heads, kv_heads = cfg["embedding_dim"], cfg["num_q_heads"], cfg["num_kv_heads"]
@@ -271,9 +435,12 @@ def profile_mlp(torch, cfg: dict, device: str, dtype, token_counts: list[int], t
     rope_c = _maybe_compile(torch, rope, compile_ops, log)
     act_c = _maybe_compile(torch, silu_and_mul if cfg["use_gated_mlp"] else F.gelu, compile_ops, log)
 
-    rows = []
+    measured = 0
     with torch.inference_mode():
-        for n in token_counts:
+        for i, n in enumerate(token_counts):
+            if time.monotonic() > deadline:
+                log(f"mlp: time budget reached, {len(token_counts) - i} of {len(token_counts)} token counts not profiled")
+                return measured, len(token_counts) - i
             ids = torch.randint(0, vocab, (n,), device=device, generator=gen)
             pos = torch.arange(n, device=device) % max_pos
             x = torch.randn(n, h, device=device, dtype=dt, generator=gen)
@@ -308,14 +475,18 @@ def profile_mlp(torch, cfg: dict, device: str, dtype, token_counts: list[int], t
             for op, fn in ops.items():
                 for s, v in stats(timer.time(fn, MLP_WARMUP, MLP_ACTIVE)).items():
                     row[f"time_stats.{op}.{s}"] = v
-            rows.append(row)
-    return rows
+            sink.add(row)
+            measured += 1
+    return measured, 0
 
 
 def profile_attention(
     torch, cfg: dict, device: str, dtype, inputs: list[grid.AttentionInput], timer: Timer, block_size: int,
-    deadline: float, log,
-) -> tuple[list[dict], int]:
+    deadline: float, log, sink: _Appender,
+) -> tuple[int, int]:
+    """Measure each input, appending its row to `sink`; (measured, skipped for time)."""
+    if not inputs:
+        return 0, 0
     F = torch.nn.functional
     from torch.nn.attention.bias import causal_lower_right
 
@@ -334,8 +505,9 @@ def profile_attention(
     v_cache = torch.empty(num_slots, kv_heads, hd, device=device, dtype=dt)
     scale = hd**-0.5
 
-    rows = []
+    measured = 0
     skipped = 0
+    t_loop = time.monotonic()
     with torch.inference_mode():
         for i, ai in enumerate(inputs):
             if time.monotonic() > deadline:
@@ -390,10 +562,84 @@ def profile_attention(
                 row[f"time_stats.attn_kv_cache_save.{s}"] = val
             for s, val in stats(timer.time(attn, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=1.0)).items():
                 row[f"time_stats.{name}.{s}"] = val
-            rows.append(row)
+            sink.add(row)
+            measured += 1
             if i % 500 == 0:
-                log(f"attention: {i}/{len(inputs)}")
-    return rows, skipped
+                log(f"attention: {i}/{len(inputs)} after {time.monotonic() - t_loop:.1f}s")
+    return measured, skipped
+
+
+def _command(argv: list[str] | None) -> str:
+    import shlex
+
+    args = sys.argv[1:] if argv is None else argv
+    prog = Path(sys.argv[0]).name if sys.argv and sys.argv[0] else "profiler"
+    if prog in ("__main__.py", "profiler.py", "-c", "-m"):
+        prog = "python -m mtap_vidur_runner.profiler"
+    return " ".join([prog, *map(shlex.quote, args)])
+
+
+def _read_meta(folder: Path) -> dict | None:
+    f = folder / "profile-meta.json"
+    if not f.is_file():
+        return None
+    try:
+        return json.loads(f.read_text())
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise ProfileError(f"{f}: not readable JSON ({exc})") from None
+
+
+def _grid_params(max_tokens, max_seq_len, max_batch_size, max_chunk_size, block_size) -> dict:
+    return {"max_tokens": max_tokens, "max_seq_len": max_seq_len, "max_batch_size": max_batch_size,
+            "max_chunk_size": max_chunk_size, "block_size": block_size}
+
+
+def check_resumable(folder: Path, model: str, gpu_name: str | None, params: dict, device: str) -> dict | None:
+    """The existing meta when `folder` may be resumed by this run; ProfileError otherwise."""
+    meta = _read_meta(folder)
+    if meta is None:
+        return None
+    if meta.get("model") not in (None, model):
+        raise ProfileError(f"{folder}/profile-meta.json: model {meta.get('model')!r}, not {model!r}; not resuming into it")
+    if meta.get("device", device) != device:
+        raise ProfileError(f"{folder}/profile-meta.json: measured on device {meta.get('device')!r}, this run is {device!r}; not resuming into it")
+    if gpu_name is not None and meta.get("gpu_name") not in (None, gpu_name):
+        raise ProfileError(
+            f"{folder}/profile-meta.json: measured on {meta.get('gpu_name')!r}, this GPU is {gpu_name!r}; "
+            "a profile holds one GPU model's measurements only (use another --output)")
+    old = meta.get("grid")
+    if old is None:  # a profile written before the grid was recorded (the H100 one)
+        old = {k: meta.get("attention", {}).get(k) for k in ("max_seq_len", "max_batch_size", "max_chunk_size", "block_size")}
+        old["max_tokens"] = meta.get("mlp", {}).get("max_tokens")
+    for k, v in params.items():
+        if old.get(k) is not None and old[k] != v:
+            raise ProfileError(f"{folder}/profile-meta.json: grid {k} is {old[k]}, this run asks {v}; not resuming into it")
+    return meta
+
+
+def profile_coverage(output_dir: Path, model: str = "meta-llama/Llama-2-7b-hf", max_tokens: int = 4096, max_seq_len: int = 4096,
+                     max_batch_size: int = 128, max_chunk_size: int = 4096, merge: bool = True) -> dict:
+    """Merge a killed run's partial files (when `merge`) and report the coverage of `<output_dir>/<model>/`
+    (stdlib only: runs where torch is not installed)."""
+    folder = output_dir / model
+    if not folder.is_dir():
+        raise ProfileError(f"{folder}: no such profile folder")
+    if merge:
+        merge_partials(folder)
+    tokens, inputs = grid_points(max_tokens, max_seq_len, max_batch_size, max_chunk_size)
+    cov = coverage(folder, tokens, inputs)
+    meta = _read_meta(folder)
+    if merge and meta is not None and meta.get("coverage") != cov:
+        meta["coverage"] = cov
+        meta.setdefault("attention", {})["profiled"] = len(_dedupe(read_rows(folder, "attention"), attention_key))
+        _write_json(folder / "profile-meta.json", meta)
+    return cov
+
+
+def _write_json(path: Path, doc: dict) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
+    os.replace(tmp, path)
 
 
 def run_profile(
@@ -408,59 +654,101 @@ def run_profile(
     compile_ops: bool | None = None,
     time_budget_s: float = 1e9,
     log=lambda m: print(m, file=sys.stderr, flush=True),
+    hardware: str | None = None,
+    command: str | None = None,
 ) -> dict:
-    """Profile `model` on `device`; write mlp.csv.xz, attention.csv.xz, profile-meta.json. Returns the meta."""
-    import torch
-
+    """Profile `model` on `device` into `<output_dir>/<model>/`, measuring only the grid points not
+    already there; write mlp.csv.xz, attention.csv.xz, profile-meta.json. Returns the meta."""
+    t_wall = time.monotonic()
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
+    if hardware is not None and hardware not in HARDWARE:
+        raise ValueError(f"unknown hardware {hardware!r}; known: {', '.join(HARDWARE)}")
+    import torch
+
     cfg = MODELS[model]
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("device cuda requested but torch.cuda.is_available() is False")
+    gpu_name = torch.cuda.get_device_properties(0).name if device.startswith("cuda") else None
+    if hardware is not None and device.startswith("cuda") and HARDWARE[hardware][1] not in gpu_name:
+        raise ProfileError(f"--hardware {hardware}: this GPU is {gpu_name!r} (expected a name with {HARDWARE[hardware][1]!r})")
     if compile_ops is None:
         compile_ops = device.startswith("cuda")
+    params = _grid_params(max_tokens, max_seq_len, max_batch_size, max_chunk_size, block_size)
+    out = output_dir / model
+    old_meta = check_resumable(out, model, gpu_name, params, device)
+    out.mkdir(parents=True, exist_ok=True)
+    merge_partials(out)  # a killed run's points first
+    have_mlp = set(_dedupe(read_rows(out, "mlp"), mlp_key))
+    have_att = set(_dedupe(read_rows(out, "attention"), attention_key))
+
     t_start = time.monotonic()
     deadline = t_start + time_budget_s
     torch.manual_seed(0)
     random.seed(0)
-
-    gpu_name = torch.cuda.get_device_properties(0).name if device.startswith("cuda") else None
     timer = Timer(torch, device)
     # fp16 as served; float32 on a CPU (testing only: CPUs have no fast fp16 matmul)
     dtype = torch.float16 if device.startswith("cuda") else torch.float32
 
-    out = output_dir / model
-    out.mkdir(parents=True, exist_ok=True)
-
-    tokens = list(dict.fromkeys(grid.num_tokens_to_profile(max_tokens)))
-    log(f"mlp: {len(tokens)} token counts")
-    t0 = time.monotonic()
-    mlp_rows = profile_mlp(torch, cfg, device, dtype, tokens, timer, compile_ops, log)
-    mlp_s = time.monotonic() - t0
-    write_csv_xz(out / "mlp.csv.xz", mlp_header(), mlp_rows)
-    log(f"mlp: done in {mlp_s:.1f}s")
-
-    inputs = list(dict.fromkeys(grid.attention_inputs(max_seq_len, 1, max_batch_size, max_chunk_size)))
+    tokens, inputs = grid_points(max_tokens, max_seq_len, max_batch_size, max_chunk_size)
     if device.startswith("cuda"):
         # vidur's memory filter (get_max_num_blocks: 90% of the card, 1/8 of the layers)
         total = torch.cuda.mem_get_info()[1]
         block_bytes = 2 * block_size * cfg["num_kv_heads"] * (cfg["embedding_dim"] // cfg["num_q_heads"]) * 2
         max_blocks = math.floor(total * 0.9 / (block_bytes * (cfg["num_layers"] // 8)))
         inputs = [ai for ai in inputs if ai.is_under_memory_limit(max_blocks * block_size)]
-    # fixed-seed shuffle: if the time budget cuts the run short, what was measured still covers the grid
-    order = list(range(len(inputs)))
-    random.Random(42).shuffle(order)
-    log(f"attention: {len(inputs)} grid points")
+    todo_t = [n for n in tokens if n not in have_mlp]
+    todo_a = [ai for ai in attention_order(inputs) if ai not in have_att]
+    log(f"mlp: {len(todo_t)} of {len(tokens)} token counts to measure ({len(tokens) - len(todo_t)} already in {out})")
+    sink = _Appender(out / PARTIAL["mlp"], mlp_header())
     t0 = time.monotonic()
-    attn_rows, skipped = profile_attention(torch, cfg, device, dtype, [inputs[i] for i in order], timer, block_size, deadline, log)
-    attn_s = time.monotonic() - t0
-    key = {ai: i for i, ai in enumerate(inputs)}
-    attn_rows.sort(key=lambda r: key[grid.AttentionInput(r["prefill_chunk_size"], r["kv_cache_size"], r["batch_size"], r["is_prefill"])])
-    write_csv_xz(out / "attention.csv.xz", attention_header(), attn_rows)
-    log(f"attention: {len(attn_rows)} rows in {attn_s:.1f}s")
+    try:
+        mlp_n, mlp_skipped = profile_mlp(torch, cfg, device, dtype, todo_t, timer, compile_ops, log, sink, deadline) if todo_t else (0, 0)
+    finally:
+        sink.close()
+    mlp_s = time.monotonic() - t0
+    log(f"mlp: {mlp_n} measured in {mlp_s:.1f}s")
 
+    log(f"attention: {len(todo_a)} of {len(inputs)} grid points to measure ({len(inputs) - len(todo_a)} already there)")
+    sink = _Appender(out / PARTIAL["attention"], attention_header())
+    t0 = time.monotonic()
+    try:
+        attn_n, skipped = profile_attention(torch, cfg, device, dtype, todo_a, timer, block_size, deadline, log, sink)
+    finally:
+        sink.close()
+    attn_s = time.monotonic() - t0
+    log(f"attention: {attn_n} measured in {attn_s:.1f}s")
+    merge_partials(out)
+    cov = coverage(out, tokens, inputs)
+    log(f"coverage: mlp {cov['mlp']['measured']}/{cov['mlp']['needed']}, attention {cov['attention']['measured']}/{cov['attention']['needed']} ({cov['attention']['percent']}%)")
+
+    run = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": command or _command(None),
+        "hardware": hardware,
+        "gpu_name": gpu_name,
+        "torch": torch.__version__,
+        "cuda": getattr(torch.version, "cuda", None),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "compiled_ops": bool(compile_ops),
+        "time_budget_s": time_budget_s if time_budget_s < 1e9 else None,
+        "mlp_measured": mlp_n,
+        "attention_measured": attn_n,
+        "mlp_seconds": round(mlp_s, 1),
+        "attention_seconds": round(attn_s, 1),
+        "seconds": round(time.monotonic() - t_wall, 1),
+    }
+    runs = list((old_meta or {}).get("runs") or [])
+    if old_meta is not None and not runs:  # a profile from before provenance records: keep what its meta said
+        runs.append({k: old_meta.get(k) for k in ("gpu_name", "torch", "cuda", "python", "platform", "compiled_ops", "seconds")}
+                    | {"date": None, "command": None, "mlp_measured": old_meta.get("mlp", {}).get("token_counts"),
+                       "attention_measured": old_meta.get("attention", {}).get("profiled")})
+    runs.append(run)
+    n_att = cov["attention"]["measured"] + cov["outside_grid"]["attention"]
     meta = {
         "model": model,
+        "hardware": hardware or (old_meta or {}).get("hardware"),
         "device": device,
         "gpu_name": gpu_name,
         "torch": torch.__version__,
@@ -471,31 +759,38 @@ def run_profile(
         "dtype": str(dtype).replace("torch.", ""),
         "weights": "random (uniform +-1e-3), no checkpoint",
         "timing": "CUDA events per call, launches queued behind torch.cuda._sleep (device time); median over active calls",
-        "mlp": {"token_counts": len(tokens), "max_tokens": max_tokens, "warmup": MLP_WARMUP, "active": MLP_ACTIVE, "seconds": round(mlp_s, 1)},
+        "grid": params,
+        "mlp": {"token_counts": cov["mlp"]["measured"], "max_tokens": max_tokens, "warmup": MLP_WARMUP, "active": MLP_ACTIVE,
+                "seconds": round(mlp_s + sum((r.get("mlp_seconds") or 0) for r in runs[:-1]), 1)},
         "attention": {
             "grid_points": len(inputs),
-            "profiled": len(attn_rows),
-            "skipped_for_time": skipped,
+            "profiled": n_att,
+            "skipped_for_time": len(inputs) - cov["attention"]["measured"],
             "max_seq_len": max_seq_len,
             "max_batch_size": max_batch_size,
             "max_chunk_size": max_chunk_size,
             "block_size": block_size,
             "backend": "torch.nn.functional.scaled_dot_product_attention, contiguous KV",
+            "order": "prefill points first, then decode points in a fixed-seed (42) random order",
             "warmup": ATTN_WARMUP,
             "active": ATTN_ACTIVE,
-            "seconds": round(attn_s, 1),
+            "seconds": round(attn_s + sum((r.get("attention_seconds") or 0) for r in runs[:-1]), 1),
         },
+        "coverage": cov,
+        "runs": runs,
         "tensor_parallel": [1],
         "grid_source": "vidur 0.0.26 vidur.profiling.utils (restated in mtap_vidur_runner.grid)",
-        "seconds": round(time.monotonic() - t_start, 1),
+        "seconds": round(sum((r.get("seconds") or 0) for r in runs), 1),
     }
-    (out / "profile-meta.json").write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
+    _write_json(out / "profile-meta.json", meta)
     return meta
 
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m mtap_vidur_runner.profiler", description=__doc__.split("\n\n")[0])
-    p.add_argument("--output-dir", required=True, type=Path)
+    p.add_argument("--output-dir", "--output", dest="output_dir", type=Path,
+                   help="profile root: writes <DIR>/<model>/... (default data/profiles/vidur/<device of --hardware>)")
+    p.add_argument("--hardware", choices=sorted(HARDWARE), help="mtap hardware id; the GPU found must match it")
     p.add_argument("--model", default="meta-llama/Llama-2-7b-hf", choices=sorted(MODELS))
     p.add_argument("--device", default="cuda")
     p.add_argument("--max-tokens", type=int, default=4096)
@@ -504,13 +799,29 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--max-chunk-size", type=int, default=4096)
     p.add_argument("--compile", dest="compile_ops", action="store_true", default=None)
     p.add_argument("--no-compile", dest="compile_ops", action="store_false")
-    p.add_argument("--time-budget-s", type=float, default=1e9)
+    p.add_argument("--time-budget", "--time-budget-s", dest="time_budget_s", type=float, default=1e9,
+                   help="seconds of measuring; stops at a point boundary and writes everything")
+    p.add_argument("--coverage", action="store_true", help="merge a killed run's partial files and print coverage; measures nothing (no torch)")
     a = p.parse_args(argv)
-    meta = run_profile(
-        a.output_dir, a.model, a.device, a.max_tokens, a.max_seq_len, a.max_batch_size, a.max_chunk_size,
-        compile_ops=a.compile_ops, time_budget_s=a.time_budget_s,
-    )
-    print(json.dumps(meta, indent=2, sort_keys=True))
+    if a.output_dir is None:
+        if a.hardware is None:
+            p.error("give --output-dir or --hardware")
+        a.output_dir = Path("data/profiles/vidur") / HARDWARE[a.hardware][0]
+    if a.time_budget_s <= 0:
+        p.error("--time-budget: expected a positive number of seconds")
+    try:
+        if a.coverage:
+            cov = profile_coverage(a.output_dir, a.model, a.max_tokens, a.max_seq_len, a.max_batch_size, a.max_chunk_size)
+            print(json.dumps(cov, indent=2, sort_keys=True))
+            return 0
+        meta = run_profile(
+            a.output_dir, a.model, a.device, a.max_tokens, a.max_seq_len, a.max_batch_size, a.max_chunk_size,
+            compile_ops=a.compile_ops, time_budget_s=a.time_budget_s, hardware=a.hardware, command=_command(argv),
+        )
+    except (ProfileError, ValueError, RuntimeError) as exc:
+        print(f"Error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(meta["coverage"], indent=2, sort_keys=True))
     return 0
 
 

@@ -21,6 +21,40 @@ RF_SETTINGS = {
 }
 
 
+#: Device SKUs vidur 0.0.26 lacks, registered in the vidur process before `vidur.main` runs
+#: (BaseDeviceSKUConfig.create_from_type_string matches str(get_type()) against --replica_config_device).
+#: total_memory_gb sets the KV-cache capacity (vidur's memory planner); fp16_tflops only the MFU metric.
+EXTRA_DEVICE_SKUS = {
+    # NVIDIA H200 SXM: 143,771 MiB as nvidia-smi reports it (140 GiB); Hopper compute as vidur's H100 (1000)
+    "h200": {"fp16_tflops": 1000, "total_memory_gb": 140},
+}
+
+REGISTER = """\
+import sys
+from dataclasses import make_dataclass, field
+from vidur.config.device_sku_config import BaseDeviceSKUConfig
+sku, tflops, mem = sys.argv.pop(1), int(sys.argv.pop(1)), int(sys.argv.pop(1))
+# kept in a global: __subclasses__() holds only weak references
+SKU_CLASS = make_dataclass(sku.upper() + 'DeviceSKUConfig', [('fp16_tflops', int, field(default=tflops)),
+                           ('total_memory_gb', int, field(default=mem))], bases=(BaseDeviceSKUConfig,),
+                           namespace={'get_type': staticmethod(lambda: sku)})
+"""
+#: `python -c LAUNCHER SKU TFLOPS MEMORY_GB ARGS...`: registers the SKU, then runs vidur.main with ARGS
+LAUNCHER = REGISTER + """\
+import runpy
+sys.argv[0] = 'vidur.main'
+runpy.run_module('vidur.main', run_name='__main__', alter_sys=True)
+"""
+
+
+def vidur_command(python: str, device: str, args: list[str]) -> list[str]:
+    """`python -m vidur.main ARGS`, or for a device vidur lacks, the launcher that registers it first."""
+    if device in EXTRA_DEVICE_SKUS:
+        sku = EXTRA_DEVICE_SKUS[device]
+        return [python, "-c", LAUNCHER, device, str(sku["fp16_tflops"]), str(sku["total_memory_gb"]), *args]
+    return [python, "-m", "vidur.main", *args]
+
+
 @dataclass(frozen=True)
 class SimCase:
     """The simulator-facing parameters of one case."""
@@ -99,12 +133,13 @@ class SimResult:
     error: tuple[str, str] | None
 
 
-def run_vidur(args: list[str], output_root: Path, python: str | None = None, timeout: float | None = None) -> SimResult:
+def run_vidur(args: list[str], output_root: Path, python: str | None = None, timeout: float | None = None,
+              device: str | None = None) -> SimResult:
     """Run vidur into a fresh `output_root` (vidur writes a timestamped folder inside it), in its
     own process group through mtap_schemas.proc: a timeout kills the whole group."""
     output_root.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in output_root.iterdir()}
-    cmd = [python or sys.executable, "-m", "vidur.main", *args]
+    cmd = vidur_command(python or sys.executable, device or "", args)
     result = proc.run_tool(cmd, timeout=timeout, env=offline_env())
     new = sorted(p for p in output_root.iterdir() if p.name not in before and p.is_dir())
     error = None
