@@ -220,7 +220,7 @@ def test_h200_device_sku_is_registered_in_the_real_vidur():
     pytest.importorskip("vidur")
     from mtap_vidur_runner import simulate
 
-    check = simulate.REGISTER + (
+    check = "import sys\nsku = sys.argv.pop(1)\n" + simulate.LAUNCHER_SKU + (
         "from vidur.config import ReplicaConfig, CacheConfig\n"
         "from vidur.utils.memory_planner import MemoryPlanner\n"
         "out = []\n"
@@ -230,9 +230,10 @@ def test_h200_device_sku_is_registered_in_the_real_vidur():
         "print(out)\n"
     )
     cmd = simulate.vidur_command(sys.executable, "h200", [])
-    assert cmd[1] == "-c" and cmd[3:6] == ["h200", "1000", "140"]
-    res = subprocess.run([sys.executable, "-c", check, "h200", "1000", "140"], capture_output=True, text=True, timeout=300)
+    assert cmd[1] == "-c" and cmd[3:5] == ["h200:1000:140", "-"]
+    res = subprocess.run([sys.executable, "-c", check, "h200:1000:140"], capture_output=True, text=True, timeout=300)
     assert res.returncode == 0, res.stderr[-2000:]
     (h200_gb, h200_tokens), (h100_gb, h100_tokens) = eval(res.stdout.strip().splitlines()[-1])  # noqa: S307 - our own print
     assert (h200_gb, h100_gb) == (140, 80) and h200_tokens > 1.7 * h100_tokens  # 491,392 vs 270,208 tokens (weights take the same 13.5 GB of each)
     assert simulate.vidur_command("py", "h100", ["--x"]) == ["py", "-m", "vidur.main", "--x"]
+    assert simulate.vidur_command("py", "h100", ["--x"], Path("c.csv"))[3:] == ["-", "c.csv", "--x"]

@@ -61,7 +61,21 @@ def test_small_sarathi_case_runs_and_is_deterministic(tmp_path, cache):
     want = {x["name"]: x["value"] for x in parse.parse_output(FIXTURES / "vidur-0.0.26-h100-sarathi-qps2-n20")}
     for k, v in want.items():
         assert m[k] == pytest.approx(v, rel=1e-3), k
-    assert {a["path"].rsplit("/", 1)[-1] for a in case["artifacts"]} == {"request_metrics.csv.xz", "batch_metrics.csv.xz", "decode_token_execution_plus_preemption_time.csv.xz"}
+    assert {a["path"].rsplit("/", 1)[-1] for a in case["artifacts"]} == {"request_metrics.csv.xz", "batch_metrics.csv.xz",
+                                                                        "decode_token_execution_plus_preemption_time.csv.xz", "batch_composition.csv.xz"}
+    # the launcher's per-request batch composition adds up to vidur's own per-batch totals
+    keep = tmp_path / "keep" / "h100-sarathi-qps2"
+    comp = [line.split(",") for line in lzma.decompress((keep / "batch_composition.csv.xz").read_bytes()).decode().splitlines()[1:]]
+    batches = [line.split(",") for line in lzma.decompress((keep / "batch_metrics.csv.xz").read_bytes()).decode().splitlines()[1:]]
+    per_batch: dict[str, list[int]] = {}
+    for bid, _rid, q, _kv, is_prefill, _pre in comp:
+        t = per_batch.setdefault(bid, [0, 0, 0])
+        t[0] += int(q)
+        t[1] += int(q) if is_prefill == "1" else 0
+        t[2] += 1
+    assert len(batches) == m["batches"]
+    for bid, n_tok, n_pre, _n_dec, size, _t in batches:
+        assert per_batch[bid] == [int(float(n_tok)), int(float(n_pre)), int(float(size))], bid
     assert doc["tool"]["location"] == "python -m vidur.main (runner environment)"
     assert str(tmp_path) not in json.dumps(doc)
 

@@ -226,7 +226,7 @@ def run_unit(u: Unit) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix=f"mtap-vidur-{_case_slug(c)}-") as tmp:
         out_root = Path(tmp)
         args = simulate.vidur_args(sc, u.compute_repo, u.network_repo, Path(u.cache), out_root)
-        res = simulate.run_vidur(args, out_root, python=u.python, timeout=u.timeout, device=c.device)
+        res = simulate.run_vidur(args, out_root, python=u.python, timeout=u.timeout, device=c.device, composition=True)
         if u.print_timings and not u.repeat:
             click.echo(json.dumps({"case": c.id, "vidur_seconds": round(res.seconds, 3)}), err=True)
         if res.error is not None or res.output_dir is None:

@@ -158,4 +158,5 @@ def parse_output(folder: Path) -> list[dict]:
 
 
 #: the output files a case records as artifacts (relative to the vidur output folder)
-ARTIFACTS = ("request_metrics.csv", "batch_metrics.csv", TBT_FILE)
+#: kept per case (--keep-raw); batch_composition.csv is the runner launcher's record of each batch (simulate.LAUNCHER)
+ARTIFACTS = ("request_metrics.csv", "batch_metrics.csv", TBT_FILE, "batch_composition.csv")

@@ -29,30 +29,58 @@ EXTRA_DEVICE_SKUS = {
     "h200": {"fp16_tflops": 1000, "total_memory_gb": 140},
 }
 
-REGISTER = """\
-import sys
-from dataclasses import make_dataclass, field
-from vidur.config.device_sku_config import BaseDeviceSKUConfig
-sku, tflops, mem = sys.argv.pop(1), int(sys.argv.pop(1)), int(sys.argv.pop(1))
-# kept in a global: __subclasses__() holds only weak references
-SKU_CLASS = make_dataclass(sku.upper() + 'DeviceSKUConfig', [('fp16_tflops', int, field(default=tflops)),
-                           ('total_memory_gb', int, field(default=mem))], bases=(BaseDeviceSKUConfig,),
-                           namespace={'get_type': staticmethod(lambda: sku)})
+#: The batch-composition file the launcher writes beside vidur's output folder (then moved into it).
+COMPOSITION_FILE = "batch_composition.csv"
+
+#: Registers the device SKU named by the variable `sku` ("name:fp16_tflops:total_memory_gb", or "-": none).
+LAUNCHER_SKU = """\
+if sku != '-':
+    # a device SKU vidur lacks: BaseDeviceSKUConfig.create_from_type_string matches str(get_type())
+    from dataclasses import make_dataclass, field
+    from vidur.config.device_sku_config import BaseDeviceSKUConfig
+    name, tflops, mem = sku.split(':')
+    # kept in a global: __subclasses__() holds only weak references
+    SKU_CLASS = make_dataclass(name.upper() + 'DeviceSKUConfig', [('fp16_tflops', int, field(default=int(tflops))),
+                               ('total_memory_gb', int, field(default=int(mem)))], bases=(BaseDeviceSKUConfig,),
+                               namespace={'get_type': staticmethod(lambda: name)})
 """
-#: `python -c LAUNCHER SKU TFLOPS MEMORY_GB ARGS...`: registers the SKU, then runs vidur.main with ARGS
-LAUNCHER = REGISTER + """\
-import runpy
+
+#: `python -c LAUNCHER SKU COMPOSITION ARGS...`: registers SKU (or "-"), records vidur's batches into
+#: the CSV file COMPOSITION (or "-"), then runs vidur.main with ARGS.
+LAUNCHER = """\
+import csv, runpy, sys
+sku, composition = sys.argv.pop(1), sys.argv.pop(1)
+""" + LAUNCHER_SKU + """\
+ROWS = []
+if composition != '-':
+    # every batch vidur forms: per request, the query tokens and KV tokens the execution-time predictor is given
+    from vidur.entities.batch import Batch
+    _init = Batch.__init__
+    def _record(self, *a, **k):
+        _init(self, *a, **k)
+        for r, q, kv in zip(self._requests, self._num_q_tokens, self._num_kv_tokens):
+            ROWS.append((self._id, r.id, q, kv, int(not r.is_prefill_complete), r.num_prefill_tokens))
+    Batch.__init__ = _record
 sys.argv[0] = 'vidur.main'
-runpy.run_module('vidur.main', run_name='__main__', alter_sys=True)
+try:
+    runpy.run_module('vidur.main', run_name='__main__', alter_sys=True)
+finally:
+    if composition != '-':
+        with open(composition, 'w', newline='') as f:
+            w = csv.writer(f, lineterminator='\\n')
+            w.writerow(['batch_id', 'request_id', 'num_q_tokens', 'num_kv_tokens', 'is_prefill', 'request_prefill_tokens'])
+            w.writerows(ROWS)
 """
 
 
-def vidur_command(python: str, device: str, args: list[str]) -> list[str]:
-    """`python -m vidur.main ARGS`, or for a device vidur lacks, the launcher that registers it first."""
-    if device in EXTRA_DEVICE_SKUS:
-        sku = EXTRA_DEVICE_SKUS[device]
-        return [python, "-c", LAUNCHER, device, str(sku["fp16_tflops"]), str(sku["total_memory_gb"]), *args]
-    return [python, "-m", "vidur.main", *args]
+def vidur_command(python: str, device: str, args: list[str], composition: Path | None = None) -> list[str]:
+    """`python -m vidur.main ARGS`; through the launcher when the device is one vidur lacks
+    (registered first) or when the batch composition is to be written to `composition`."""
+    sku = EXTRA_DEVICE_SKUS.get(device)
+    if sku is None and composition is None:
+        return [python, "-m", "vidur.main", *args]
+    spec = f"{device}:{sku['fp16_tflops']}:{sku['total_memory_gb']}" if sku else "-"
+    return [python, "-c", LAUNCHER, spec, str(composition) if composition else "-", *args]
 
 
 @dataclass(frozen=True)
@@ -134,14 +162,18 @@ class SimResult:
 
 
 def run_vidur(args: list[str], output_root: Path, python: str | None = None, timeout: float | None = None,
-              device: str | None = None) -> SimResult:
+              device: str | None = None, composition: bool = False) -> SimResult:
     """Run vidur into a fresh `output_root` (vidur writes a timestamped folder inside it), in its
-    own process group through mtap_schemas.proc: a timeout kills the whole group."""
+    own process group through mtap_schemas.proc: a timeout kills the whole group. With
+    `composition`, vidur's batches are recorded and written into that folder as COMPOSITION_FILE."""
     output_root.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in output_root.iterdir()}
-    cmd = vidur_command(python or sys.executable, device or "", args)
+    comp = output_root / COMPOSITION_FILE if composition else None
+    cmd = vidur_command(python or sys.executable, device or "", args, comp)
     result = proc.run_tool(cmd, timeout=timeout, env=offline_env())
     new = sorted(p for p in output_root.iterdir() if p.name not in before and p.is_dir())
+    if comp is not None and comp.is_file() and new:
+        os.replace(comp, new[-1] / COMPOSITION_FILE)
     error = None
     if not result.ok:
         kind, message = result.error(timeout)
