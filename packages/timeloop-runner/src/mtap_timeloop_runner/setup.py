@@ -27,11 +27,12 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
 from glob import glob
 from pathlib import Path
 
 import click
+
+from mtap_schemas.toolrun import utc_now
 
 TOOL = "timeloop"
 REPO_URL = "https://github.com/NVlabs/timeloop.git"
@@ -378,7 +379,7 @@ def setup_cmd(repo_url: str, commit: str, source: Path | None, cache_dir: Path |
         "build": f"scons -j{jobs} (Timeloop's SConstruct: dynamic linking, PAT model, no Accelergy, no ISL)",
         "compiler": _first_line(["g++", "--version"]),
         "platform": _first_line(["uname", "-srm"]),
-        "built_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "built_at": utc_now(),
         "build_seconds": build_seconds,
         "verify": result,
         "layout": {"bin": "bin/", "lib": "lib/ (put on LD_LIBRARY_PATH)"},
