@@ -45,7 +45,7 @@ def run_process(fake, tmp_path: Path, *extra: str, env_extra: dict | None = None
 
 
 def doc_of(tmp_path: Path) -> dict:
-    return mtap_schemas.read(tmp_path / "out" / "ci-timing.json", "ci-timing")
+    return mtap_schemas.read(tmp_path / "out" / "ci-timing.json", "ci-timing", 2)
 
 
 def error_lines(stderr: str) -> list[str]:

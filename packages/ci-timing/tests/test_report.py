@@ -46,10 +46,9 @@ def run_report(tmp_path, *extra):
 
 def test_report_without_ci_history_says_so(tmp_path):
     result, text = run_report(tmp_path)
-    assert result.exit_code == 0 and "no CI history scraped yet" in result.stderr
-    assert "**No CI history scraped yet.**" in text
+    assert result.exit_code == 0 and "no ci-timing document yet" in result.stderr
+    assert "**No CI history scraped yet.**" in text and "**No local measurement yet.**" in text
     assert "No tool-run documents under" in text
-    assert "| _none_ |" in text
 
 
 def test_determinism_column_from_tool_runs(tmp_path):
@@ -60,11 +59,27 @@ def test_determinism_column_from_tool_runs(tmp_path):
     (tmp_path / "eval" / "broken" / "broken.tool-run.json").write_text('{"schema": "tool-run", "schema_version": "2.0.0"}')
     result, text = run_report(tmp_path)
     assert result.exit_code == 0
-    assert "| vidur | – | – | – | – | – | – | – | – | yes (2/2 cases identical) |" in text
-    assert "| astra-sim | – | – | – | – | – | – | – | – | no (1/2 cases identical) |" in text
-    assert "| zigzag | – | – | – | – | – | – | – | – | not checked (0/1 cases compared) |" in text
-    assert "| vidur | 1 | 3 | 2 | 0 | 1 |" in text
-    assert "`broken/broken.tool-run.json`: " in text and "accepts tool-run v1.x only" in text
+    assert "| vidur | 1 | 3 | 2 | 0 | 1 | yes (2/2 cases identical) |" in text
+    assert "| astra-sim | 1 | 2 | 1 | 1 | 0 | no (1/2 cases identical) |" in text
+    assert "| zigzag | 1 | 1 | 0 | 0 | 1 | not checked (0/1 cases compared) |" in text
+    assert "`broken/broken.tool-run.json`: " in text and "broken.tool-run.json: field" in text
+
+
+def test_a_document_whose_every_case_is_superseded_is_not_counted(tmp_path):
+    """A leftover all-unavailable document beside the real results must not turn the tool's row
+    into 'not compared' (issue 21: astra-sim.unavailable.tool-run.json)."""
+    real = tool_run("astra-sim", [True, True])
+    for case in real["cases"]:
+        case.update(status="ok", error=None, metrics=[{"name": "cycles", "value": 1, "unit": "cycles", "kind": "prediction"}])
+    mtap_schemas.write(tmp_path / "eval" / "astra-sim" / "astra-sim.tool-run.json", real, "tool-run")
+    mtap_schemas.write(tmp_path / "eval" / "astra-sim" / "astra-sim.unavailable.tool-run.json", tool_run("astra-sim", [None, None]), "tool-run")
+    partly = tool_run("astra-sim", [None, None, None])  # case-2 is its own: this document still counts, with that case only
+    mtap_schemas.write(tmp_path / "eval" / "astra-sim" / "more.tool-run.json", partly, "tool-run")
+    result, text = run_report(tmp_path)
+    assert result.exit_code == 0
+    assert "| astra-sim | 2 | 3 | 2 | 0 | 1 | yes (2/2 cases identical) |" in text
+    assert "- `astra-sim/astra-sim.unavailable.tool-run.json` (astra-sim)" in text
+    assert "more.tool-run.json` (astra-sim)" not in text
 
 
 def test_invalid_ci_document_is_one_line_exit_2(tmp_path):
@@ -84,6 +99,28 @@ MINIMAL = {
     "complete": True, "missing": [], "wall_clock": {"scraped_at": "2026-01-01T00:00:00Z"},
     "runs": [], "tools": [], "unmapped_jobs": [],
 }
+
+
+def test_v1_document_is_still_read_and_reported(tmp_path):
+    """A committed v1 document (GitHub only) renders through the v2 report, nothing invented."""
+    mtap_schemas.write(tmp_path / "ci" / "ci-timing.json", MINIMAL, "ci-timing")
+    result, text = run_report(tmp_path)
+    assert result.exit_code == 0, result.output
+    assert "## GitHub Actions history" in text and "`o/r` via https://api.github.com, 0 completed workflow run(s)" in text
+    assert "**No local measurement yet.**" in text
+
+
+def test_v2_schema_is_strict_and_github_or_local():
+    from mtap_ci_timing.report import upgrade_v1
+
+    v2 = upgrade_v1(copy.deepcopy(MINIMAL))
+    mtap_schemas.validate(v2, "ci-timing", 2)
+    assert mtap_schemas.version("ci-timing", 2) == "2.0.0"
+    for source in ({**v2["source"], "kind": "local"}, {**v2["source"], "token": "x"}, {"kind": "local"}):
+        bad = copy.deepcopy(v2)
+        bad["source"] = source
+        with pytest.raises(mtap_schemas.SchemaError):
+            mtap_schemas.validate(bad, "ci-timing", 2)
 
 
 def test_schema_accepts_minimal_and_is_strict():

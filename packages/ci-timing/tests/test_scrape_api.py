@@ -26,7 +26,7 @@ def invoke(args, env=None):
 
 
 def doc_of(tmp_path: Path) -> dict:
-    return mtap_schemas.read(tmp_path / "out" / "ci-timing.json", "ci-timing")
+    return mtap_schemas.read(tmp_path / "out" / "ci-timing.json", "ci-timing", 2)
 
 
 def tool(doc, name):
@@ -73,12 +73,12 @@ def test_scrape_pages_and_timings(fake, cli_args, tmp_path):
     assert job["started_at"] == "2026-01-05T10:00:10Z" and job["queue_seconds"] == 7 and job["runner"] == "GitHub Actions 7"
     assert [s["category"] for s in job["steps"]] == ["setup", "setup", "setup", "setup", "run", "teardown", "teardown"]
     assert doc["source"] == {
-        "api_url": fake.base, "repository": "mtap/mtap", "workflow": None, "branch": None, "event": None,
+        "kind": "github", "api_url": fake.base, "repository": "mtap/mtap", "workflow": None, "branch": None, "event": None,
         "attempts": "all", "runs_requested": 4, "authenticated": False,
         "command": ["ci-timing", "run", "--repo", "mtap/mtap", "--runs", "4", "--api-url", fake.base],
     }
     report = (tmp_path / "report.md").read_text()
-    assert "| astra-sim | 4 | 4 | 0 | 0 | 100% | 42 [40–43] ±1 | 60 [60–60] ±0 | – | no tool-run document |" in report
+    assert "| astra-sim | 4 | 4 | 0 | 0 | 100% | 42 [40–43] ±1 | 102 [100–103] ±1 | 60 [60–60] ±0 | – | no tool-run document |" in report
     assert "| nn-meter | 4 | 0 | 4 | 0 | 0% |" in report
     assert "| #100 | #99 | #98 | #97 |" in report and "- `lint` (4×)" in report
 

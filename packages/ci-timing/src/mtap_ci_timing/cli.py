@@ -7,17 +7,20 @@ import json
 import logging
 import os
 import re
+import shlex
 import sys
 from pathlib import Path
 
 import click
 
 import mtap_schemas
+from mtap_schemas.execute import Interrupted, handle_signals
 
 from . import __version__
 from .client import DEFAULT_API_URL, check_api_url, make_client, public_url
+from .local import LocalError, load_runners, measure
 from .report import build_report
-from .rules import RulesError, load_rules
+from .rules import Rules, RulesError, load_rules
 from .scrape import AccessError, StoppedEarly, scrape
 
 DEFAULT_OUTPUT = "data/evaluation/ci-timing"
@@ -55,6 +58,7 @@ Examples:
   GITHUB_TOKEN=... ci-timing run --repo OWNER/NAME --runs 20
   ci-timing run --repo OWNER/NAME --workflow ci.yml --branch main
   ci-timing run --repo OWNER/NAME --api-url https://ghe.example.com/api/v3
+  ci-timing local --only zigzag --only vidur   # measure runners here (clean clone, cold caches)
   ci-timing report          # rebuild the report from data/evaluation/, no network
   ci-timing rules > rules.json   # start a --config from the defaults
 """,
@@ -68,8 +72,9 @@ def main() -> None:
     the library). Each job is mapped to a tool by its name (`astra`, `vidur`, `timeloop`,
     `zigzag`, `nnmeter`, `neusight`, `analytical`, `aggregate`, ...) and its steps are classed
     as setup, Docker build, run or teardown by name patterns (see `ci-timing rules`). Writes
-    data/evaluation/ci-timing/ci-timing.json (schema ci-timing v1) and
-    data/evaluation/deployment-viability-report.md.
+    data/evaluation/ci-timing/ci-timing.json (schema ci-timing v2) and
+    data/evaluation/deployment-viability-report.md. `ci-timing local` measures the runners here
+    instead (clean clone, cold caches, two passes) into local.json; the report shows both.
 
     The token is read from GITHUB_TOKEN only and is never printed or written; without it,
     public repositories are read anonymously at GitHub's lower rate limit.
@@ -85,6 +90,25 @@ def _fail(message: str) -> click.ClickException:
     exc = click.ClickException(message)
     exc.exit_code = 2
     return exc
+
+
+def _write_and_report(doc: dict, output: str, name: str, report_path: str, no_report: bool, evaluation_dir: str,
+                      also: list[Path] | None = None) -> Path:
+    """Validate and write the ci-timing v2 document, then the report from it (and ``also``:
+    the other source's document, so GitHub and local rows sit in one report)."""
+    try:
+        path = mtap_schemas.write(Path(output) / f"{name}.json", doc, "ci-timing", 2)
+    except (OSError, mtap_schemas.SchemaError, ValueError, TypeError) as exc:  # orjson's encode error is a TypeError
+        raise _fail(f"{Path(output) / f'{name}.json'}: not written: {_one_line(exc)}") from None
+    click.echo(f"wrote {path} ({len(doc['runs'])} runs, {sum(len(r['jobs']) for r in doc['runs'])} jobs)", err=True)
+    if not no_report:
+        inputs = [path] + [p for p in (also or []) if p.is_file() and p.resolve() != path.resolve()]
+        try:
+            report, _ = build_report(inputs, Path(evaluation_dir), Path(report_path))
+        except (OSError, mtap_schemas.SchemaError) as exc:
+            raise _fail(f"{report_path}: not written: {_one_line(exc)}") from None
+        click.echo(f"wrote {report}", err=True)
+    return path
 
 
 @main.command()
@@ -203,17 +227,7 @@ def run(
         finally:
             gh.close()
     doc = result.doc
-    try:
-        path = mtap_schemas.write(Path(output) / f"{name}.json", doc, "ci-timing")
-    except (OSError, mtap_schemas.SchemaError, ValueError, TypeError) as exc:  # orjson's encode error is a TypeError
-        raise _fail(f"{Path(output) / f'{name}.json'}: not written: {_one_line(exc)}") from None
-    click.echo(f"wrote {path} ({len(doc['runs'])} runs, {sum(len(r['jobs']) for r in doc['runs'])} jobs)", err=True)
-    if not no_report:
-        try:
-            report, _ = build_report(path, Path(evaluation_dir), Path(report_path))
-        except (OSError, mtap_schemas.SchemaError) as exc:
-            raise _fail(f"{report_path}: not written: {_one_line(exc)}") from None
-        click.echo(f"wrote {report}", err=True)
+    _write_and_report(doc, output, name, report_path, no_report, evaluation_dir, also=[Path(output) / "local.json"])
     if result.skipped:
         first = doc["missing"][0]
         click.echo(
@@ -229,18 +243,93 @@ def run(
 
 
 @main.command()
-@click.option("--input", "ci_json", default=f"{DEFAULT_OUTPUT}/ci-timing.json", show_default=True, type=click.Path(dir_okay=False), help="The ci-timing document (absent: the report says no CI history was scraped yet).")
-@click.option("--evaluation-dir", default=DEFAULT_EVAL, show_default=True, type=click.Path(file_okay=False), help="Where the runners' *.tool-run.json documents are (determinism column).")
-@click.option("--output", default=DEFAULT_REPORT, show_default=True, type=click.Path(dir_okay=False), help="Where to write the Markdown report.")
-def report(ci_json: str, evaluation_dir: str, output: str) -> None:
-    """Rebuild deployment-viability-report.md from the documents on disk (no network)."""
+@click.option("--repo-dir", default=".", show_default=True, type=click.Path(file_okay=False, exists=True), help="The git repository to clone (its committed HEAD; uncommitted changes are not measured).")
+@click.option("--runners", "runners_file", default=None, type=click.Path(dir_okay=False), help="JSON list of runner specs (session, job, args, setup, install, detail, reuse_build) instead of mtap's runners.")
+@click.option("--only", multiple=True, metavar="SESSION", help="Measure only these sessions (repeatable).")
+@click.option("--not-measured", "not_measured", multiple=True, metavar="SESSION=REASON", help="Record SESSION as not measured, with REASON (repeatable); it gets no number.")
+@click.option("--passes", default=2, show_default=True, type=click.IntRange(1, 10), help="Cold passes per runner (determinism needs 2).")
+@click.option("--timeout", default=3600.0, show_default=True, type=click.FloatRange(1), help="Seconds before one step (clone, install, setup, first result) is killed with its process group.")
+@click.option("--nox", "nox_cmd", default="python3 -m nox", show_default=True, help="How to call nox (split like a shell would).")
+@click.option("--ext-dir", default="/work/ext", show_default=True, help="Local upstream clones for source builds ({ext} in runner specs).")
+@click.option("--shared-dir", default="../shared", show_default=True, help="Shared data folder ({shared} in runner specs).")
+@click.option("--work-dir", default=None, type=click.Path(file_okay=False), help="Where the temporary clones go. [default: the system temp folder]")
+@click.option("--log-dir", default=None, type=click.Path(file_okay=False), help="Copy each pass's command log (commands, exit, output tails) here as SESSION.pass-K.log.")
+@click.option("--keep", is_flag=True, help="Keep the clones, caches and logs (printed at the end).")
+@click.option("--output", default=DEFAULT_OUTPUT, show_default=True, type=click.Path(file_okay=False), help="Folder the document is written to, as NAME.json.")
+@click.option("--name", default="local", show_default=True, help="File stem of the document.")
+@click.option("--report", "report_path", default=DEFAULT_REPORT, show_default=True, type=click.Path(dir_okay=False), help="Where to write the Markdown report (GitHub rows from OUTPUT/ci-timing.json join it).")
+@click.option("--no-report", is_flag=True, help="Write only the JSON document.")
+@click.option("--evaluation-dir", default=DEFAULT_EVAL, show_default=True, type=click.Path(file_okay=False), help="Where the runners' *.tool-run.json documents are (determinism records).")
+def local(repo_dir: str, runners_file: str | None, only: tuple[str, ...], not_measured: tuple[str, ...], passes: int, timeout: float,
+          nox_cmd: str, ext_dir: str, shared_dir: str, work_dir: str | None, log_dir: str | None, keep: bool, output: str, name: str,
+          report_path: str, no_report: bool, evaluation_dir: str) -> None:
+    """Measure each runner here from a clean clone with cold caches (D4 without GitHub).
+
+    Per runner and pass: git clone of the committed HEAD, nox --install-only with pip/uv/XDG/mtap
+    caches empty, the runner's setup command (astra/timeloop: `<runner> setup --source`, or a
+    verified build reused from the mtap cache, recorded as such), then the first result
+    (`nox -s SESSION --no-install -- --output OUT --limit N`). The passes' tool-run cases are
+    compared for determinism. Writes OUTPUT/NAME.json (ci-timing v2, source.kind local) and the
+    report. Exit 0 when written (a runner that failed is data: conclusion failure/unavailable);
+    exit 2: bad options or runners file, nothing written.
+    """
+    if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
+        raise click.BadParameter(f"got {name!r}, expected a file stem (letters, digits, . _ -)", param_hint="--name")
+    skipped: dict[str, str] = {}
+    for item in not_measured:
+        session, sep, reason = item.partition("=")
+        if not sep or not session or not reason.strip():
+            raise click.BadParameter(f"got {item!r}, expected SESSION=REASON", param_hint="--not-measured")
+        skipped[session] = reason.strip()
+    subst = {"ext": str(Path(ext_dir).resolve()), "shared": str(Path(shared_dir).resolve())}
     try:
-        path, had_ci = build_report(Path(ci_json), Path(evaluation_dir), Path(output))
+        runners = load_runners(runners_file, subst)
+    except LocalError as exc:
+        raise _fail(str(exc)) from None
+    known = {r.session for r in runners}
+    for session in [*only, *skipped]:
+        if session not in known:
+            raise _fail(f"{session}: no such runner session (known: {', '.join(sorted(known))})")
+    if only:
+        runners = [r for r in runners if r.session in only]
+    runners = [r for r in runners if r.session not in skipped]
+    for option, target, want_dir in (("--output", Path(output), True), ("--report", Path(report_path), False)):
+        if option == "--report" and no_report:
+            continue
+        why = _unwritable(target, want_dir)
+        if why:
+            raise _fail(f"{option} {target}: {why}; nothing measured")
+    if not runners:
+        raise _fail("no runner left to measure (every session is under --not-measured or outside --only)")
+    command = ["ci-timing", "local", "--passes", str(passes)] + [a for s in only for a in ("--only", s)] + \
+        [a for s, r in sorted(skipped.items()) for a in ("--not-measured", f"{s}={r}")]
+    try:
+        with handle_signals():  # SIGTERM/SIGINT: the running step's process group is killed, nothing written
+            result = measure(Path(repo_dir).resolve(), runners, rules=Rules(), passes=passes, nox=shlex.split(nox_cmd), timeout=timeout,
+                             work_dir=Path(work_dir) if work_dir else None, keep=keep, log_dir=Path(log_dir) if log_dir else None,
+                             not_measured=skipped, command=command, progress=lambda text: click.echo(f"ci-timing local: {text}", err=True))
+    except LocalError as exc:
+        raise _fail(str(exc)) from None
+    except Interrupted:
+        click.echo("ci-timing local: interrupted, the running step was killed; nothing written", err=True)
+        sys.exit(130)
+    _write_and_report(result.doc, output, name, report_path, no_report, evaluation_dir, also=[Path(output) / "ci-timing.json"])
+
+
+@main.command()
+@click.option("--input", "inputs", multiple=True, type=click.Path(dir_okay=False), help=f"A ci-timing document, v1 or v2 (repeatable; absent files are skipped). [default: {DEFAULT_OUTPUT}/local.json and {DEFAULT_OUTPUT}/ci-timing.json]")
+@click.option("--evaluation-dir", default=DEFAULT_EVAL, show_default=True, type=click.Path(file_okay=False), help="Where the runners' *.tool-run.json documents are (determinism records).")
+@click.option("--output", default=DEFAULT_REPORT, show_default=True, type=click.Path(dir_okay=False), help="Where to write the Markdown report.")
+def report(inputs: tuple[str, ...], evaluation_dir: str, output: str) -> None:
+    """Rebuild deployment-viability-report.md from the documents on disk (no network)."""
+    paths = [Path(p) for p in inputs] or [Path(DEFAULT_OUTPUT) / "local.json", Path(DEFAULT_OUTPUT) / "ci-timing.json"]
+    try:
+        path, had_ci = build_report(paths, Path(evaluation_dir), Path(output))
     except mtap_schemas.SchemaError as exc:
         raise _fail(str(exc)) from None
     except OSError as exc:
         raise _fail(f"{output}: not written: {_one_line(exc)}") from None
-    note = "" if had_ci else f" (no CI history scraped yet: {ci_json} is absent)"
+    note = "" if had_ci else f" (no ci-timing document yet: {', '.join(p.as_posix() for p in paths)} absent)"
     click.echo(f"wrote {path}{note}", err=True)
 
 

@@ -171,6 +171,10 @@ def run_record(run: dict[str, Any], jobs: list[dict[str, Any]], rules: Rules) ->
                 "completed_at": iso(job["completed_at"]),
                 "runner": job["runner_name"],
                 **timing,
+                # v2: what only the local source knows (null for GitHub jobs)
+                "install_path": job.get("install_path"),
+                "reused_build": job.get("reused_build"),
+                "determinism": job.get("determinism"),
             }
         )
     job_records.sort(key=lambda j: (j["name"], j["attempt"] or 0, j["id"]))
@@ -287,9 +291,10 @@ def scrape(
     missing = skipped + missing
     doc = {
         "schema": "ci-timing",
-        "schema_version": mtap_schemas.version("ci-timing"),
+        "schema_version": mtap_schemas.version("ci-timing", 2),
         "scraper": {"name": "ci-timing", "version": __version__, "client": client_version()},
         "source": {
+            "kind": "github",
             "api_url": api_url,
             "repository": repository,
             "workflow": workflow,

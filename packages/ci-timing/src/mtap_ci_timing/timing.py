@@ -38,6 +38,7 @@ def job_timing(job: dict[str, Any], rules: Rules) -> dict[str, Any]:
                 "category": rules.category_of(step["name"]),
                 "conclusion": step.get("conclusion"),
                 "seconds": seconds_between(step.get("started_at"), step.get("completed_at")),
+                "command": step.get("command"),
                 "_start": step.get("started_at"),
                 "_end": step.get("completed_at"),
             }
@@ -55,11 +56,14 @@ def job_timing(job: dict[str, Any], rules: Rules) -> dict[str, Any]:
         if s["category"] in ("setup", "docker-build") and s["number"] < first_run and s["_end"] is not None
     ]
     setup = seconds_between(start, max(setup_ends)) if setup_ends else None
+    run_ends = [s["_end"] for s in steps if s["category"] == "run" and s["number"] == first_run and s["_end"] is not None]
+    first_result = seconds_between(start, run_ends[0]) if run_ends else None
     for s in steps:
         del s["_start"], s["_end"]
     return {
         "queue_seconds": seconds_between(job.get("created_at"), start),
         "setup_seconds": setup,
+        "first_result_seconds": first_result,
         "run_seconds": total("run"),
         "docker_build_seconds": total("docker-build"),
         "teardown_seconds": total("teardown"),
@@ -96,6 +100,30 @@ def spread(values: Iterable[float | None]) -> dict[str, Any]:
     }
 
 
+def install_paths(jobs: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Distinct install paths of a tool's jobs ({kind, detail, reason}), each with how many jobs took it."""
+    seen: Counter[tuple[str, str, str | None]] = Counter()
+    for j in jobs:
+        ip = j.get("install_path")
+        if ip:
+            seen[(ip["kind"], ip["detail"], ip["reason"])] += 1
+    return [{"kind": k, "detail": d, "reason": r, "jobs": n} for (k, d, r), n in sorted(seen.items(), key=lambda x: (x[0][0], x[0][1], x[0][2] or ""))]
+
+
+def determinism_of(jobs: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """Repeat-run comparisons of a tool's jobs summed (each later pass is compared once with
+    the first); null when no job was compared."""
+    dets = [j["determinism"] for j in jobs if j.get("determinism")]
+    if not dets:
+        return None
+    return {
+        "compared": sum(d["compared"] for d in dets),
+        "identical": sum(d["identical"] for d in dets),
+        "differing": sorted({c for d in dets for c in d["differing"]})[:50],
+        "unmatched": sum(d["unmatched"] for d in dets),
+    }
+
+
 def tool_summaries(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """Per-tool summary rows and the unmapped job names, from documented run records.
 
@@ -126,11 +154,15 @@ def tool_summaries(runs: list[dict[str, Any]]) -> tuple[list[dict[str, Any]], li
                 "conclusions": dict(sorted(conclusions.items())),
                 "success_rate": round(len(ok) / len(ran), 4) if ran else None,
                 "setup_seconds": spread(j["setup_seconds"] for j in ok),
+                "first_result_seconds": spread(j.get("first_result_seconds") for j in ok),
                 "run_seconds": spread(j["run_seconds"] for j in ok),
                 "docker_build_seconds": spread(j["docker_build_seconds"] for j in ok),
                 "total_seconds": spread(j["total_seconds"] for j in ok),
                 "docker": {"jobs": len(docker), "success": sum(j["conclusion"] == "success" for j in docker)},
                 "native": {"jobs": len(native), "success": sum(j["conclusion"] == "success" for j in native)},
+                "install_paths": install_paths(jobs),
+                "determinism": determinism_of(jobs),
+                "reused_build": next((j["reused_build"] for j in jobs if j.get("reused_build")), None),
             }
         )
     return out, [{"name": n, "count": c} for n, c in sorted(unmapped.items())]

@@ -1,0 +1,416 @@
+"""The local source of D4: time each runner from a clean clone with cold caches, here.
+
+For every runner and every pass (default two): ``git clone`` the repository's committed HEAD
+into a fresh folder, point the pip / uv / XDG / mtap caches at empty folders, install the
+runner's nox session (``nox -s SESSION --install-only``), run the runner's own setup command
+when it has one (``astra-runner setup``, ``timeloop-runner setup``), then its first result
+(``nox -s SESSION --no-install -- --output OUT <args>``). Each phase is a step with its start
+and end time, each runner a job named after its session (so ``Rules.tool_of`` maps it like a
+GitHub job), each pass a run: the document has the shape the GitHub scraper writes (ci-timing
+v2, ``source.kind: local``) and the same report generator reads it.
+
+Determinism: the tool-run documents of the passes are compared case by case (status and
+metrics, through ``mtap_schemas.canonical``); each job records what it was compared with.
+
+Install path: what the runner spec says worked (a registry package, a source build, a Docker
+image), or ``unavailable`` with the failing step's last line as the reason. A runner may reuse
+a verified source build from the mtap cache (``reuse_build``): its ``build.json`` (measured
+when it was built) is copied into the job as ``reused_build`` and the report says so; the
+build is never re-timed or invented here.
+
+Every command goes through ``mtap_schemas.proc.run_tool`` (own process group, timeout kills
+the group).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import shlex
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import mtap_schemas
+from mtap_schemas.proc import run_tool
+
+from . import __version__
+from .rules import Rules
+from .scrape import Scrape, iso, run_record
+from .timing import tool_summaries
+
+INSTALL_KINDS = ("registry", "source-build", "docker-image")
+#: cache variables pointed at an empty folder per pass (cold caches)
+COLD_CACHE_VARS = ("XDG_CACHE_HOME", "PIP_CACHE_DIR", "UV_CACHE_DIR", "MTAP_CACHE_DIR")
+KEYS = {"session", "job", "args", "setup", "install", "detail", "reuse_build"}
+
+
+class LocalError(ValueError):
+    """A runners file or option is unusable; ``str()`` is one line naming file and field."""
+
+
+@dataclass
+class Runner:
+    """One runner to measure. ``args`` and ``setup`` may hold ``{out}`` (the pass's output
+    folder), ``{bin}`` (the session's virtualenv bin folder) and ``{clone}``."""
+
+    session: str
+    job: str
+    args: list[str] = field(default_factory=list)
+    setup: list[list[str]] = field(default_factory=list)
+    install: str = "registry"
+    detail: str = ""
+    reuse_build: str | None = None  # tool folder under the mtap cache whose verified build.json is reused
+
+
+#: mtap's runners, as measured by `ci-timing local` with no --runners file. ``{ext}`` and
+#: ``{shared}`` are replaced by --ext-dir and --shared-dir.
+DEFAULT_RUNNERS: list[dict[str, Any]] = [
+    {"session": "zigzag", "job": "zigzag", "args": ["--output", "{out}", "--limit", "2"], "install": "registry",
+     "detail": "zigzag-runner with zigzag-dse from PyPI"},
+    {"session": "vidur", "job": "vidur", "args": ["--output", "{out}", "--limit", "1"], "install": "registry",
+     "detail": "vidur-runner with vidur 0.0.26 from PyPI, committed Llama-2-7B profiles"},
+    {"session": "neusight", "job": "neusight", "args": ["--output", "{out}", "--artifact-dir", "{shared}/neusight", "--limit", "2"],
+     "install": "registry", "detail": "neusight-runner from PyPI dependencies, re-scoring NeuSight's published artifact (../shared/neusight)"},
+    {"session": "astra", "job": "astra", "args": ["--output", "{out}", "--limit", "2"],
+     "setup": [["{bin}/astra-runner", "setup", "--source", "{ext}/astra-sim", "--jobs", "2"]], "install": "source-build",
+     "detail": "astra-runner setup: ASTRA-sim 2.0 analytical backend built from a local upstream clone", "reuse_build": "astra-sim"},
+    {"session": "timeloop", "job": "timeloop", "args": ["--output", "{out}", "--limit", "2"],
+     "setup": [["{bin}/timeloop-runner", "setup", "--source", "{ext}/timeloop", "--jobs", "2"]], "install": "source-build",
+     "detail": "timeloop-runner setup: Timeloop v3.0.3 built from a local upstream clone", "reuse_build": "timeloop"},
+    {"session": "analytical", "job": "analytical", "args": ["--output", "{out}", "--limit", "2"], "install": "registry",
+     "detail": "analytical-runner with CPU torch from PyPI"},
+    {"session": "nnmeter", "job": "nnmeter", "args": ["--output", "{out}", "--limit", "2"], "install": "registry",
+     "detail": "nnmeter-runner with nn-meter 2.0 from PyPI"},
+    {"session": "groundtruth", "job": "groundtruth", "args": ["--output", "{out}", "--limit", "2"], "install": "registry",
+     "detail": "groundtruth with torch from PyPI (needs a CUDA GPU)"},
+]
+
+
+def _str_list(value: Any, where: str, source: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise LocalError(f"{source}: field {where}: expected a list of strings")
+    return list(value)
+
+
+def runners_from(data: Any, source: str, subst: dict[str, str]) -> list[Runner]:
+    """Runner specs from a JSON list (see DEFAULT_RUNNERS), ``{ext}``/``{shared}`` replaced."""
+    if not isinstance(data, list) or not data:
+        raise LocalError(f"{source}: expected a non-empty JSON list of runner objects")
+    out: list[Runner] = []
+    for i, item in enumerate(data):
+        where = f"[{i}]"
+        if not isinstance(item, dict):
+            raise LocalError(f"{source}: field {where}: expected a runner object")
+        unknown = sorted(set(item) - KEYS)
+        if unknown:
+            raise LocalError(f"{source}: field {where}.{unknown[0]}: unknown key, expected one of {', '.join(sorted(KEYS))}")
+        for key in ("session", "job"):
+            if not isinstance(item.get(key), str) or not item[key]:
+                raise LocalError(f"{source}: field {where}.{key}: expected a non-empty string")
+        install = item.get("install", "registry")
+        if install not in INSTALL_KINDS:
+            raise LocalError(f"{source}: field {where}.install: got {install!r}, expected one of {', '.join(INSTALL_KINDS)}")
+        setup = item.get("setup", [])
+        if not isinstance(setup, list):
+            raise LocalError(f"{source}: field {where}.setup: expected a list of commands (lists of strings)")
+        reuse = item.get("reuse_build")
+        if reuse is not None and not isinstance(reuse, str):
+            raise LocalError(f"{source}: field {where}.reuse_build: expected a tool folder name or null")
+
+        def fill(text: str) -> str:
+            for key, value in subst.items():
+                text = text.replace("{" + key + "}", value)
+            return text
+
+        out.append(
+            Runner(
+                session=item["session"],
+                job=item["job"],
+                args=[fill(a) for a in _str_list(item.get("args", []), f"{where}.args", source)],
+                setup=[[fill(a) for a in _str_list(c, f"{where}.setup[{j}]", source)] for j, c in enumerate(setup)],
+                install=install,
+                detail=str(item.get("detail", "")),
+                reuse_build=reuse,
+            )
+        )
+    sessions = [r.session for r in out]
+    if len(set(sessions)) != len(sessions):
+        raise LocalError(f"{source}: a session is listed twice")
+    return out
+
+
+def load_runners(path: str | None, subst: dict[str, str]) -> list[Runner]:
+    if path is None:
+        return runners_from(DEFAULT_RUNNERS, "<default runners>", subst)
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise LocalError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise LocalError(f"{path}: not valid JSON: {exc}") from None
+    return runners_from(data, path, subst)
+
+
+def find_build(cache_root: Path, tool: str) -> tuple[Path, dict[str, Any]] | None:
+    """The newest verified build (``build.json`` with ``verify.ok``) of ``tool`` in the cache."""
+    found = []
+    for path in sorted(cache_root.glob(f"{tool}/*/build.json")):
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        if isinstance(info, dict) and isinstance(info.get("verify"), dict) and info["verify"].get("ok") is True:
+            found.append((str(info.get("built_at", "")), path, info))
+    if not found:
+        return None
+    _, path, info = max(found)
+    return path.parent, info
+
+
+def reused_record(folder: Path, info: dict[str, Any]) -> dict[str, Any]:
+    verify = info.get("verify") or {}
+    seconds = info.get("build_seconds")
+    return {
+        "path": str(folder),
+        "version": str(info.get("version") or info.get("commit") or "unknown"),
+        "built_at": info.get("built_at") if isinstance(info.get("built_at"), str) else None,
+        "build_seconds": float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0 else None,
+        "verify": f"{verify.get('case')}: {verify.get('metric')} {verify.get('got')} (expected {verify.get('expected')})",
+    }
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _child_env(base: dict[str, str], caches: Path, mtap_cache: Path) -> dict[str, str]:
+    """The environment of every command of a pass: caches cold, no enclosing virtualenv."""
+    env = dict(base)
+    venv = env.pop("VIRTUAL_ENV", None)
+    if sys.prefix != sys.base_prefix or venv:  # run from a venv (e.g. nox's): its bin must not shadow python3/nox
+        drop = {str(Path(sys.prefix) / "bin")} | ({str(Path(venv) / "bin")} if venv else set())
+        env["PATH"] = os.pathsep.join(p for p in env.get("PATH", "").split(os.pathsep) if p not in drop)
+    for var in COLD_CACHE_VARS:
+        env[var] = str(caches / var.lower())
+    env["MTAP_CACHE_DIR"] = str(mtap_cache)
+    env.pop("PYTHONPATH", None)
+    env["PYTHONDONTWRITEBYTECODE"] = "1"
+    return env
+
+
+def read_cases(folder: Path) -> dict[str, dict[str, Any]]:
+    """(document file name, case id) -> canonical {status, metrics} of every tool-run document in ``folder``."""
+    out: dict[str, dict[str, Any]] = {}
+    for path in sorted(folder.glob("*.tool-run.json")) if folder.is_dir() else []:
+        try:
+            doc = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            continue
+        for case in doc.get("cases", []) if isinstance(doc, dict) else []:
+            if isinstance(case, dict) and isinstance(case.get("id"), str):
+                out[f"{path.name}:{case['id']}"] = mtap_schemas.canonical({"status": case.get("status"), "metrics": case.get("metrics")})
+    return out
+
+
+def compare(first: dict[str, Any], other: dict[str, Any]) -> dict[str, Any]:
+    """Cases of both passes compared: identical (status and metrics equal) or differing (ids)."""
+    common = sorted(set(first) & set(other))
+    differing = [c for c in common if first[c] != other[c]]
+    only = sorted(set(first) ^ set(other))
+    return {"compared": len(common), "identical": len(common) - len(differing), "differing": differing[:50], "unmatched": len(only)}
+
+
+@dataclass
+class Pass:
+    started: datetime
+    steps: list[dict[str, Any]]
+    conclusion: str
+    install_path: dict[str, Any]
+    cases: dict[str, dict[str, Any]]
+    output: Path
+
+
+def _step(number: int, name: str, argv: list[str], cwd: Path | None, env: dict[str, str], timeout: float, log: Path) -> tuple[dict[str, Any], Any]:
+    start = _now()
+    result = run_tool(argv, timeout=timeout, cwd=cwd, env=env)
+    end = _now()
+    with log.open("a", encoding="utf-8") as fh:
+        fh.write(f"$ {shlex.join(argv)}  # {result.outcome} {result.returncode} {result.seconds:.1f} s\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}\n")
+    step = {"number": number, "name": name, "conclusion": "success" if result.ok else "failure", "started_at": start, "completed_at": end, "command": list(argv)}
+    return step, result
+
+
+def _why(result: Any, what: str) -> str:
+    if result.outcome == "timeout":
+        return f"{what} timed out after {result.seconds:.0f} s"
+    return f"{what} failed ({result.outcome} {result.returncode}): {result.last_line() or 'no output'}"[:400]
+
+
+def measure_pass(runner: Runner, repo: Path, work: Path, nox: list[str], base_env: dict[str, str], timeout: float, mtap_cache: Path | None) -> Pass:
+    """One cold pass of one runner: clone, install, setup, first result."""
+    work.mkdir(parents=True)
+    clone, out, caches = work / "clone", work / "out", work / "caches"
+    out.mkdir()
+    env = _child_env(base_env, caches, mtap_cache or (caches / "mtap"))
+    log = work / "commands.log"
+    started = _now()
+    steps: list[dict[str, Any]] = []
+    install = {"kind": runner.install, "detail": runner.detail, "reason": None}
+
+    def fail(what: str, result: Any) -> Pass:
+        return Pass(started, steps, "unavailable", {"kind": "unavailable", "detail": runner.detail, "reason": _why(result, what)}, {}, out)
+
+    step, res = _step(1, "Clone the repository (git clone, committed HEAD)", ["git", "clone", "--quiet", "--no-hardlinks", str(repo), str(clone)], None, env, timeout, log)
+    steps.append(step)
+    if not res.ok:
+        return fail("git clone", res)
+    step, res = _step(2, f"Install the {runner.session} session (nox --install-only, cold caches)", [*nox, "-s", runner.session, "--install-only"], clone, env, timeout, log)
+    steps.append(step)
+    if not res.ok:
+        return fail(f"nox -s {runner.session} --install-only", res)
+    bin_dir = clone / ".nox" / runner.session.replace("-", "_") / "bin"
+    if not bin_dir.is_dir():
+        hits = sorted((clone / ".nox").glob("*/bin"))
+        bin_dir = hits[0] if len(hits) == 1 else bin_dir
+    subst = {"out": str(out), "bin": str(bin_dir), "clone": str(clone)}
+
+    def fill(text: str) -> str:
+        for key, value in subst.items():
+            text = text.replace("{" + key + "}", value)
+        return text
+
+    for command in runner.setup:
+        argv = [fill(a) for a in command]
+        step, res = _step(len(steps) + 1, f"Build and verify the tool ({Path(argv[0]).name} {' '.join(argv[1:2])})", argv, clone, env, timeout, log)
+        steps.append(step)
+        if not res.ok:
+            return fail(shlex.join(argv[:2]), res)
+    argv = [*nox, "-s", runner.session, "--no-install", "--", *[fill(a) for a in runner.args]]
+    step, res = _step(len(steps) + 1, "First result", argv, clone, env, timeout, log)
+    steps.append(step)
+    cases = read_cases(out)
+    if not res.ok:
+        return Pass(started, steps, "failure", install, cases, out)
+    ok = sum(1 for c in cases.values() if c.get("status") == "ok")
+    if not ok:
+        # the runner ran but produced no ok case: the install path did not give a result
+        reason = f"first result: no ok case in {len(cases)} case(s) written under --output"
+        return Pass(started, steps, "failure", {"kind": "unavailable", "detail": runner.detail, "reason": reason}, cases, out)
+    return Pass(started, steps, "success", install, cases, out)
+
+
+def measure(
+    repo: Path,
+    runners: list[Runner],
+    *,
+    rules: Rules,
+    passes: int = 2,
+    nox: list[str] | None = None,
+    timeout: float = 3600.0,
+    work_dir: Path | None = None,
+    keep: bool = False,
+    log_dir: Path | None = None,
+    mtap_cache: Path | None = None,
+    not_measured: dict[str, str] | None = None,
+    command: list[str] | None = None,
+    progress: Callable[[str], None] | None = None,
+    env: dict[str, str] | None = None,
+) -> Scrape:
+    """The ci-timing v2 document (``source.kind: local``) of ``passes`` cold passes per runner."""
+    nox = nox or ["python3", "-m", "nox"]
+    base_env = dict(os.environ if env is None else env)
+    mtap_cache = mtap_cache or Path(base_env.get("MTAP_CACHE_DIR") or Path.home() / ".cache" / "mtap")
+    head = run_tool(["git", "-C", str(repo), "rev-parse", "HEAD"], timeout=60)
+    if not head.ok:
+        raise LocalError(f"{repo}: not a git repository with a commit: {head.last_line() or head.outcome}")
+    commit = head.stdout.strip()
+    branch_res = run_tool(["git", "-C", str(repo), "rev-parse", "--abbrev-ref", "HEAD"], timeout=60)
+    branch = branch_res.stdout.strip() if branch_res.ok else None
+    try:
+        load = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        load = []
+    root = Path(tempfile.mkdtemp(prefix="ci-timing-local-", dir=work_dir))
+    if progress:
+        progress(f"working in {root}{' (kept)' if keep else ''}")
+    per_runner: dict[str, list[Pass]] = {}
+    reused: dict[str, dict[str, Any] | None] = {}
+    missing: list[dict[str, str]] = []
+    try:
+        for runner in runners:
+            build = None
+            if runner.reuse_build:
+                found = find_build(mtap_cache, runner.reuse_build)
+                build = reused_record(*found) if found else None
+            reused[runner.session] = build
+            per_runner[runner.session] = []
+            for k in range(1, passes + 1):
+                if progress:
+                    progress(f"{runner.session}: pass {k}/{passes}")
+                p = measure_pass(runner, repo, root / runner.session / f"pass-{k}", nox, base_env, timeout, mtap_cache if build else None)
+                per_runner[runner.session].append(p)
+                if log_dir is not None:
+                    log_dir.mkdir(parents=True, exist_ok=True)
+                    log = root / runner.session / f"pass-{k}" / "commands.log"
+                    if log.is_file():
+                        shutil.copyfile(log, log_dir / f"{runner.session}.pass-{k}.log")
+                if not keep:
+                    shutil.rmtree(root / runner.session / f"pass-{k}" / "clone", ignore_errors=True)
+                    shutil.rmtree(root / runner.session / f"pass-{k}" / "caches", ignore_errors=True)
+        records = []
+        for k in range(1, passes + 1):
+            jobs = []
+            for index, runner in enumerate(runners, 1):
+                p = per_runner[runner.session][k - 1]
+                first = per_runner[runner.session][0]
+                # each later pass against the first; the first pass carries no comparison of its own
+                det = compare(first.cases, p.cases) if k > 1 and first.cases and p.cases else None
+                jobs.append({
+                    "id": index, "name": runner.job, "run_attempt": 1, "conclusion": p.conclusion,
+                    "created_at": p.started, "started_at": p.started, "completed_at": p.steps[-1]["completed_at"],
+                    "runner_name": f"local {platform.node() or 'host'}", "steps": p.steps,
+                    "install_path": p.install_path, "determinism": det, "reused_build": reused[runner.session],
+                })
+            starts = [per_runner[r.session][k - 1].started for r in runners]
+            concl = "success" if all(j["conclusion"] == "success" for j in jobs) else "failure"
+            run = {"id": k, "run_number": k, "run_attempt": 1, "workflow": "ci-timing local", "event": "local",
+                   "head_branch": branch, "head_sha": commit, "conclusion": concl, "created_at": min(starts), "html_url": None}
+            records.append(run_record(run, jobs, rules))
+    finally:
+        if not keep:
+            shutil.rmtree(root, ignore_errors=True)
+    records.sort(key=lambda r: r["run_number"], reverse=True)
+    tools, unmapped = tool_summaries(records)
+    doc = {
+        "schema": "ci-timing",
+        "schema_version": mtap_schemas.version("ci-timing", 2),
+        "scraper": {"name": "ci-timing", "version": __version__, "client": f"mtap_schemas.proc.run_tool, git, {shlex.join(nox)}"},
+        "source": {
+            "kind": "local",
+            "repository": str(repo),
+            "commit": commit,
+            "branch": branch,
+            "passes": passes,
+            "cold_caches": list(COLD_CACHE_VARS),
+            "host": {"platform": f"{platform.system()} {platform.release()} {platform.machine()}", "cpus": os.cpu_count() or 0,
+                     "python": platform.python_version(), "load_average": load},
+            "runners": [r.session for r in runners],
+            "not_measured": [{"session": s, "reason": r} for s, r in sorted((not_measured or {}).items())],
+            "command": command or [],
+        },
+        "rules": rules.as_dict(),
+        "complete": not missing,
+        "missing": missing,
+        "wall_clock": {"scraped_at": iso(_now())},
+        "runs": records,
+        "tools": tools,
+        "unmapped_jobs": unmapped,
+    }
+    return Scrape(doc, None, 0)
