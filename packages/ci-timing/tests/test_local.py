@@ -107,9 +107,9 @@ def test_two_cold_passes_timed_compared_and_reported(tmp_path, repo):
     assert [r["run_number"] for r in doc["runs"]] == [2, 1]
     zz = jobs_of(doc, "zigzag")
     assert [j["tool"] for j in zz] == ["zigzag", "zigzag"] and all(j["conclusion"] == "success" for j in zz)
-    assert [s["category"] for s in zz[0]["steps"]] == ["setup", "setup", "run"]
-    assert zz[0]["steps"][0]["command"][:2] == ["git", "clone"] and "--install-only" in zz[0]["steps"][1]["command"]
-    assert zz[0]["steps"][2]["command"][-2:][0] == "--output"
+    assert [s["category"] for s in zz[0]["steps"]] == ["setup", "setup", "setup", "run"]
+    assert zz[0]["steps"][0]["command"][:2] == ["git", "clone"] and zz[0]["steps"][1]["command"][-1] == commit
+    assert "--install-only" in zz[0]["steps"][2]["command"] and zz[0]["steps"][3]["command"][-2] == "--output"
     for job in zz:
         assert 0 < job["setup_seconds"] < job["first_result_seconds"] <= job["total_seconds"] + 0.001
         assert job["first_result_seconds"] == pytest.approx(job["setup_seconds"] + job["run_seconds"], abs=0.01)
@@ -135,7 +135,7 @@ def test_unavailable_install_and_no_result_are_recorded_with_reasons(tmp_path, r
     assert broken["tool"] is None and broken["conclusion"] == "unavailable"
     assert broken["install_path"]["kind"] == "unavailable" and "--install-only failed" in broken["install_path"]["reason"]
     assert "no wheel of fake-tool" in broken["install_path"]["reason"] or "Session broken" in broken["install_path"]["reason"]
-    assert [s["conclusion"] for s in broken["steps"]] == ["success", "failure"]
+    assert [s["conclusion"] for s in broken["steps"]] == ["success", "success", "failure"]
     (empty,) = jobs_of(doc, "empty")
     assert empty["conclusion"] == "failure" and empty["install_path"]["kind"] == "unavailable"
     assert "no ok case in 0 case(s)" in empty["install_path"]["reason"]

@@ -253,8 +253,8 @@ def _why(result: Any, what: str) -> str:
     return f"{what} failed ({result.outcome} {result.returncode}): {result.last_line() or 'no output'}"[:400]
 
 
-def measure_pass(runner: Runner, repo: Path, work: Path, nox: list[str], base_env: dict[str, str], timeout: float, mtap_cache: Path | None) -> Pass:
-    """One cold pass of one runner: clone, install, setup, first result."""
+def measure_pass(runner: Runner, repo: Path, commit: str, work: Path, nox: list[str], base_env: dict[str, str], timeout: float, mtap_cache: Path | None) -> Pass:
+    """One cold pass of one runner: clone, checkout of ``commit``, install, setup, first result."""
     work.mkdir(parents=True)
     clone, out, caches = work / "clone", work / "out", work / "caches"
     out.mkdir()
@@ -267,11 +267,18 @@ def measure_pass(runner: Runner, repo: Path, work: Path, nox: list[str], base_en
     def fail(what: str, result: Any) -> Pass:
         return Pass(started, steps, "unavailable", {"kind": "unavailable", "detail": runner.detail, "reason": _why(result, what)}, {}, out)
 
-    step, res = _step(1, "Clone the repository (git clone, committed HEAD)", ["git", "clone", "--quiet", "--no-hardlinks", str(repo), str(clone)], None, env, timeout, log)
+    step, res = _step(1, "Clone the repository (git clone)", ["git", "clone", "--quiet", "--no-hardlinks", "--no-checkout", str(repo), str(clone)],
+                      None, env, timeout, log)
     steps.append(step)
     if not res.ok:
         return fail("git clone", res)
-    step, res = _step(2, f"Install the {runner.session} session (nox --install-only, cold caches)", [*nox, "-s", runner.session, "--install-only"], clone, env, timeout, log)
+    # every pass measures the same commit, even when the repository's HEAD moves meanwhile
+    step, res = _step(2, f"Checkout of the measured commit {commit[:12]}", ["git", "-C", str(clone), "checkout", "--quiet", "--detach", commit],
+                      None, env, timeout, log)
+    steps.append(step)
+    if not res.ok:
+        return fail(f"git checkout {commit[:12]}", res)
+    step, res = _step(3, f"Install the {runner.session} session (nox --install-only, cold caches)", [*nox, "-s", runner.session, "--install-only"], clone, env, timeout, log)
     steps.append(step)
     if not res.ok:
         return fail(f"nox -s {runner.session} --install-only", res)
@@ -354,7 +361,7 @@ def measure(
             for k in range(1, passes + 1):
                 if progress:
                     progress(f"{runner.session}: pass {k}/{passes}")
-                p = measure_pass(runner, repo, root / runner.session / f"pass-{k}", nox, base_env, timeout, mtap_cache if build else None)
+                p = measure_pass(runner, repo, commit, root / runner.session / f"pass-{k}", nox, base_env, timeout, mtap_cache if build else None)
                 per_runner[runner.session].append(p)
                 if log_dir is not None:
                     log_dir.mkdir(parents=True, exist_ok=True)
