@@ -20,7 +20,7 @@ def _run(tmp_path, data_dir, config: dict, name: str) -> dict:
     r = CliRunner().invoke(main, ["run", "--config", str(cfg), "--data-dir", str(data_dir), "--output", str(tmp_path),
                                   "--name", name])
     assert r.exit_code == 0, r.output
-    doc = ms.read(tmp_path / f"{name}.tool-run.json", "tool-run")
+    doc = ms.read_tool_run(tmp_path / f"{name}.tool-run.json")
     return {c["id"]: c for c in doc["cases"]}
 
 
@@ -63,7 +63,7 @@ def test_published_document(tmp_path, repo, monkeypatch):
     monkeypatch.chdir(repo)  # the defaults are relative to the repository, as recorded in the document
     r = CliRunner().invoke(eyeriss.main, ["published", "--output", str(out)])
     assert r.exit_code == 0, r.output
-    doc = ms.read(out, "tool-run")
+    doc = ms.read_tool_run(out)
     assert doc["tool"] == {"name": "published", "version": "JSSC 2017", "backend": "artifact",
                            "location": "doi:10.1109/JSSC.2016.2616357"}
     cases = {c["key"]: c for c in doc["cases"]}
@@ -84,7 +84,7 @@ def test_published_document(tmp_path, repo, monkeypatch):
     vgg_total = cases["vgg16.conv-layers.b3.int16"]
     assert val(vgg_total, "dram_access") * 1e6 / 2 / vgg_total["parameters"]["macs"] == pytest.approx(0.0035, abs=5e-5)
     assert "latency" not in {m["name"] for m in cases["vgg16.layer.conv2-2.b3.int16"]["metrics"]}
-    committed = ms.read(repo / eyeriss.PUBLISHED, "tool-run", eyeriss._major(repo / eyeriss.PUBLISHED))
+    committed = ms.read_tool_run(repo / eyeriss.PUBLISHED)
     assert ms.canonical(doc)["cases"] == ms.canonical(committed)["cases"]
 
 
@@ -120,5 +120,5 @@ def test_silicon_file_is_required(tmp_path, repo):
     shutil.copy(repo / eyeriss.SILICON, tmp_path / "s.json")
     (tmp_path / "s.json").write_text("{")
     r = CliRunner().invoke(eyeriss.main, ["published", "--silicon", str(tmp_path / "s.json"),
-                                          "--output", str(tmp_path / "p.json")])
+                                          "--output", str(tmp_path / "p.tool-run.json")])
     assert r.exit_code == 2 and "s.json: not valid JSON" in r.output

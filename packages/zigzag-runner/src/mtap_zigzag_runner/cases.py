@@ -3,11 +3,9 @@ optional ``--config`` JSON that narrows it."""
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 
-from .layers import MODELS, Layer, LayerTable
+from .layers import Layer, LayerTable
 
 #: The accelerators: hardware id in hardware.json, the key's dtype, the accelerator and mapping
 #: files and the operand precisions (bits) given to ZigZag. ``own`` files are this package's
@@ -26,10 +24,6 @@ DEFAULT_HARDWARE = ("eyeriss-like", "tpu-like")
 DEFAULT_MODELS = ("resnet50", "bert-base")
 
 
-class ConfigError(ValueError):
-    """One line naming the file, the field and what was expected."""
-
-
 @dataclass
 class Config:
     hardware: list[str] = field(default_factory=lambda: list(DEFAULT_HARDWARE))
@@ -39,55 +33,20 @@ class Config:
     seq_len: int | None = None  # None: the table's (BERT-base 128)
 
 
-_FIELDS = {
-    "hardware": "a list of ZigZag example accelerators, any of " + ", ".join(HARDWARE),
-    "models": "a list of models, any of " + ", ".join(MODELS),
-    "layers": "a list of layer names (e.g. conv1, layer1-0-conv2, attention-qkv) or null",
-    "batch": "a positive integer (default: each layer table's batch)",
-    "seq_len": "a positive integer (BERT sequence length, default 128)",
-}
-
-
-def load_config(path: Path | None) -> Config:
+def config_from(doc: dict | None) -> Config:
+    """The config as read and validated by the kit (schemas/config/zigzag-runner.v1.schema.json)."""
     cfg = Config()
-    if path is None:
-        return cfg
-    src = str(path)
-    try:
-        data = json.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise ConfigError(f"{src}: cannot read: {exc.strerror or exc}") from None
-    except json.JSONDecodeError as exc:
-        raise ConfigError(f"{src}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{src}: expected a JSON object with fields {', '.join(_FIELDS)}")
-    for key, value in data.items():
-        if key not in _FIELDS:
-            raise ConfigError(f"{src}: field {key}: unknown field, expected one of {', '.join(_FIELDS)}")
-        expected = _FIELDS[key]
-        if key in ("hardware", "models"):
-            allowed = HARDWARE if key == "hardware" else MODELS
-            if not isinstance(value, list) or not value or any(v not in allowed for v in value):
-                raise ConfigError(f"{src}: field {key}: got {value!r}, expected {expected}")
-        elif key == "layers":
-            if value is not None and (not isinstance(value, list) or not all(isinstance(v, str) for v in value)):
-                raise ConfigError(f"{src}: field {key}: got {value!r}, expected {expected}")
-        elif key in ("batch", "seq_len"):
-            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
-                raise ConfigError(f"{src}: field {key}: got {value!r}, expected {expected}")
-        setattr(cfg, key, value)
+    for key, value in (doc or {}).items():
+        setattr(cfg, key, list(value) if isinstance(value, list) else value)
     return cfg
 
 
-def check_layers(cfg: Config, tables: dict[str, LayerTable], path: Path | None) -> None:
-    """Every layer name of the config is in a chosen model's table."""
+def unknown_layers(cfg: Config, tables: dict[str, LayerTable]) -> list[str]:
+    """Layer names of the config that are in none of the chosen models' tables."""
     if cfg.layers is None:
-        return
+        return []
     known = {name for m in cfg.models for name in tables[m].names}
-    unknown = sorted(set(cfg.layers) - known)
-    if unknown:
-        raise ConfigError(f"{path}: field layers: unknown layer name(s) {unknown} for models {', '.join(cfg.models)}, "
-                          "expected names like conv1, layer1-0-conv2, fc, attention-qkv, conv1-1")
+    return sorted(set(cfg.layers) - known)
 
 
 @dataclass
@@ -163,12 +122,3 @@ def plan_cases(cfg: Config, tables: dict[str, LayerTable]) -> list[Case]:
                 out.append(Case(f"{arch}/{key}", key, table.workload, hw, arch, dtype, "total", layers,
                                 {"accelerator": arch, "model": model, "layers": len(layers), "macs": macs, "scope": scope}))
     return out
-
-
-def apply_limit(cases: list[Case], limit: int | None) -> list[Case]:
-    """The first ``limit`` cases; a total is kept only if every layer it sums is kept too."""
-    if limit is None:
-        return cases
-    kept = cases[:limit]
-    keys = {(c.arch, c.layers[0].name) for c in kept if c.kind != "total"}
-    return [c for c in kept if c.kind != "total" or all((c.arch, la.name) in keys for la in c.layers)]

@@ -3,106 +3,122 @@
 from __future__ import annotations
 
 import json
-import sys
-import time
-from datetime import datetime, timezone
 from importlib import metadata
-from pathlib import Path
+from typing import Any
 
 import click
 
 import mtap_schemas as ms
+import mtap_schemas.toolrun as tr
+from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
+from mtap_schemas.execute import run_cases
 
 from . import __version__
-from .cases import HARDWARE, ConfigError, apply_limit, check_layers, load_config, plan_cases
+from .cases import HARDWARE, Case, Config, config_from, plan_cases, unknown_layers
 from .layers import LayerTableError, load_tables
-from .run import SETTINGS, execute, spec_file
+from .run import SETTINGS, Unit, build_case, run_unit, spec_file
 
 TOOL = "zigzag"
+PROG = "zigzag-runner"
 DIST = "zigzag-dse"
+OUTPUT = "data/evaluation/zigzag"
+DEFAULT_TIMEOUT = 1800.0
+CONFIG_HELP = ('JSON narrowing the matrix (schemas/config/zigzag-runner.v1.schema.json): {"hardware": ["eyeriss-like", '
+               '"tpu-like"], "models": ["resnet50", "bert-base"], "layers": [...], "batch": 1, "seq_len": 128}.')
 
 
-class UserError(click.ClickException):
-    """A known user error: one line, no traceback, exit 2."""
+@runner_group(PROG, __version__)
+def main() -> None:
+    """Run ZigZag (KU Leuven's analytical DNN-accelerator cost model, `zigzag-dse` on PyPI,
+    installed with this package) on mtap's accelerator workloads and write one tool-run v2
+    document (data/evaluation/zigzag/zigzag.tool-run.json).
 
-    exit_code = 2
+    \b
+    Cases: every ResNet-50 convolution and its fc layer (W1, batch 1; conv1 also as the W1
+    headline case) and BERT-base's encoder matmuls as 1x1 convolutions (W4, batch 1, seq 128)
+    on ZigZag's shipped eyeriss-like (14x12 PEs, 16-bit operands, hardware Eyeriss-like) and
+    tpu-like (32x32 MACs, 8-bit, hardware TPU-like) examples, with ZigZag's LOMA mapper
+    minimising latency; a config can add eyeriss-chip (the Eyeriss chip with row-stationary
+    unrolling, hardware Eyeriss) and the AlexNet and VGG-16 tables. Layer shapes come from
+    data/workloads/layers/*.layers.json. Keys match timeloop-runner's, so `aggregate` can join
+    the two tools. Each distinct layer shape runs once per accelerator and yields cycles,
+    energy, utilization, pJ/MAC and MACs; model totals sum their layers' runs.
+
+    \b
+    Examples:
+      zigzag-runner run                            # the full matrix (~24 min on 1 core)
+      zigzag-runner run --limit 3 --output /tmp/zz # a smoke test
+      zigzag-runner cases --shard 1/4              # the planned cases of one shard, run nothing
+    """
 
 
-def _options(f):
-    opts = [
-        click.option("--config", type=click.Path(dir_okay=False, path_type=Path), default=None,
-                     help='JSON narrowing the matrix: {"hardware": ["eyeriss-like", "tpu-like"], "models": '
-                          '["resnet50", "bert-base"], "layers": [...], "batch": 1, "seq_len": 128}.  [default: every case]'),
-        click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("data/evaluation/zigzag"),
-                     show_default=True, help="Folder the document is written to."),
-        click.option("--name", default=TOOL, show_default=True, help="File stem: NAME.tool-run.json."),
-        click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
-                     help="The repository's data/ (hardware/hardware.json, workloads/layers/*.layers.json)."),
-        click.option("--limit", type=click.IntRange(min=1), default=None, help="Run only the first N cases (smoke tests)."),
-    ]
-    for opt in reversed(opts):
-        f = opt(f)
-    return f
-
-
-def _setup(config, data_dir, limit):
-    try:
-        cfg = load_config(config)
-    except ConfigError as exc:
-        raise UserError(str(exc)) from None
-    hw_path = data_dir / "hardware" / "hardware.json"
-    try:
-        catalog = ms.read(hw_path, "hardware")
-    except ms.SchemaError as exc:
-        raise UserError(str(exc)) from None
-    hardware = {h["id"]: h for h in catalog["hardware"]}
+def load_plan(opts: RunOptions) -> tuple[Config, list[Case], dict[str, dict]]:
+    """The config, every planned case (before --shard/--limit) and the hardware catalog, checked."""
+    cfg = config_from(opts.config_doc)
+    hw_path = opts.data_dir / "hardware" / "hardware.json"
+    hardware = {h["id"]: h for h in ms.read(hw_path, "hardware")["hardware"]}
     for arch in cfg.hardware:
         hw = HARDWARE[arch]["hardware"]
         if hw not in hardware:
             raise UserError(f"{hw_path}: field hardware: no id {hw!r} (needed for ZigZag's {arch})")
     try:
-        tables = load_tables(data_dir, cfg.models)
-        check_layers(cfg, tables, config)
-    except (LayerTableError, ConfigError) as exc:
+        tables = load_tables(opts.data_dir, cfg.models)
+    except LayerTableError as exc:
         raise UserError(str(exc)) from None
-    return cfg, apply_limit(plan_cases(cfg, tables), limit), hardware
+    unknown = unknown_layers(cfg, tables)
+    if unknown:
+        raise UserError(f"{opts.config}: field layers: unknown layer name(s) {unknown} for models "
+                        f"{', '.join(cfg.models)}, expected names like conv1, layer1-0-conv2, fc, attention-qkv, conv1-1")
+    return cfg, plan_cases(cfg, tables), hardware
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
-@click.version_option(__version__, prog_name="zigzag-runner")
-def main() -> None:
-    """Run ZigZag (KU Leuven's analytical DNN-accelerator cost model, `zigzag-dse` on PyPI,
-    installed with this package) on mtap's accelerator workloads.
-
-    Cases: every ResNet-50 convolution and its fc layer (W1, batch 1; conv1 also as the W1
-    headline case) and BERT-base's encoder matmuls as 1x1 convolutions (W4, batch 1, seq 128)
-    on ZigZag's shipped eyeriss-like (14x12 PEs, 16-bit operands, hardware Eyeriss-like) and
-    tpu-like (32x32 MACs, 8-bit, hardware TPU-like) examples, with ZigZag's LOMA mapper
-    minimising latency. Keys match timeloop-runner's, so `aggregate` can join the two tools.
-    Each layer yields cycles, energy, utilization, pJ/MAC and MACs; model totals sum them.
-
-    Example: zigzag-runner run --config one-layer.json --output /tmp/zz --limit 2
-    """
-
-
-@main.command()
-@_options
-def cases(config, output, name, data_dir, limit) -> None:
+@main.command("cases")
+@run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=PROG, config_help=CONFIG_HELP)
+def cases_cmd(opts: RunOptions) -> None:
     """Print the planned cases as JSON lines; runs nothing."""
-    _, planned, _ = _setup(config, data_dir, limit)
-    for case in planned:
+    _, planned, _ = load_plan(opts)
+    for case in opts.select(planned):
         click.echo(json.dumps(case.plan(), sort_keys=True))
 
 
-@main.command()
-@_options
-def run(config, output, name, data_dir, limit) -> None:
-    """Run the cases and write OUTPUT/NAME.tool-run.json (tool-run v1)."""
-    t0 = time.monotonic()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    cfg, planned, hardware = _setup(config, data_dir, limit)
+@main.command("run")
+@run_options(tool=TOOL, output=OUTPUT, verb="run", tool_path=False, timeout=DEFAULT_TIMEOUT, config_schema=PROG,
+             config_help=CONFIG_HELP)
+def run_cmd(opts: RunOptions) -> None:
+    """Run the cases and write OUTPUT/NAME.tool-run.json (tool-run v2).
+
+    ZigZag is the zigzag-dse package installed with this runner (no tool path). Each distinct
+    layer shape is one ZigZag run (a unit of --jobs, --shard and --resume), single-threaded, so
+    --jobs N uses N cores; a model total needs every layer's run, so a shard holding a total
+    runs that model's layers. ZigZag runs inside the worker process: --timeout stops a run with
+    SIGALRM there (recorded `timeout`).
+    """
     version = metadata.version(DIST)
-    artifacts = {}
+    builder = tr.ToolRun(PROG, __version__, tr.Tool(TOOL, version, "native", f"{DIST}=={version} (PyPI)"), prog=PROG,
+                         config=opts.config)
+    builder.packages[DIST] = version
+    for dep in ("numpy", "onnx"):
+        try:
+            builder.packages[dep] = metadata.version(dep)
+        except metadata.PackageNotFoundError:
+            pass
+    cfg, planned, hardware = load_plan(opts)
+    selected = opts.select(planned)
+
+    # one unit per (accelerator, shape), named by the first layer of the whole plan with that shape
+    first: dict[tuple, Any] = {}
+    for c in planned:
+        for la in c.layers:
+            first.setdefault((c.arch, la.shape), la)
+    wanted = {(c.arch, la.shape) for c in selected for la in c.layers}
+    keep_raw = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
+    units = [Unit(f"{arch}/{la.model}.{la.name}", arch, la, opts.timeout, keep_raw)
+             for (arch, shape), la in first.items() if (arch, shape) in wanted]
+    plan_json = {"units": [[u.ident, u.layer.shape_text()] for u in units], "zigzag": version, "timeout": opts.timeout,
+                 "keep_raw": keep_raw}
+    checkpoint = opts.checkpoint(plan_json)
+
+    artifacts: dict[str, list[dict]] = {}
     for arch in cfg.hardware:
         artifacts[arch] = []
         for part in ("accelerator", "mapping"):
@@ -112,39 +128,17 @@ def run(config, output, name, data_dir, limit) -> None:
             where = (f"mtap-zigzag-runner=={__version__}:mtap_zigzag_runner/inputs/{file}" if HARDWARE[arch].get("own")
                      else f"{DIST}=={version}:zigzag/inputs/{file}")
             artifacts[arch].append({"path": where, "sha256": ms.sha256_file(spec_file(arch, part))})
-    clocks = {hid: h.get("clock_hz") for hid, h in hardware.items()}
-    setup_s = time.monotonic() - t0
-    t1 = time.monotonic()
-    runs = [c for c in planned if c.kind != "total"]
-    with click.progressbar(length=len(runs), label="zigzag", file=sys.stderr) as bar:
-        docs = execute(planned, artifacts, clocks, progress=lambda _c: bar.update(1))
-    run_s = time.monotonic() - t1
     settings = ", ".join(f"{k}={v}" for k, v in SETTINGS.items())
-    for doc in docs:
-        if doc["status"] == "ok" and "layer" in doc["parameters"]:
-            arch = doc["parameters"]["accelerator"]
-            doc["parameters"]["precision_bits"] = " ".join(f"{k}={v}" for k, v in HARDWARE[arch]["precision"].items())
-            doc["parameters"]["zigzag_settings"] = settings
-    target = output / f"{name}.tool-run.json"
-    packages = {"mtap-zigzag-runner": __version__, DIST: version}
-    for dep in ("numpy", "onnx"):
-        try:
-            packages[dep] = metadata.version(dep)
-        except metadata.PackageNotFoundError:
-            pass
-    document = {
-        "schema": "tool-run",
-        "schema_version": ms.version("tool-run"),
-        "runner": {"name": "zigzag-runner", "version": __version__},
-        "tool": {"name": TOOL, "version": version, "backend": "native", "location": f"{DIST}=={version} (PyPI)"},
-        "environment": ms.environment(packages=packages),
-        "invocation": {"command": ["zigzag-runner", *sys.argv[1:]],
-                       "config": {"path": str(config), "sha256": ms.sha256_file(config)} if config else None},
-        "wall_clock": {"started_at": started, "setup_seconds": round(setup_s, 3), "run_seconds": round(run_s, 3)},
-        "cases": docs,
-    }
-    ms.write(target, document, "tool-run")
-    counts: dict[str, int] = {}
-    for doc in docs:
-        counts[doc["status"]] = counts.get(doc["status"], 0) + 1
-    click.echo(f"{len(docs)} cases ({', '.join(f'{v} {k}' for k, v in sorted(counts.items()))}) -> {target}", err=True)
+    builder.setup_done()
+    results = run_cases(units, run_unit, jobs=opts.jobs, label=TOOL, ident=lambda u: u.ident, checkpoint=checkpoint)
+    by_shape = {(u.arch, u.layer.shape): r for u, r in zip(units, results)}
+    out = []
+    for c in selected:
+        ok_params = {"precision_bits": " ".join(f"{k}={v}" for k, v in HARDWARE[c.arch]["precision"].items()),
+                     "zigzag_settings": settings}
+        out.append(build_case(c, by_shape, hardware[c.hardware].get("clock_hz"), artifacts[c.arch], ok_params))
+    finish(builder, out, opts, checkpoint)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

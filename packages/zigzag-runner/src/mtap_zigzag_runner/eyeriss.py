@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import json
 import sys
-import time
-from datetime import datetime, timezone
 from pathlib import Path
 
 import click
 
 import mtap_schemas as ms
+import mtap_schemas.toolrun as tr
+from mtap_schemas.cli import UserError, runner_group
+from mtap_schemas.keep import SUFFIX, save
 
 from . import __version__
 from .layers import LayerTableError, load_table
@@ -31,10 +32,9 @@ ZIGZAG = Path("data/evaluation/zigzag/zigzag-eyeriss.tool-run.json")
 TIMELOOP = Path("data/evaluation/timeloop/timeloop-eyeriss.tool-run.json")
 TABLE = Path("data/evaluation/tables/eyeriss-cross-tool.md")
 DTYPE = "int16"
-
-
-class UserError(click.ClickException):
-    exit_code = 2
+MODULE = "mtap_zigzag_runner.eyeriss"
+PROG = f"python -m {MODULE}"
+PAPER = tr.Tool("published", "JSSC 2017", "artifact", "doi:10.1109/JSSC.2016.2616357")
 
 
 def _load_silicon(path: Path) -> dict:
@@ -51,10 +51,8 @@ def _load_silicon(path: Path) -> dict:
 
 
 def _metric(name: str, value: float, unit: str, source: str, kind: str = "measurement") -> dict:
-    m = {"name": name, "value": value, "unit": unit, "kind": kind, "source": source}
-    if unit in ("ms", "s") and kind == "measurement":
-        m["timing"] = "reported"
-    return m
+    timing = "reported" if unit in ("ms", "s") and kind == "measurement" else None
+    return tr.metric(name, value, unit, kind, timing=timing, source=source)
 
 
 def _case_metrics(row: dict, table: str) -> list[dict]:
@@ -86,10 +84,10 @@ def _case_metrics(row: dict, table: str) -> list[dict]:
 def published_document(silicon_path: Path, data_dir: Path, argv: list[str]) -> dict:
     """The tool-run document of the paper's measurements (tool ``published``, backend
     ``artifact``): one case per layer and one per network total, keyed like the runners."""
-    t0 = time.monotonic()
-    started = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    builder = tr.ToolRun("zigzag-runner", __version__, PAPER, argv=["-m", MODULE, *argv], prog="python", config=silicon_path)
     silicon = _load_silicon(silicon_path)
-    artifact = {"path": str(silicon_path), "sha256": ms.sha256_file(silicon_path)}
+    artifact = tr.artifact(silicon_path)
+    builder.setup_done()
     cases = []
     for i, t in enumerate(silicon["tables"]):
         model, batch = t["model"], t["batch"]
@@ -113,21 +111,13 @@ def published_document(silicon_path: Path, data_dir: Path, argv: list[str]) -> d
                                 f"table gives {macs} MACs")
             params = {"model": model, "layer": name, "batch": batch, "macs": macs, "table": t["table"],
                       "paper": silicon["paper"]}
-            cases.append({"id": f"eyeriss/{key}", "key": key, "workload": table.workload, "hardware": silicon["hardware"],
-                          "parameters": params, "status": "ok", "error": None,
-                          "metrics": _case_metrics(row, t["table"]), "artifacts": [artifact]})
-    return {
-        "schema": "tool-run",
-        "schema_version": ms.version("tool-run"),
-        "runner": {"name": "zigzag-runner", "version": __version__},
-        "tool": {"name": "published", "version": "JSSC 2017", "backend": "artifact",
-                 "location": "doi:10.1109/JSSC.2016.2616357"},
-        "environment": ms.environment(packages={"mtap-zigzag-runner": __version__}),
-        "invocation": {"command": ["python", "-m", "mtap_zigzag_runner.eyeriss", *argv],
-                       "config": {"path": str(silicon_path), "sha256": artifact["sha256"]}},
-        "wall_clock": {"started_at": started, "setup_seconds": 0.0, "run_seconds": round(time.monotonic() - t0, 3)},
-        "cases": cases,
-    }
+            try:
+                metrics = _case_metrics(row, t["table"])
+            except tr.InvalidValue as exc:
+                raise UserError(f"{silicon_path}: field tables[{i}].layers[{j}]: {exc}") from None
+            cases.append(tr.ok(f"eyeriss/{key}", workload=table.workload, hardware=silicon["hardware"], key=key,
+                               parameters=params, metrics=metrics, artifacts=[artifact]))
+    return builder.document(cases)
 
 
 def _major(path: Path) -> int:
@@ -235,7 +225,7 @@ def cross_tool_table(published: Path, zigzag: Path, timeloop: Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@runner_group(PROG, __version__)
 def main() -> None:
     """The Eyeriss chip's published measurements as data, and the cross-tool table."""
 
@@ -246,12 +236,17 @@ def main() -> None:
 @click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
               help="The repository's data/ (workloads/layers/ for keys and MAC checks).")
 @click.option("--output", type=click.Path(dir_okay=False, path_type=Path), default=PUBLISHED, show_default=True,
-              help="The tool-run document to write.")
-def published(silicon, data_dir, output) -> None:
-    """Write the paper's measurements as a tool-run v1 document (tool `published`)."""
+              help=f"The tool-run document to write (a name ending in {SUFFIX}).")
+@click.option("--overwrite", is_flag=True, help="Replace the document even if it has more ok cases.")
+def published(silicon, data_dir, output, overwrite) -> None:
+    """Write the paper's measurements as a tool-run v2 document (tool `published`), under the
+    runners' keep policy (a document with more ok cases is kept, exit 4)."""
+    if not output.name.endswith(SUFFIX):
+        raise UserError(f"--output {output}: expected a file name ending in {SUFFIX}")
     doc = published_document(silicon, data_dir, sys.argv[1:])
-    ms.write(output, doc, "tool-run")
-    click.echo(f"{len(doc['cases'])} cases -> {output}", err=True)
+    saved = save(doc, output.parent, output.name[: -len(SUFFIX)], overwrite=overwrite)
+    click.echo(saved.message, err=True)
+    click.get_current_context().exit(int(saved.exit_code))
 
 
 @main.command()

@@ -1,4 +1,10 @@
-"""Run the planned cases through ZigZag's API and turn its results into tool-run v1 cases."""
+"""Run ZigZag once per distinct (accelerator, layer shape) and build every case from those runs:
+a layer case from its shape's run, a model total from the runs of all its layers.
+
+:func:`run_unit` is what a worker process runs (``mtap_schemas.execute.run_cases``); it returns
+plain JSON (checkpointed for ``--resume``), with the result already checked, so composing the
+cases afterwards never meets a value a metric cannot take.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +12,16 @@ import contextlib
 import io
 import json
 import logging
+import shutil
+import signal
 import tempfile
-from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+import mtap_schemas.toolrun as tr
+from mtap_schemas.toolrun import InvalidValue
 
 from .cases import HARDWARE, Case
 from .layers import Layer
@@ -23,11 +34,15 @@ SETTINGS = {"temporal_mapping_search_engine": "loma", "opt": "latency", "lpf_lim
             "nb_spatial_mappings_generated": 3}
 
 
-@dataclass
-class Outcome:
-    result: LayerResult | None
-    error: tuple[str, str] | None
-    first_layer: str
+@dataclass(frozen=True)
+class Unit:
+    """One ZigZag run: a layer shape on an accelerator (the first layer of the plan with it)."""
+
+    ident: str
+    arch: str
+    layer: Layer
+    timeout: float | None = None
+    keep_raw: str | None = None
 
 
 def inputs_dir() -> Path:
@@ -76,105 +91,153 @@ def _quiet_logging() -> None:
     root.setLevel(logging.WARNING)
 
 
-def run_one(case: Case) -> Outcome:
+class _Timeout(BaseException):
+    """Raised by SIGALRM inside the ZigZag call (a BaseException: ZigZag's own handlers do not catch it)."""
+
+
+def _alarm(_signum: int, _frame: Any) -> None:
+    raise _Timeout
+
+
+@contextlib.contextmanager
+def _time_limit(seconds: float | None):
+    """ZigZag runs in this process (its API): ``--timeout`` stops it with SIGALRM."""
+    if not seconds:
+        yield
+        return
+    old = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old)
+
+
+def check_result(r: LayerResult) -> None:
+    """Raise :class:`InvalidValue` for a result value no layer can have."""
+    tr.metric("cycles", r.cycles, "cycles", "prediction")
+    tr.metric("energy", r.energy_pj, "pJ", "prediction")
+    tr.metric("macs", r.macs, "count", "prediction")
+    u = tr.metric("utilization", r.utilization, "1", "prediction")["value"]
+    if not 0 <= u <= 1:
+        raise InvalidValue(f"metric utilization: got {u!r}, expected a fraction from 0 to 1")
+    for name, value in (("cycles", r.cycles), ("macs", r.macs)):
+        if value == 0:
+            raise InvalidValue(f"metric {name}: got 0, but every layer takes at least one")
+
+
+def _keep(dump: Path, keep_raw: str | None, ident: str) -> None:
+    if keep_raw is not None:
+        shutil.copytree(dump, Path(keep_raw) / ident, dirs_exist_ok=True)
+
+
+def run_unit(unit: Unit) -> dict[str, Any]:
+    """Run ZigZag on one layer: ``{"layer", "result", "error": [kind, message]}``."""
     from zigzag.api import get_hardware_performance_zigzag
 
-    layer = case.layers[0]
-    hw = HARDWARE[case.arch]
+    layer = unit.layer
+    hw = HARDWARE[unit.arch]
+    out: dict[str, Any] = {"layer": layer.name, "result": None, "error": None}
     _quiet_logging()
     with tempfile.TemporaryDirectory(prefix="mtap-zigzag-") as tmp:
         if hw["mapping"] is None:
             mapping = Path(tmp) / "mapping.yaml"
             mapping.write_text(json.dumps(rs_mapping(layer)), encoding="utf-8")  # JSON is YAML
         else:
-            mapping = spec_file(case.arch, "mapping")
+            mapping = spec_file(unit.arch, "mapping")
         try:
-            with contextlib.redirect_stdout(io.StringIO()):
+            with contextlib.redirect_stdout(io.StringIO()), _time_limit(unit.timeout):
                 get_hardware_performance_zigzag(
-                    [zigzag_layer(layer, hw["precision"])], str(spec_file(case.arch, "accelerator")), str(mapping),
+                    [zigzag_layer(layer, hw["precision"])], str(spec_file(unit.arch, "accelerator")), str(mapping),
                     dump_folder=tmp, loma_show_progress_bar=False, **SETTINGS,
                 )
+        except _Timeout:
+            out["error"] = ["timeout", f"zigzag ran past {unit.timeout:g} s on {layer.name}; stopped"]
+            return out
         except Exception as exc:  # the tool broke on this layer: a failed case naming why
-            msg = f"zigzag raised {type(exc).__name__} on {layer.name}: {str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ''}"
-            return Outcome(None, ("tool-crashed", msg), layer.name)
+            text = str(exc).strip()
+            out["error"] = ["tool-crashed", f"zigzag raised {type(exc).__name__} on {layer.name}: "
+                                            f"{text.splitlines()[0][:300] if text else ''}"]
+            return out
+        finally:
+            _keep(Path(tmp), unit.keep_raw, unit.ident)
         path = Path(tmp) / f"{layer.name}_complete.json"
         try:
-            return Outcome(parse_complete(path), None, layer.name)
+            result = parse_complete(path)
+            check_result(result)
         except ResultParseError as exc:
-            return Outcome(None, ("parse-failed", str(exc).replace(tmp, "<dump>")), layer.name)
+            out["error"] = ["parse-failed", str(exc).replace(tmp, "<dump>")]
+            return out
+        except InvalidValue as exc:
+            out["error"] = ["invalid-value", f"{layer.name}_complete.json: {exc}"]
+            return out
+        out["result"] = asdict(result)
+        return out
 
 
-def _metrics(r: LayerResult, clock_hz: float | None, k: int = 1) -> list[dict]:
-    m = [
-        {"name": "cycles", "value": r.cycles * k, "unit": "cycles", "kind": "prediction", "timing": "simulated"},
-        {"name": "energy", "value": round(r.energy_pj * k / 1e6, 6), "unit": "uJ", "kind": "prediction"},
-        {"name": "energy_per_mac", "value": round(r.energy_pj / r.macs, 6), "unit": "pJ/MAC", "kind": "derived"},
-        {"name": "utilization", "value": round(r.utilization, 6), "unit": "1", "kind": "prediction"},
-        {"name": "macs", "value": r.macs * k, "unit": "count", "kind": "prediction"},
-    ]
-    if clock_hz:
-        m.insert(1, {"name": "latency", "value": r.cycles * k / clock_hz, "unit": "s", "kind": "derived",
-                     "timing": "simulated", "source": f"cycles / clock_hz of the hardware catalog ({clock_hz:g} Hz)"})
-    return m
+def _latency(cycles: float, clock_hz: float | None) -> list[dict]:
+    if not clock_hz:
+        return []
+    return [tr.metric("latency", cycles / clock_hz, "s", "derived", timing="simulated",
+                      source=f"cycles / clock_hz of the hardware catalog ({clock_hz:g} Hz)")]
 
 
-def _total_metrics(parts: list[tuple[LayerResult, int]], clock_hz: float | None) -> list[dict]:
-    cycles = sum(r.cycles * n for r, n in parts)
-    energy = sum(r.energy_pj * n for r, n in parts)
-    macs = sum(r.macs * n for r, n in parts)
-    busy = sum(r.utilization * r.cycles * n for r, n in parts)
-    m = [
-        {"name": "cycles", "value": cycles, "unit": "cycles", "kind": "prediction", "timing": "simulated"},
-        {"name": "energy", "value": round(energy / 1e6, 6), "unit": "uJ", "kind": "prediction"},
-        {"name": "energy_per_mac", "value": round(energy / macs, 6), "unit": "pJ/MAC", "kind": "derived"},
-        {"name": "utilization", "value": round(busy / cycles, 6), "unit": "1", "kind": "derived"},
-        {"name": "macs", "value": macs, "unit": "count", "kind": "prediction"},
-    ]
-    if clock_hz:
-        m.insert(1, {"name": "latency", "value": cycles / clock_hz, "unit": "s", "kind": "derived",
-                     "timing": "simulated", "source": f"cycles / clock_hz of the hardware catalog ({clock_hz:g} Hz)"})
-    return m
+def layer_metrics(r: dict, clock_hz: float | None, k: int = 1) -> list[dict]:
+    return [tr.metric("cycles", r["cycles"] * k, "cycles", "prediction", timing="simulated"),
+            *_latency(r["cycles"] * k, clock_hz),
+            tr.metric("energy", round(r["energy_pj"] * k / 1e6, 6), "uJ", "prediction"),
+            tr.metric("energy_per_mac", round(tr.ratio(r["energy_pj"], r["macs"], "energy_per_mac: MACs"), 6), "pJ/MAC",
+                      "derived"),
+            tr.metric("utilization", round(r["utilization"], 6), "1", "prediction"),
+            tr.metric("macs", r["macs"] * k, "count", "prediction")]
 
 
-def execute(cases: list[Case], artifacts: dict[str, list[dict]], clocks: dict[str, float | None],
-            progress: Callable[[Case], None] | None = None) -> list[dict]:
-    """Run each distinct (accelerator, layer shape) once and build every case from the runs."""
-    outcomes: dict[tuple, Outcome] = {}
-    for case in cases:
-        if case.kind == "total":
-            continue
-        ident = (case.arch, case.layers[0].shape)
-        if ident not in outcomes:
-            outcomes[ident] = run_one(case)
-        if progress:
-            progress(case)
+def total_metrics(parts: list[tuple[dict, int]], clock_hz: float | None) -> list[dict]:
+    cycles = sum(r["cycles"] * n for r, n in parts)
+    energy = sum(r["energy_pj"] * n for r, n in parts)
+    macs = sum(r["macs"] * n for r, n in parts)
+    busy = sum(r["utilization"] * r["cycles"] * n for r, n in parts)
+    return [tr.metric("cycles", cycles, "cycles", "prediction", timing="simulated"),
+            *_latency(cycles, clock_hz),
+            tr.metric("energy", round(energy / 1e6, 6), "uJ", "prediction"),
+            tr.metric("energy_per_mac", round(tr.ratio(energy, macs, "energy_per_mac: MACs"), 6), "pJ/MAC", "derived"),
+            tr.metric("utilization", round(tr.ratio(busy, cycles, "utilization: cycles"), 6), "1", "derived"),
+            tr.metric("macs", macs, "count", "prediction")]
 
-    docs = []
-    for case in cases:
-        doc = {"id": case.id, "key": case.key, "workload": case.workload, "hardware": case.hardware,
-               "parameters": dict(case.parameters), "status": "ok", "error": None, "metrics": [],
-               "artifacts": artifacts[case.arch]}
-        if case.kind == "total":
-            parts, failed = [], []
-            for la in case.layers:
-                out = outcomes.get((case.arch, la.shape))
-                if out is None or out.result is None:
-                    failed.append(la.name)
-                else:
-                    parts.append((out.result, la.repeats * la.instances))
-            if failed:
-                doc.update(status="failed", error={"kind": "incomplete", "message": f"no result for layer(s) {', '.join(failed)}"})
+
+def build_case(case: Case, results: dict[tuple, dict], clock_hz: float | None, artifacts: list[dict],
+               ok_params: dict[str, str]) -> dict:
+    """The case from the runs of its shapes: ``results`` maps (arch, shape) to :func:`run_unit`'s result."""
+    common: dict[str, Any] = {"workload": case.workload, "hardware": case.hardware, "key": case.key,
+                              "artifacts": artifacts}
+    params = dict(case.parameters)
+    if case.kind == "total":
+        parts, missing = [], []
+        for la in case.layers:
+            r = results[case.arch, la.shape]
+            if r["result"] is None:
+                missing.append(la.name)
             else:
-                doc["metrics"] = _total_metrics(parts, clocks.get(case.hardware))
-        else:
-            out = outcomes[(case.arch, case.layers[0].shape)]
-            if out.first_layer != case.layers[0].name:
-                doc["parameters"]["same_problem_as"] = out.first_layer
-            if out.result is None:
-                kind, message = out.error  # type: ignore[misc]
-                doc.update(status="failed", error={"kind": kind, "message": message})
-            else:
-                doc["parameters"]["spatial_mapping"] = out.result.spatial_mapping
-                doc["metrics"] = _metrics(out.result, clocks.get(case.hardware), case.layers[0].instances)
-        docs.append(doc)
-    return docs
+                parts.append((r["result"], la.repeats * la.instances))
+        if missing:
+            return tr.failed(case.id, kind="incomplete", message=f"no result for layer(s) {', '.join(missing)}",
+                             parameters=params, **common)
+        try:
+            metrics = total_metrics(parts, clock_hz)
+        except InvalidValue as exc:
+            return tr.failed(case.id, kind="invalid-value", message=str(exc), parameters=params, **common)
+        return tr.ok(case.id, metrics=metrics, parameters=params, **common)
+    layer = case.layers[0]
+    r = results[case.arch, layer.shape]
+    if r["layer"] != layer.name:
+        params["same_problem_as"] = r["layer"]
+    if r["result"] is None:
+        kind, message = r["error"]
+        return tr.failed(case.id, kind=kind, message=message, parameters=params, **common)
+    try:
+        metrics = layer_metrics(r["result"], clock_hz, layer.instances)
+    except InvalidValue as exc:
+        return tr.failed(case.id, kind="invalid-value", message=str(exc), parameters=params, **common)
+    params.update(spatial_mapping=r["result"]["spatial_mapping"], **ok_params)
+    return tr.ok(case.id, metrics=metrics, parameters=params, **common)
