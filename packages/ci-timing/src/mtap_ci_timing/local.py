@@ -41,6 +41,7 @@ import mtap_schemas
 from mtap_schemas.proc import run_tool
 
 from . import __version__
+from .client import public_url
 from .rules import Rules
 from .scrape import Scrape, iso, run_record
 from .timing import tool_summaries
@@ -184,6 +185,32 @@ def reused_record(folder: Path, info: dict[str, Any]) -> dict[str, Any]:
         "build_seconds": float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0 else None,
         "verify": f"{verify.get('case')}: {verify.get('metric')} {verify.get('got')} (expected {verify.get('expected')})",
     }
+
+
+_SOURCE_VARS = ("PIP_INDEX_URL", "PIP_EXTRA_INDEX_URL", "PIP_FIND_LINKS", "PIP_CONSTRAINT", "UV_INDEX_URL", "UV_EXTRA_INDEX_URL",
+                "UV_INDEX", "UV_DEFAULT_INDEX", "UV_FIND_LINKS", "UV_CONSTRAINT")
+_SOURCE_KEYS = ("index-url", "extra-index-url", "find-links", "constraint")
+
+
+def _public(value: str) -> str:
+    return " ".join(public_url(v)[0] if "://" in v else v for v in value.split())
+
+
+def package_sources(env: dict[str, str]) -> list[str]:
+    """Where pip and uv take packages from besides their caches (a local wheelhouse or mirror
+    makes a "cold" install faster than on a fresh machine): pip's configured index / find-links /
+    constraints, the matching PIP_* / UV_* variables, and uv's config files. URLs without
+    credentials."""
+    out = [f"env {k}={_public(env[k])}" for k in _SOURCE_VARS if env.get(k)]
+    res = run_tool(["python3", "-m", "pip", "config", "list"], timeout=60, env=env)
+    for line in res.stdout.splitlines() if res.ok else []:
+        key, sep, value = line.partition("=")
+        if sep and key.rpartition(".")[2] in _SOURCE_KEYS and not key.startswith(":env:"):
+            out.append(f"pip {key}={_public(value.strip().strip(chr(39)).strip(chr(34)))}")
+    for path in (Path("/etc/uv/uv.toml"), Path(env.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "uv" / "uv.toml"):
+        if path.is_file():
+            out.append(f"uv config {path}")
+    return out
 
 
 def _now() -> datetime:
@@ -344,6 +371,7 @@ def measure(
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
         load = []
+    sources = package_sources(_child_env(base_env, Path(tempfile.gettempdir()) / "unused", mtap_cache))
     root = Path(tempfile.mkdtemp(prefix="ci-timing-local-", dir=work_dir))
     if progress:
         progress(f"working in {root}{' (kept)' if keep else ''}")
@@ -407,7 +435,7 @@ def measure(
             "passes": passes,
             "cold_caches": list(COLD_CACHE_VARS),
             "host": {"platform": f"{platform.system()} {platform.release()} {platform.machine()}", "cpus": os.cpu_count() or 0,
-                     "python": platform.python_version(), "load_average": load},
+                     "python": platform.python_version(), "load_average": load, "package_sources": sources},
             "runners": [r.session for r in runners],
             "not_measured": [{"session": s, "reason": r} for s, r in sorted((not_measured or {}).items())],
             "command": command or [],

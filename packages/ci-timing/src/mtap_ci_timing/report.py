@@ -196,6 +196,8 @@ def _local_section(ci: dict[str, Any], ci_path: str) -> list[str]:
         f" pointed at empty folders), on {host['platform']}, {host['cpus']} CPU(s), Python {host['python']}, load average at start {load};"
         f" measured {ci['wall_clock']['scraped_at']} with {ci['scraper']['name']} {ci['scraper']['version']}."
     )
+    sources = host["package_sources"]
+    lines += ["", "Package sources besides the cold caches: " + ("; ".join(f"`{scrub(x)}`" for x in sources) if sources else "PyPI only") + "."]
     lines += [
         "",
         "Seconds, median [min–max] over successful passes. Setup = clone + `nox --install-only` (cold) + the runner's own setup",
