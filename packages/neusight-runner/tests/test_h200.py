@@ -83,8 +83,8 @@ def test_config_h200_devices(tmp_path, data_dir):
     assert r.exit_code == 2 and "field neusight_devices" in r.output and "hardware.json" in r.output
 
 
-@pytest.mark.parametrize("name, config", [("neusight-live-h200", "h200-w4-w7-roofline.json"),
-                                          ("neusight-live-own-h200", "own-h200-inference-roofline.json")])
+@pytest.mark.parametrize("name, config", [("neusight-roofline-h200", "h200-w4-w7-roofline.json"),
+                                          ("neusight-roofline-own-h200", "own-h200-inference-roofline.json")])
 def test_committed_h200_documents(repo, data_dir, tmp_path, name, config):
     """Every case on the H200, run with the shipped config, from a device config equal to the one
     the current catalog gives, and paired with an H200 measurement of the same key."""
@@ -92,6 +92,7 @@ def test_committed_h200_documents(repo, data_dir, tmp_path, name, config):
     if not path.is_file():
         pytest.skip(f"no committed {path.name}")
     doc = ms.read_tool_run(path)
+    assert doc["tool"]["name"] == "neusight-roofline" and "--roofline-tool" in doc["invocation"]["command"]
     shipped = repo / "packages" / "neusight-runner" / "configs" / config
     assert doc["invocation"]["config"] == {"path": f"packages/neusight-runner/configs/{config}", "sha256": ms.sha256_file(shipped)}
     cfg = json.loads(shipped.read_text())
@@ -104,8 +105,42 @@ def test_committed_h200_documents(repo, data_dir, tmp_path, name, config):
         measured |= {c["key"] for c in ms.read_tool_run(gt)["cases"] if c["hardware"] == H200 and c["status"] == "ok"}
     for c in doc["cases"]:
         (m,) = c["metrics"]
-        assert m["name"] == "baseline_latency" and m["timing"] == "simulated" and m["value"] > 0
+        assert m["name"] == "latency" and m["kind"] == "prediction" and m["timing"] == "simulated" and m["value"] > 0
+        assert c["parameters"]["method"] == "roofline" and c["parameters"]["method_is_neusight"] is False
         assert c["key"] in measured, c["key"]
         shas = {a["path"]: a["sha256"] for a in c["artifacts"]}
         assert shas[kept.relative_to(repo).as_posix()] == ms.sha256_file(kept)
 
+
+
+def test_roofline_tool_writes_its_own_tool(tmp_path, data_dir):
+    """--roofline-tool: NeuSight's roofline as tool neusight-roofline with metric latency (a real
+    NeuSight run replayed); without it the same value stays NeuSight's baseline_latency."""
+    from test_live import _replay_setup
+
+    co, python = _replay_setup(tmp_path)
+    cfg = tmp_path / "c.json"
+    cfg.write_text(json.dumps({"neusight_tags": ["bert_large-inf-512-8"], "methods": ["roofline"]}))
+    common = ["--tool-path", co, "--neusight-python", python, "--config", cfg, "--data-dir", data_dir, "--output", tmp_path / "out"]
+    r = _cli("run", "--roofline-tool", *common)
+    assert r.exit_code == 0, r.output
+    doc = ms.read_tool_run(tmp_path / "out" / "neusight-roofline-live.tool-run.json")
+    assert doc["tool"]["name"] == "neusight-roofline"
+    (case,) = doc["cases"]
+    assert [(m["name"], m["kind"], m["value"]) for m in case["metrics"]] == [("latency", "prediction", 48.06768989477543)]
+    r = _cli("run", *common)
+    assert r.exit_code == 0, r.output
+    (case,) = ms.read_tool_run(tmp_path / "out" / "neusight-live.tool-run.json")["cases"]
+    assert [m["name"] for m in case["metrics"]] == ["baseline_latency"]
+
+
+@pytest.mark.parametrize("cfg", [{"neusight_tags": ["bert_large-inf-512-8"]},
+                                 {"neusight_tags": ["bert_large-inf-512-8"], "methods": ["neusight", "roofline"]}])
+def test_roofline_tool_needs_roofline_only(tmp_path, data_dir, cfg):
+    path = tmp_path / "c.json"
+    path.write_text(json.dumps(cfg))
+    r = _cli("run", "--roofline-tool", "--config", path, "--data-dir", data_dir, "--output", tmp_path / "out")
+    assert r.exit_code == 2 and "--roofline-tool" in r.output and r.output.count("\n") == 1
+    assert not (tmp_path / "out").exists() or not list((tmp_path / "out").iterdir())
+    r = _cli("run", "--roofline-tool", "--artifact-dir", tmp_path, "--output", tmp_path / "out")
+    assert r.exit_code == 2 and "--roofline-tool" in r.output

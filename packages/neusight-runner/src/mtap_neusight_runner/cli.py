@@ -32,6 +32,14 @@ python_option = click.option(
     help="Live mode: a Python with NeuSight's dependencies (torch, transformers==4.38.1, pandas, scipy, networkx).")
 
 
+ROOFLINE_TOOL = "neusight-roofline"
+roofline_tool_option = click.option(
+    "--roofline-tool", is_flag=True, default=False,
+    help=f"Live mode, with a config whose methods are [\"roofline\"]: write NeuSight's weight-free roofline method as "
+         f"its own tool, {ROOFLINE_TOOL} (metric latency, default name {ROOFLINE_TOOL}-live), as analytical-floor is to "
+         "analytical, so that aggregate pairs it with measurements in rows of its own and never as NeuSight's prediction.")
+
+
 def _catalog(data_dir: Path) -> dict[str, dict[str, Any]]:
     return {h["id"]: h for h in ms.read(data_dir / "hardware" / "hardware.json", "hardware")["hardware"]}
 
@@ -157,7 +165,8 @@ def _report_artifact(pairing, root: Path, skipped: dict[str, list[str]], n_cases
              tool_path_help="Live mode: a NeuSight checkout (git clone of github.com/sitar-lab/NeuSight, with its model.pth files).")
 @artifact_option
 @python_option
-def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str) -> None:
+@roofline_tool_option
+def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofline_tool: bool) -> None:
     """Run the cases and write OUTPUT/NAME.tool-run.json (tool-run v2).
 
     NAME defaults to neusight (artifact mode) or neusight-live (live mode), so a live run never
@@ -166,8 +175,10 @@ def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str) -> No
     """
     mode = _mode(opts, artifact_dir)
     cfg = _config(opts, mode)
+    if roofline_tool and (mode != "live" or cfg.get("methods") != ["roofline"]):
+        raise UserError("--roofline-tool: live mode with a --config whose methods are [\"roofline\"] only")
     if mode == "live" and click.get_current_context().get_parameter_source("name") == ParameterSource.DEFAULT:
-        opts.name = opts.name.replace(TOOL, "neusight-live", 1)
+        opts.name = opts.name.replace(TOOL, f"{ROOFLINE_TOOL}-live" if roofline_tool else "neusight-live", 1)
     if mode == "artifact":
         assert artifact_dir is not None
         builder = tr.ToolRun(RUNNER, __version__, tr.Tool(TOOL, None, "artifact", tr.location_of(artifact_dir)), config=opts.config)
@@ -183,11 +194,13 @@ def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str) -> No
     version = f"git {commit}" if commit else None
     # "no checkout given" rather than null: the tool-run v2 schema's `not pattern` on tool.location refuses null
     location = tr.location_of(checkout, version) if checkout is not None else "no checkout given"
-    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(TOOL, version, "native", location), config=opts.config)
+    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(ROOFLINE_TOOL if roofline_tool else TOOL, version, "native", location),
+                         config=opts.config)
     planned, catalog = _live_plan(opts, cfg)
     keep = opts.keep_raw.resolve() if opts.keep_raw is not None else None
-    units = [live.Unit(c, checkout, catalog.get(c.hardware), neusight_python, opts.timeout, keep) for c in planned]
-    checkpoint = opts.checkpoint({"cases": [c.id for c in planned], "checkout": version, "keep_raw": keep is not None})
+    units = [live.Unit(c, checkout, catalog.get(c.hardware), neusight_python, opts.timeout, keep, roofline_tool) for c in planned]
+    checkpoint = opts.checkpoint({"cases": [c.id for c in planned], "checkout": version, "keep_raw": keep is not None,
+                                  **({"tool": ROOFLINE_TOOL} if roofline_tool else {})})
     builder.setup_done()
     results = run_cases(units, live.run_unit, jobs=opts.jobs, label="running NeuSight", ident=lambda u: u.id, checkpoint=checkpoint)
     for r in results:

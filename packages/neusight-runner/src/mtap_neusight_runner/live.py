@@ -326,6 +326,8 @@ class Unit:
     python: str
     timeout: float | None
     keep_raw: Path | None
+    #: --roofline-tool: the roofline's value is this document's (tool neusight-roofline) ``latency``
+    roofline_tool: bool = False
 
     @property
     def id(self) -> str:
@@ -427,12 +429,15 @@ def _case_of(unit: Unit, job: dict[str, Any], ran: proc.ToolResult, r: dict[str,
         artifacts.append(tr.artifact(dev_cfg, name=f"written-from-catalog:{dev_cfg.name}"))
     if not dev_cfg.is_relative_to(work):  # NeuSight's own file: cited in the checkout by path and hash, never copied
         artifacts.append(tr.artifact(dev_cfg, name=f"neusight-checkout:{dev_cfg.relative_to(checkout).as_posix()}"))
-    return result_case(c, value, source, artifacts)
+    return result_case(c, value, source, artifacts, unit.roofline_tool)
 
 
-def result_case(c: LiveCase | OwnCase, value: float, source: str, artifacts: list[dict[str, str]]) -> dict[str, Any]:
-    """The ok case for NeuSight's latency ``value`` (ms); a value a latency cannot take is ``invalid-value``."""
-    metric = "latency" if c.method == "neusight" else "baseline_latency"
+def result_case(c: LiveCase | OwnCase, value: float, source: str, artifacts: list[dict[str, str]],
+                roofline_tool: bool = False) -> dict[str, Any]:
+    """The ok case for NeuSight's latency ``value`` (ms); a value a latency cannot take is ``invalid-value``.
+    A baseline's value is ``baseline_latency`` (never NeuSight's ``latency``), except in a document of its
+    own tool (``roofline_tool``: tool neusight-roofline), where it is that tool's ``latency``."""
+    metric = "latency" if c.method == "neusight" or (roofline_tool and c.method == "roofline") else "baseline_latency"
     try:
         m = tr.metric(metric, value, "ms", "prediction", timing="simulated", source=source)
     except tr.InvalidValue as exc:
