@@ -7,13 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from test_live import fake_checkout, unit
 
 import mtap_schemas as ms
 from mtap_neusight_runner import live
 from mtap_neusight_runner.cli import main
 from mtap_neusight_runner.mapping import parse_tag
-
-from test_live import fake_checkout, unit
 
 H200 = "H200-SXM-141GB"
 
