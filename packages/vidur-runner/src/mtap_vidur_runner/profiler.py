@@ -124,6 +124,10 @@ ATTN_MODEL_COLUMNS = [
 STATS = ["min", "max", "mean", "median", "std"]
 
 MLP_WARMUP, MLP_ACTIVE = 2, 20  # vidur's MlpWrapper
+#: GPU sleep queued ahead of each op's timed calls (ms). The host must queue all ACTIVE calls before it
+#: ends, or the events time host launch gaps: 2 ms was too short for tiny torch.compile'd ops (guard
+#: checks ~50-100 us a call), seen as medians 5-15x the min on a few H100/H200 points; 20 ms since 1.1.
+MLP_SLEEP_MS, ATTN_SLEEP_MS = 20.0, 1.0
 ATTN_WARMUP, ATTN_ACTIVE = 2, 5  # vidur's AttentionWrapper
 
 
@@ -473,7 +477,7 @@ def profile_mlp(
                 "num_tensor_parallel_workers": 1,
             }
             for op, fn in ops.items():
-                for s, v in stats(timer.time(fn, MLP_WARMUP, MLP_ACTIVE)).items():
+                for s, v in stats(timer.time(fn, MLP_WARMUP, MLP_ACTIVE, sleep_ms=MLP_SLEEP_MS)).items():
                     row[f"time_stats.{op}.{s}"] = v
             sink.add(row)
             measured += 1
@@ -558,9 +562,9 @@ def profile_attention(
                 "attention_backend": "torch-sdpa",
             }
             name = "attn_prefill" if ai.is_prefill else "attn_decode"
-            for s, val in stats(timer.time(save, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=1.0)).items():
+            for s, val in stats(timer.time(save, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=ATTN_SLEEP_MS)).items():
                 row[f"time_stats.attn_kv_cache_save.{s}"] = val
-            for s, val in stats(timer.time(attn, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=1.0)).items():
+            for s, val in stats(timer.time(attn, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=ATTN_SLEEP_MS)).items():
                 row[f"time_stats.{name}.{s}"] = val
             sink.add(row)
             measured += 1
@@ -636,6 +640,19 @@ def profile_coverage(output_dir: Path, model: str = "meta-llama/Llama-2-7b-hf", 
     return cov
 
 
+def drop_mlp_rows(folder: Path, token_counts: list[int]) -> dict[int, dict[str, float]]:
+    """Remove the rows of `token_counts` from `folder`'s mlp.csv.xz so this run measures them again;
+    returns the removed rows' medians (ms) per op, for the run's provenance record."""
+    if not token_counts or not (folder / "mlp.csv.xz").is_file():
+        return {}
+    rows = read_rows(folder, "mlp")
+    drop = set(token_counts)
+    gone = {mlp_key(r): {op: float(r[f"time_stats.{op}.median"]) for op in MLP_OPS} for r in rows if mlp_key(r) in drop}
+    if gone:
+        write_csv_xz(folder / "mlp.csv.xz", mlp_header(), [r for r in rows if mlp_key(r) not in drop])
+    return gone
+
+
 def _write_json(path: Path, doc: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -656,6 +673,7 @@ def run_profile(
     log=lambda m: print(m, file=sys.stderr, flush=True),
     hardware: str | None = None,
     command: str | None = None,
+    remeasure_mlp: list[int] | None = None,
 ) -> dict:
     """Profile `model` on `device` into `<output_dir>/<model>/`, measuring only the grid points not
     already there; write mlp.csv.xz, attention.csv.xz, profile-meta.json. Returns the meta."""
@@ -679,6 +697,7 @@ def run_profile(
     old_meta = check_resumable(out, model, gpu_name, params, device)
     out.mkdir(parents=True, exist_ok=True)
     merge_partials(out)  # a killed run's points first
+    replaced = drop_mlp_rows(out, remeasure_mlp or [])
     have_mlp = set(_dedupe(read_rows(out, "mlp"), mlp_key))
     have_att = set(_dedupe(read_rows(out, "attention"), attention_key))
 
@@ -733,6 +752,8 @@ def run_profile(
         "platform": platform.platform(),
         "compiled_ops": bool(compile_ops),
         "time_budget_s": time_budget_s if time_budget_s < 1e9 else None,
+        "mlp_sleep_ms": MLP_SLEEP_MS,
+        "attention_sleep_ms": ATTN_SLEEP_MS,
         "mlp_measured": mlp_n,
         "attention_measured": attn_n,
         "mlp_seconds": round(mlp_s, 1),
@@ -744,6 +765,8 @@ def run_profile(
         runs.append({k: old_meta.get(k) for k in ("gpu_name", "torch", "cuda", "python", "platform", "compiled_ops", "seconds")}
                     | {"date": None, "command": None, "mlp_measured": old_meta.get("mlp", {}).get("token_counts"),
                        "attention_measured": old_meta.get("attention", {}).get("profiled")})
+    if replaced:
+        run["mlp_remeasured"] = {str(n): meds for n, meds in sorted(replaced.items())}
     runs.append(run)
     n_att = cov["attention"]["measured"] + cov["outside_grid"]["attention"]
     meta = {
@@ -801,6 +824,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--no-compile", dest="compile_ops", action="store_false")
     p.add_argument("--time-budget", "--time-budget-s", dest="time_budget_s", type=float, default=1e9,
                    help="seconds of measuring; stops at a point boundary and writes everything")
+    p.add_argument("--remeasure-mlp", type=lambda v: [int(x) for x in v.split(",") if x], default=None, metavar="N,N,...",
+                   help="measure these MLP token counts again (their old medians go into the run's provenance record)")
     p.add_argument("--coverage", action="store_true", help="merge a killed run's partial files and print coverage; measures nothing (no torch)")
     a = p.parse_args(argv)
     if a.output_dir is None:
@@ -817,6 +842,7 @@ def main(argv: list[str] | None = None) -> int:
         meta = run_profile(
             a.output_dir, a.model, a.device, a.max_tokens, a.max_seq_len, a.max_batch_size, a.max_chunk_size,
             compile_ops=a.compile_ops, time_budget_s=a.time_budget_s, hardware=a.hardware, command=_command(argv),
+            remeasure_mlp=a.remeasure_mlp,
         )
     except (ProfileError, ValueError, RuntimeError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
