@@ -136,3 +136,13 @@ def test_output_is_deterministic(tmp_path, data_dir):
     a, b = (ms.read_tool_run(tmp_path / f"{n}.tool-run.json") for n in ("a", "b"))
     a["invocation"] = b["invocation"] = None
     assert ms.canonical(a) == ms.canonical(b)
+
+
+def test_tool_path_and_image_together_is_exit_2(tmp_path, data_dir):
+    r = invoke("run", "--data-dir", data_dir, "--output", tmp_path / "o", "--tool-path", tmp_path, "--image", "x:1")
+    assert r.exit_code == 2 and "--tool-path and --image: give one" in r.output
+
+
+def test_empty_layer_list_selects_no_cases_exit_2(tmp_path, data_dir):
+    r = invoke("run", "--config", config(tmp_path, {"layers": []}), "--data-dir", data_dir, "--output", tmp_path / "o")
+    assert r.exit_code == 2 and "selects no cases; nothing to run" in r.output
