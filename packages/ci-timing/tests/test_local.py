@@ -193,6 +193,7 @@ def test_not_measured_is_recorded_without_a_number_and_unknown_sessions_refused(
     assert doc["source"]["not_measured"] == [{"session": "vidur", "reason": "needs a CUDA GPU"}]
     assert [j["name"] for r in doc["runs"] for j in r["jobs"]] == ["zigzag"]
     assert "| vidur | 0 | – | – | – | – | – | not measured: needs a CUDA GPU | – |" in report
+    assert "Not measured locally (in no local document, so no number): analytical, astra-sim, groundtruth, neusight, nn-meter, timeloop." in report
 
 
 def test_not_a_git_repository_is_one_line(tmp_path):

@@ -92,17 +92,16 @@ def _fail(message: str) -> click.ClickException:
     return exc
 
 
-def _write_and_report(doc: dict, output: str, name: str, report_path: str, no_report: bool, evaluation_dir: str,
-                      also: list[Path] | None = None) -> Path:
-    """Validate and write the ci-timing v2 document, then the report from it (and ``also``:
-    the other source's document, so GitHub and local rows sit in one report)."""
+def _write_and_report(doc: dict, output: str, name: str, report_path: str, no_report: bool, evaluation_dir: str) -> Path:
+    """Validate and write the ci-timing v2 document, then the report from it and every other
+    document in the same folder (GitHub and local sources in one report)."""
     try:
         path = mtap_schemas.write(Path(output) / f"{name}.json", doc, "ci-timing", 2)
     except (OSError, mtap_schemas.SchemaError, ValueError, TypeError) as exc:  # orjson's encode error is a TypeError
         raise _fail(f"{Path(output) / f'{name}.json'}: not written: {_one_line(exc)}") from None
     click.echo(f"wrote {path} ({len(doc['runs'])} runs, {sum(len(r['jobs']) for r in doc['runs'])} jobs)", err=True)
     if not no_report:
-        inputs = [path] + [p for p in (also or []) if p.is_file() and p.resolve() != path.resolve()]
+        inputs = [path] + [p for p in sorted(Path(output).glob("*.json")) if p.resolve() != path.resolve()]
         try:
             report, _ = build_report(inputs, Path(evaluation_dir), Path(report_path))
         except (OSError, mtap_schemas.SchemaError) as exc:
@@ -227,7 +226,7 @@ def run(
         finally:
             gh.close()
     doc = result.doc
-    _write_and_report(doc, output, name, report_path, no_report, evaluation_dir, also=[Path(output) / "local.json"])
+    _write_and_report(doc, output, name, report_path, no_report, evaluation_dir)
     if result.skipped:
         first = doc["missing"][0]
         click.echo(
@@ -313,16 +312,16 @@ def local(repo_dir: str, runners_file: str | None, only: tuple[str, ...], not_me
     except Interrupted:
         click.echo("ci-timing local: interrupted, the running step was killed; nothing written", err=True)
         sys.exit(130)
-    _write_and_report(result.doc, output, name, report_path, no_report, evaluation_dir, also=[Path(output) / "ci-timing.json"])
+    _write_and_report(result.doc, output, name, report_path, no_report, evaluation_dir)
 
 
 @main.command()
-@click.option("--input", "inputs", multiple=True, type=click.Path(dir_okay=False), help=f"A ci-timing document, v1 or v2 (repeatable; absent files are skipped). [default: {DEFAULT_OUTPUT}/local.json and {DEFAULT_OUTPUT}/ci-timing.json]")
+@click.option("--input", "inputs", multiple=True, type=click.Path(dir_okay=False), help=f"A ci-timing document, v1 or v2 (repeatable; absent files are skipped). [default: every {DEFAULT_OUTPUT}/*.json]")
 @click.option("--evaluation-dir", default=DEFAULT_EVAL, show_default=True, type=click.Path(file_okay=False), help="Where the runners' *.tool-run.json documents are (determinism records).")
 @click.option("--output", default=DEFAULT_REPORT, show_default=True, type=click.Path(dir_okay=False), help="Where to write the Markdown report.")
 def report(inputs: tuple[str, ...], evaluation_dir: str, output: str) -> None:
     """Rebuild deployment-viability-report.md from the documents on disk (no network)."""
-    paths = [Path(p) for p in inputs] or [Path(DEFAULT_OUTPUT) / "local.json", Path(DEFAULT_OUTPUT) / "ci-timing.json"]
+    paths = [Path(p) for p in inputs] or sorted(Path(DEFAULT_OUTPUT).glob("*.json")) or [Path(DEFAULT_OUTPUT) / "ci-timing.json"]
     try:
         path, had_ci = build_report(paths, Path(evaluation_dir), Path(output))
     except mtap_schemas.SchemaError as exc:

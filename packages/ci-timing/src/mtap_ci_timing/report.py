@@ -23,6 +23,8 @@ from typing import Any
 import mtap_schemas
 
 from .client import public_url, scrub
+from .local import DEFAULT_RUNNERS
+from .rules import Rules
 
 #: runs shown as columns of the success matrix (the counts use every run read)
 MATRIX_RUNS = 30
@@ -320,6 +322,13 @@ def render(docs: list[tuple[str, dict[str, Any]]], determinism: dict[str, dict[s
                   "installs and runs each runner twice with cold caches and records setup, first result, determinism and install path.", ""]
     for path, doc in local:
         lines += _local_section(doc, path)
+    if local:
+        rules = Rules()
+        covered = {t["tool"] for _, d in local for t in d["tools"]}
+        covered |= {rules.tool_of(item["session"]) for _, d in local for item in d["source"]["not_measured"]}
+        absent = sorted({rules.tool_of(r["job"]) or r["job"] for r in DEFAULT_RUNNERS} - covered)
+        if absent:
+            lines += [f"Not measured locally (in no local document, so no number): {', '.join(absent)}.", ""]
     if not github:
         lines += [
             "**No CI history scraped yet.** Setup times, Docker build times and success counts from GitHub Actions",
