@@ -317,7 +317,7 @@ def _first_line(cmd: list[str]) -> str | None:
 def setup_cmd(repo_url: str, commit: str, source: Path | None, cache_dir: Path | None, jobs: int, force: bool,
               data_dir: Path) -> None:
     """Build Timeloop (pinned: v3.0.3 with its in-tree PAT model) into the user cache and verify it on
-    ResNet-50 conv1 (Eyeriss-like spec, 1,204,224 cycles).
+    ResNet-50 conv1 (Eyeriss-like spec, 1,204,224 cycles). The runner finds the build by itself.
 
     \b
     Needs (each missing one is named, exit 2): git, scons, g++ and the libconfig++, yaml-cpp,
