@@ -117,3 +117,16 @@ def test_d5_declaration_cannot_point_outside_the_repository(tmp_path: Path) -> N
     assert result.exit_code == 2, result.output
     assert "leaves" in result.output and "passwd" in result.output
     assert not (tmp_path / "t" / "d5-extensibility.md").exists()
+
+
+def test_d5_new_hardware_from_the_committed_declaration() -> None:
+    import mtap_schemas as ms
+    from mtap_aggregate.tables import d5_new_hardware
+
+    repo = Path(__file__).resolve().parents[3]
+    table = d5_new_hardware(ms.read(repo / "data" / "extensibility" / "extension-points.json", "extensibility"))
+    assert table is not None
+    rows = {r[0]: r for r in table.rows}
+    assert {"analytical", "astra-sim", "neusight", "vidur"} <= set(rows)
+    assert rows["astra-sim"][1] == "HGX-H200x8" and rows["astra-sim"][4].startswith("+")
+    assert int(rows["vidur"][5]) == 5

@@ -16,7 +16,7 @@ from . import __version__
 from .collect import collect
 from .report import coverage_markdown
 from .table import coverage, errors_vs_measured, mape
-from .tables import d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility
+from .tables import d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility, d5_new_hardware
 from .write import write_aggregate
 
 
@@ -178,7 +178,11 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
                           on_note=lambda text: click.echo(f"note: {text}", err=True))
     if extensibility.is_file():
         try:
-            tables.append(d5_extensibility(Path.cwd(), ms.read(extensibility, "extensibility")))
+            declaration = ms.read(extensibility, "extensibility")
+            tables.append(d5_extensibility(Path.cwd(), declaration))
+            effort = d5_new_hardware(declaration)
+            if effort is not None:
+                tables.append(effort)
         except ms.SchemaError as exc:
             raise UserError(str(exc)) from None
         except (OSError, ValueError, KeyError, IndexError) as exc:  # PathError is a ValueError: one line too

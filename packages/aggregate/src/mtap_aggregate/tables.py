@@ -233,3 +233,22 @@ def d5_extensibility(root, declaration: dict[str, Any]) -> Table:
         rows,
         ["Counted by mtap-aggregate from data/extensibility/extension-points.json: a Python symbol's non-blank, non-comment lines, a JSON entry pretty-printed with two-space indent, or a whole file; non-textual work (profiling runs, predictor training) is named beside the count."],
     )
+
+
+def d5_new_hardware(declaration: dict[str, Any]) -> Table | None:
+    """What adding a real target took per tool (declaration 1.1 ``experiments``), or None when none is declared."""
+    rows = []
+    for entry in sorted(declaration["tools"], key=lambda e: e["tool"]):
+        for exp in entry.get("experiments", []):
+            rows.append([entry["tool"], exp["target"], exp["kind"].replace("_", " "), str(exp["files"]),
+                         f"+{exp['lines_added']} / -{exp['lines_deleted']}", str(len(exp["manual_steps"])),
+                         "; ".join(exp["manual_steps"]), exp.get("machine_time", "—"), ", ".join(exp["commits"])])
+    if not rows:
+        return None
+    return Table(
+        "d5-new-hardware",
+        "D5 new-hardware effort: what adding a real target took per tool, from this repository's commits",
+        ["tool", "target", "kind", "files", "lines", "steps", "manual steps", "machine time", "commits"],
+        rows,
+        ["Counted from data/extensibility/extension-points.json (experiments): source, config and schema files; tests and generated results are not counted. The catalog entry is shared by every tool and included in each row."],
+    )
