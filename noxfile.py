@@ -67,6 +67,7 @@ def _register_runner(package: str, settings: dict[str, Any]) -> None:
     @nox.session(name=name, venv_backend=settings["venv-backend"], tags=settings["tags"])
     def _session(session: nox.Session) -> None:
         install(session, package)
+        _setup_first(session, command, settings)
         # exit 4: the document on disk has more ok cases and was kept (the new one is beside it) — not a failure here
         session.run(command, "run", "--output", settings["output"], *settings.get("args", []), *session.posargs,
                     success_codes=[0, 4])
@@ -74,6 +75,23 @@ def _register_runner(package: str, settings: dict[str, Any]) -> None:
             session.run(command, "run", "--output", settings["output"], *more, *session.posargs, success_codes=[0, 4])
 
     _session.__doc__ = doc
+
+
+def _setup_first(session: nox.Session, command: str, settings: dict[str, Any]) -> None:
+    """Runners whose tool is built from source (`setup-env` in [tool.mtap]): when no tool is given
+    (no --tool-path/--image, none of the env vars), run `<runner> setup` first. It returns at once
+    when a verified build is cached, builds the pinned source otherwise (MTAP_<TOOL>_SOURCE names an
+    offline clone), and exits 2 naming each missing prerequisite — then the run records `unavailable`."""
+    env_names = settings.get("setup-env")
+    if env_names is None or session.posargs and any(a.split("=")[0] in ("--tool-path", "--image") for a in session.posargs):
+        return
+    if any(os.environ.get(name) for name in env_names["tool"]):
+        return
+    args = ["setup"]
+    source = os.environ.get(env_names["source"])
+    if source:
+        args += ["--source", source]
+    session.run(command, *args, success_codes=[0, 2])
 
 
 for _package, _settings in PACKAGES.items():
