@@ -40,6 +40,18 @@ roofline_tool_option = click.option(
          "analytical, so that aggregate pairs it with measurements in rows of its own and never as NeuSight's prediction.")
 
 
+weights_option = click.option(
+    "--weights", type=click.Path(path_type=Path, file_okay=False), envvar="MTAP_NEUSIGHT_WEIGHTS", show_envvar=True, default=None,
+    help="Live mode, method neusight: a folder written by `neusight-runner train` (MLP_WAVE/<OP>/model.pth, tile tables, "
+         "weights.json). Every file is sha256-checked against weights.json before NeuSight loads it; a mismatch is refused "
+         "(predictor-hash-mismatch). The document's tool is then neusight-trained.")
+trace_cache_option = click.option(
+    "--trace-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
+    help="Live mode: keep NeuSight's device-independent operator graphs (opgraph_raw/, opgraph/) in this folder between "
+         "cases, so that a configuration is traced once for all devices (NeuSight itself reuses them when present).")
+TRAINED_TOOL = "neusight-trained"
+
+
 def _catalog(data_dir: Path) -> dict[str, dict[str, Any]]:
     return {h["id"]: h for h in ms.read(data_dir / "hardware" / "hardware.json", "hardware")["hardware"]}
 
@@ -166,7 +178,10 @@ def _report_artifact(pairing, root: Path, skipped: dict[str, list[str]], n_cases
 @artifact_option
 @python_option
 @roofline_tool_option
-def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofline_tool: bool) -> None:
+@weights_option
+@trace_cache_option
+def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofline_tool: bool, weights: Path | None,
+        trace_cache: Path | None) -> None:
     """Run the cases and write OUTPUT/NAME.tool-run.json (tool-run v2).
 
     NAME defaults to neusight (artifact mode) or neusight-live (live mode), so a live run never
@@ -177,8 +192,11 @@ def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofl
     cfg = _config(opts, mode)
     if roofline_tool and (mode != "live" or cfg.get("methods") != ["roofline"]):
         raise UserError("--roofline-tool: live mode with a --config whose methods are [\"roofline\"] only")
+    if weights is not None and (mode != "live" or roofline_tool):
+        raise UserError("--weights: live mode with method neusight only")
     if mode == "live" and click.get_current_context().get_parameter_source("name") == ParameterSource.DEFAULT:
-        opts.name = opts.name.replace(TOOL, f"{ROOFLINE_TOOL}-live" if roofline_tool else "neusight-live", 1)
+        live_name = f"{ROOFLINE_TOOL}-live" if roofline_tool else (TRAINED_TOOL if weights is not None else "neusight-live")
+        opts.name = opts.name.replace(TOOL, live_name, 1)
     if mode == "artifact":
         assert artifact_dir is not None
         builder = tr.ToolRun(RUNNER, __version__, tr.Tool(TOOL, None, "artifact", tr.location_of(artifact_dir)), config=opts.config)
@@ -194,18 +212,101 @@ def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofl
     version = f"git {commit}" if commit else None
     # "no checkout given" rather than null: the tool-run v2 schema's `not pattern` on tool.location refuses null
     location = tr.location_of(checkout, version) if checkout is not None else "no checkout given"
-    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(ROOFLINE_TOOL if roofline_tool else TOOL, version, "native", location),
-                         config=opts.config)
+    tool = ROOFLINE_TOOL if roofline_tool else (TRAINED_TOOL if weights is not None else TOOL)
+    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(tool, version, "native", location), config=opts.config)
     planned, catalog = _live_plan(opts, cfg)
     keep = opts.keep_raw.resolve() if opts.keep_raw is not None else None
-    units = [live.Unit(c, checkout, catalog.get(c.hardware), neusight_python, opts.timeout, keep, roofline_tool) for c in planned]
+    cache = trace_cache.resolve() if trace_cache is not None else None
+    units = [live.Unit(c, checkout, catalog.get(c.hardware), neusight_python, opts.timeout, keep, roofline_tool, weights, cache)
+             for c in planned]
     checkpoint = opts.checkpoint({"cases": [c.id for c in planned], "checkout": version, "keep_raw": keep is not None,
-                                  **({"tool": ROOFLINE_TOOL} if roofline_tool else {})})
+                                  **({"tool": tool} if tool != TOOL else {})})
     builder.setup_done()
     results = run_cases(units, live.run_unit, jobs=opts.jobs, label="running NeuSight", ident=lambda u: u.id, checkpoint=checkpoint)
     for r in results:
         builder.packages.update({k: v for k, v in r["env"].items() if k != "python"})
     finish(builder, [r["case"] for r in results], opts, checkpoint)
+
+
+def _epochs(value: str | None, per: tuple[str, ...]) -> dict[str, int]:
+    from .train import CONFIGURED_EPOCHS
+    from .weights import OPS
+
+    base = int(value) if value else CONFIGURED_EPOCHS
+    out = {op: base for op in OPS}
+    for item in per:
+        op, _, n = item.partition("=")
+        if op not in OPS or not n.isdigit() or int(n) < 1:
+            raise UserError(f"--epochs-for {item!r}: expected OP=N with OP one of {', '.join(OPS)} and N >= 1")
+        out[op] = int(n)
+    return out
+
+
+@main.command("train")
+@click.option("--tool-path", "tool_path", type=click.Path(path_type=Path, file_okay=False), envvar="MTAP_NEUSIGHT_PATH",
+              show_envvar=True, required=True, help="A NeuSight checkout (its training code, configs and training data).")
+@python_option
+@click.option("--weights-out", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for the trained weights, tile tables and weights.json (sha256 manifest); give it to `run --weights`.")
+@click.option("--epochs", default=None, help="Epochs for every predictor (default: NeuSight's configured 100).")
+@click.option("--epochs-for", multiple=True, metavar="OP=N", help="Epochs for one predictor (BMM, LINEAR, VEC, SOFTMAX, LN).")
+@click.option("--seed", default=0, show_default=True, type=int, help="torch/random/numpy seed (NeuSight's train.py uses 0).")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads per training process.")
+@click.option("--jobs", default=2, show_default=True, type=click.IntRange(1), help="Training processes (predictors split by cost).")
+@click.option("--determinism", default="LN:5", show_default=True,
+              help="OP:EPOCHS: train that predictor twice from scratch and compare the parameters; 'none' to skip.")
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=Path(OUTPUT) / "neusight-training.json",
+              show_default=True, help="The training v1 document.")
+@click.option("--timeout", default=None, type=float, help="Seconds one training process may run.")
+def train_cmd(tool_path: Path, neusight_python: str, weights_out: Path, epochs: str | None, epochs_for: tuple[str, ...],
+              seed: int, threads: int, jobs: int, determinism: str, output: Path, timeout: float | None) -> None:
+    """Train NeuSight's MLP_WAVE predictors with NeuSight's own trainer and data; write weights + a training document.
+
+    CPU when the NeuSight Python has no CUDA. Epochs below NeuSight's configured 100 are recorded
+    as such in the document (epochs_used vs epochs_configured) and are not the authors' setting.
+    """
+    from .train import TrainError, train
+
+    try:
+        eps = _epochs(epochs, epochs_for)
+        det = None
+        if determinism.lower() != "none":
+            op, _, n = determinism.partition(":")
+            if op not in eps or not n.isdigit() or int(n) < 1:
+                raise UserError(f"--determinism {determinism!r}: expected OP:EPOCHS (e.g. LN:5) or none")
+            det = (op, int(n))
+        doc = train(tool_path, neusight_python, weights_out, eps, seed=seed, threads=threads, jobs=jobs, determinism=det,
+                    timeout=timeout)
+    except TrainError as exc:
+        raise UserError(str(exc)) from None
+    ms.write(output, doc, "training", 1)
+    for p in doc["predictors"]:
+        click.echo(f"{p['name']:8s} epochs {p['epochs_used']:3d}/{p['epochs_configured']}  cpu {p['cpu_s']:8.1f} s  "
+                   f"best val mean rel err {p['best_validation_mean_rel_error']:.4f} (epoch {p['best_epoch']})", err=True)
+    if doc["determinism"]:
+        click.echo(doc["determinism"]["note"], err=True)
+    click.echo(f"wrote {output} and {weights_out}/weights.json", err=True)
+
+
+@main.command("compare")
+@click.argument("document", type=click.Path(path_type=Path, dir_okay=False, exists=True))
+@click.option("--artifact-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), envvar="MTAP_NEUSIGHT_ARTIFACT",
+              show_envvar=True, required=True, help="NeuSight's artifact folder (label/, results/prediction/), e.g. ../shared/neusight.")
+@click.option("--json-out", type=click.Path(path_type=Path, dir_okay=False), default=None,
+              help="Also write the pairs and the per-GPU table as JSON.")
+def compare_cmd(document: Path, artifact_dir: Path, json_out: Path | None) -> None:
+    """Score a live document of NeuSight's own configurations against the authors' labels, next to their published predictions."""
+    from .compare import compare, markdown
+
+    doc = ms.read_tool_run(document)
+    result = compare(doc, artifact_dir)
+    if not result["rows"]:
+        raise UserError(f"{document}: no ok case with a neusight_tag and a latency (run live mode with neusight_tags)")
+    click.echo(markdown(result))
+    if json_out is not None:
+        out = {"format": "mtap-neusight-compare/1", "document": tr.location_of(document),
+               "document_sha256": tr.artifact(document)["sha256"], "tool": doc["tool"], **result}
+        ms.write_text_atomic(json_out, json.dumps(out, indent=1, sort_keys=True) + "\n")
 
 
 if __name__ == "__main__":  # pragma: no cover

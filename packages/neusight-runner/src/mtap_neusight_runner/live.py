@@ -30,6 +30,7 @@ from mtap_schemas import toolrun as tr
 
 from .mapping import MODELS, Tag, case_key, hardware_id
 from .parse import ParseError, parse_e2e_line, read_latency_json
+from .weights import WeightsError, verify
 
 SHIM = Path(__file__).with_name("shim.py")
 PACKAGED_MODELS = Path(__file__).with_name("models")
@@ -272,14 +273,20 @@ def model_config(checkout: Path, workload: str, work: Path) -> Path:
     return path
 
 
-def job_for(case: LiveCase | OwnCase, checkout: Path, device_cfg: Path, model_cfg: Path, result_dir: Path) -> dict[str, Any]:
-    """The arguments NeuSight's scripts/pred.py would be given for this case."""
+def job_for(case: LiveCase | OwnCase, checkout: Path, device_cfg: Path, model_cfg: Path, result_dir: Path,
+            weights: Path | None = None) -> dict[str, Any]:
+    """The arguments NeuSight's scripts/pred.py would be given for this case (``weights``: a folder written
+    by ``neusight-runner train``, used for the learned predictor instead of the checkout's files)."""
     folder, learned = PREDICTORS[case.method]
+    if learned and weights is not None:
+        predictor, tiles = weights / folder, weights / "dataset" / "train"
+    else:
+        predictor, tiles = checkout / ASPLOS / "data" / "predictor" / folder, checkout / ASPLOS / "data" / "dataset" / "train"
     return {
         "id": case.id,
         "predictor_name": case.method,
-        "predictor_path": str(checkout / ASPLOS / "data" / "predictor" / folder),
-        "tile_dataset_dir": str(checkout / ASPLOS / "data" / "dataset" / "train") if learned else "",
+        "predictor_path": str(predictor),
+        "tile_dataset_dir": str(tiles) if learned else "",
         "device_config_path": str(device_cfg),
         "model_config_path": str(model_cfg),
         "sequence_length": case.seq_len,
@@ -328,6 +335,11 @@ class Unit:
     keep_raw: Path | None
     #: --roofline-tool: the roofline's value is this document's (tool neusight-roofline) ``latency``
     roofline_tool: bool = False
+    #: --weights: a folder written by `neusight-runner train` (sha256-checked against its manifest before use)
+    weights: Path | None = None
+    #: --trace-cache: NeuSight's own operator-graph files (opgraph_raw/, opgraph/), device-independent, kept
+    #: between cases so that a configuration is traced once and predicted on every device from the same graph
+    trace_cache: Path | None = None
 
     @property
     def id(self) -> str:
@@ -364,13 +376,21 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         return {"case": tr.unavailable(c.id, kind="checkout-missing", message=problem, **_where(c)), "env": {}}
     assert unit.checkout is not None
     given, checkout = unit.checkout, unit.checkout.resolve()  # NeuSight runs in a temporary working folder
-    weights = missing_weights(checkout, c.method)
+    learned = PREDICTORS[c.method][1]
+    trained = unit.weights.resolve() if unit.weights is not None and learned else None
+    weight_files: dict[str, str] = {}
+    if trained is not None:
+        try:
+            weight_files = verify(trained)
+        except WeightsError as exc:
+            return {"case": tr.unavailable(c.id, kind=exc.kind, message=f"--weights {unit.weights}: {exc}", **_where(c)), "env": {}}
+    weights = missing_weights(checkout, c.method) if trained is None else []
     if weights:
         return {"case": tr.unavailable(c.id, kind="weights-missing", **_where(c), message=(
             f"{given}: NeuSight's trained predictor weights are absent ({', '.join(weights)}); NeuSight would "
             "silently predict with random weights, so this runner refuses. Provide a full git clone of "
             "https://github.com/sitar-lab/NeuSight (the model.pth files are ~6.3 MB git blobs).")), "env": {}}
-    tables = missing_tile_tables(checkout, c.method)
+    tables = missing_tile_tables(checkout, c.method) if trained is None else []
     if tables:
         return {"case": tr.unavailable(c.id, kind="tile-dataset-missing", **_where(c), message=(
             f"{given}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
@@ -382,13 +402,43 @@ def run_unit(unit: Unit) -> dict[str, Any]:
             mod = c.model_cfg(checkout, work)
         except FileNotFoundError as exc:
             return {"case": tr.unavailable(c.id, kind="config-missing", message=str(exc), **_where(c)), "env": {}}
-        job = job_for(c, checkout, dev, mod, work / "results")
+        job = job_for(c, checkout, dev, mod, work / "results", trained)
+        if unit.trace_cache is not None:
+            _traces(unit.trace_cache, work / "results", job, into_cache=False)
         spec = work / "jobs.json"
         spec.write_text(json.dumps({"neusight_dir": str(checkout), "jobs": [job]}, indent=1))
         env = dict(os.environ, OPENBLAS_NUM_THREADS="1", PYTHONDONTWRITEBYTECODE="1")
         ran = proc.run_tool([unit.python, str(SHIM), str(spec)], timeout=unit.timeout, cwd=work, env=env)
         info, r = _shim_output(ran.stdout)
-        return {"case": _case_of(unit, job, ran, r, checkout, work), "env": info}
+        if unit.trace_cache is not None and r is not None and r.get("ok"):
+            _traces(unit.trace_cache, work / "results", job, into_cache=True)
+        case = _case_of(unit, job, ran, r, checkout, work)
+        if weight_files and case["status"] == "ok":
+            case.setdefault("artifacts", []).extend(
+                {"path": f"trained-weights:{rel}", "sha256": digest}
+                for rel, digest in sorted(weight_files.items()))
+        return {"case": case, "env": info}
+
+
+def _traces(cache: Path, results: Path, job: dict[str, Any], into_cache: bool) -> None:
+    """Copy NeuSight's operator-graph files of this job's configuration between the cache and its result folder.
+    NeuSight itself skips tracing/parsing when these files exist (NeusightPredictor.predict: "already exists");
+    they hold the traced graph and kernel shapes only, no device and no prediction."""
+    tag = f"{Path(job['model_config_path']).stem}-{job['execution_type']}-{job['sequence_length']}-{job['batch_size']}"
+    if job.get("options"):
+        tag += f"-{job['options']}"
+    for sub in ("opgraph_raw", "opgraph"):
+        src_dir, dst_dir = (results / sub, cache / sub) if into_cache else (cache / sub, results / sub)
+        if not src_dir.is_dir():
+            continue
+        names = [p.name for p in src_dir.glob("*.csv")] if into_cache else [f"{tag}.csv"]
+        for name in names:
+            src = src_dir / name
+            if src.is_file() and not (dst_dir / name).exists():
+                dst_dir.mkdir(parents=True, exist_ok=True)
+                tmp = dst_dir / f".{name}.tmp"
+                shutil.copyfile(src, tmp)
+                tmp.replace(dst_dir / name)
 
 
 def _case_of(unit: Unit, job: dict[str, Any], ran: proc.ToolResult, r: dict[str, Any] | None, checkout: Path,

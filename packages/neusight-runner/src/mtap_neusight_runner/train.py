@@ -1,0 +1,199 @@
+"""``neusight-runner train``: NeuSight's learned predictors trained here, with NeuSight's own code.
+
+Runs :mod:`mtap_neusight_runner.train_shim` with the NeuSight Python (see its docstring for what
+it runs and the two bookkeeping stand-ins), writes the weights folder (:mod:`.weights`, manifest
+with sha256) and a ``training`` v1 document (``schemas/training.v1.schema.json``): per predictor
+the epochs used vs NeuSight's configured ones, wall and CPU seconds, loss curve per epoch,
+validation error, weights sha256; plus a determinism check (one predictor trained twice).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import Any
+
+import mtap_schemas as ms
+from mtap_schemas import proc
+from mtap_schemas import toolrun as tr
+from mtap_schemas.paths import portable_argv
+
+from . import __version__
+from .weights import OPS, PREDICTOR, sha256, write_manifest
+
+SHIM = Path(__file__).with_name("train_shim.py")
+ASPLOS = Path("scripts") / "asplos"
+#: predictor -> training set, as NeuSight's scripts/asplos/run_train_nvidia_neusight.py trains them
+TRAINSETS = {"BMM": "bmm.csv", "LINEAR": "linear.csv", "LN": "ln.csv", "SOFTMAX": "softmax.csv", "VEC": "elem.csv"}
+#: epochs NeuSight's run_train_nvidia_neusight.py gives every predictor
+CONFIGURED_EPOCHS = 100
+#: rough cost per epoch (CPU seconds, measured here) for splitting predictors over processes
+COST = {"BMM": 25.0, "LINEAR": 8.0, "LN": 2.5, "SOFTMAX": 2.4, "VEC": 3.5}
+SPLIT = "NeuSight's Trainer: torch.utils.data.random_split 80/20 of the training set (seeded), best epoch by validation mean relative error"
+
+
+class TrainError(RuntimeError):
+    pass
+
+
+def _lines(stdout: str, prefix: str) -> list[dict[str, Any]]:
+    out = []
+    for line in stdout.splitlines():
+        if line.startswith(prefix + " "):
+            try:
+                out.append(json.loads(line[len(prefix) + 1:]))
+            except ValueError:
+                continue
+    return out
+
+
+def _shim(python: str, spec: dict[str, Any], work: Path, name: str, timeout: float | None) -> tuple[str, float]:
+    path = work / f"{name}.spec.json"
+    path.write_text(json.dumps(spec, indent=1))
+    env = dict(os.environ, HOME=str(work / "home"), PYTHONDONTWRITEBYTECODE="1",
+               OMP_NUM_THREADS=str(spec.get("threads") or 1), MKL_NUM_THREADS=str(spec.get("threads") or 1))
+    t0 = time.monotonic()
+    ran = proc.run_tool([python, str(SHIM), str(path)], timeout=timeout, cwd=work, env=env)
+    (work / f"{name}.out").write_text(ran.stdout + "\n--- stderr ---\n" + ran.stderr)
+    if not ran.ok and "MTAP-TRAIN" not in ran.stdout:
+        raise TrainError(f"NeuSight training ({name}) failed: {ran.last_line()}")
+    return ran.stdout, time.monotonic() - t0
+
+
+def _job(checkout: Path, data: Path, name: str, epochs: int, seed: int, save: Path, logs: Path) -> dict[str, Any]:
+    return {"name": name, "config_path": str(checkout / ASPLOS / "data" / "predictor" / PREDICTOR / name / "config.json"),
+            "trainset_path": str(data / TRAINSETS[name]), "save_path": str(save), "log_dir": str(logs),
+            "epochs": epochs, "seed": seed}
+
+
+def _groups(names: list[str], epochs: dict[str, int], jobs: int) -> list[list[str]]:
+    groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(names))))]
+    load = [0.0] * len(groups)
+    for n in sorted(names, key=lambda n: -COST[n] * epochs[n]):
+        i = load.index(min(load))
+        groups[i].append(n)
+        load[i] += COST[n] * epochs[n]
+    return [g for g in groups if g]
+
+
+def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: int = 0, threads: int = 1, jobs: int = 2,
+          determinism: tuple[str, int] | None = ("LN", 5), timeout: float | None = None,
+          argv: list[str] | None = None) -> dict[str, Any]:
+    """Train ``epochs`` (predictor -> epochs) into ``out``; returns the training document (not yet written)."""
+    started = tr.utc_now()
+    checkout = checkout.resolve()
+    out = out.resolve()
+    if not (checkout / "neusight" / "Model" / "trainer.py").is_file():
+        raise TrainError(f"{checkout}: not a NeuSight checkout (no neusight/Model/trainer.py)")
+    out.mkdir(parents=True, exist_ok=True)
+    work = out / ".work"
+    work.mkdir(exist_ok=True)
+    (work / "home").mkdir(exist_ok=True)
+    data = out / "dataset" / "train"
+    logs = work / "logs"
+    t0 = time.monotonic()
+    # 1. training sets (NeuSight's own merge), single process
+    stdout, _ = _shim(python, {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": True,
+                               "jobs": []}, work, "prepare", timeout)
+    envs = _lines(stdout, "MTAP-ENV")
+    datas = _lines(stdout, "MTAP-DATA")
+    if not envs or not datas:
+        raise TrainError(f"NeuSight's training-set preparation printed nothing usable (see {work / 'prepare.out'})")
+    env, dataset = envs[0], datas[0]
+    # 2. the predictors, split over `jobs` processes
+    names = [n for n in OPS if n in epochs]
+    groups = _groups(names, epochs, jobs)
+
+    def run_group(i: int) -> str:
+        spec = {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": False,
+                "jobs": [_job(checkout, data, n, epochs[n], seed, out / PREDICTOR / n, logs) for n in groups[i]]}
+        return _shim(python, spec, work, f"train-{i}", timeout)[0]
+
+    with ThreadPoolExecutor(len(groups)) as pool:
+        outputs = list(pool.map(run_group, range(len(groups))))
+    results = {r["name"]: r for o in outputs for r in _lines(o, "MTAP-TRAIN")}
+    bad = [n for n in names if not results.get(n, {}).get("ok")]
+    if bad:
+        r = results.get(bad[0], {})
+        raise TrainError(f"predictor {bad[0]}: {(r.get('error') or {}).get('message', 'no result')} (see {work})")
+    # 3. determinism: one predictor trained twice from scratch, same seed
+    det = None
+    if determinism is not None:
+        name, n_ep = determinism
+        runs = [work / "determinism" / f"run{k}" / name for k in (1, 2)]
+        for k, save in enumerate(runs, 1):
+            if save.exists():
+                shutil.rmtree(save)
+            spec = {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": False,
+                    "jobs": [_job(checkout, data, name, n_ep, seed, save, logs)]}
+            _shim(python, spec, work, f"determinism-{k}", timeout)
+        ran = proc.run_tool([python, str(SHIM), "--compare", *(str(s / "model.pth") for s in runs)], timeout=timeout,
+                            env=dict(os.environ, HOME=str(work / "home")))
+        cmp = _lines(ran.stdout, "MTAP-COMPARE")
+        if not cmp:
+            raise TrainError(f"determinism comparison failed: {ran.last_line()}")
+        c = cmp[0]
+        same = len(set(c["state_sha256"])) == 1
+        det = {"predictor": name, "epochs": n_ep, "runs": c["state_sha256"], "bit_identical": same,
+               "max_abs_param_diff": c["max_abs_param_diff"],
+               "note": (f"{name} trained twice from scratch ({n_ep} epochs, seed {seed}, {threads} thread(s), same machine, "
+                        f"{env.get('device')}): parameters {'bit-identical' if same else 'differ'}"
+                        f"; model.pth files {'identical' if len(set(c['file_sha256'])) == 1 else 'differ'}.")}
+    wall = time.monotonic() - t0
+    write_manifest(out, {"trainer": f"neusight-runner {__version__}", "seed": seed,
+                                    "epochs": {n: epochs[n] for n in names}})
+    predictors = []
+    for n in names:
+        r = results[n]
+        curve = [{"epoch": e["epoch"], "train_loss": e["train_loss"], "validation_mean_rel_error": e["validation avg_err"],
+                  "validation_max_rel_error": e["validation max_err"]} for e in r["epochs"]]
+        best = min(curve, key=lambda e: e["validation_mean_rel_error"])
+        config = checkout / ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json"
+        cfg = json.loads(config.read_text())
+        rel = f"{PREDICTOR}/{n}/model.pth"
+        predictors.append({
+            "name": n, "config": (ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json").as_posix(),
+            "config_sha256": sha256(config), "trainset": f"dataset/train/{TRAINSETS[n]}",
+            "trainset_rows": dataset[TRAINSETS[n]]["rows"], "trainset_sha256": dataset[TRAINSETS[n]]["sha256"],
+            "split": SPLIT, "seed": seed, "epochs_configured": CONFIGURED_EPOCHS, "epochs_used": epochs[n],
+            "hyperparameters": {k: cfg[k] for k in ("lr", "train_batch", "loss", "num_layers", "hidden_size") if k in cfg},
+            "wall_s": round(r["wall_s"], 3), "cpu_s": round(r["cpu_s"], 3),
+            "best_epoch": best["epoch"], "best_validation_mean_rel_error": best["validation_mean_rel_error"],
+            "curve": curve, "weights": {"file": rel, "sha256": r["weights_sha256"], "bytes": r["weights_bytes"]},
+        })
+    import platform
+
+    environment = {"python": env.get("python", ""), "platform": platform.platform(), "cpu": ms.environment()["cpu"],
+                   "cpu_count": env.get("cpu_count") or os.cpu_count() or 1, "device": env.get("device", "cpu"),
+                   "gpu": None, "threads": env.get("threads", threads), "processes": len(groups),
+                   "packages": {k: env[k] for k in ("torch", "numpy", "pandas") if k in env}}
+    short = [n for n in names if epochs[n] < CONFIGURED_EPOCHS]
+    notes = [f"Epochs used vs NeuSight's configured {CONFIGURED_EPOCHS} (scripts/asplos/run_train_nvidia_neusight.py): "
+             + ", ".join(f"{n} {epochs[n]}" for n in names)
+             + (f". {', '.join(short)} trained with FEWER epochs than the authors' setting (time box on a shared 2-core CPU); "
+                "these weights are not the authors' training." if short else ".")]
+    from mtap_schemas import version as schema_version
+
+    return {
+        "schema": "training", "schema_version": schema_version("training", 1),
+        "trainer": {"name": "neusight-runner", "version": __version__},
+        "tool": {"name": "neusight", "version": _git(checkout), "location": f"{checkout.name} {_git(checkout) or ''}".strip()},
+        "command": " ".join(["neusight-runner", *portable_argv(list(argv if argv is not None else sys.argv[1:]))]),
+        "started_at": started, "environment": environment,
+        "data": {"source": "NeuSight checkout scripts/asplos/data/dataset/train/ (collect/bmm, collect/linear merged with "
+                           "NeuSight's dataset_merge; ln, softmax, elem as shipped; vec = ln + softmax + elem as run_dataset.py)",
+                 "files": [{"name": k, **v} for k, v in sorted(dataset.items())]},
+        "predictors": predictors,
+        "totals": {"wall_s": round(wall, 3), "cpu_s": round(sum(p["cpu_s"] for p in predictors), 3), "gpu_s": None},
+        "determinism": det, "notes": notes,
+    }
+
+
+def _git(checkout: Path) -> str | None:
+    r = proc.run_tool(["git", "-C", str(checkout), "rev-parse", "HEAD"], timeout=20)
+    return f"git {r.stdout.strip()}" if r.ok and r.stdout.strip() else None
