@@ -258,10 +258,12 @@ def test_sigterm_keeps_finished_cases_and_resume_runs_only_the_rest(tmp_path: Pa
     assert not (out / ".demo.progress.jsonl").exists()
 
 
-def test_config_is_validated_by_its_schema_file(tmp_path: Path) -> None:
+def test_config_is_validated_by_its_schema_file(tmp_path: Path, monkeypatch) -> None:
     from mtap_schemas.cli import read_config
 
-    schema = SCHEMAS / "config" / "kitdemo-test.v1.schema.json"
+    monkeypatch.setenv("MTAP_SCHEMAS_DIR", str(tmp_path))  # installed or not, config schemas are found under it
+    (tmp_path / "config").mkdir()
+    schema = tmp_path / "config" / "kitdemo-test.v1.schema.json"
     schema.write_text(json.dumps({"$schema": "https://json-schema.org/draft/2020-12/schema", "type": "object",
                                   "additionalProperties": False, "properties": {"batch": {"type": "integer"}}}))
     try:
