@@ -163,7 +163,7 @@ def test_reused_build_is_copied_from_its_build_json_never_timed(tmp_path, repo):
     assert job["reused_build"] == {"path": str(build), "version": "git:abc123", "built_at": "2026-12-01T14:00:00Z",
                                    "build_seconds": 575.3, "verify": "ref: cycles 7 (expected 7)"}
     assert job["install_path"]["kind"] == "source-build"
-    assert "575 (reused cache build `git:abc123`, built 2026-12-01T14:00:00Z" in report
+    assert "575 (reused build `git:abc123` of 2026-12-01T14:00:00Z; verified ref: cycles 7 (expected 7))" in report
 
 
 @pytest.mark.parametrize(

@@ -74,11 +74,11 @@ class Runner:
 #: ``{shared}`` are replaced by --ext-dir and --shared-dir.
 DEFAULT_RUNNERS: list[dict[str, Any]] = [
     {"session": "zigzag", "job": "zigzag", "args": ["--output", "{out}", "--limit", "2"], "install": "registry",
-     "detail": "zigzag-runner with zigzag-dse from PyPI"},
+     "detail": "zigzag-runner with zigzag-dse, installed by uv from PyPI"},
     {"session": "vidur", "job": "vidur", "args": ["--output", "{out}", "--limit", "1"], "install": "registry",
-     "detail": "vidur-runner with vidur 0.0.26 from PyPI, committed Llama-2-7B profiles"},
+     "detail": "vidur-runner with vidur 0.0.26, installed by uv from PyPI; committed Llama-2-7B profiles, predictors trained on first use (cold mtap cache)"},
     {"session": "neusight", "job": "neusight", "args": ["--output", "{out}", "--artifact-dir", "{shared}/neusight", "--limit", "2"],
-     "install": "registry", "detail": "neusight-runner from PyPI dependencies, re-scoring NeuSight's published artifact (../shared/neusight)"},
+     "install": "registry", "detail": "neusight-runner, installed by uv from PyPI, re-scoring NeuSight's published artifact (../shared/neusight; no NeuSight code run)"},
     {"session": "astra", "job": "astra", "args": ["--output", "{out}", "--limit", "2"],
      "setup": [["{bin}/astra-runner", "setup", "--source", "{ext}/astra-sim", "--jobs", "2"]], "install": "source-build",
      "detail": "astra-runner setup: ASTRA-sim 2.0 analytical backend built from a local upstream clone", "reuse_build": "astra-sim"},
@@ -86,9 +86,9 @@ DEFAULT_RUNNERS: list[dict[str, Any]] = [
      "setup": [["{bin}/timeloop-runner", "setup", "--source", "{ext}/timeloop", "--jobs", "2"]], "install": "source-build",
      "detail": "timeloop-runner setup: Timeloop v3.0.3 built from a local upstream clone", "reuse_build": "timeloop"},
     {"session": "analytical", "job": "analytical", "args": ["--output", "{out}", "--limit", "2"], "install": "registry",
-     "detail": "analytical-runner with CPU torch from PyPI"},
+     "detail": "analytical-runner; pip pre-installs torch==2.13.0 and takes the first wheel the host's package sources offer (CPU build where a CPU wheelhouse or index is configured)"},
     {"session": "nnmeter", "job": "nnmeter", "args": ["--output", "{out}", "--limit", "2"], "install": "registry",
-     "detail": "nnmeter-runner with nn-meter 2.0 from PyPI"},
+     "detail": "nnmeter-runner with nn-meter 2.0 by pip, torch==2.13.0 as for analytical; latency predictors not given, so kernel detection only"},
     {"session": "groundtruth", "job": "groundtruth", "args": ["--output", "{out}", "--limit", "2"], "install": "registry",
      "detail": "groundtruth with torch from PyPI (needs a CUDA GPU)"},
 ]

@@ -183,8 +183,11 @@ def install_cell(paths: list[dict[str, Any]]) -> str:
 def build_cell(build: dict[str, Any] | None) -> str:
     if build is None:
         return "–"
-    when = f", built {build['built_at']}" if build["built_at"] else ""
-    return f"{_fmt(build['build_seconds'], 0)} (reused cache build `{build['version']}`{when}; verified {scrub(build['verify'])})".replace("|", "\\|")
+    when = f" of {build['built_at']}" if build["built_at"] else ""
+    version = build["version"]
+    if version.startswith("git:") and len(version) > 16:
+        version = version[:16] + "…" + ("-dirty" if version.endswith("-dirty") else "")
+    return f"{_fmt(build['build_seconds'], 0)} (reused build `{version}`{when}; verified {scrub(build['verify'])})".replace("|", "\\|")
 
 
 def _local_section(ci: dict[str, Any], ci_path: str) -> list[str]:
@@ -205,7 +208,8 @@ def _local_section(ci: dict[str, Any], ci_path: str) -> list[str]:
         "Seconds, median [min–max] over successful passes. Setup = clone + `nox --install-only` (cold) + the runner's own setup",
         "step if any; first result = pass start to the end of the first result (`nox -s SESSION --no-install -- --output … --limit N`);",
         "run = that first-result step alone. A source build reused from the mtap cache is not re-timed: its own measured build",
-        "time (`build.json`) is shown apart and is not included in setup.",
+        "time (`build.json`) is shown apart and is not included in setup. Identical on repeat: each later pass's first-result",
+        "cases (status and metrics) against the first pass's — only the cases that step runs (`--limit N`).",
         "",
         "| tool | passes | success | setup (s) | first result (s) | run (s) | source build (s) | install path | identical on repeat |",
         "|---|---:|---:|---|---|---|---|---|---|",
