@@ -258,8 +258,12 @@ def _epochs(value: str | None, per: tuple[str, ...]) -> dict[str, int]:
 @click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=Path(OUTPUT) / "neusight-training.json",
               show_default=True, help="The training v1 document.")
 @click.option("--timeout", default=None, type=float, help="Seconds one training process may run.")
+@click.option("--rebuild-document", is_flag=True, default=False,
+              help="Train nothing: build the document from the outputs a finished run left in WEIGHTS_OUT/.work "
+                   "(same options as that run).")
 def train_cmd(tool_path: Path, neusight_python: str, weights_out: Path, epochs: str | None, epochs_for: tuple[str, ...],
-              seed: int, threads: int, jobs: int, determinism: str, output: Path, timeout: float | None) -> None:
+              seed: int, threads: int, jobs: int, determinism: str, output: Path, timeout: float | None,
+              rebuild_document: bool) -> None:
     """Train NeuSight's MLP_WAVE predictors with NeuSight's own trainer and data; write weights + a training document.
 
     CPU when the NeuSight Python has no CUDA. Epochs below NeuSight's configured 100 are recorded
@@ -276,7 +280,7 @@ def train_cmd(tool_path: Path, neusight_python: str, weights_out: Path, epochs: 
                 raise UserError(f"--determinism {determinism!r}: expected OP:EPOCHS (e.g. LN:5) or none")
             det = (op, int(n))
         doc = train(tool_path, neusight_python, weights_out, eps, seed=seed, threads=threads, jobs=jobs, determinism=det,
-                    timeout=timeout)
+                    timeout=timeout, rebuild=rebuild_document)
     except TrainError as exc:
         raise UserError(str(exc)) from None
     ms.write(output, doc, "training", 1)

@@ -10,6 +10,7 @@ validation error, weights sha256; plus a determinism check (one predictor traine
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import sys
@@ -83,9 +84,15 @@ def _groups(names: list[str], epochs: dict[str, int], jobs: int) -> list[list[st
 
 def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: int = 0, threads: int = 1, jobs: int = 2,
           determinism: tuple[str, int] | None = ("LN", 5), timeout: float | None = None,
-          argv: list[str] | None = None) -> dict[str, Any]:
-    """Train ``epochs`` (predictor -> epochs) into ``out``; returns the training document (not yet written)."""
+          argv: list[str] | None = None, rebuild: bool = False) -> dict[str, Any]:
+    """Train ``epochs`` (predictor -> epochs) into ``out``; returns the training document (not yet written).
+
+    ``rebuild``: train nothing; build the document from the outputs a finished run left in ``out/.work``
+    (``prepare.out``, ``train-*.out``, ``determinism-*.out``) and the two determinism weight files, e.g. when
+    writing the document failed. Its started_at and wall_s then come from those files' modification times."""
     started = tr.utc_now()
+    if rebuild:
+        return _rebuild(checkout, python, out, epochs, seed, threads, determinism, timeout, argv)
     checkout = checkout.resolve()
     out = out.resolve()
     if not (checkout / "neusight" / "Model" / "trainer.py").is_file():
@@ -116,6 +123,17 @@ def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: 
 
     with ThreadPoolExecutor(len(groups)) as pool:
         outputs = list(pool.map(run_group, range(len(groups))))
+    return _document(checkout, python, out, work, epochs, seed, threads, determinism, timeout, argv, started, None,
+                     env, dataset, outputs, len(groups), t0=t0, run_determinism=True)
+
+
+def _document(checkout: Path, python: str, out: Path, work: Path, epochs: dict[str, int], seed: int, threads: int,
+              determinism: tuple[str, int] | None, timeout: float | None, argv: list[str] | None, started: str,
+              wall_s: float | None, env: dict[str, Any], dataset: dict[str, Any], outputs: list[str], processes: int,
+              t0: float | None = None, run_determinism: bool = False) -> dict[str, Any]:
+    data = out / "dataset" / "train"
+    logs = work / "logs"
+    names = [n for n in OPS if n in epochs]
     results = {r["name"]: r for o in outputs for r in _lines(o, "MTAP-TRAIN")}
     bad = [n for n in names if not results.get(n, {}).get("ok")]
     if bad:
@@ -126,7 +144,7 @@ def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: 
     if determinism is not None:
         name, n_ep = determinism
         runs = [work / "determinism" / f"run{k}" / name for k in (1, 2)]
-        for k, save in enumerate(runs, 1):
+        for k, save in enumerate(runs if run_determinism else [], 1):
             if save.exists():
                 shutil.rmtree(save)
             spec = {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": False,
@@ -144,15 +162,18 @@ def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: 
                "note": (f"{name} trained twice from scratch ({n_ep} epochs, seed {seed}, {threads} thread(s), same machine, "
                         f"{env.get('device')}): parameters {'bit-identical' if same else 'differ'}"
                         f"; model.pth files {'identical' if len(set(c['file_sha256'])) == 1 else 'differ'}.")}
-    wall = time.monotonic() - t0
-    write_manifest(out, {"trainer": f"neusight-runner {__version__}", "seed": seed,
+    wall = time.monotonic() - t0 if t0 is not None else (wall_s or 0.0)
+    if t0 is not None:  # a rebuild leaves the manifest the run wrote (live runs may be reading it)
+        write_manifest(out, {"trainer": f"neusight-runner {__version__}", "seed": seed,
                                     "epochs": {n: epochs[n] for n in names}})
     predictors = []
     for n in names:
         r = results[n]
-        curve = [{"epoch": e["epoch"], "train_loss": e["train_loss"], "validation_mean_rel_error": e["validation avg_err"],
-                  "validation_max_rel_error": e["validation max_err"]} for e in r["epochs"]]
-        best = min(curve, key=lambda e: e["validation_mean_rel_error"])
+        curve = [{"epoch": e["epoch"], "train_loss": _finite(e["train_loss"]),
+                  "validation_mean_rel_error": _finite(e["validation avg_err"]),
+                  "validation_max_rel_error": _finite(e["validation max_err"])} for e in r["epochs"]]
+        best = min((e for e in curve if e["validation_mean_rel_error"] is not None), key=lambda e: e["validation_mean_rel_error"])
+        diverged = next((e["epoch"] for e in curve if e["train_loss"] is None), None)
         config = checkout / ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json"
         cfg = json.loads(config.read_text())
         rel = f"{PREDICTOR}/{n}/model.pth"
@@ -164,19 +185,25 @@ def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: 
             "hyperparameters": {k: cfg[k] for k in ("lr", "train_batch", "loss", "num_layers", "hidden_size") if k in cfg},
             "wall_s": round(r["wall_s"], 3), "cpu_s": round(r["cpu_s"], 3),
             "best_epoch": best["epoch"], "best_validation_mean_rel_error": best["validation_mean_rel_error"],
+            "diverged_at_epoch": diverged,
             "curve": curve, "weights": {"file": rel, "sha256": r["weights_sha256"], "bytes": r["weights_bytes"]},
         })
     import platform
 
     environment = {"python": env.get("python", ""), "platform": platform.platform(), "cpu": ms.environment()["cpu"],
                    "cpu_count": env.get("cpu_count") or os.cpu_count() or 1, "device": env.get("device", "cpu"),
-                   "gpu": None, "threads": env.get("threads", threads), "processes": len(groups),
+                   "gpu": None, "threads": env.get("threads", threads), "processes": processes,
                    "packages": {k: env[k] for k in ("torch", "numpy", "pandas") if k in env}}
     short = [n for n in names if epochs[n] < CONFIGURED_EPOCHS]
     notes = [f"Epochs used vs NeuSight's configured {CONFIGURED_EPOCHS} (scripts/asplos/run_train_nvidia_neusight.py): "
              + ", ".join(f"{n} {epochs[n]}" for n in names)
              + (f". {', '.join(short)} trained with FEWER epochs than the authors' setting (time box on a shared 2-core CPU); "
                 "these weights are not the authors' training." if short else ".")]
+    for p in predictors:
+        if p["diverged_at_epoch"] is not None:
+            notes.append(f"{p['name']}: training loss not finite (NaN) from epoch {p['diverged_at_epoch']} with NeuSight's config "
+                         f"(lr {p['hyperparameters'].get('lr')}); NeuSight's trainer keeps the best validation epoch, "
+                         f"so the weights are those of epoch {p['best_epoch']}.")
     from mtap_schemas import version as schema_version
 
     return {
@@ -192,6 +219,33 @@ def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: 
         "totals": {"wall_s": round(wall, 3), "cpu_s": round(sum(p["cpu_s"] for p in predictors), 3), "gpu_s": None},
         "determinism": det, "notes": notes,
     }
+
+
+def _rebuild(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: int, threads: int,
+             determinism: tuple[str, int] | None, timeout: float | None, argv: list[str] | None) -> dict[str, Any]:
+    import datetime
+
+    out, checkout = out.resolve(), checkout.resolve()
+    work = out / ".work"
+    if not (work / "prepare.out").is_file():
+        raise TrainError(f"{work}/prepare.out: nothing to rebuild from (run train first)")
+    specs = sorted(work.glob("*.spec.json"), key=lambda p: p.stat().st_mtime)
+    outs = sorted(work.glob("*.out"), key=lambda p: p.stat().st_mtime)
+    t_start, t_end = specs[0].stat().st_mtime, outs[-1].stat().st_mtime
+    started = datetime.datetime.fromtimestamp(t_start, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    stdout = (work / "prepare.out").read_text()
+    env, dataset = _lines(stdout, "MTAP-ENV")[0], _lines(stdout, "MTAP-DATA")[0]
+    outputs = [p.read_text() for p in sorted(work.glob("train-*.out"))]
+    doc = _document(checkout, python, out, work, epochs, seed, threads, determinism, timeout, argv, started,
+                    t_end - t_start, env, dataset, outputs, len(outputs))
+    doc["notes"].append("Document rebuilt with --rebuild-document from the outputs of the training run (its .work folder); "
+                        "started_at and wall_s are those files' times. Nothing was retrained.")
+    return doc
+
+
+def _finite(x: Any) -> float | None:
+    """A logged scalar, or None where it was NaN/inf (NeuSight's trainer logs what torch computes)."""
+    return float(x) if isinstance(x, (int, float)) and math.isfinite(x) else None
 
 
 def _git(checkout: Path) -> str | None:
