@@ -207,8 +207,13 @@ def test_committed_training_document():
     assert names == set(weights.OPS)
     for p in doc["predictors"]:
         assert len(p["curve"]) == p["epochs_used"]
-        best = min(p["curve"], key=lambda e: e["validation_mean_rel_error"])
+        finite = [e for e in p["curve"] if e["validation_mean_rel_error"] is not None]
+        best = min(finite, key=lambda e: e["validation_mean_rel_error"])
         assert best["epoch"] == p["best_epoch"]
+        nan = [e["epoch"] for e in p["curve"] if e["train_loss"] is None]
+        assert p["diverged_at_epoch"] == (nan[0] if nan else None)
+        if nan:
+            assert any(p["name"] in n and "NaN" in n for n in doc["notes"])
         if p["epochs_used"] < p["epochs_configured"]:
             assert p["name"] in doc["notes"][0] and "FEWER epochs" in doc["notes"][0]
     assert doc["totals"]["cpu_s"] == pytest.approx(sum(p["cpu_s"] for p in doc["predictors"]), abs=0.01)
