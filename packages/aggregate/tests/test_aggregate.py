@@ -215,3 +215,16 @@ def test_published_silicon_measurements_pair_with_derived_latencies(tmp_path: Pa
     pairs = doc["errors_vs_measured"]
     assert [(p["tool"], p["measured"], p["measured_timing"]) for p in pairs] == [("zigzag", 16.5, "reported")]
     assert abs(pairs[0]["ape_percent"] - 20.0) < 1e-9
+
+
+def test_each_pair_carries_the_measurements_own_spread(tmp_path: Path, write_doc) -> None:
+    gt = document("gt", [case("m", key="k", metrics=[metric("latency", 2.0, kind="measurement", timing="device"),
+                                                      metric("latency_spread", 0.05, "1", kind="derived", timing="device"),
+                                                      metric("latency", 3.0, kind="measurement", timing="eager-end-to-end")])],
+                  backend="measured")
+    write_doc("gt.tool-run.json", gt)
+    write_doc("a.tool-run.json", document("tool-a", [case("p", key="k", metrics=[metric("latency", 1.0)])]))
+    doc, _ = build(tmp_path)
+    spread = {p["measured_timing"]: p["measured_spread"] for p in doc["errors_vs_measured"]}
+    assert spread == {"device": 0.05, "eager-end-to-end": None}
+    ms.validate(doc, "aggregate")

@@ -54,6 +54,13 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
     predicted = ok.filter(pl.col("kind").is_in(["prediction", "derived"]) & (pl.col("backend") != "measured") & ~published)
     # our ground truth, and published silicon measurements with their citation (tool `published`)
     measured = ok.filter((pl.col("kind") == "measurement") & ((pl.col("backend") == "measured") | published))
+    # the ground truth's own spread per measurement: metric "<name>_spread" = (p90 - p10) / median
+    spread = (
+        ok.filter((pl.col("backend") == "measured") & pl.col("metric").str.ends_with("_spread") & (pl.col("unit") == "1"))
+        .select("hardware", "key", pl.col("metric").str.strip_suffix("_spread").alias("metric"),
+                pl.col("timing").alias("measured_timing"), pl.col("value").alias("measured_spread"))
+        .unique(subset=["hardware", "key", "metric", "measured_timing"], keep="first", maintain_order=True)
+    )
     join_on = ["hardware", "key", "metric"]
     pairs = predicted.select(
         "tool", "workload", *join_on, pl.col("value").alias("p_value"), pl.col("unit").alias("p_unit")
@@ -78,6 +85,8 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
         .filter(pl.col("predicted").is_not_null() & (pl.col("m_value") > 0))
         .with_columns(((pl.col("predicted") - pl.col("m_value")).abs() / pl.col("m_value") * 100).alias("ape_percent"))
     )
+    pairs = pairs.join(spread, on=["hardware", "key", "metric", "measured_timing"], how="left", nulls_equal=True,
+                       maintain_order="left")
     finite = pairs.filter(pl.col("predicted").is_finite() & pl.col("ape_percent").is_finite())
     if dropped is not None:  # a unit conversion can overflow (1e308 s in ms): no finite error for such a pair
         dropped.append(pairs.height - finite.height)
@@ -94,6 +103,7 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
             pl.col("m_value").alias("measured"),
             "measured_timing",
             "ape_percent",
+            "measured_spread",
         )
     )
     return pairs.sort(["tool", "workload", "hardware", "key", "metric", "measured_timing"], nulls_last=True)
