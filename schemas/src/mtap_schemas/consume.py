@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -57,6 +58,19 @@ def find(evaluation_dir: str | os.PathLike[str]) -> list[Path]:
             continue
         if path.is_file():
             out.append(path)
+    return out
+
+
+def gpu_tokens(catalog: dict[str, Any]) -> dict[str, str]:
+    """hardware id -> GPU model token (A100, H100, H200) for the GPUs and GPU nodes of a hardware catalog
+    (a node takes its ``device``'s token): what :func:`gpu_mismatch` compares."""
+    by_id = {h["id"]: h for h in catalog["hardware"]}
+    out = {}
+    for hid, h in by_id.items():
+        entry = by_id.get(h.get("device"), h) if h.get("kind") == "gpu-node" else h
+        found = re.search(r"\b([A-Z]\d{2,3})\b", entry.get("name", "")) if entry.get("kind") == "gpu" else None
+        if found:
+            out[hid] = found.group(1)
     return out
 
 

@@ -8,7 +8,6 @@ A bad document is skipped with its reason, never lost, never a crash.
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +16,7 @@ import orjson
 import polars as pl
 
 import mtap_schemas as ms
-from mtap_schemas.consume import Skipped, iter_tool_runs
+from mtap_schemas.consume import Skipped, gpu_tokens, iter_tool_runs
 
 from .table import ROW_SCHEMA
 
@@ -50,20 +49,6 @@ class Collected:
     @property
     def skipped_dicts(self) -> list[dict[str, str]]:
         return [s.as_dict() for s in self.skipped]
-
-
-def gpu_tokens(catalog: dict[str, Any]) -> dict[str, str]:
-    """hardware id -> GPU model token (A100, H100, H200) for GPUs and GPU nodes of the catalog."""
-    by_id = {h["id"]: h for h in catalog["hardware"]}
-    out = {}
-    for hid, h in by_id.items():
-        entry = by_id.get(h.get("device"), h) if h.get("kind") == "gpu-node" else h
-        if entry.get("kind") != "gpu":
-            continue
-        m = re.search(r"\b([A-Z]\d{2,3})\b", entry.get("name", ""))
-        if m:
-            out[hid] = m.group(1)
-    return out
 
 
 def _slim(case: dict[str, Any]) -> dict[str, Any]:

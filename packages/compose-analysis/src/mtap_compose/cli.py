@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import click
@@ -10,6 +9,7 @@ import polars as pl
 
 import mtap_schemas as ms
 from mtap_schemas.cli import UserError, runner_group
+from mtap_schemas.consume import gpu_tokens
 
 from . import __version__
 from .layers import layer_to_model
@@ -32,18 +32,6 @@ def analyse(evaluation_dir: Path, on_skip=None, hardware: dict | None = None) ->
         "layer_to_model": layer_to_model(frame),
         "compute_to_system": compute_to_system(frame),
     }
-
-
-def gpu_tokens(catalog: dict) -> dict[str, str]:
-    """hardware id -> GPU model token (H100, H200, ...), for the reader's mislabel check."""
-    by_id = {h["id"]: h for h in catalog["hardware"]}
-    out = {}
-    for hid, h in by_id.items():
-        entry = by_id.get(h.get("device"), h) if h.get("kind") == "gpu-node" else h
-        found = re.search(r"\b([A-Z]\d{2,3})\b", entry.get("name", "")) if entry.get("kind") == "gpu" else None
-        if found:
-            out[hid] = found.group(1)
-    return out
 
 
 @runner_group("compose-analysis", __version__)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import sys
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import click
 
 import mtap_schemas as ms
 from mtap_schemas.cli import UserError, runner_group
-from mtap_schemas.consume import Skipped, iter_tool_runs
+from mtap_schemas.consume import Skipped, gpu_tokens, iter_tool_runs
 
 from . import __version__, plots
 from .style import save
@@ -26,18 +25,6 @@ def _tool_docs(evaluation_dir: Path, skipped: list[Skipped], sources: list[tuple
     for s in skipped:
         click.echo(f"skipped {s.path}: {s.reason}", err=True)
     return docs
-
-
-def gpu_tokens(catalog: dict) -> dict[str, str]:
-    """hardware id -> GPU model token (H100, H200, ...), for the reader's mislabel check."""
-    by_id = {h["id"]: h for h in catalog["hardware"]}
-    out = {}
-    for hid, h in by_id.items():
-        entry = by_id.get(h.get("device"), h) if h.get("kind") == "gpu-node" else h
-        found = re.search(r"\b([A-Z]\d{2,3})\b", entry.get("name", "")) if entry.get("kind") == "gpu" else None
-        if found:
-            out[hid] = found.group(1)
-    return out
 
 
 def _sources_markdown(sources: list[tuple[str, str]], skipped: list[Skipped], made: list[str]) -> str:
