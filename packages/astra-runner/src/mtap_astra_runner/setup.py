@@ -21,26 +21,36 @@ Steps (each one ours, nothing of ASTRA-sim's is kept in this repository):
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import os
 import re
 import shutil
 import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from glob import glob
 from pathlib import Path
 
 import click
 
+from mtap_schemas import toolcache
+from mtap_schemas.toolcache import (  # noqa: F401  (part of this module's interface)
+    ENV_CACHE,
+    HEX40,
+    BuildError,
+    SetupError,
+    checkout,
+    clean_stale,
+    git,
+    include_dirs,
+    install,
+    lib_dirs,
+    run_logged,
+)
+from mtap_schemas.toolcache import python_module as _python_module
+from mtap_schemas.toolrun import utc_now
+
 TOOL = "astra-sim"
 REPO_URL = "https://github.com/astra-sim/astra-sim.git"
 COMMIT = "518bd513ae110428cd62eb60efc0f3993fd53c70"  # the build behind the committed results
-ENV_CACHE = "MTAP_CACHE_DIR"
 BINARIES = ("AstraSim_Analytical_Congestion_Aware", "AstraSim_Analytical_Congestion_Unaware")
 # The submodules the analytical backend compiles (ns-3 and csg-htsim are other backends).
 SUBMODULES = (
@@ -55,8 +65,6 @@ CMAKE_MIN = (3, 22)
 VERIFY_CONFIG = {"studies": ["reference"]}
 VERIFY_CASE = "reference/hgx-h100-validated/all-reduce.n8.1mib/congestion-aware"
 VERIFY_CYCLES = 57426
-
-HEX40 = re.compile(r"^[0-9a-f]{40}$")
 
 
 @dataclass(frozen=True)
@@ -87,18 +95,6 @@ PATCHES = (
 )
 
 
-class SetupError(click.ClickException):
-    """A user or environment error: one line, exit 2."""
-
-    exit_code = 2
-
-
-class BuildError(click.ClickException):
-    """The build or its verification failed: exit 1."""
-
-    exit_code = 1
-
-
 # ---------------------------------------------------------------- prerequisites
 
 @dataclass(frozen=True)
@@ -124,38 +120,8 @@ PREREQS = (
 )
 
 
-def _env_dirs(var: str) -> list[str]:
-    return [d for d in os.environ.get(var, "").split(os.pathsep) if d]
-
-
-def include_dirs() -> list[str]:
-    return [*_env_dirs("CPATH"), *_env_dirs("CPLUS_INCLUDE_PATH"), "/usr/local/include", "/usr/include",
-            *sorted(glob("/usr/include/*-linux-gnu*"))]
-
-
-def lib_dirs() -> list[str]:
-    return [*_env_dirs("LIBRARY_PATH"), "/usr/local/lib", *sorted(glob("/usr/local/lib/*-linux-gnu*")),
-            "/usr/lib", *sorted(glob("/usr/lib/*-linux-gnu*")), "/lib", *sorted(glob("/lib/*-linux-gnu*")),
-            "/usr/lib64", "/lib64"]
-
-
-def _python_module(name: str) -> bool:
-    try:
-        return importlib.util.find_spec(name) is not None
-    except (ImportError, ValueError):
-        return False
-
-
 def present(p: Prereq) -> bool:
-    if p.kind == "exe":
-        return shutil.which(p.target) is not None
-    if p.kind == "header":
-        return any(Path(d, p.target).is_file() for d in include_dirs())
-    if p.kind == "lib":
-        return any(Path(d, f"lib{p.target}{ext}").exists() for d in lib_dirs() for ext in (".so", ".a"))
-    if p.kind == "python":
-        return _python_module(p.target)
-    raise ValueError(p.kind)
+    return toolcache.present(p.kind, p.target, includes=include_dirs, libs=lib_dirs, module=_python_module)
 
 
 def cmake_version() -> tuple[int, ...] | None:
@@ -181,106 +147,23 @@ def missing_prereqs(prereqs=None) -> list[str]:
 
 # ---------------------------------------------------------------- cache
 
-def cache_root() -> Path:
-    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "mtap").expanduser()
-
-
 def default_build_dir(commit: str) -> Path:
-    return cache_root() / TOOL / commit
+    return BUILD.build_dir(commit)
 
 
 def read_build_json(folder: Path) -> dict | None:
     """The build record of a complete, verified build folder, else None."""
-    try:
-        info = json.loads((folder / "build.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or not (info.get("verify") or {}).get("ok"):
-        return None
-    if not all((folder / "bin" / b).is_file() for b in BINARIES):
-        return None
-    return info
+    return BUILD.read(folder)
 
 
 def find_cached_build(commit: str | None = None) -> Path | None:
     """A verified build under ``$MTAP_CACHE_DIR/astra-sim/`` (default ``~/.cache/mtap``): the one of
     ``commit`` (default: the pinned commit), else the most recently built verified one; None if none.
     The folder holds ``bin/AstraSim_Analytical_Congestion_{Aware,Unaware}`` and ``build.json``."""
-    base = cache_root() / TOOL
-    wanted = base / (commit or COMMIT)
-    if read_build_json(wanted) is not None:
-        return wanted
-    if commit is not None or not base.is_dir():
-        return None
-    found = [(d.stat().st_mtime, d) for d in base.iterdir()
-             if d.is_dir() and HEX40.match(d.name) and read_build_json(d) is not None]
-    return max(found)[1] if found else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale(final: Path) -> list[Path]:
-    """Remove temporary folders of earlier setups of this build that were interrupted."""
-    removed = []
-    for d in final.parent.glob(f"{final.name}.tmp-*"):
-        try:
-            pid = int(d.name.rsplit("-", 1)[1])
-        except ValueError:
-            continue
-        if not _pid_alive(pid):
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
-    return removed
-
-
-def install(tmp: Path, final: Path, force: bool) -> None:
-    """Rename the finished temporary folder to its final name (replacing an old build with --force)."""
-    old = None
-    if final.exists():
-        if not force:
-            raise SetupError(f"{final}: exists (pass --force to replace it)")
-        old = final.with_name(f"{final.name}.old-{os.getpid()}")
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return BUILD.find(commit)
 
 
 # ---------------------------------------------------------------- git
-
-def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        msg = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise SetupError(f"git {' '.join(args)}: {msg}")
-    return proc
-
-
-def resolve_commit(repo: Path, commit: str) -> str | None:
-    proc = git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", cwd=repo, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def checkout(origin: str, dest: Path, commit: str) -> str:
-    """Clone ``origin`` into ``dest`` and check out ``commit``; the full sha."""
-    git("clone", "--quiet", "--no-checkout", origin, str(dest))
-    sha = resolve_commit(dest, commit)
-    if sha is None:  # not reachable from the origin's branches or tags: ask for it by name
-        git("fetch", "--quiet", "origin", commit, cwd=dest, check=False)
-        sha = resolve_commit(dest, commit) or (resolve_commit(dest, "FETCH_HEAD") if HEX40.match(commit) else None)
-    if sha is None or (HEX40.match(commit) and sha != commit):
-        raise SetupError(f"--commit {commit}: not found in {origin}")
-    git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", sha, cwd=dest)
-    return sha
-
 
 def local_origin(repo_url: str, source: Path | None) -> Path | None:
     """The local clone the source comes from (``--source``, a ``file://`` URL or a path), else None."""
@@ -357,16 +240,6 @@ def apply_patches(src: Path, patches=PATCHES) -> list[str]:
 
 # ---------------------------------------------------------------- build and verify
 
-def run_logged(cmd: list[str], cwd: Path, log: Path) -> None:
-    with log.open("a") as fh:
-        fh.write(f"$ {' '.join(cmd)}  (in {cwd})\n")
-        fh.flush()
-        proc = subprocess.run(cmd, cwd=cwd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, check=False)
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-15:]
-        raise BuildError(f"{' '.join(cmd)} failed (exit {proc.returncode}); full log {log}; last lines:\n" + "\n".join(tail))
-
-
 def build(src: Path, out: Path, jobs: int, log: Path) -> None:
     """protoc + CMake build of the analytical backend in ``src``; the binaries copied to ``out/bin``."""
     proto = src / "extern/graph_frontend/chakra/schema/protobuf"
@@ -391,49 +264,77 @@ def verify(build_dir: Path, data_dir: Path, work: Path) -> dict:
     cmd = [sys.executable, "-c", "import sys; from mtap_astra_runner.cli import main; sys.exit(main())",
            "run", "--config", str(cfg), "--tool-path", str(build_dir / "bin"), "--data-dir", str(data_dir),
            "--output", str(work), "--name", "verify"]
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
-    seconds = round(time.monotonic() - t0, 1)
-    result = {"case": VERIFY_CASE, "metric": "cycles", "expected": VERIFY_CYCLES, "got": None, "ok": False,
-              "seconds": seconds}
-    try:
-        doc = json.loads((work / "verify.tool-run.json").read_text())
-        case = next(c for c in doc["cases"] if c.get("id") == VERIFY_CASE)
-    except (OSError, ValueError, KeyError, StopIteration):
-        result["error"] = f"astra-runner run exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-500:]}"
-        return result
-    metrics = {m["name"]: m["value"] for m in case.get("metrics") or []}
-    result["got"] = metrics.get("cycles")
-    result["status"] = case.get("status")
-    if case.get("status") != "ok":
-        result["error"] = str(case.get("error"))[:500]
-    result["ok"] = result["got"] == VERIFY_CYCLES
-    return result
+    return toolcache.verify_run(cmd, work, runner="astra-runner", case=VERIFY_CASE, field="id", value=VERIFY_CASE,
+                                expected=VERIFY_CYCLES)
 
 
-def _first_line(cmd: list[str]) -> str | None:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return None
-    return (out.strip().splitlines() or [None])[0]
+class AstraBuild(toolcache.ToolBuild):
+    tool = TOOL
+    pinned = COMMIT
+    required = tuple(f"bin/{b}" for b in BINARIES)
+
+    def __init__(self, repo_url: str = REPO_URL, local: Path | None = None, data_dir: Path = Path("data")):
+        self.repo_url, self.local, self.data_dir = repo_url, local, data_dir
+
+    def prepare(self, src: Path, sha: str) -> dict:
+        return {"sha": sha, "submodules": get_submodules(src, self.local), "applied": apply_patches(src)}
+
+    def build(self, src: Path, out: Path, jobs: int, log: Path, ctx: dict) -> None:
+        ctx["jobs"] = jobs
+        click.echo(f"building ASTRA-sim {ctx['sha'][:12]} (analytical backend) with cmake -j {jobs}; "
+                   f"changes: {', '.join(ctx['applied']) or 'none'}; log {log}")
+        build(src, out, jobs, log)
+
+    def verify(self, build_dir: Path, work: Path, ctx: dict) -> dict:
+        click.echo(f"verifying on ASTRA-sim's HGX-H100 example (expect {VERIFY_CYCLES} cycles)")
+        return verify(build_dir, self.data_dir, work)
+
+    def record(self, sha: str, ctx: dict, build_seconds: float, result: dict) -> dict:
+        local, applied, submodules = self.local, ctx["applied"], ctx["submodules"]
+        return {
+            "tool": TOOL,
+            # "-dirty" (the runner's convention for modified tracked files) when the built source is not
+            # exactly the pinned tree: a source change applied or a submodule other than its pin
+            "version": f"git:{sha}" + ("-dirty" if applied or not all(r["matches_pin"] for r in submodules.values())
+                                       else ""),
+            "commit": sha,
+            "pinned_commit": COMMIT,
+            "repo_url": self.repo_url if local is None else None,
+            "source": str(local) if local is not None else None,
+            "submodules": submodules,
+            "patches": {p.name: {"file": p.path, "why": p.why} for p in PATCHES if p.name in applied},
+            "build": f"protoc et_def.proto; cmake -DBUILDTARGET=all -DCMAKE_BUILD_TYPE=Release; "
+                     f"cmake --build -j {ctx['jobs']}",
+            "compiler": toolcache.first_line(["g++", "--version"]),
+            "cmake": toolcache.first_line(["cmake", "--version"]),
+            "protoc": toolcache.first_line(["protoc", "--version"]),
+            "platform": toolcache.first_line(["uname", "-srm"]),
+            "built_at": utc_now(),
+            "build_seconds": build_seconds,
+            "verify": result,
+            "layout": {"bin": "bin/ (" + ", ".join(BINARIES) + ")"},
+        }
+
+    def failed(self, result: dict, tmp: Path) -> str:
+        return (f"verification failed: {VERIFY_CASE} gave {result['got']} cycles, expected {VERIFY_CYCLES} "
+                f"({result.get('error', 'wrong value')}); the build is left in {tmp}, not installed")
+
+    def done(self, sha: str, ctx: dict, build_seconds: float, result: dict, final: Path) -> str:
+        return f"ASTRA-sim {sha[:12]} built in {build_seconds:.0f} s and verified ({result['got']} cycles): {final}"
+
+
+BUILD = AstraBuild()
 
 
 # ---------------------------------------------------------------- command
 
 @click.command("setup")
-@click.option("--repo-url", default=REPO_URL, show_default=True,
-              help="Git URL of ASTRA-sim; a file:// URL or path takes the submodules from that clone too.")
-@click.option("--commit", default=COMMIT, show_default=True, help="Commit (or tag) to build.")
-@click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="An offline local clone of ASTRA-sim, submodules checked out, to build from instead of cloning.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help=f"Build folder.  [default: ${ENV_CACHE}/astra-sim/<commit>, ${ENV_CACHE} defaulting to ~/.cache/mtap]")
-@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
-              help="Parallel compile jobs.")
-@click.option("--force", is_flag=True, help="Rebuild even if a verified build is already there.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
-              help="The repository's data/ folder (hardware/hardware.json), for the verification run.")
+@toolcache.setup_options(
+    tool=TOOL, repo_url=REPO_URL, commit=COMMIT,
+    repo_help="Git URL of ASTRA-sim; a file:// URL or path takes the submodules from that clone too.",
+    commit_help="Commit (or tag) to build.",
+    source_help="An offline local clone of ASTRA-sim, submodules checked out, to build from instead of cloning.",
+    data_help="The repository's data/ folder (hardware/hardware.json), for the verification run.")
 def setup_cmd(repo_url: str, commit: str, source: Path | None, cache_dir: Path | None, jobs: int, force: bool,
               data_dir: Path) -> None:
     """Build ASTRA-sim's analytical backend (pinned: 518bd51, the build behind the committed results)
@@ -445,76 +346,11 @@ def setup_cmd(repo_url: str, commit: str, source: Path | None, cache_dir: Path |
     protobuf and yaml-cpp headers (Debian: git cmake make g++ protobuf-compiler libprotobuf-dev
     libyaml-cpp-dev), and mlc-chakra in this Python (pip install --no-deps mlc-chakra==1.0.0)
     for the verification run. Run it from the repository root (the verification reads data/)."""
-    missing = missing_prereqs()
-    if missing:
-        for line in missing:
-            click.echo(line, err=True)
-        raise SystemExit(2)
+    toolcache.exit_if_missing(missing_prereqs())
     need = data_dir / "hardware" / "hardware.json"
     if not need.is_file():
         raise SetupError(f"--data-dir {data_dir}: {need} not found (run from the repository root or pass --data-dir)")
     local = local_origin(repo_url, source)
     origin = str(local) if local is not None else repo_url
-    data_dir = data_dir.resolve()
-
-    if HEX40.match(commit):
-        final = (cache_dir or default_build_dir(commit)).expanduser()
-        if not force and read_build_json(final) is not None:
-            click.echo(f"{final}: verified build already there (use --force to rebuild)")
-            return
-    t0 = time.monotonic()
-    parent = (cache_dir.expanduser().parent if cache_dir else cache_root() / TOOL)
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="checkout-", dir=parent))
-    try:
-        click.echo(f"cloning {origin} at {commit}")
-        src = staging / "astra-sim"
-        sha = checkout(origin, src, commit)
-        final = (cache_dir or default_build_dir(sha)).expanduser()
-        if not force and read_build_json(final) is not None:
-            click.echo(f"{final}: verified build already there (use --force to rebuild)")
-            return
-        clean_stale(final)
-        submodules = get_submodules(src, local)
-        applied = apply_patches(src)
-        tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-        tmp.mkdir(parents=True)
-        log = tmp / "build.log"
-        click.echo(f"building ASTRA-sim {sha[:12]} (analytical backend) with cmake -j {jobs}; "
-                   f"changes: {', '.join(applied) or 'none'}; log {log}")
-        build(src, tmp, jobs, log)
-        build_seconds = round(time.monotonic() - t0, 1)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-    click.echo(f"verifying on ASTRA-sim's HGX-H100 example (expect {VERIFY_CYCLES} cycles)")
-    vwork = Path(tempfile.mkdtemp(prefix="verify-", dir=tmp))
-    result = verify(tmp, data_dir, vwork)
-    shutil.rmtree(vwork, ignore_errors=True)
-    info = {
-        "tool": TOOL,
-        # "-dirty" (the runner's convention for modified tracked files) when the built source is not
-        # exactly the pinned tree: a source change applied or a submodule other than its pin
-        "version": f"git:{sha}" + ("-dirty" if applied or not all(r["matches_pin"] for r in submodules.values()) else ""),
-        "commit": sha,
-        "pinned_commit": COMMIT,
-        "repo_url": repo_url if local is None else None,
-        "source": str(local) if local is not None else None,
-        "submodules": submodules,
-        "patches": {p.name: {"file": p.path, "why": p.why} for p in PATCHES if p.name in applied},
-        "build": f"protoc et_def.proto; cmake -DBUILDTARGET=all -DCMAKE_BUILD_TYPE=Release; cmake --build -j {jobs}",
-        "compiler": _first_line(["g++", "--version"]),
-        "cmake": _first_line(["cmake", "--version"]),
-        "protoc": _first_line(["protoc", "--version"]),
-        "platform": _first_line(["uname", "-srm"]),
-        "built_at": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
-        "build_seconds": build_seconds,
-        "verify": result,
-        "layout": {"bin": "bin/ (" + ", ".join(BINARIES) + ")"},
-    }
-    (tmp / "build.json").write_text(json.dumps(info, indent=2) + "\n")
-    if not result["ok"]:
-        raise BuildError(f"verification failed: {VERIFY_CASE} gave {result['got']} cycles, expected {VERIFY_CYCLES} "
-                         f"({result.get('error', 'wrong value')}); the build is left in {tmp}, not installed")
-    install(tmp, final, force)
-    click.echo(f"ASTRA-sim {sha[:12]} built in {build_seconds:.0f} s and verified ({result['got']} cycles): {final}")
+    AstraBuild(repo_url, local, data_dir.resolve()).run(origin=origin, commit=commit, cache_dir=cache_dir, jobs=jobs,
+                                                        force=force)

@@ -20,18 +20,27 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import shutil
-import subprocess
 import sys
-import tempfile
-import time
 from dataclasses import dataclass
-from glob import glob
 from pathlib import Path
 
 import click
 
+from mtap_schemas import toolcache
+from mtap_schemas.toolcache import (  # noqa: F401  (part of this module's interface)
+    ENV_CACHE,
+    HEX40,
+    BuildError,
+    SetupError,
+    checkout,
+    clean_stale,
+    git,
+    include_dirs,
+    install,
+    lib_dirs,
+    run_logged,
+)
 from mtap_schemas.toolrun import utc_now
 
 TOOL = "timeloop"
@@ -41,27 +50,12 @@ VERSION = "v3.0.3"
 # Timeloop needs a power-area-timing model linked at src/pat. At v3.0.3 the public one
 # (pat-public) is part of the Timeloop repository itself, so the Timeloop commit pins it too.
 PAT_DIR = "pat-public/src/pat"
-ENV_CACHE = "MTAP_CACHE_DIR"
 MAPPER = "timeloop-mapper"
 
 VERIFY_SPEC = "eyeriss-like"
 VERIFY_KEY = "resnet50.conv1.b1.int16"
 VERIFY_CYCLES = 1_204_224
 VERIFY_CONFIG = {"architectures": [VERIFY_SPEC], "models": ["resnet50"], "layers": ["conv1"]}
-
-HEX40 = re.compile(r"^[0-9a-f]{40}$")
-
-
-class SetupError(click.ClickException):
-    """A user or environment error: one line, exit 2."""
-
-    exit_code = 2
-
-
-class BuildError(click.ClickException):
-    """The build or its verification failed: exit 1."""
-
-    exit_code = 1
 
 
 # ---------------------------------------------------------------- prerequisites
@@ -92,29 +86,10 @@ PREREQS = (
 )
 
 
-def _env_dirs(var: str) -> list[str]:
-    return [d for d in os.environ.get(var, "").split(os.pathsep) if d]
-
-
-def include_dirs() -> list[str]:
-    return [*_env_dirs("CPATH"), *_env_dirs("CPLUS_INCLUDE_PATH"), "/usr/local/include", "/usr/include",
-            *sorted(glob("/usr/include/*-linux-gnu*"))]
-
-
-def lib_dirs() -> list[str]:
-    return [*_env_dirs("LIBRARY_PATH"), "/usr/local/lib", *sorted(glob("/usr/local/lib/*-linux-gnu*")),
-            "/usr/lib", *sorted(glob("/usr/lib/*-linux-gnu*")), "/lib", *sorted(glob("/lib/*-linux-gnu*")),
-            "/usr/lib64", "/lib64"]
-
-
 def present(p: Prereq) -> bool:
-    if p.kind == "exe":
-        return shutil.which(p.target) is not None
-    if p.kind == "header":
-        return any(Path(d, p.target).is_file() for d in include_dirs())
-    if p.kind == "lib":
-        return any(Path(d, f"lib{p.target}{ext}").exists() for d in lib_dirs() for ext in (".so", ".a"))
-    raise ValueError(p.kind)
+    if p.kind not in ("exe", "header", "lib"):
+        raise ValueError(p.kind)
+    return toolcache.present(p.kind, p.target, includes=include_dirs, libs=lib_dirs)
 
 
 def missing_prereqs(prereqs=None) -> list[str]:
@@ -125,106 +100,23 @@ def missing_prereqs(prereqs=None) -> list[str]:
 
 # ---------------------------------------------------------------- cache
 
-def cache_root() -> Path:
-    return Path(os.environ.get(ENV_CACHE) or Path.home() / ".cache" / "mtap").expanduser()
-
-
 def default_build_dir(commit: str) -> Path:
-    return cache_root() / TOOL / commit
+    return BUILD.build_dir(commit)
 
 
 def read_build_json(folder: Path) -> dict | None:
     """The build record of a complete, verified build folder, else None."""
-    try:
-        info = json.loads((folder / "build.json").read_text())
-    except (OSError, ValueError):
-        return None
-    if not isinstance(info, dict) or not (info.get("verify") or {}).get("ok"):
-        return None
-    if not (folder / "bin" / MAPPER).is_file():
-        return None
-    return info
+    return BUILD.read(folder)
 
 
 def find_cached_build(commit: str | None = None) -> Path | None:
     """A verified build under ``$MTAP_CACHE_DIR/timeloop/`` (default ``~/.cache/mtap``): the one of
     ``commit`` (default: the pinned commit), else the most recently built verified one; None if none.
     The folder holds ``bin/timeloop-mapper`` and ``lib/`` (put on LD_LIBRARY_PATH)."""
-    base = cache_root() / TOOL
-    wanted = base / (commit or COMMIT)
-    if read_build_json(wanted) is not None:
-        return wanted
-    if commit is not None or not base.is_dir():
-        return None
-    found = [(d.stat().st_mtime, d) for d in base.iterdir()
-             if d.is_dir() and HEX40.match(d.name) and read_build_json(d) is not None]
-    return max(found)[1] if found else None
-
-
-def _pid_alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
-def clean_stale(final: Path) -> list[Path]:
-    """Remove temporary folders of earlier setups of this build that were interrupted."""
-    removed = []
-    for d in final.parent.glob(f"{final.name}.tmp-*"):
-        try:
-            pid = int(d.name.rsplit("-", 1)[1])
-        except ValueError:
-            continue
-        if not _pid_alive(pid):
-            shutil.rmtree(d, ignore_errors=True)
-            removed.append(d)
-    return removed
-
-
-def install(tmp: Path, final: Path, force: bool) -> None:
-    """Rename the finished temporary folder to its final name (replacing an old build with --force)."""
-    old = None
-    if final.exists():
-        if not force:
-            raise SetupError(f"{final}: exists (pass --force to replace it)")
-        old = final.with_name(f"{final.name}.old-{os.getpid()}")
-        final.rename(old)
-    tmp.rename(final)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+    return BUILD.find(commit)
 
 
 # ---------------------------------------------------------------- git
-
-def git(*args: str, cwd: Path | None = None, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(["git", *args], cwd=cwd, capture_output=True, text=True, check=False)
-    if check and proc.returncode != 0:
-        msg = (proc.stderr.strip().splitlines() or ["(no output)"])[-1]
-        raise SetupError(f"git {' '.join(args)}: {msg}")
-    return proc
-
-
-def resolve_commit(repo: Path, commit: str) -> str | None:
-    proc = git("rev-parse", "--verify", "--quiet", f"{commit}^{{commit}}", cwd=repo, check=False)
-    return proc.stdout.strip() if proc.returncode == 0 else None
-
-
-def checkout(origin: str, dest: Path, commit: str) -> str:
-    """Clone ``origin`` into ``dest`` and check out ``commit``; the full sha."""
-    git("clone", "--quiet", "--no-checkout", origin, str(dest))
-    sha = resolve_commit(dest, commit)
-    if sha is None:  # not reachable from the origin's branches or tags: ask for it by name
-        git("fetch", "--quiet", "origin", commit, cwd=dest, check=False)
-        sha = resolve_commit(dest, commit) or (resolve_commit(dest, "FETCH_HEAD") if HEX40.match(commit) else None)
-    if sha is None or (HEX40.match(commit) and sha != commit):
-        raise SetupError(f"--commit {commit}: not found in {origin}")
-    git("-c", "advice.detachedHead=false", "checkout", "--quiet", "--detach", sha, cwd=dest)
-    return sha
-
 
 def origin_of(repo_url: str, source: Path | None) -> str:
     if source is None:
@@ -235,17 +127,6 @@ def origin_of(repo_url: str, source: Path | None) -> str:
 
 
 # ---------------------------------------------------------------- build and verify
-
-def run_logged(cmd: list[str], cwd: Path, log: Path, env: dict | None = None) -> None:
-    with log.open("a") as fh:
-        fh.write(f"$ {' '.join(cmd)}  (in {cwd})\n")
-        fh.flush()
-        proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                              check=False)
-    if proc.returncode != 0:
-        tail = log.read_text(errors="replace").splitlines()[-15:]
-        raise BuildError(f"{' '.join(cmd)} failed (exit {proc.returncode}); full log {log}; last lines:\n" + "\n".join(tail))
-
 
 def build(src: Path, out: Path, jobs: int, log: Path) -> None:
     """scons build in ``src``; ``bin/`` and ``lib/`` moved to ``out``."""
@@ -272,48 +153,69 @@ def verify(build_dir: Path, data_dir: Path, work: Path, version: str) -> dict:
            "run", "--config", str(cfg), "--tool-path", str(build_dir), "--data-dir", str(data_dir),
            "--output", str(work), "--name", "verify", "--no-save-maps"]
     env = {**os.environ, "MTAP_TIMELOOP_VERSION": version}
-    t0 = time.monotonic()
-    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
-    seconds = round(time.monotonic() - t0, 1)
-    result = {"case": f"{VERIFY_SPEC}/{VERIFY_KEY}", "metric": "cycles", "expected": VERIFY_CYCLES, "got": None,
-              "ok": False, "seconds": seconds}
-    try:
-        doc = json.loads((work / "verify.tool-run.json").read_text())
-        case = next(c for c in doc["cases"] if c.get("key") == VERIFY_KEY)
-    except (OSError, ValueError, KeyError, StopIteration):
-        result["error"] = f"timeloop-runner run exit {proc.returncode}: {(proc.stderr or proc.stdout).strip()[-500:]}"
-        return result
-    metrics = {m["name"]: m["value"] for m in case.get("metrics") or []}
-    result["got"] = metrics.get("cycles")
-    result["status"] = case.get("status")
-    if case.get("status") != "ok":
-        result["error"] = str(case.get("error"))[:500]
-    result["ok"] = result["got"] == VERIFY_CYCLES
-    return result
+    return toolcache.verify_run(cmd, work, runner="timeloop-runner", case=f"{VERIFY_SPEC}/{VERIFY_KEY}", field="key",
+                                value=VERIFY_KEY, expected=VERIFY_CYCLES, env=env)
 
 
-def _first_line(cmd: list[str]) -> str | None:
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, check=False).stdout
-    except OSError:
-        return None
-    return (out.strip().splitlines() or [None])[0]
+class TimeloopBuild(toolcache.ToolBuild):
+    tool = TOOL
+    pinned = COMMIT
+    required = (f"bin/{MAPPER}",)
+
+    def __init__(self, repo_url: str = REPO_URL, source: Path | None = None, data_dir: Path = Path("data")):
+        self.repo_url, self.source, self.data_dir = repo_url, source, data_dir
+
+    def prepare(self, src: Path, sha: str) -> dict:
+        return {"sha": sha, "described": git("describe", "--tags", "--always", cwd=src, check=False).stdout.strip() or sha[:12]}
+
+    def build(self, src: Path, out: Path, jobs: int, log: Path, ctx: dict) -> None:
+        ctx["jobs"] = jobs
+        click.echo(f"building Timeloop {ctx['described']} ({ctx['sha']}) with scons -j{jobs}; log {log}")
+        build(src, out, jobs, log)
+
+    def verify(self, build_dir: Path, work: Path, ctx: dict) -> dict:
+        click.echo(f"verifying on {VERIFY_SPEC} ResNet-50 conv1 (expect {VERIFY_CYCLES:,} cycles)")
+        return verify(build_dir, self.data_dir, work, ctx["described"])
+
+    def record(self, sha: str, ctx: dict, build_seconds: float, result: dict) -> dict:
+        source = self.source
+        return {
+            "tool": TOOL,
+            "version": ctx["described"],
+            "commit": sha,
+            "pinned_commit": COMMIT,
+            "repo_url": self.repo_url if source is None else None,
+            "source": str(source.resolve()) if source is not None else None,
+            "pat": f"{PAT_DIR} of the same commit",
+            "build": f"scons -j{ctx['jobs']} (Timeloop's SConstruct: dynamic linking, PAT model, no Accelergy, no ISL)",
+            "compiler": toolcache.first_line(["g++", "--version"]),
+            "platform": toolcache.first_line(["uname", "-srm"]),
+            "built_at": utc_now(),
+            "build_seconds": build_seconds,
+            "verify": result,
+            "layout": {"bin": "bin/", "lib": "lib/ (put on LD_LIBRARY_PATH)"},
+        }
+
+    def failed(self, result: dict, tmp: Path) -> str:
+        return (f"verification failed: {VERIFY_KEY} on {VERIFY_SPEC} gave {result['got']} cycles, expected "
+                f"{VERIFY_CYCLES} ({result.get('error', 'wrong value')}); the build is left in {tmp}, not installed")
+
+    def done(self, sha: str, ctx: dict, build_seconds: float, result: dict, final: Path) -> str:
+        return (f"Timeloop {ctx['described']} built in {build_seconds:.0f} s and verified ({result['got']:,} cycles): "
+                f"{final}")
+
+
+BUILD = TimeloopBuild()
 
 
 # ---------------------------------------------------------------- command
 
 @click.command("setup")
-@click.option("--repo-url", default=REPO_URL, show_default=True, help="Git URL of Timeloop (file:// works).")
-@click.option("--commit", default=COMMIT, show_default=True, help=f"Commit (or tag) to build; the pin is {VERSION}.")
-@click.option("--source", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help="An offline local clone of Timeloop to build from instead of cloning --repo-url.")
-@click.option("--cache-dir", type=click.Path(file_okay=False, path_type=Path), default=None,
-              help=f"Build folder.  [default: ${ENV_CACHE}/timeloop/<commit>, ${ENV_CACHE} defaulting to ~/.cache/mtap]")
-@click.option("--jobs", type=click.IntRange(min=1), default=os.cpu_count() or 1, show_default=True,
-              help="Parallel compile jobs.")
-@click.option("--force", is_flag=True, help="Rebuild even if a verified build is already there.")
-@click.option("--data-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data"), show_default=True,
-              help="The repository's data/ folder (timeloop/ specs, hardware/), for the verification run.")
+@toolcache.setup_options(
+    tool=TOOL, repo_url=REPO_URL, commit=COMMIT, repo_help="Git URL of Timeloop (file:// works).",
+    commit_help=f"Commit (or tag) to build; the pin is {VERSION}.",
+    source_help="An offline local clone of Timeloop to build from instead of cloning --repo-url.",
+    data_help="The repository's data/ folder (timeloop/ specs, hardware/), for the verification run.")
 def setup_cmd(repo_url: str, commit: str, source: Path | None, cache_dir: Path | None, jobs: int, force: bool,
               data_dir: Path) -> None:
     """Build Timeloop (pinned: v3.0.3 with its in-tree PAT model) into the user cache and verify it on
@@ -325,69 +227,10 @@ def setup_cmd(repo_url: str, commit: str, source: Path | None, cache_dir: Path |
     libconfig++-dev libyaml-cpp-dev libboost-dev libboost-iostreams-dev
     libboost-serialization-dev libncurses-dev). Run it from the repository root (the
     verification reads data/)."""
-    missing = missing_prereqs()
-    if missing:
-        for line in missing:
-            click.echo(line, err=True)
-        raise SystemExit(2)
+    toolcache.exit_if_missing(missing_prereqs())
     for need in (data_dir / "timeloop" / VERIFY_SPEC, data_dir / "hardware" / "hardware.json"):
         if not need.exists():
             raise SetupError(f"--data-dir {data_dir}: {need} not found (run from the repository root or pass --data-dir)")
     origin = origin_of(repo_url, source)
-    data_dir = data_dir.resolve()
-
-    if HEX40.match(commit):
-        final = (cache_dir or default_build_dir(commit)).expanduser()
-        if not force and read_build_json(final) is not None:
-            click.echo(f"{final}: verified build already there (use --force to rebuild)")
-            return
-    t0 = time.monotonic()
-    parent = (cache_dir.expanduser().parent if cache_dir else cache_root() / TOOL)
-    parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix="checkout-", dir=parent))
-    try:
-        click.echo(f"cloning {origin} at {commit}")
-        src = staging / "timeloop"
-        sha = checkout(origin, src, commit)
-        final = (cache_dir or default_build_dir(sha)).expanduser()
-        if not force and read_build_json(final) is not None:
-            click.echo(f"{final}: verified build already there (use --force to rebuild)")
-            return
-        clean_stale(final)
-        tmp = final.with_name(f"{final.name}.tmp-{os.getpid()}")
-        tmp.mkdir(parents=True)
-        described = git("describe", "--tags", "--always", cwd=src, check=False).stdout.strip() or sha[:12]
-        log = tmp / "build.log"
-        click.echo(f"building Timeloop {described} ({sha}) with scons -j{jobs}; log {log}")
-        build(src, tmp, jobs, log)
-        build_seconds = round(time.monotonic() - t0, 1)
-    finally:
-        shutil.rmtree(staging, ignore_errors=True)
-
-    click.echo(f"verifying on {VERIFY_SPEC} ResNet-50 conv1 (expect {VERIFY_CYCLES:,} cycles)")
-    vwork = Path(tempfile.mkdtemp(prefix="verify-", dir=tmp))
-    result = verify(tmp, data_dir, vwork, described)
-    shutil.rmtree(vwork, ignore_errors=True)
-    info = {
-        "tool": TOOL,
-        "version": described,
-        "commit": sha,
-        "pinned_commit": COMMIT,
-        "repo_url": repo_url if source is None else None,
-        "source": str(source.resolve()) if source is not None else None,
-        "pat": f"{PAT_DIR} of the same commit",
-        "build": f"scons -j{jobs} (Timeloop's SConstruct: dynamic linking, PAT model, no Accelergy, no ISL)",
-        "compiler": _first_line(["g++", "--version"]),
-        "platform": _first_line(["uname", "-srm"]),
-        "built_at": utc_now(),
-        "build_seconds": build_seconds,
-        "verify": result,
-        "layout": {"bin": "bin/", "lib": "lib/ (put on LD_LIBRARY_PATH)"},
-    }
-    (tmp / "build.json").write_text(json.dumps(info, indent=2) + "\n")
-    if not result["ok"]:
-        raise BuildError(f"verification failed: {VERIFY_KEY} on {VERIFY_SPEC} gave {result['got']} cycles, expected "
-                         f"{VERIFY_CYCLES} ({result.get('error', 'wrong value')}); the build is left in {tmp}, "
-                         "not installed")
-    install(tmp, final, force)
-    click.echo(f"Timeloop {described} built in {build_seconds:.0f} s and verified ({result['got']:,} cycles): {final}")
+    TimeloopBuild(repo_url, source, data_dir.resolve()).run(origin=origin, commit=commit, cache_dir=cache_dir,
+                                                            jobs=jobs, force=force)
