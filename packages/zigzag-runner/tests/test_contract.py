@@ -5,6 +5,7 @@ degenerate values, timeouts."""
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import pytest
@@ -46,21 +47,35 @@ def test_real_runs_equal_the_committed_cases_for_any_jobs_and_shards(tmp_path):
     assert sorted(shards, key=lambda c: c["id"]) == sorted(cases, key=lambda c: c["id"])
 
 
+def _slow_zigzag(tmp_path):
+    """Environment for a real runner process whose ZigZag call never finishes in time: a
+    sitecustomize (on PYTHONPATH) replaces ZigZag's API by a 30 s sleep, so a timeout is certain
+    on any machine (the real conv1 can finish within a short timeout on a fast, quiet one)."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import time\nimport zigzag.api\n"
+        "def _slow(*args, **kwargs):\n    time.sleep(30)\n"
+        "zigzag.api.get_hardware_performance_zigzag = _slow\n")
+    return {"PYTHONPATH": os.pathsep.join(filter(None, [str(site), os.environ.get("PYTHONPATH", "")]))}
+
+
 def test_every_case_failed_never_replaces_the_committed_results(tmp_path):
-    """A run whose every case failed (here: a timeout too short for any ZigZag run) is written beside
+    """A run whose every case failed (here: every ZigZag call runs past --timeout) is written beside
     the committed document, which stays byte for byte (exit 4); alone it is exit 3."""
     out = tmp_path / "out"
     out.mkdir()
     (out / "zigzag.tool-run.json").write_bytes(COMMITTED.read_bytes())
     cfg = config(tmp_path, {"hardware": ["eyeriss-like"], "models": ["resnet50"], "layers": ["conv1"]})
-    res = console("run", "--config", cfg, "--output", out, "--timeout", "0.05", "--jobs", "1")
+    env = _slow_zigzag(tmp_path)
+    res = console("run", "--config", cfg, "--output", out, "--timeout", "0.5", "--jobs", "1", env=env)
     assert res.returncode == 4, res.stderr
     assert (out / "zigzag.tool-run.json").read_bytes() == COMMITTED.read_bytes()
     assert "kept" in res.stderr.splitlines()[-1]
     refused = ms.read_tool_run(out / "zigzag.refused-fewer-ok.json")
     assert [c["error"]["kind"] for c in refused["cases"]] == ["timeout", "timeout"]
-    assert "zigzag ran past 0.05 s on conv1" in refused["cases"][0]["error"]["message"]
-    alone = console("run", "--config", cfg, "--output", tmp_path / "alone", "--timeout", "0.05", "--jobs", "1")
+    assert "zigzag ran past 0.5 s on conv1" in refused["cases"][0]["error"]["message"]
+    alone = console("run", "--config", cfg, "--output", tmp_path / "alone", "--timeout", "0.5", "--jobs", "1", env=env)
     assert alone.returncode == 3, alone.stderr
 
 
