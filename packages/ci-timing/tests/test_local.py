@@ -160,7 +160,7 @@ def test_reused_build_is_copied_from_its_build_json_never_timed(tmp_path, repo):
                                 env={"MTAP_CACHE_DIR": str(cache)})
     assert result.exit_code == 0, result.output
     (job,) = jobs_of(doc, "zigzag")
-    assert job["reused_build"] == {"path": str(build), "version": "git:abc123", "built_at": "2026-12-01T14:00:00Z",
+    assert job["reused_build"] == {"path": "<mtap cache>/faketool/abc123", "version": "git:abc123", "built_at": "2026-12-01T14:00:00Z",
                                    "build_seconds": 575.3, "verify": "ref: cycles 7 (expected 7)"}
     assert job["install_path"]["kind"] == "source-build"
     assert "575 (reused build `git:abc123` of 2026-12-01T14:00:00Z; verified ref: cycles 7 (expected 7))" in report
@@ -201,3 +201,13 @@ def test_not_a_git_repository_is_one_line(tmp_path):
     plain.mkdir()
     result, doc, _ = local(tmp_path, plain, runners(tmp_path, "zigzag"))
     assert result.exit_code == 2 and "not a git repository" in result.stderr and doc is None
+
+
+def test_recorded_commands_name_no_machine_path(tmp_path, repo):
+    """The pass's folders and the measured repository are written as labels, never as this machine's paths."""
+    result, doc, _report = local(tmp_path, repo, runners(tmp_path, "zigzag"), "--passes", "1")
+    assert result.exit_code == 0, result.output
+    commands = [a for run in doc["runs"] for job in run["jobs"] for step in job["steps"] for a in step["command"]]
+    assert "<pass>/clone" in commands and "<repository>" in commands
+    assert not [a for a in commands if a.startswith("/") or str(tmp_path) in a]
+    assert str(tmp_path) not in json.dumps(doc["source"])

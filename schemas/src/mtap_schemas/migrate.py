@@ -12,7 +12,6 @@ v2 documents are left untouched, so running it twice changes nothing. Run it fro
 
 from __future__ import annotations
 
-import re
 import sys
 from datetime import datetime, timezone
 from pathlib import Path
@@ -20,20 +19,8 @@ from typing import Any
 
 from . import SchemaError, dumps, read, validate, write_text_atomic
 from .kinds import ERROR_KINDS
-from .paths import relative_to_repo
+from .paths import portable_text as _portable
 from .toolrun import TOOL_RUN, TOOL_RUN_MAJOR
-
-_PATH_TOKEN = re.compile(r"(?:(?<=^)|(?<=[\s=:,]))((?:/|~/|\.\./)[^\s,]+)")
-
-
-def _portable(text: str) -> str:
-    def repl(m: re.Match[str]) -> str:
-        token = m.group(1)
-        if token.startswith("~/"):
-            token = str(Path.home() / token[2:])
-        rel = relative_to_repo(token)
-        return rel if rel is not None else token
-    return _PATH_TOKEN.sub(repl, text)
 
 
 def _utc(stamp: str) -> str:

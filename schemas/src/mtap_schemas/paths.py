@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import lzma
 import os
+import re
 from collections.abc import Sequence
 from functools import cache
 from pathlib import Path
@@ -73,6 +74,27 @@ def portable_argv(argv: Sequence[str]) -> list[str]:
         else:
             out.append(arg)
     return out
+
+
+_PATH_TOKEN = re.compile(r"(?:(?<=^)|(?<=[\s=:,]))((?:/|~/|\.\./)[^\s,]+)")
+
+
+def portable_text(text: str, named: dict[str, str] | None = None) -> str:
+    """``text`` with every path token made portable: a path under a folder of ``named`` (folder ->
+    label, e.g. a temp clone -> ``<clone>``) becomes ``LABEL/rest``; any other path relative to the
+    repository, or ``<external>/NAME``. For recorded commands, locations and settings."""
+    folders = sorted(((str(Path(k)), v) for k, v in (named or {}).items()), key=lambda kv: -len(kv[0]))
+
+    def repl(m: re.Match[str]) -> str:
+        token = m.group(1)
+        if token.startswith("~/"):
+            token = str(Path.home() / token[2:])
+        for folder, label in folders:
+            if token == folder or token.startswith(folder + "/"):
+                return label + token[len(folder):]
+        return relative_to_repo(token) or token
+
+    return _PATH_TOKEN.sub(repl, text)
 
 
 def confined(root: str | os.PathLike[str], relative: str, what: str = "path") -> Path:

@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 import mtap_schemas
+from mtap_schemas.paths import portable_text
 from mtap_schemas.proc import run_tool
 
 from . import __version__
@@ -179,7 +180,7 @@ def reused_record(folder: Path, info: dict[str, Any]) -> dict[str, Any]:
     verify = info.get("verify") or {}
     seconds = info.get("build_seconds")
     return {
-        "path": str(folder),
+        "path": f"<mtap cache>/{folder.parent.name}/{folder.name}",  # ~/.cache/mtap or MTAP_CACHE_DIR
         "version": str(info.get("version") or info.get("commit") or "unknown"),
         "built_at": info.get("built_at") if isinstance(info.get("built_at"), str) else None,
         "build_seconds": float(seconds) if isinstance(seconds, (int, float)) and not isinstance(seconds, bool) and seconds >= 0 else None,
@@ -264,13 +265,16 @@ class Pass:
     output: Path
 
 
-def _step(number: int, name: str, argv: list[str], cwd: Path | None, env: dict[str, str], timeout: float, log: Path) -> tuple[dict[str, Any], Any]:
+def _step(number: int, name: str, argv: list[str], cwd: Path | None, env: dict[str, str], timeout: float, log: Path,
+          named: dict[str, str] | None = None) -> tuple[dict[str, Any], Any]:
+    """Run one step; the recorded command names the pass's folders by label (``named``), never a machine path."""
     start = _now()
     result = run_tool(argv, timeout=timeout, cwd=cwd, env=env)
     end = _now()
     with log.open("a", encoding="utf-8") as fh:
         fh.write(f"$ {shlex.join(argv)}  # {result.outcome} {result.returncode} {result.seconds:.1f} s\n{result.stdout[-4000:]}\n{result.stderr[-4000:]}\n")
-    step = {"number": number, "name": name, "conclusion": "success" if result.ok else "failure", "started_at": start, "completed_at": end, "command": list(argv)}
+    step = {"number": number, "name": name, "conclusion": "success" if result.ok else "failure", "started_at": start, "completed_at": end,
+            "command": [portable_text(a, named) for a in argv]}
     return step, result
 
 
@@ -294,18 +298,19 @@ def measure_pass(runner: Runner, repo: Path, commit: str, work: Path, nox: list[
     def fail(what: str, result: Any) -> Pass:
         return Pass(started, steps, "unavailable", {"kind": "unavailable", "detail": runner.detail, "reason": _why(result, what)}, {}, out)
 
+    named = {str(work): "<pass>", str(repo): "<repository>"}
     step, res = _step(1, "Clone the repository (git clone)", ["git", "clone", "--quiet", "--no-hardlinks", "--no-checkout", str(repo), str(clone)],
-                      None, env, timeout, log)
+                      None, env, timeout, log, named)
     steps.append(step)
     if not res.ok:
         return fail("git clone", res)
     # every pass measures the same commit, even when the repository's HEAD moves meanwhile
     step, res = _step(2, f"Checkout of the measured commit {commit[:12]}", ["git", "-C", str(clone), "checkout", "--quiet", "--detach", commit],
-                      None, env, timeout, log)
+                      None, env, timeout, log, named)
     steps.append(step)
     if not res.ok:
         return fail(f"git checkout {commit[:12]}", res)
-    step, res = _step(3, f"Install the {runner.session} session (nox --install-only, cold caches)", [*nox, "-s", runner.session, "--install-only"], clone, env, timeout, log)
+    step, res = _step(3, f"Install the {runner.session} session (nox --install-only, cold caches)", [*nox, "-s", runner.session, "--install-only"], clone, env, timeout, log, named)
     steps.append(step)
     if not res.ok:
         return fail(f"nox -s {runner.session} --install-only", res)
@@ -322,12 +327,12 @@ def measure_pass(runner: Runner, repo: Path, commit: str, work: Path, nox: list[
 
     for command in runner.setup:
         argv = [fill(a) for a in command]
-        step, res = _step(len(steps) + 1, f"Build and verify the tool ({Path(argv[0]).name} {' '.join(argv[1:2])})", argv, clone, env, timeout, log)
+        step, res = _step(len(steps) + 1, f"Build and verify the tool ({Path(argv[0]).name} {' '.join(argv[1:2])})", argv, clone, env, timeout, log, named)
         steps.append(step)
         if not res.ok:
             return fail(shlex.join(argv[:2]), res)
     argv = [*nox, "-s", runner.session, "--no-install", "--", *[fill(a) for a in runner.args]]
-    step, res = _step(len(steps) + 1, "First result", argv, clone, env, timeout, log)
+    step, res = _step(len(steps) + 1, "First result", argv, clone, env, timeout, log, named)
     steps.append(step)
     cases = read_cases(out)
     if not res.ok:
@@ -429,16 +434,17 @@ def measure(
         "scraper": {"name": "ci-timing", "version": __version__, "client": f"mtap_schemas.proc.run_tool, git, {shlex.join(nox)}"},
         "source": {
             "kind": "local",
-            "repository": str(repo),
+            "repository": portable_text(str(repo)),
             "commit": commit,
             "branch": branch,
             "passes": passes,
             "cold_caches": list(COLD_CACHE_VARS),
             "host": {"platform": f"{platform.system()} {platform.release()} {platform.machine()}", "cpus": os.cpu_count() or 0,
-                     "python": platform.python_version(), "load_average": load, "package_sources": sources},
+                     "python": platform.python_version(), "load_average": load,
+                     "package_sources": [portable_text(x) for x in sources]},
             "runners": [r.session for r in runners],
             "not_measured": [{"session": s, "reason": r} for s, r in sorted((not_measured or {}).items())],
-            "command": command or [],
+            "command": [portable_text(a) for a in command or []],
         },
         "rules": rules.as_dict(),
         "complete": not missing,
