@@ -26,14 +26,14 @@ def test_long_table_coverage_and_skips(tmp_path: Path, write_doc) -> None:
     (tmp_path / "c/notes.json").write_text("ignored: not a tool-run file name")
 
     doc, markdown = build(tmp_path)
-    ms.validate(doc, "aggregate")
+    ms.validate(doc, "aggregate", 2)
     assert [s["path"] for s in doc["sources"]] == ["a/tool-a.tool-run.json", "b/tool-b.tool-run.json"]
     assert [s["path"] for s in doc["skipped"]] == ["b/broken.tool-run.json", "c/bad.tool-run.json"]
     assert "not valid JSON" in doc["skipped"][0]["reason"]
     assert "field cases[0].workload" in doc["skipped"][1]["reason"]
     # 3 cases of tool-a (one metric or one null row each) + 2 metric rows of tool-b's one case.
     assert doc["table"]["columns"][:3] == ["tool", "backend", "source"]
-    assert len(doc["table"]["rows"]) == 5
+    assert doc["table"]["rows"] == 5
     cov = {(c["tool"], c["workload"]): c for c in doc["coverage"]}
     assert cov[("tool-a", "W1")] == {"tool": "tool-a", "workload": "W1", "ok": 1, "failed": 1, "unsupported": 0, "unavailable": 0}
     assert cov[("tool-b", "W10")]["ok"] == 1  # two metrics, still one case
@@ -75,8 +75,8 @@ def test_output_is_deterministic(tmp_path: Path, write_doc) -> None:
     runner = CliRunner()
     outs = []
     for n in range(2):
-        out = tmp_path.parent / f"agg{n}.json"
-        md = tmp_path.parent / f"cov{n}.md"
+        out = tmp_path.parent / f"run{n}" / "agg.json"  # same names: the document names its table file
+        md = tmp_path.parent / f"run{n}" / "cov.md"
         result = runner.invoke(main, ["run", "--evaluation-dir", str(tmp_path), "--output", str(out), "--coverage-md", str(md)])
         assert result.exit_code == 0, result.output
         outs.append((out.read_bytes(), md.read_bytes()))
@@ -110,7 +110,7 @@ def test_committed_evaluation_data_aggregates_cleanly() -> None:
         pytest.skip("no committed tool-run documents yet")
     doc, _ = build(evaluation, hardware=ms.read(REPO / "data" / "hardware" / "hardware.json", "hardware"))
     assert doc["skipped"] == []
-    ms.validate(doc, "aggregate")
+    ms.validate(doc, "aggregate", 2)
 
 
 def test_duplicate_case_ids_keep_the_best_status(tmp_path: Path, write_doc) -> None:
@@ -140,7 +140,7 @@ def test_non_utf8_document_is_skipped_by_name_not_a_crash(tmp_path: Path, write_
     assert result.exit_code == 0, result.output
     assert result.exception is None
     assert "skipped b/bad.tool-run.json: not UTF-8" in result.output
-    written = ms.read(tmp_path / "o.json", "aggregate")
+    written = ms.read(tmp_path / "o.json", "aggregate", 2)
     assert [s["path"] for s in written["skipped"]] == ["b/bad.tool-run.json"]
     check = CliRunner().invoke(main, ["check", str(bad)])
     assert check.exit_code == 2 and isinstance(check.exception, SystemExit)
@@ -155,7 +155,7 @@ def test_a_copied_document_does_not_double_rows_and_repeated_ids_pair_once(tmp_p
     write_doc("a/tool-a.tool-run.json", predicted)
     write_doc("copy/tool-a.tool-run.json", predicted)
     doc, _ = build(tmp_path)
-    assert len(doc["errors_vs_measured"]) == 1 and len(doc["table"]["rows"]) == 2
+    assert len(doc["errors_vs_measured"]) == 1 and doc["table"]["rows"] == 2
     reasons = {s["path"]: s["reason"] for s in doc["skipped"]}
     assert reasons["copy/tool-a.tool-run.json"] == "identical to a/tool-a.tool-run.json"
     assert "1 repeated case id" in reasons["a/tool-a.tool-run.json"]
@@ -170,11 +170,11 @@ def test_measurement_under_another_gpus_hardware_id_is_refused(tmp_path: Path, w
     result = _run(tmp_path, "--hardware", str(REPO / "data" / "hardware" / "hardware.json"))
     assert result.exit_code == 0, result.output
     assert "skipped gt.tool-run.json: hardware mislabel" in result.output and "H200" in result.output
-    assert ms.read(tmp_path / "o.json", "aggregate")["errors_vs_measured"] == []
+    assert ms.read(tmp_path / "o.json", "aggregate", 2)["errors_vs_measured"] == []
     gt["cases"][0]["hardware"] = "HGX-H200x8"
     write_doc("gt.tool-run.json", gt)
     assert _run(tmp_path, "--hardware", str(REPO / "data" / "hardware" / "hardware.json")).exit_code == 0
-    assert ms.read(tmp_path / "o.json", "aggregate")["skipped"] == []
+    assert ms.read(tmp_path / "o.json", "aggregate", 2)["skipped"] == []
 
 
 def test_a_huge_prediction_is_no_crash(tmp_path: Path, write_doc) -> None:
@@ -182,24 +182,33 @@ def test_a_huge_prediction_is_no_crash(tmp_path: Path, write_doc) -> None:
     write_doc("a.tool-run.json", document("tool-a", [case("p1", key="k", metrics=[metric("latency", 1e308, "s")])]))
     result = _run(tmp_path)
     assert result.exit_code == 0, result.output
-    assert ms.read(tmp_path / "o.json", "aggregate")["errors_vs_measured"] == []
+    assert ms.read(tmp_path / "o.json", "aggregate", 2)["errors_vs_measured"] == []
     assert "1 pair(s) dropped: not finite" in result.output
 
 
-def test_streamed_document_equals_the_in_memory_one(tmp_path: Path, write_doc) -> None:
-    from mtap_aggregate.write import write_aggregate
+def test_the_long_table_is_a_checked_parquet_file_beside_the_document(tmp_path: Path, write_doc) -> None:
+    import hashlib
 
-    write_doc("a.tool-run.json", document("tool-a", [case(f"c{i}", metrics=[metric("latency", i + 0.5), metric("x", i, "1")]) for i in range(7)]))
-    doc, _ = build(tmp_path)
-    ms.write(tmp_path / "mem.json", doc, "aggregate", style="lines")
-    lean, _ = build(tmp_path, with_rows=False)
-    frame, encoded = lean["table"].pop("frame"), lean["table"].pop("encoded")
-    assert encoded
-    write_aggregate(tmp_path / "stream.json", lean, frame, encoded)
-    assert (tmp_path / "stream.json").read_bytes() == (tmp_path / "mem.json").read_bytes()
-    write_aggregate(tmp_path / "sliced.json", lean, frame)
-    assert (tmp_path / "sliced.json").read_bytes() == (tmp_path / "mem.json").read_bytes()
+    import polars as pl
 
+    write_doc("ev/a.tool-run.json", document("tool-a", [case(f"c{i}", metrics=[metric("latency", i + 0.5), metric("x", i, "1")]) for i in range(7)]))
+    outs = []
+    for n in range(2):
+        out = tmp_path / f"o{n}"
+        result = CliRunner().invoke(main, ["run", "--evaluation-dir", str(tmp_path / "ev"), "--output", str(out / "agg.json"),
+                                           "--coverage-md", str(out / "c.md"), "--tables-dir", str(out / "t"),
+                                           "--extensibility", str(tmp_path / "none.json")])
+        assert result.exit_code == 0, result.output
+        outs.append(out)
+    doc = ms.read(outs[0] / "agg.json", "aggregate", 2)
+    parquet = outs[0] / doc["table"]["file"]["path"]
+    assert parquet.name == "agg.table.parquet"
+    assert hashlib.sha256(parquet.read_bytes()).hexdigest() == doc["table"]["file"]["sha256"]
+    frame = pl.read_parquet(parquet)
+    assert frame.columns == doc["table"]["columns"] and frame.height == doc["table"]["rows"] == 14
+    assert sorted(frame["value"].to_list()) == sorted([i + 0.5 for i in range(7)] + list(range(7)))
+    assert parquet.read_bytes() == (outs[1] / "agg.table.parquet").read_bytes()  # deterministic
+    assert (outs[0] / "agg.json").read_bytes() == (outs[1] / "agg.json").read_bytes()
 
 def test_published_silicon_measurements_pair_with_derived_latencies(tmp_path: Path, write_doc) -> None:
     chip = document("published", [case("p", hardware="Eyeriss", key="alexnet.layer.conv1.b4.int16",
@@ -227,4 +236,4 @@ def test_each_pair_carries_the_measurements_own_spread(tmp_path: Path, write_doc
     doc, _ = build(tmp_path)
     spread = {p["measured_timing"]: p["measured_spread"] for p in doc["errors_vs_measured"]}
     assert spread == {"device": 0.05, "eager-end-to-end": None}
-    ms.validate(doc, "aggregate")
+    ms.validate(doc, "aggregate", 2)

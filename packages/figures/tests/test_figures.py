@@ -13,8 +13,8 @@ from mtap_figures.cli import main
 
 def aggregate_doc():
     return {
-        "schema": "aggregate", "schema_version": "1.0.0", "sources": [], "skipped": [],
-        "table": {"columns": ["tool", "backend", "source", "workload", "hardware", "case", "key", "status", "error_kind", "metric", "value", "unit", "kind", "timing"], "rows": []},
+        "schema": "aggregate", "schema_version": "2.0.0", "sources": [], "skipped": [],
+        "table": {"columns": ["tool", "backend", "source", "workload", "hardware", "case", "key", "status", "error_kind", "metric", "value", "unit", "kind", "timing"], "rows": 0},
         "coverage": [
             {"tool": "tool-a", "workload": "W1", "ok": 2, "failed": 1, "unsupported": 0, "unavailable": 0},
             {"tool": "tool-b", "workload": "W6", "ok": 0, "failed": 0, "unsupported": 0, "unavailable": 3},
@@ -38,7 +38,7 @@ def ok(cid, key, params, metrics, workload="W6", hardware="HGX-H100x8"):
 
 def test_all_figures_render_and_repeat(tmp_path: Path) -> None:
     ev = tmp_path / "evaluation"
-    ms.write(ev / "mtap-aggregate-results.json", aggregate_doc(), "aggregate")
+    ms.write(ev / "mtap-aggregate-results.json", aggregate_doc(), "aggregate", 2)
     ms.write(ev / "compositional-fidelity.json", {"schema": "compositional", "schema_version": "1.0.0", "sources": [], "compute_to_system": [], "layer_to_model": [
         {"tool": "tool-a", "hardware": "H100-SXM5-80GB", "model": "resnet50", "config": "b1.fp32", "layers": 3, "layers_measured": 3, "sum_layers_predicted_ms": 1.0, "model_predicted_ms": None,
          "measured_model_ms": 2.0, "sum_layers_measured_ms": 1.5, "measured_timing": "device", "mean_layer_ape_percent": 20.0, "composed_ape_percent": 50.0, "model_ape_percent": None, "amplification": 2.5}]}, "compositional")
@@ -75,7 +75,7 @@ def test_bad_aggregate_is_one_line(tmp_path: Path) -> None:
     (ev / "mtap-aggregate-results.json").write_text('{"schema": "aggregate", "schema_version": "9.0.0"}')
     res = CliRunner().invoke(main, ["run", "--evaluation-dir", str(ev), "--output", str(tmp_path / "f")])
     assert res.exit_code == 2
-    assert "this reader accepts aggregate v1.x only" in res.output
+    assert "this reader accepts aggregate v2.x only" in res.output
 
 
 def test_vidur_cdf_uses_request_metrics_only_when_the_hash_matches(tmp_path: Path) -> None:

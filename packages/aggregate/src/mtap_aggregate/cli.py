@@ -34,19 +34,19 @@ def _no_cyclic_gc():
 
 
 def build(evaluation_dir: Path, on_skip=None, claims: list[dict] | None = None, tables_out: list | None = None,
-          hardware: dict | None = None, with_rows: bool = True, on_note=None) -> tuple[dict, str]:
-    """The aggregate document and the Markdown coverage matrix for ``evaluation_dir``.
+          hardware: dict | None = None, on_note=None, rows_out: list | None = None) -> tuple[dict, str]:
+    """The aggregate v2 document (``table.file`` is filled in by :func:`write_aggregate`) and the
+    Markdown coverage matrix for ``evaluation_dir``.
 
-    When ``tables_out`` is a list, the MTAP tables (D1, D3, D4) are appended to it. With
-    ``with_rows=False`` the document's ``table.rows`` is left empty and the polars frame is
-    returned in ``doc["table"]["frame"]`` for :func:`write_aggregate` to stream (large folders).
-    ``hardware`` (the catalog) turns on the hardware-mislabel check.
+    When ``tables_out`` is a list, the MTAP tables (D1, D3, D4) are appended to it; when ``rows_out``
+    is a list, the long table (a polars frame) is appended to it. ``hardware`` (the catalog) turns on
+    the hardware-mislabel check.
     """
     with _no_cyclic_gc():
-        return _build(evaluation_dir, on_skip, claims or [], tables_out, hardware, with_rows, on_note)
+        return _build(evaluation_dir, on_skip, claims or [], tables_out, hardware, on_note, rows_out)
 
 
-def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list | None, hardware, with_rows: bool, on_note) -> tuple[dict, str]:
+def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list | None, hardware, on_note, rows_out) -> tuple[dict, str]:
     collected = collect(evaluation_dir, on_skip=on_skip, hardware=hardware)
     rows = collected.rows
     cov = coverage(rows)
@@ -68,16 +68,15 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
     skipped = collected.skipped_dicts
     doc = {
         "schema": "aggregate",
-        "schema_version": ms.version("aggregate"),
+        "schema_version": ms.version("aggregate", 2),
         "sources": sources,
         "skipped": skipped,
-        "table": {"columns": list(rows.columns), "rows": rows.rows() if with_rows else []},
+        "table": {"columns": list(rows.columns), "rows": rows.height},
         "coverage": cov.to_dicts(),
         "errors_vs_measured": errors.to_dicts(),
     }
-    if not with_rows:
-        doc["table"]["frame"] = rows
-        doc["table"]["encoded"] = collected.encoded
+    if rows_out is not None:
+        rows_out.append(rows)
     if tables_out is not None:
         tables_out.append(d1_fidelity(errors, rows, claims))
         tables_out.append(d3_generalization(rows))
@@ -174,7 +173,8 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
     else:
         click.echo(f"note: {hardware} not found; hardware labels are not checked", err=True)
     tables: list = []
-    doc, markdown = build(evaluation_dir, on_skip=warn, claims=claim_list, tables_out=tables, hardware=catalog, with_rows=False,
+    frames: list = []
+    doc, markdown = build(evaluation_dir, on_skip=warn, claims=claim_list, tables_out=tables, hardware=catalog, rows_out=frames,
                           on_note=lambda text: click.echo(f"note: {text}", err=True))
     if extensibility.is_file():
         try:
@@ -189,9 +189,8 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
             raise UserError(f"{extensibility}: {exc}") from None
     else:
         click.echo(f"note: {extensibility} not found; no D5 table", err=True)
-    rows, encoded = doc["table"].pop("frame"), doc["table"].pop("encoded")
-    with _no_cyclic_gc():
-        write_aggregate(output, doc, rows, encoded)
+    rows = frames[0]
+    write_aggregate(output, doc, rows)
     ms.write_text_atomic(coverage_md, markdown)
     for table in tables:
         ms.write_text_atomic(tables_dir / f"{table.name}.md", table.markdown())

@@ -12,7 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
 import polars as pl
 
 import mtap_schemas as ms
@@ -42,9 +41,6 @@ class Collected:
     sources: list[Source] = field(default_factory=list)
     rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ROW_SCHEMA))
     skipped: list[Skipped] = field(default_factory=list)
-    #: each document's table rows as compact JSON (``[..],[..]``), when no case was superseded: the
-    #: writer streams these instead of turning the frame back into Python rows
-    encoded: list[bytes] | None = None
 
     @property
     def skipped_dicts(self) -> list[dict[str, str]]:
@@ -60,7 +56,7 @@ def _slim(case: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
-def _rows(rel: str, doc: dict[str, Any], index: int) -> tuple[pl.DataFrame, list[tuple], bytes]:
+def _rows(rel: str, doc: dict[str, Any], index: int) -> tuple[pl.DataFrame, list[tuple]]:
     out: list[tuple] = []
     append = out.append
     ids: list[tuple] = []
@@ -75,7 +71,7 @@ def _rows(rel: str, doc: dict[str, Any], index: int) -> tuple[pl.DataFrame, list
         for m in case["metrics"]:
             append(base + (m["name"], float(m["value"]), m["unit"], m["kind"], m.get("timing")))
     frame = pl.DataFrame(out, schema=ROW_SCHEMA, orient="row").with_columns(pl.lit(index, dtype=pl.Int32).alias("_doc"))
-    return frame, ids, orjson.dumps(out)[1:-1]
+    return frame, ids
 
 
 def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None = None) -> Collected:
@@ -85,14 +81,11 @@ def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None 
     id whose GPU is not the GPU the document ran on is skipped, with the reason."""
     out = Collected()
     frames: list[pl.DataFrame] = []
-    encoded: list[bytes] = []
     case_ids: list[tuple] = []
     tokens = gpu_tokens(hardware) if hardware else None
     for index, (rel, doc, sha) in enumerate(iter_tool_runs(evaluation_dir, out.skipped, hardware_gpus=tokens)):
-        frame, ids, text = _rows(rel, doc, index)
+        frame, ids = _rows(rel, doc, index)
         frames.append(frame)
-        if text:
-            encoded.append(text)
         case_ids.extend(ids)
         out.sources.append(Source(rel, sha, doc["tool"], doc["wall_clock"], [_slim(c) for c in doc["cases"]]))
         del doc
@@ -100,14 +93,13 @@ def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None 
         for s in out.skipped:
             on_skip(s.path, s.reason)
     rows = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema={**ROW_SCHEMA, "_doc": pl.Int32})
-    out.rows = _dedupe(out, rows, case_ids, encoded)
+    out.rows = _dedupe(out, rows, case_ids)
     return out
 
 
-def _dedupe(out: Collected, rows: pl.DataFrame, case_ids: list[tuple], encoded: list[bytes]) -> pl.DataFrame:
+def _dedupe(out: Collected, rows: pl.DataFrame, case_ids: list[tuple]) -> pl.DataFrame:
     """Keep each (tool, case id) once; the dropped count per document is reported, never hidden."""
     if len({(t, c) for t, c, _r, _d in case_ids}) == len(case_ids):
-        out.encoded = encoded
         return rows.drop("_doc")
     best: dict[tuple[str, str], tuple[int, int]] = {}
     for tool, cid, rank, index in case_ids:

@@ -58,7 +58,7 @@ def run(evaluation_dir: Path, output: Path, hardware: Path) -> None:
         raise UserError(f"{evaluation_dir}: evaluation folder does not exist")
     try:
         agg_path = evaluation_dir / "mtap-aggregate-results.json"
-        aggregate = ms.read(agg_path, "aggregate") if agg_path.is_file() else None
+        aggregate = ms.read(agg_path, "aggregate", 2) if agg_path.is_file() else None
         comp_path = evaluation_dir / "compositional-fidelity.json"
         compositional = ms.read(comp_path, "compositional") if comp_path.is_file() else None
     except ms.SchemaError as exc:
