@@ -289,13 +289,14 @@ def test_reader_skips_bad_bytes_copies_and_repeated_ids(tmp_path: Path) -> None:
     dup = doc_with([ok_case(5), ok_case(5)])
     (tmp_path / "d.tool-run.json").write_text(ms.dumps(dup))
     (tmp_path / "bad.tool-run.json").write_bytes(b'{"schema": "tool-run", "x": "\xff\xfe"}')
-    loaded = consume.load_tool_runs(tmp_path)
-    assert [p for p, _ in loaded.documents] == ["a/x.tool-run.json", "d.tool-run.json"]
-    reasons = {s.path: s.reason for s in loaded.skipped}
+    skipped: list = []
+    documents = [(rel, doc) for rel, doc, _sha in consume.iter_tool_runs(tmp_path, skipped)]
+    assert [p for p, _ in documents] == ["a/x.tool-run.json", "d.tool-run.json"]
+    reasons = {s.path: s.reason for s in skipped}
     assert "not UTF-8" in reasons["bad.tool-run.json"]
     assert reasons["b/copy.tool-run.json"] == "identical to a/x.tool-run.json"
     assert "1 repeated case id" in reasons["d.tool-run.json"]
-    assert len(dict(loaded.documents)["d.tool-run.json"]["cases"]) == 1
+    assert len(dict(documents)["d.tool-run.json"]["cases"]) == 1
 
 
 def test_reader_refuses_a_measurement_filed_under_another_gpu(tmp_path: Path) -> None:
@@ -304,8 +305,9 @@ def test_reader_refuses_a_measurement_filed_under_another_gpu(tmp_path: Path) ->
     doc = run.document([tr.ok("m", metrics=[tr.metric("latency", 1.0, "ms", "measurement")],
                               workload="W6", hardware="HGX-H100x8")])
     ms.write(tmp_path / "gt.tool-run.json", doc, "tool-run", 2)
-    loaded = consume.load_tool_runs(tmp_path, hardware_gpus={"HGX-H100x8": "H100", "HGX-H200x8": "H200"})
-    assert not loaded.documents and "hardware mislabel" in loaded.skipped[0].reason and "H200" in loaded.skipped[0].reason
+    skipped: list = []
+    documents = list(consume.iter_tool_runs(tmp_path, skipped, hardware_gpus={"HGX-H100x8": "H100", "HGX-H200x8": "H200"}))
+    assert not documents and "hardware mislabel" in skipped[0].reason and "H200" in skipped[0].reason
 
 
 def test_confined_refuses_escapes_and_lzma_is_bounded(tmp_path: Path) -> None:

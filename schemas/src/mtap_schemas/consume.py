@@ -1,9 +1,10 @@
 """One reader for consumers (aggregate, compose, figures): find every tool-run document under an
 evaluation folder, validate it, drop exact copies and repeated case ids, and say what was skipped.
 
-    loaded = load_tool_runs("data/evaluation")
-    for doc in loaded.documents: ...           # Loaded.documents: (relative path, document), sorted by path
-    loaded.skipped                             # [Skipped(path, reason)] — recorded in every consumer's output
+    skipped: list[Skipped] = []
+    for rel, doc, sha256 in iter_tool_runs("data/evaluation", skipped):   # sorted by path, one at a time
+        ...
+    skipped                                    # [Skipped(path, reason)] — recorded in every consumer's output
 
 A document is skipped (never a crash) when it is not UTF-8, not JSON, not a tool-run of the
 supported major version, or invalid; when its bytes equal an earlier document's; or when every
@@ -16,7 +17,7 @@ import hashlib
 import os
 import re
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -34,16 +35,6 @@ class Skipped:
 
     def as_dict(self) -> dict[str, str]:
         return {"path": self.path, "reason": self.reason}
-
-
-@dataclass
-class Loaded:
-    documents: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    skipped: list[Skipped] = field(default_factory=list)
-
-    @property
-    def skipped_dicts(self) -> list[dict[str, str]]:
-        return [s.as_dict() for s in self.skipped]
 
 
 def find(evaluation_dir: str | os.PathLike[str]) -> list[Path]:
@@ -90,15 +81,6 @@ def gpu_mismatch(doc: dict[str, Any], hardware_gpus: dict[str, str] | None) -> s
         if token and token.lower() not in gpu.lower():
             return f"case {case['id']}: hardware {case['hardware']} is a {token}, but the document was measured on {gpu or 'no GPU'}"
     return None
-
-
-def load_tool_runs(evaluation_dir: str | os.PathLike[str], *, hardware_gpus: dict[str, str] | None = None,
-                   paths: list[Path] | None = None) -> Loaded:
-    """Read, validate and de-duplicate every tool-run document under ``evaluation_dir``."""
-    loaded = Loaded()
-    for rel, doc, _sha in iter_tool_runs(evaluation_dir, loaded.skipped, hardware_gpus=hardware_gpus, paths=paths):
-        loaded.documents.append((rel, doc))
-    return loaded
 
 
 def iter_tool_runs(evaluation_dir: str | os.PathLike[str], skipped: list[Skipped], *,
