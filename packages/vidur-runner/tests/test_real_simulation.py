@@ -68,7 +68,8 @@ def test_small_sarathi_case_runs_and_is_deterministic(tmp_path, cache):
     comp = [line.split(",") for line in lzma.decompress((keep / "batch_composition.csv.xz").read_bytes()).decode().splitlines()[1:]]
     batches = [line.split(",") for line in lzma.decompress((keep / "batch_metrics.csv.xz").read_bytes()).decode().splitlines()[1:]]
     per_batch: dict[str, list[int]] = {}
-    for bid, _rid, q, _kv, is_prefill, _pre in comp:
+    for bid, _rid, q, kv, done, is_prefill, _pre, arrived in comp:
+        assert int(kv) == int(done) + int(q) and float(arrived) >= 0  # sarathi records every KV entry
         t = per_batch.setdefault(bid, [0, 0, 0])
         t[0] += int(q)
         t[1] += int(q) if is_prefill == "1" else 0

@@ -34,7 +34,7 @@ TOOL_RUN_MAJOR = 2
 #: units whose values cannot be negative
 NONNEGATIVE_UNITS = frozenset({"s", "ms", "us", "ns", "cycles", "count", "B", "B/s", "FLOP", "FLOP/s", "J", "mJ", "uJ",
                                "nJ", "pJ", "pJ/MAC", "W", "mW", "req/s", "tok/s"})
-BACKENDS = ("native", "docker", "artifact", "measured")
+BACKENDS = ("native", "docker", "artifact", "measured", "replayed")
 METRIC_KINDS = ("prediction", "measurement", "derived")
 TIMINGS = ("device", "eager-end-to-end", "simulated", "reported")
 

@@ -51,9 +51,14 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
     ok = rows.filter((pl.col("status") == "ok") & pl.col("key").is_not_null() & pl.col("value").is_not_null())
     published = (pl.col("tool") == PUBLISHED) & (pl.col("timing") == "reported")
     # a tool's output: its predictions, and what it derives from them (e.g. latency = cycles / clock)
-    predicted = ok.filter(pl.col("kind").is_in(["prediction", "derived"]) & (pl.col("backend") != "measured") & ~published)
-    # our ground truth, and published silicon measurements with their citation (tool `published`)
-    measured = ok.filter((pl.col("kind") == "measurement") & ((pl.col("backend") == "measured") | published))
+    predicted = ok.filter(pl.col("kind").is_in(["prediction", "derived"]) & ~pl.col("backend").is_in(["measured", "replayed"])
+                          & ~published)
+    # our ground truth, and published silicon measurements with their citation (tool `published`);
+    # a replayed timeline (a simulator's schedule re-run with measured batch times) is a reference of
+    # its own: its timing says so ("device (replayed)"), so its rows never mix with direct measurements
+    measured = ok.filter((pl.col("kind") == "measurement") & (pl.col("backend").is_in(["measured", "replayed"]) | published))
+    measured = measured.with_columns(
+        pl.when(pl.col("backend") == "replayed").then(pl.col("timing") + " (replayed)").otherwise(pl.col("timing")).alias("timing"))
     # the ground truth's own spread per measurement: metric "<name>_spread" = (p90 - p10) / median
     spread = (
         ok.filter((pl.col("backend") == "measured") & pl.col("metric").str.ends_with("_spread") & (pl.col("unit") == "1"))

@@ -13,7 +13,7 @@ from typing import Any
 
 from .models import cnn_layers, layer_slug
 
-SUITES = ("single", "multi", "neusight", "floor")
+SUITES = ("single", "multi", "neusight", "floor", "replay")
 DTYPES = ("fp32", "fp16")
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all")
 SIZES = {"1mib": 1 << 20, "64mib": 64 << 20, "1gib": 1 << 30}
@@ -148,6 +148,8 @@ def plan(suite: str, gpus: int = 2) -> list[Case]:
         return multi_cases(gpus)
     if suite == "floor":
         return floor_cases()
+    if suite == "replay":
+        raise ValueError("suite replay takes its cases from a batch plan (--plan FILE)")
     raise ValueError(f"unknown suite {suite!r}")
 
 

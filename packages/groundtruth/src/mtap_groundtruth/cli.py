@@ -41,6 +41,11 @@ Suites (--suite):
             models launch (1-element fill and add, 16x16 GEMM), eager (host-observed,
             back-to-back launches) and in a CUDA graph (device time per node); no model
             is timed and nothing is fitted (keys floor.<kernel>.<mode>).
+  replay    a serving simulator's batches (--plan: a batch-plan document, written by
+            `vidur-runner batches`): one forward pass of the model's decoder layers per
+            distinct batch composition (prefill chunks and decodes with their KV
+            lengths), built from the VIDUR profile's operators, timed on the device and
+            eager (keys <model>.batch.<composition>.fp16; mtap_groundtruth.replay).
 
 Each compute case gets `latency` twice: timing "device" (CUDA-graph replays: what
 kernel-level predictors model) and timing "eager-end-to-end" (eager PyTorch, host
@@ -66,6 +71,8 @@ def plan_options(fn: Any) -> Any:
         click.option("--gpus", type=click.IntRange(min=1), default=None, help="multi: GPUs to use (default: all visible; `cases` plans 2)."),
         click.option("--hardware", default=None, help="Hardware id for the cases (default from the GPU: H100 -> H100-SXM5-80GB, H200 -> H200-SXM-141GB; for multi HGX-H100x8 / HGX-H200x8). Must name the GPU the machine has; `cases` defaults to the H100 ids."),
         click.option("--tiny", is_flag=True, help="Small stand-in models and sizes with the same code paths (CPU tests; never evaluation data)."),
+        click.option("--plan", "plan_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
+                     help="replay: the batch-plan document (schemas/batch-plan.v1.schema.json) whose compositions to measure."),
     ]
     for opt in reversed(opts):
         fn = opt(fn)
@@ -80,9 +87,34 @@ def _load_catalogs(data_dir: Path) -> tuple[set[str], set[str], dict[str, str]]:
     return set(gpu_of), {w["id"] for w in wl["workloads"]}, gpu_of
 
 
-def _select(opts: RunOptions, suite: str, gpus: int) -> list[cases_mod.Case]:
+def _read_plan(suite: str, plan_path: Path | None) -> dict[str, Any] | None:
+    if suite != "replay":
+        if plan_path is not None:
+            raise UserError(f"--plan: only suite replay takes a plan (this is suite {suite})")
+        return None
+    if plan_path is None:
+        raise UserError("--plan: suite replay needs a batch-plan document (vidur-runner batches writes one)")
+    try:
+        plan = ms.read(plan_path, "batch-plan")
+    except ms.SchemaError as exc:
+        raise UserError(str(exc)) from None
+    return plan
+
+
+def _plan_cases(suite: str, gpus: int, plan: dict[str, Any] | None, plan_path: Path | None) -> list[cases_mod.Case]:
+    if plan is None:
+        return cases_mod.plan(suite, gpus)
+    from . import replay
+
+    try:
+        return replay.plan_cases(plan)
+    except ValueError as exc:
+        raise UserError(f"{plan_path}: field compositions: {exc}") from None
+
+
+def _select(opts: RunOptions, suite: str, gpus: int, plan: dict[str, Any] | None = None, plan_path: Path | None = None) -> list[cases_mod.Case]:
     config = opts.config_doc or {}
-    planned = cases_mod.select(cases_mod.plan(suite, gpus), config.get("include"), config.get("exclude"), None)
+    planned = cases_mod.select(_plan_cases(suite, gpus, plan, plan_path), config.get("include"), config.get("exclude"), None)
     if not planned:
         raise UserError(f"config {opts.config}: selects no cases; nothing to run")
     return opts.select(planned)
@@ -96,13 +128,14 @@ def main() -> None:
 @main.command("cases")
 @run_options(tool=RUNNER, output=OUTPUT, verb="cases", config_schema=RUNNER, config_help=CONFIG_HELP)
 @plan_options
-def cases_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None, tiny: bool) -> None:
+def cases_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None, tiny: bool, plan_path: Path | None) -> None:
     """Print the planned cases as JSON lines; measures nothing and needs no GPU."""
     hw_ids, _, _ = _load_catalogs(opts.data_dir)
-    hw = hardware or ("HGX-H100x8" if suite == "multi" else "H100-SXM5-80GB")
+    plan = _read_plan(suite, plan_path)
+    hw = hardware or (plan["hardware"] if plan else "HGX-H100x8" if suite == "multi" else "H100-SXM5-80GB")
     if hw not in hw_ids:
         raise UserError(f"--hardware: {hw!r} is not an id in {opts.data_dir / 'hardware' / 'hardware.json'}")
-    for case in _select(opts, suite, gpus or 2):
+    for case in _select(opts, suite, gpus or 2, plan, plan_path):
         click.echo(json.dumps(case.planned(hw), sort_keys=True, separators=(",", ":")))
 
 
@@ -123,8 +156,9 @@ def cases_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | No
 @click.option("--checkpoint-seconds", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="single/neusight/floor: also write the document with the cases measured so far this often, under the keep "
                    "policy (0: only at the end), so a run killed from outside leaves a document; --resume uses the progress file.")
-def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None, tiny: bool, iters: int | None, warmup: int | None,
-            device_name: str, time_budget: float | None, tf32: bool, graphs: bool, checkpoint_seconds: float) -> None:
+def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None, tiny: bool, plan_path: Path | None,
+            iters: int | None, warmup: int | None, device_name: str, time_budget: float | None, tf32: bool, graphs: bool,
+            checkpoint_seconds: float) -> None:
     """Measure the cases and write OUTPUT/NAME.tool-run.json.
 
     No --jobs: one process owns the GPU, so cases run one after another (the multi suite
@@ -140,8 +174,11 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
                          prog=RUNNER, config=opts.config)
     config = opts.config_doc or {}
     hw_ids, wl_ids, hw_gpu = _load_catalogs(opts.data_dir)
-    iters = iters if iters is not None else config.get("iters", 50)
-    warmup = warmup if warmup is not None else config.get("warmup", 10)
+    plan = _read_plan(suite, plan_path)
+    # replay: device-timed calls per composition (3) after one warm-up call
+    default_iters, default_warmup = (3, 1) if suite == "replay" else (50, 10)
+    iters = iters if iters is not None else config.get("iters", default_iters)
+    warmup = warmup if warmup is not None else config.get("warmup", default_warmup)
 
     if device_name == "auto":
         if not torch.cuda.is_available():
@@ -173,7 +210,10 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
         if card is None or hw_gpu.get(hw) != card:
             raise UserError(f"--hardware: {hw!r} is not the GPU this machine has ({gpu_name!r}"
                             f"{', catalog id ' + card if card else ', which has no catalog id'}): a measurement is filed under the hardware it ran on")
-    selected = _select(opts, suite, gpus)
+    if plan is not None and device.type == "cuda" and plan["hardware"] != hw:
+        raise UserError(f"--plan {plan_path}: the plan's batches were predicted for {plan['hardware']}, this machine is {hw}: "
+                        "replay them on that hardware (a measurement is filed under the hardware it ran on)")
+    selected = _select(opts, suite, gpus, plan, plan_path)
     for c in selected:
         if c.workload not in wl_ids:
             raise UserError(f"{opts.data_dir / 'workloads' / 'workloads.json'}: no workload {c.workload} (case {c.key})")
@@ -218,6 +258,11 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
 
             for result, case in zip(multi.run_cases(todo, hw, device, gpus, iters, warmup, tiny, tf32, progress=step, common=common), todo):
                 on_case(case, result)
+        elif suite == "replay":
+            from . import replay
+
+            settings = replay.ReplaySettings(device=device, reps=iters, tiny=tiny, log=lambda m: click.echo(m, err=True))
+            replay.run_cases(todo, plan, settings, hw, progress=step, deadline=deadline, on_case=on_case, common=common)
         elif suite == "floor":
             from . import floor
 

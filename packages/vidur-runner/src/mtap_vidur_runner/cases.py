@@ -31,6 +31,7 @@ DEFAULTS: dict[str, Any] = {
     "prefill_to_decode_ratio": 20.0,
     "seed": 42,
     "sarathi_chunk_size": 512,
+    "arrival": "poisson",  # or "static": every request at t=0 (qps unused)
     "determinism_check": True,  # run the first runnable case twice
     "timeout_s": 1800,
 }
@@ -54,6 +55,7 @@ class Case:
     pd_ratio: float
     seed: int
     chunk_size: int
+    arrival: str = "poisson"
 
     @property
     def device(self) -> str:
@@ -69,7 +71,7 @@ class Case:
             "scheduler": self.scheduler,
             "qps": self.qps,
             "num_requests": self.num_requests,
-            "arrival": "poisson",
+            "arrival": self.arrival,
             "length_distribution": "uniform",
             "min_tokens": self.min_tokens,
             "max_tokens": self.max_tokens,
@@ -129,13 +131,23 @@ def build_cases(cfg: dict[str, Any], data_dir: Path, config_path: Path | None = 
         _check(h in HARDWARE, config_path, "hardware", f"{h!r} has no VIDUR device (known: {', '.join(sorted(HARDWARE))})")
     for s in schedulers:
         _check(s in SCHEDULERS, config_path, "schedulers", f"{s!r} is not one of {', '.join(SCHEDULERS)}")
+    static = cfg["arrival"] == "static"
+    if static:
+        qps = [0.0]  # vidur's static generator: every request at t=0
+    # lengths other than the default range name themselves in the id and key (a long-context trace)
+    lens = (cfg["min_tokens"], cfg["max_tokens"]) != (DEFAULTS["min_tokens"], DEFAULTS["max_tokens"])
+    id_len = f"/len={cfg['min_tokens']}-{cfg['max_tokens']}" if lens else ""
+    key_len = f".len{cfg['min_tokens']}-{cfg['max_tokens']}" if lens else ""
     out = []
     # stable order: hardware (H100 first, then the rest by id), scheduler, qps
     for h in sorted(dict.fromkeys(hardware), key=lambda x: (x != "H100-SXM5-80GB", x)):
         for s in schedulers:
             for q in qps:
                 q = float(q)
-                cid = f"{WORKLOAD}/{h}/{s}/qps={_qps_text(q)}"
-                key = f"{MODEL_KEY}.serving.{s}.qps{_qps_text(q).replace('.', '_')}.n{n}.fp16"
-                out.append(Case(cid, key, h, s, q, n, cfg["min_tokens"], cfg["max_tokens"], float(cfg["prefill_to_decode_ratio"]), cfg["seed"], cfg["sarathi_chunk_size"]))
+                rate = "static" if static else f"qps={_qps_text(q)}"
+                cid = f"{WORKLOAD}/{h}/{s}/{rate}{id_len}"
+                rate_key = "static" if static else f"qps{_qps_text(q).replace('.', '_')}"
+                key = f"{MODEL_KEY}.serving.{s}.{rate_key}.n{n}{key_len}.fp16"
+                out.append(Case(cid, key, h, s, q, n, cfg["min_tokens"], cfg["max_tokens"], float(cfg["prefill_to_decode_ratio"]),
+                                cfg["seed"], cfg["sarathi_chunk_size"], cfg["arrival"]))
     return out

@@ -159,7 +159,9 @@ def _profile_missing_message(ps: profiles_mod.ProfileSet) -> str:
 
 
 def _case_slug(c: cases_mod.Case) -> str:
-    return f"{c.device}-{c.scheduler}-qps{c.qps:g}".replace(".", "_")
+    rate = "static" if c.arrival == "static" else f"qps{c.qps:g}"
+    lens = (c.min_tokens, c.max_tokens) != (cases_mod.DEFAULTS["min_tokens"], cases_mod.DEFAULTS["max_tokens"])
+    return (f"{c.device}-{c.scheduler}-{rate}" + (f"-len{c.min_tokens}-{c.max_tokens}" if lens else "")).replace(".", "_")
 
 
 def _artifacts(outdir: Path, keep_dir: Path | None, c: cases_mod.Case) -> list[dict]:
@@ -222,6 +224,7 @@ def run_unit(u: Unit) -> dict[str, Any]:
     sc = simulate.SimCase(
         cases_mod.MODEL, c.device, c.network_device, c.scheduler, c.qps, c.num_requests,
         c.min_tokens, c.max_tokens, c.pd_ratio, c.seed, c.chunk_size if c.scheduler == "sarathi" else None,
+        arrival=c.arrival,
     )
     with tempfile.TemporaryDirectory(prefix=f"mtap-vidur-{_case_slug(c)}-") as tmp:
         out_root = Path(tmp)
@@ -323,6 +326,78 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
             first_run["case"]["deterministic"] = (second_run["fingerprint"] is not None
                                                   and second_run["fingerprint"] == first_run["fingerprint"])
     finish(builder, out, opts, checkpoint)
+
+
+@main.command("batches")
+@click.argument("docs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--hardware", default="H200-SXM-141GB", show_default=True, help="The hardware id whose cases to read.")
+@click.option("--output", "output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The batch-plan document to write (schemas/batch-plan.v1.schema.json).")
+@click.option("--skip-measured", "skip", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
+              help="A groundtruth replay document whose ok compositions to leave out (plan the rest; repeatable).")
+def batches_cmd(docs: tuple[Path, ...], hardware: str, output: Path, skip: tuple[Path, ...]) -> None:
+    """Write the batch plan for a GPU replay of VIDUR's batches.
+
+    Reads the ok cases of HARDWARE in the vidur tool-run DOCS, and each one's kept
+    batch_composition.csv.xz and batch_metrics.csv.xz (artifacts checked against their sha256),
+    and writes every distinct batch composition once: prefill requests' query and KV tokens,
+    decode requests' count and longest KV. `groundtruth run --suite replay --plan OUTPUT` then
+    measures them on that GPU, and `vidur-runner replay` compares.
+    """
+    import mtap_schemas as ms
+
+    from mtap_schemas.paths import repo_root
+    from mtap_vidur_runner import replay as replay_mod
+    from mtap_vidur_runner import replay_report
+
+    try:
+        cases = replay_mod.load_cases(docs, hardware, repo_root())
+    except replay_mod.ReplayError as exc:
+        raise UserError(str(exc)) from None
+    doc = replay_mod.plan(cases, hardware)
+    done: set[str] = set()
+    try:
+        for p in skip:
+            done |= set(replay_report.read_measured(p, hardware)[0])
+    except replay_mod.ReplayError as exc:
+        raise UserError(str(exc)) from None
+    total = len(doc["compositions"])
+    doc["compositions"] = [c for c in doc["compositions"] if c["key"] not in done]
+    if not doc["compositions"]:
+        raise UserError(f"--skip-measured: every one of the {total} compositions is measured already; nothing to plan")
+    ms.write(output, doc, "batch-plan")
+    n = sum(len(c.batches) for c in cases)
+    click.echo(f"{output}: {len(doc['compositions'])} distinct compositions of {n} batches in {len(cases)} cases"
+               + (f" ({total - len(doc['compositions'])} already measured, left out)" if done else ""), err=True)
+
+
+@main.command("replay")
+@click.argument("docs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
+@click.option("--measured", "measured_paths", multiple=True, type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="A groundtruth tool-run document of `groundtruth run --suite replay` on that plan (repeatable: one per call).")
+@click.option("--hardware", default="H200-SXM-141GB", show_default=True, help="The hardware id whose cases to compare.")
+@click.option("--output", "output", type=click.Path(path_type=Path, file_okay=False), default=Path(OUTPUT), show_default=True,
+              help="Folder for vidur-batches.tool-run.json, vidur-replay.tool-run.json and vidur-replay-report.md.")
+@click.option("--overwrite", is_flag=True, help="Replace documents even where the keep policy would refuse.")
+def replay_cmd(docs: tuple[Path, ...], measured_paths: tuple[Path, ...], hardware: str, output: Path, overwrite: bool) -> None:
+    """Compare VIDUR's batch and request predictions with the GPU replay of its batches.
+
+    Writes (1) vidur-batches.tool-run.json: VIDUR's predicted time of each distinct batch
+    (tool vidur, keys <model>.batch.<composition>.fp16, the measured cases' keys), so the
+    aggregate pairs every batch with its measurement in D1; (2) vidur-replay.tool-run.json
+    (backend "replayed"): each case's request latencies (TTFT, TPOT, e2e p50/p90/p99, makespan)
+    from VIDUR's timeline re-run with the measured batch times (device and eager), the
+    scheduler's batches held fixed, with CDF points of both timelines; (3) vidur-replay-report.md.
+    """
+    from mtap_vidur_runner import replay_report
+    from mtap_schemas.paths import repo_root
+
+    try:
+        written = replay_report.write_all(docs, measured_paths, hardware, output, repo_root(), overwrite=overwrite)
+    except replay_report.ReplayError as exc:
+        raise UserError(str(exc)) from None
+    for line in written:
+        click.echo(line, err=True)
 
 
 @main.command("profile")

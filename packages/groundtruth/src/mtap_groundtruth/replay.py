@@ -1,0 +1,402 @@
+"""Suite ``replay``: a serving simulator's batches, run on the GPU and timed.
+
+Input is a ``batch-plan`` v1 document (``vidur-runner batches`` writes one from VIDUR's
+recorded batches): the model's shape and the distinct batch compositions, each a list of
+prefill requests (query tokens, KV tokens including the query) and the decode requests'
+count and longest KV. Each composition is one case, keyed
+``<model>.batch.<composition>.fp16`` (e.g. ``llama2-7b.batch.p130x130-d2x344.fp16``).
+
+What runs is one forward pass of the model's decoder layers over the batch's tokens, with
+random fp16 weights, built from the same operators and the same timing method as the VIDUR
+operator profile (packages/vidur-runner/src/mtap_vidur_runner/profiler.py), so the replay
+measures the composition of the profiled kernels, nothing else:
+
+* per layer: RMSNorm, the fused QKV GEMM, RoPE, the K/V save (a slot scatter into a paged
+  cache, as vLLM's ``reshape_and_cache``; one write-only cache shared by the layers), attention, the output GEMM, the residual add,
+  RMSNorm, the fused gate/up GEMM, SiLU-and-mul, the down GEMM, the residual add. RMSNorm,
+  RoPE and SiLU-and-mul are ``torch.compile``d (one fused kernel each) on CUDA, as in the
+  profile; GEMMs are cuBLAS through ``F.linear``;
+* attention is ``F.scaled_dot_product_attention`` (the FlashAttention-2 backend on Hopper)
+  over contiguous K/V of each layer's own buffer: one call per prefill request (causal, the
+  lower-right mask when the request has KV before its chunk) and one call for all decode
+  requests over K/V padded to the longest decode KV (SDPA takes no per-row lengths; VIDUR's
+  predictor assumes the mean KV). The outputs are concatenated into the batch's rows;
+* no embedding, final norm, LM head or sampling: VIDUR's batch time (``model_time``) counts
+  the decoder layers only.
+
+Timing, per composition after one warm-up call: ``latency`` timing ``device`` — ``reps``
+calls queued behind a ``torch.cuda._sleep`` long enough for the host to enqueue them all,
+each bracketed by CUDA events (the profile's method: device time back to back, no host
+launch gaps); ``latency`` timing ``eager-end-to-end`` — ``eager_reps`` calls each from an idle
+GPU (host launch gaps and ``torch.compile`` guard checks included). On CPU (tests) both are
+host-clock times of the same calls and the model is the plan's shape unless ``tiny``.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from .cases import Case
+
+#: the plan's composition key (schemas/batch-plan.v1.schema.json)
+_PART = re.compile(r"^(p(\d+)x(\d+)|d(\d+)x(\d+))$")
+
+#: the paged K/V save cache's block size (vidur's and the profile's)
+BLOCK = 16
+#: sleep cycles per millisecond of host enqueue time to cover (about the SM clock in kHz), and margin
+CYCLES_PER_MS = 2_000_000
+SLEEP_MARGIN = 1.5
+#: the tiny model (CPU tests): the plan's layer structure at toy widths
+TINY = {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 4, "ffn": 128}
+
+
+@dataclass(frozen=True)
+class Composition:
+    prefill: tuple[tuple[int, int], ...]  # (query tokens, KV tokens including them)
+    decode: tuple[int, int]  # (requests, longest KV)
+
+    @property
+    def tokens(self) -> int:
+        return sum(q for q, _ in self.prefill) + self.decode[0]
+
+    @property
+    def kv_tokens(self) -> int:
+        """K/V rows attention reads (decode padded to the longest)."""
+        return sum(kv for _, kv in self.prefill) + self.decode[0] * self.decode[1]
+
+    @property
+    def key(self) -> str:
+        parts = [f"p{q}x{kv}" for q, kv in self.prefill]
+        if self.decode[0]:
+            parts.append(f"d{self.decode[0]}x{self.decode[1]}")
+        return "-".join(parts)
+
+
+def parse_key(key: str) -> Composition:
+    """The composition a plan key names; ValueError for a malformed one."""
+    prefill: list[tuple[int, int]] = []
+    decode = (0, 0)
+    if not key:
+        raise ValueError("empty composition key")
+    for part in key.split("-"):
+        m = _PART.match(part)
+        if not m:
+            raise ValueError(f"composition key {key!r}: part {part!r} is not p<q>x<kv> or d<n>x<kv>")
+        if m.group(2):
+            q, kv = int(m.group(2)), int(m.group(3))
+            if q < 1 or kv < q:
+                raise ValueError(f"composition key {key!r}: prefill {part!r} needs 1 <= query <= kv")
+            prefill.append((q, kv))
+        else:
+            if decode[0]:
+                raise ValueError(f"composition key {key!r}: more than one decode part")
+            decode = (int(m.group(4)), int(m.group(5)))
+            if decode[0] < 1 or decode[1] < 1:
+                raise ValueError(f"composition key {key!r}: decode {part!r} needs count and KV >= 1")
+    return Composition(tuple(sorted(prefill)), decode)
+
+
+def plan_cases(plan: dict[str, Any]) -> list[Case]:
+    """One case per composition of a (validated) batch-plan document, in the plan's order."""
+    model = plan["model"]["key"]
+    out = []
+    for c in plan["compositions"]:
+        comp = parse_key(c["key"])
+        if [list(p) for p in comp.prefill] != sorted(c["prefill"]) or list(comp.decode) != c["decode"]:
+            raise ValueError(f"composition {c['key']!r}: its prefill/decode fields disagree with the key")
+        out.append(Case(f"{model}.batch.{c['key']}.fp16", plan["workload"], "replay", "replay",
+                        {"composition": c["key"], "batch_tokens": comp.tokens, "prefill_requests": len(comp.prefill),
+                         "decode_requests": comp.decode[0], "simulator_batches": c["batches"]}))
+    return out
+
+
+@dataclass
+class ReplaySettings:
+    device: Any  # torch.device
+    reps: int = 3
+    eager_reps: int = 2
+    tiny: bool = False
+    compile_ops: bool | None = None  # default: on CUDA only
+    log: Callable[[str], None] = field(default=lambda _m: None)
+
+
+def _maybe_compile(torch: Any, fn: Callable, enabled: bool, log: Callable[[str], None]) -> Callable:
+    """torch.compile(fn, dynamic=True), falling back to eager for good if compiling fails."""
+    if not enabled:
+        return fn
+    compiled = torch.compile(fn, dynamic=True)
+    state = {"fn": compiled, "ok": False}
+
+    def call(*args: Any) -> Any:
+        if state["ok"]:
+            return state["fn"](*args)
+        try:
+            out = state["fn"](*args)
+        except Exception as exc:  # noqa: BLE001 - depends on the machine's compiler
+            log(f"torch.compile failed for {fn.__name__} ({type(exc).__name__}: {str(exc)[:200]}); using eager")
+            state["fn"] = fn
+            out = fn(*args)
+        state["ok"] = True
+        return out
+
+    call.__name__ = fn.__name__
+    return call
+
+
+class Model:
+    """The plan model's decoder layers (random fp16 weights; fp32 on CPU) and per-layer K/V buffers."""
+
+    def __init__(self, shape: dict[str, int], max_kv_tokens: int, max_tokens: int, s: ReplaySettings) -> None:
+        import torch
+
+        self.torch = torch
+        self.F = torch.nn.functional
+        self.device = s.device
+        self.dt = torch.float16 if s.device.type == "cuda" else torch.float32
+        shape = dict(shape) | (TINY if s.tiny else {})
+        self.layers, self.h, self.heads = shape["layers"], shape["hidden"], shape["heads"]
+        self.kvh, self.ffn = shape["kv_heads"], shape["ffn"]
+        self.hd = self.h // self.heads
+        gen = torch.Generator(device=s.device).manual_seed(0)
+        dev, dt, hd = s.device, self.dt, self.hd
+
+        def w(*sh: int) -> Any:  # uniform like sarathi's initialize_dummy_weights (and the profile)
+            return (torch.rand(*sh, device=dev, dtype=dt, generator=gen) - 0.5) * 2e-3
+
+        self.weights = [
+            {
+                "ln1": torch.ones(self.h, device=dev, dtype=dt),
+                "qkv": w((self.heads + 2 * self.kvh) * hd, self.h),
+                "o": w(self.h, self.heads * hd),
+                "ln2": torch.ones(self.h, device=dev, dtype=dt),
+                "up": w(2 * self.ffn, self.h),
+                "down": w(self.h, self.ffn),
+            }
+            for _ in range(self.layers)
+        ]
+        # attention reads each layer's own contiguous K/V (as the profile's kbuf/vbuf); new rows are
+        # saved into each layer's paged cache by slot
+        self.kv_rows = max(1, max_kv_tokens)
+        self.kbuf = [torch.randn(self.kv_rows, self.kvh, hd, device=dev, dtype=dt, generator=gen) for _ in range(self.layers)]
+        self.vbuf = [torch.randn(self.kv_rows, self.kvh, hd, device=dev, dtype=dt, generator=gen) for _ in range(self.layers)]
+        # one paged save cache for all layers: it is only written (a scatter), so sharing it changes no
+        # access the timing sees, and per-layer copies would take 80 GB for the largest batches
+        self.slots = max(4 * max_tokens, 64 * BLOCK)
+        self.slots += -self.slots % BLOCK
+        k_cache = torch.empty(self.slots, self.kvh, hd, device=dev, dtype=dt)
+        v_cache = torch.empty(self.slots, self.kvh, hd, device=dev, dtype=dt)
+        self.k_cache, self.v_cache = [k_cache] * self.layers, [v_cache] * self.layers
+        max_pos = max(4096, max_kv_tokens)
+        inv = 1.0 / (10000.0 ** (torch.arange(0, hd, 2, device=dev, dtype=torch.float32) / hd))
+        freqs = torch.outer(torch.arange(max_pos, device=dev, dtype=torch.float32), inv)
+        cos_cache, sin_cache = freqs.cos().to(dt), freqs.sin().to(dt)
+        heads, kvh = self.heads, self.kvh
+        F = self.F
+
+        def rms_norm(x: Any, weight: Any) -> Any:
+            xf = x.float()
+            xf = xf * torch.rsqrt(xf.pow(2).mean(-1, keepdim=True) + 1e-6)
+            return xf.to(x.dtype) * weight
+
+        def rope(positions: Any, q: Any, k: Any) -> Any:  # neox style, one function so compile fuses it
+            cos = cos_cache[positions].unsqueeze(1)
+            sin = sin_cache[positions].unsqueeze(1)
+            t = positions.shape[0]
+
+            def rot(x: Any, n: int) -> Any:
+                x = x.reshape(t, n, hd)
+                x1, x2 = x[..., : hd // 2], x[..., hd // 2 :]
+                return torch.cat((x1 * cos - x2 * sin, x2 * cos + x1 * sin), dim=-1).view(t, n * hd)
+
+            return rot(q, heads), rot(k, kvh)
+
+        def silu_and_mul(x: Any) -> Any:
+            d = x.shape[-1] // 2
+            return F.silu(x[..., :d]) * x[..., d:]
+
+        enabled = s.compile_ops if s.compile_ops is not None else s.device.type == "cuda"
+        self.compiled = bool(enabled)
+        self.rms_norm = _maybe_compile(torch, rms_norm, enabled, s.log)
+        self.rope = _maybe_compile(torch, rope, enabled, s.log)
+        self.act = _maybe_compile(torch, silu_and_mul, enabled, s.log)
+        self.gen = gen
+
+    def batch(self, comp: Composition) -> Callable[[], Any]:
+        """The forward pass over one composition's tokens, as a no-argument callable."""
+        torch, F = self.torch, self.F
+        dev, dt, hd, heads, kvh = self.device, self.dt, self.hd, self.heads, self.kvh
+        if comp.kv_tokens > self.kv_rows:
+            raise ValueError(f"composition {comp.key} reads {comp.kv_tokens} K/V rows, the buffers hold {self.kv_rows}")
+        t = comp.tokens
+        x0 = torch.randn(t, self.h, device=dev, dtype=dt, generator=self.gen)
+        positions: list[int] = []
+        for q, kv in comp.prefill:
+            positions += range(kv - q, kv)
+        n_dec, max_kv = comp.decode
+        positions += [max_kv - 1] * n_dec
+        pos = torch.tensor(positions, device=dev, dtype=torch.long)
+        # each request's new rows go to its own run of blocks, as with a block table
+        blocks = torch.randperm(self.slots // BLOCK, device=dev, generator=self.gen)[: math.ceil(t / BLOCK) + len(comp.prefill) + n_dec]
+        slot = (blocks[:, None] * BLOCK + torch.arange(BLOCK, device=dev)[None, :]).flatten()[:t]
+        # attention calls: (query row offset, query rows, kv row offset, kv rows per sequence, sequences, mask kind)
+        calls = []
+        qo = ko = 0
+        for q, kv in comp.prefill:
+            calls.append((qo, q, ko, kv, 1, "lower-right" if kv > q else "causal"))
+            qo += q
+            ko += kv
+        if n_dec:
+            calls.append((qo, 1, ko, max_kv, n_dec, "none"))
+        from torch.nn.attention.bias import causal_lower_right
+
+        masks = {i: causal_lower_right(q, kv) for i, (_, q, _, kv, _, kind) in enumerate(calls) if kind == "lower-right"}
+        scale = hd**-0.5
+        layers = list(zip(self.weights, self.kbuf, self.vbuf, self.k_cache, self.v_cache))
+        rms_norm, rope, act = self.rms_norm, self.rope, self.act
+        split = [heads * hd, kvh * hd, kvh * hd]
+
+        def forward() -> Any:
+            x = x0
+            for wts, kb, vb, kc, vc in layers:
+                h1 = rms_norm(x, wts["ln1"])
+                qkv = F.linear(h1, wts["qkv"])
+                q, k, v = qkv.split(split, dim=-1)
+                q, k = rope(pos, q, k)
+                kc.index_copy_(0, slot, k.view(t, kvh, hd))
+                vc.index_copy_(0, slot, v.reshape(t, kvh, hd))
+                outs = []
+                for i, (qo_, nq, ko_, nkv, nseq, kind) in enumerate(calls):
+                    qi = q[qo_ : qo_ + nq * nseq].view(nseq, nq, heads, hd).transpose(1, 2)
+                    ki = kb[ko_ : ko_ + nkv * nseq].view(nseq, nkv, kvh, hd).transpose(1, 2)
+                    vi = vb[ko_ : ko_ + nkv * nseq].view(nseq, nkv, kvh, hd).transpose(1, 2)
+                    if kind == "causal":
+                        y = F.scaled_dot_product_attention(qi, ki, vi, is_causal=True, scale=scale)
+                    elif kind == "lower-right":
+                        y = F.scaled_dot_product_attention(qi, ki, vi, attn_mask=masks[i], scale=scale)
+                    else:
+                        y = F.scaled_dot_product_attention(qi, ki, vi, scale=scale)
+                    outs.append(y.transpose(1, 2).reshape(nq * nseq, heads * hd))
+                attn = outs[0] if len(outs) == 1 else torch.cat(outs)
+                x = x + F.linear(attn, wts["o"])
+                h2 = rms_norm(x, wts["ln2"])
+                x = x + F.linear(act(F.linear(h2, wts["up"])), wts["down"])
+            return x
+
+        return forward
+
+
+def time_device(fn: Callable[[], Any], reps: int, host_ms: float, device: Any) -> tuple[list[float], float]:
+    """(per-call device ms, sleep ms asked): ``reps`` calls queued behind a GPU sleep sized from
+    ``host_ms`` (the host time to enqueue one call), bracketed by CUDA events. If the host was
+    still enqueuing when the sleep ended, the sleep is doubled and the series taken again."""
+    import torch
+
+    sleep_ms = max(1.0, host_ms * reps * SLEEP_MARGIN + 1.0)
+    for _ in range(4):
+        events = [torch.cuda.Event(enable_timing=True) for _ in range(reps + 1)]
+        t0 = time.perf_counter()
+        torch.cuda._sleep(int(sleep_ms * CYCLES_PER_MS))
+        events[0].record()
+        for i in range(reps):
+            fn()
+            events[i + 1].record()
+        enqueued_ms = (time.perf_counter() - t0) * 1e3
+        events[-1].synchronize()
+        if enqueued_ms < sleep_ms * 0.8:
+            return [events[i].elapsed_time(events[i + 1]) for i in range(reps)], sleep_ms
+        sleep_ms *= 2
+    raise RuntimeError(f"the host could not queue {reps} calls within a {sleep_ms / 2:.0f} ms GPU sleep")
+
+
+def time_eager(fn: Callable[[], Any], reps: int, device: Any) -> tuple[list[float], float]:
+    """(per-call eager ms from an idle GPU, median host enqueue ms); host clock on CPU."""
+    import torch
+
+    out, host = [], []
+    for _ in range(reps):
+        if device.type == "cuda":
+            torch.cuda.synchronize(device)
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            t0 = time.perf_counter()
+            fn()
+            host.append((time.perf_counter() - t0) * 1e3)
+            end.record()
+            end.synchronize()
+            out.append(start.elapsed_time(end))
+        else:
+            t0 = time.perf_counter()
+            fn()
+            dt = (time.perf_counter() - t0) * 1e3
+            out.append(dt)
+            host.append(dt)
+    return out, sorted(host)[len(host) // 2]
+
+
+def measure(model: Model, comp: Composition, s: ReplaySettings) -> tuple[list[dict], dict[str, Any]]:
+    """(metrics, extra parameters) of one composition."""
+    import torch
+
+    from . import stats
+
+    with torch.inference_mode():
+        fn = model.batch(comp)
+        _, host_ms = time_eager(fn, 1, s.device)  # warm-up (a new shape may compile)
+        eager, host_ms = time_eager(fn, s.eager_reps, s.device)
+        metrics = []
+        extra: dict[str, Any] = {"host_enqueue_ms": round(host_ms, 3), "reps": s.reps, "eager_reps": s.eager_reps}
+        if s.device.type == "cuda":
+            dev, sleep_ms = time_device(fn, s.reps, host_ms, s.device)
+            extra["sleep_ms"] = round(sleep_ms, 3)
+            metrics += stats.time_metrics(dev, "device")
+        metrics += stats.time_metrics(eager, "eager-end-to-end")
+    return metrics, extra
+
+
+def buffer_sizes(cases: list[Case]) -> tuple[int, int]:
+    """(largest K/V rows, largest batch tokens) over the cases' compositions."""
+    comps = [parse_key(c.params["composition"]) for c in cases]
+    return max((c.kv_tokens for c in comps), default=1), max((c.tokens for c in comps), default=1)
+
+
+def run_cases(cases: list[Case], plan: dict[str, Any], settings: ReplaySettings, hardware: str,
+              progress: Callable[[Case], None] | None = None, deadline: float | None = None,
+              on_case: Callable[[Case, dict], None] | None = None, common: dict | None = None) -> list[dict]:
+    """Measure each composition into a tool-run case; one that raises becomes ``failed``. Past the
+    ``deadline`` no case is started and none is recorded (the document holds what was measured)."""
+    import mtap_schemas.toolrun as tr
+
+    common = dict(common or {})
+    kv_rows, tokens = buffer_sizes(cases)
+    model = Model(plan["model"], kv_rows, tokens, settings) if cases else None
+    if model is not None:
+        common["compiled_ops"] = model.compiled
+        if settings.tiny:
+            common["tiny"] = True
+    out = []
+    for case in cases:
+        base = {"workload": case.workload, "hardware": hardware, "key": case.key}
+        params = dict(case.params) | common
+        if deadline is not None and time.monotonic() > deadline:
+            # the rest stay out of the document (a later run measures them from a plan of what is left:
+            # `vidur-runner batches --skip-measured`), so no case is recorded as a failure it is not
+            settings.log(f"--time-budget spent: {len(cases) - len(out)} of {len(cases)} compositions left unmeasured")
+            break
+        try:
+            metrics, extra = measure(model, parse_key(case.params["composition"]), settings)
+            result = tr.ok(case.case_id(hardware), **base, parameters=dict(sorted((params | extra).items())), metrics=metrics)
+        except Exception as exc:  # noqa: BLE001 - one broken case must not lose the others
+            msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
+            result = tr.failed(case.case_id(hardware), **base, parameters=dict(sorted(params.items())),
+                               kind="measurement-failed", message=msg)
+        out.append(result)
+        if progress:
+            progress(case)
+        if on_case:
+            on_case(case, result)
+    return out

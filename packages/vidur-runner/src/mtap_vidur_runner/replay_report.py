@@ -1,0 +1,314 @@
+"""`vidur-runner replay`: VIDUR's batch times and request latencies against the GPU replay.
+
+Reads the vidur tool-run documents (their kept batch records) and the groundtruth replay
+document, and writes under the output folder:
+
+* ``vidur-batches.tool-run.json`` — tool ``vidur``: one case per distinct (composition, VIDUR
+  predicted time), metric ``latency`` (ms, simulated) under the replay's key
+  ``<model>.batch.<composition>.fp16``, with how many batches it stands for. The aggregate pairs
+  it with the measured composition (D1 rows ``vidur`` on W5);
+* ``vidur-replay.tool-run.json`` — tool ``vidur-replay``, backend ``replayed``: per vidur case (same
+  id and key) the request latencies of VIDUR's timeline re-run with the measured batch times, as
+  the vidur document names them (``ttft_p50`` ... ``makespan``, s), timing ``device`` and
+  ``eager-end-to-end``; plus CDF points (``<series>_cdf_pNNN``) of the replayed (device) and of
+  VIDUR's own timeline (kind ``prediction``) for the latency-CDF figure;
+* ``vidur-replay-report.md`` — batch-level error per case (batch-weighted: MAPE, median and p90
+  APE), by batch size and prefill/decode mix, and the request-level comparison.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+from . import __version__
+from . import parse as parse_mod
+from .replay import Batch, CaseBatches, ReplayError, Requests, cdf, decode_tokens, latency_metrics, load_cases, timeline
+
+__all__ = ["ReplayError", "write_all"]
+
+TIMINGS = ("device", "eager-end-to-end")
+CDF_POINTS = 21  # every 5th percentile
+SERIES = ("ttft", "tpot", "e2e_latency")
+
+
+def read_measured(path: Path, hardware: str) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """composition key -> {timing: median ms, timing + "_spread": (p90-p10)/median} of the ok cases."""
+    import mtap_schemas as ms
+
+    try:
+        doc = ms.read_tool_run(path)
+    except ms.SchemaError as exc:
+        raise ReplayError(str(exc)) from None
+    if doc["tool"]["name"] != "groundtruth" or doc["tool"]["backend"] != "measured":
+        raise ReplayError(f"{path}: field tool: expected the groundtruth (measured) replay document")
+    out: dict[str, dict[str, float]] = {}
+    for c in doc["cases"]:
+        if c["status"] != "ok" or c["hardware"] != hardware:
+            continue
+        comp = (c.get("parameters") or {}).get("composition")
+        if comp is None:
+            continue
+        m = {}
+        for x in c["metrics"]:
+            if x["name"] == "latency" and x.get("timing") in TIMINGS:
+                m[x["timing"]] = float(x["value"])
+            elif x["name"] == "latency_spread" and x.get("timing") in TIMINGS:
+                m[x["timing"] + "_spread"] = float(x["value"])
+        out[comp] = m
+    if not out:
+        raise ReplayError(f"{path}: no ok replay case of {hardware} (cases need parameters.composition)")
+    return out, doc
+
+
+def _ape(p: float, m: float) -> float:
+    return abs(p - m) / m * 100.0
+
+
+def weighted_stats(pairs: list[tuple[float, float]]) -> dict[str, float]:
+    """MAPE, median and p90 APE over (predicted, measured) pairs, one per batch."""
+    apes = sorted(_ape(p, m) for p, m in pairs)
+    if not apes:
+        return {}
+    return {"n": len(apes), "mape": sum(apes) / len(apes), "p50": parse_mod.percentile(apes, 50),
+            "p90": parse_mod.percentile(apes, 90), "bias": sum((p - m) / m for p, m in pairs) / len(pairs) * 100.0}
+
+
+def _label(case: dict[str, Any]) -> str:
+    p = case["parameters"]
+    rate = "static" if p.get("arrival") == "static" else f"QPS {p['qps']:g}"
+    lens = f", {p['min_tokens']}-{p['max_tokens']} tok" if (p["min_tokens"], p["max_tokens"]) != (128, 512) else ""
+    return f"{p['scheduler']} {rate}{lens}"
+
+
+def _size_bin(n: int) -> str:
+    return "1" if n == 1 else "2" if n == 2 else "3-4" if n <= 4 else "5-16" if n <= 16 else "17-64" if n <= 64 else ">64"
+
+
+def check_timeline(cb: CaseBatches, n_dec: dict[int, int]) -> float:
+    """Largest relative difference between VIDUR's request e2e/TTFT and our timeline fed VIDUR's own
+    predicted batch times (0 when the timeline model reproduces VIDUR exactly)."""
+    from .replay import _float, _int, _read_xz_csv
+
+    rows = _read_xz_csv(cb.requests)
+    got = timeline(cb.batches, [b.predicted_s for b in cb.batches], n_dec)
+    worst = 0.0
+    for r in rows:
+        rid = _int(r, "Request Id", cb.requests)
+        for col, ours in (("request_e2e_time", got.completed[rid] - got.arrived[rid]),
+                          ("prefill_e2e_time", got.first_token[rid] - got.arrived[rid])):
+            want = _float(r, col, cb.requests)
+            if want > 0:
+                worst = max(worst, abs(ours - want) / want)
+    return worst
+
+
+def read_all_measured(paths: Iterable[Path], hardware: str) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
+    """The compositions of several replay documents (one per device call); a composition measured
+    twice keeps the first document's value."""
+    merged: dict[str, dict[str, float]] = {}
+    first = None
+    for p in paths:
+        m, doc = read_measured(p, hardware)
+        first = first or doc
+        for k, v in m.items():
+            merged.setdefault(k, v)
+    if first is None:
+        raise ReplayError("--measured: no replay document given")
+    return merged, first
+
+
+def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: str, output: Path, root: Path,
+              overwrite: bool = False) -> list[str]:
+    import mtap_schemas.toolrun as tr
+    from mtap_schemas.keep import save
+    from mtap_schemas.paths import relative_to_repo
+
+    docs = list(docs)
+    measured_paths = list(measured_paths)
+    cases = load_cases(docs, hardware, root)
+    measured, gt_doc = read_all_measured(measured_paths, hardware)
+    measured_text = ", ".join(relative_to_repo(p) for p in measured_paths)
+    model_key = "llama2-7b"
+
+    # ---------------------------------------------------------------- batch level
+    groups: dict[tuple[str, float], dict[str, Any]] = {}
+    per_case: list[dict[str, Any]] = []
+    by_size: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    by_mix: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for cb in cases:
+        sched = cb.case["parameters"]["scheduler"]
+        pairs: dict[str, list[tuple[float, float]]] = {t: [] for t in TIMINGS}
+        missing = 0
+        for b in cb.batches:
+            pred_ms = round(b.predicted_s * 1e3, 6)
+            g = groups.setdefault((b.key, pred_ms), {"batches": 0, "schedulers": set(), "batch": b})
+            g["batches"] += 1
+            g["schedulers"].add(sched)
+            m = measured.get(b.key)
+            if m is None or "device" not in m:
+                missing += 1
+                continue
+            for t in TIMINGS:
+                if t in m:
+                    pairs[t].append((pred_ms, m[t]))
+                    by_size[t][_size_bin(b.size)].append((pred_ms, m[t]))
+                    by_mix[t][b.mix].append((pred_ms, m[t]))
+        per_case.append({"case": cb, "pairs": pairs, "missing": missing})
+
+    wl = "W5"
+    batch_builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur", _vidur_version(docs), "native",
+                                                                     "python -m vidur.main (runner environment)"),
+                               prog="vidur-runner")
+    batch_builder.setup_done()
+    batch_cases = []
+    seen: dict[str, int] = defaultdict(int)
+    for (key, pred_ms), g in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+        b: Batch = g["batch"]
+        i = seen[key]
+        seen[key] += 1
+        batch_cases.append(tr.ok(
+            f"{wl}/{hardware}/batch/{key}/{i}", workload=wl, hardware=hardware, key=f"{model_key}.batch.{key}.fp16",
+            parameters={"composition": key, "batches": g["batches"], "schedulers": ",".join(sorted(g["schedulers"])),
+                        "batch_size": b.size, "batch_tokens": b.tokens, "mix": b.mix},
+            metrics=[tr.metric("latency", pred_ms, "ms", "prediction", timing="simulated")]))
+    out = []
+    saved = save(batch_builder.document(batch_cases), output, "vidur-batches", overwrite=overwrite)
+    out.append(saved.message)
+
+    # ---------------------------------------------------------------- request level
+    rep_builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur-replay", __version__, "replayed",
+                                                                   "vidur-runner replay (VIDUR's schedule, measured batch times)"),
+                             prog="vidur-runner")
+    rep_builder.setup_done()
+    rep_cases = []
+    request_rows = []
+    for pc in per_case:
+        cb: CaseBatches = pc["case"]
+        c = cb.case
+        base = {"workload": c["workload"], "hardware": c["hardware"], "key": c.get("key")}
+        n_dec = decode_tokens(cb.requests)
+        params = {"scheduler": c["parameters"]["scheduler"], "vidur_case": c["id"], "batches": len(cb.batches),
+                  "measured": measured_text}
+        if pc["missing"]:
+            rep_cases.append(tr.failed(c["id"], **base, parameters=params, kind="incomplete",
+                                       message=f"{pc['missing']} of {len(cb.batches)} batches have no measured composition in "
+                                               f"{measured_text}: the timeline needs every batch"))
+            continue
+        params["vidur_timeline_max_rel_diff"] = round(check_timeline(cb, n_dec), 12)
+        vidur_tl = timeline(cb.batches, [b.predicted_s for b in cb.batches], n_dec)
+        metrics: list[dict] = []
+        timelines: dict[str, Requests] = {}
+        for t in TIMINGS:
+            tl = timeline(cb.batches, [measured[b.key][t] / 1e3 for b in cb.batches], n_dec)
+            timelines[t] = tl
+            metrics += latency_metrics(tl, "measurement", t)
+        for name, tl, kind, timing in (("replayed", timelines["device"], "measurement", "device"),
+                                       ("vidur", vidur_tl, "prediction", "simulated")):
+            series = tl.series()
+            for stem in SERIES:
+                pts = cdf(series[stem], CDF_POINTS)
+                for i, v in enumerate(pts):
+                    pct = round(100 * i / (CDF_POINTS - 1))
+                    metrics.append(tr.metric(f"{stem}_cdf_p{pct:03d}", round(v, 9), "s", kind, timing=timing))
+        rep_cases.append(tr.ok(c["id"], **base, parameters=params, metrics=metrics))
+        request_rows.append((c, vidur_tl, timelines, params["vidur_timeline_max_rel_diff"]))
+    saved = save(rep_builder.document(rep_cases), output, "vidur-replay", overwrite=overwrite)
+    out.append(saved.message)
+
+    report = output / "vidur-replay-report.md"
+    text = render(per_case, by_size, by_mix, request_rows, groups, measured, docs, measured_text, hardware)
+    from mtap_schemas import write_text_atomic
+
+    write_text_atomic(report, text)
+    out.append(f"{report}: written")
+    return out
+
+
+def _vidur_version(docs: list[Path]) -> str | None:
+    import mtap_schemas as ms
+
+    for p in docs:
+        return ms.read_tool_run(p)["tool"].get("version")
+    return None
+
+
+def _pct(x: float | None) -> str:
+    return "-" if x is None or not math.isfinite(x) else f"{x:.1f} %"
+
+
+def render(per_case, by_size, by_mix, request_rows, groups, measured, docs, measured_text, hardware) -> str:
+    from mtap_schemas.paths import relative_to_repo
+
+    n_batches = sum(len(pc["case"].batches) for pc in per_case)
+    lines = [
+        f"# VIDUR against its batches replayed on the GPU ({hardware})",
+        "",
+        "Written by `vidur-runner replay` from "
+        + ", ".join(f"`{relative_to_repo(p)}`" for p in docs)
+        + f" and the GPU replay {measured_text} (`groundtruth run --suite replay`).",
+        "",
+        "**What this measures:** VIDUR's execution-time predictor (random forests fitted on our operator profile) "
+        "and its composition into request latency, against the same operators run together as one forward pass "
+        "of Llama-2-7B's 32 decoder layers on the GPU, batch by batch, with the batches VIDUR's scheduler formed. "
+        "**What it does not:** a serving engine's own overheads (scheduling, sampling, detokenization, the "
+        "embedding and LM head, CUDA-graph capture), FlashInfer/paged-attention kernels, or a live scheduler "
+        "reacting to the measured times (the timeline keeps VIDUR's batches in VIDUR's order).",
+        "",
+        f"{n_batches:,} batches in {len(per_case)} cases; {len(measured):,} distinct compositions measured; "
+        f"{len(groups):,} distinct (composition, VIDUR prediction) pairs in `vidur-batches.tool-run.json`.",
+        "",
+        "## Batch level (every batch of each case; APE = |VIDUR - measured| / measured)",
+        "",
+        "| case | batches | device MAPE | median APE | p90 APE | bias | eager MAPE | eager median APE |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    alld: list = []
+    alle: list = []
+    for pc in per_case:
+        d, e = weighted_stats(pc["pairs"]["device"]), weighted_stats(pc["pairs"]["eager-end-to-end"])
+        alld += pc["pairs"]["device"]
+        alle += pc["pairs"]["eager-end-to-end"]
+        lines.append(f"| {_label(pc['case'].case)} | {len(pc['case'].batches):,}"
+                     + (f" ({pc['missing']} unmeasured)" if pc["missing"] else "")
+                     + f" | {_pct(d.get('mape'))} | {_pct(d.get('p50'))} | {_pct(d.get('p90'))} | {_pct(d.get('bias'))}"
+                     f" | {_pct(e.get('mape'))} | {_pct(e.get('p50'))} |")
+    d, e = weighted_stats(alld), weighted_stats(alle)
+    lines.append(f"| **all** | {len(alld):,} | {_pct(d.get('mape'))} | {_pct(d.get('p50'))} | {_pct(d.get('p90'))} | "
+                 f"{_pct(d.get('bias'))} | {_pct(e.get('mape'))} | {_pct(e.get('p50'))} |")
+    lines += ["", "Bias: mean signed error (VIDUR - measured) / measured; negative = VIDUR predicts faster batches.", "",
+              "### By batch size (requests) and by mix (device time)", "",
+              "| batch size | batches | MAPE | median APE | p90 APE | bias |", "|---|---|---|---|---|---|"]
+    order = ["1", "2", "3-4", "5-16", "17-64", ">64"]
+    for k in order:
+        s = weighted_stats(by_size["device"].get(k, []))
+        if s:
+            lines.append(f"| {k} | {s['n']:,} | {_pct(s['mape'])} | {_pct(s['p50'])} | {_pct(s['p90'])} | {_pct(s['bias'])} |")
+    lines += ["", "| mix | batches | MAPE | median APE | p90 APE | bias |", "|---|---|---|---|---|---|"]
+    for k in ("decode", "prefill", "mixed"):
+        s = weighted_stats(by_mix["device"].get(k, []))
+        if s:
+            lines.append(f"| {k} | {s['n']:,} | {_pct(s['mape'])} | {_pct(s['p50'])} | {_pct(s['p90'])} | {_pct(s['bias'])} |")
+    spreads = sorted(m["device_spread"] for m in measured.values() if "device_spread" in m)
+    if spreads:
+        lines += ["", f"Measurement spread ((p90 - p10) / median of each composition's device-timed calls): median "
+                      f"{parse_mod.percentile(spreads, 50) * 100:.2f} %, p90 {parse_mod.percentile(spreads, 90) * 100:.2f} %."]
+    lines += ["", "## Request level (VIDUR's timeline vs the same schedule with measured batch times)", "",
+              "Check: our timeline fed VIDUR's own predicted batch times reproduces VIDUR's per-request e2e and TTFT "
+              "to the relative difference in the last column.", "",
+              "| case | series | VIDUR p50 / p90 / p99 | replayed (device) p50 / p90 / p99 | replayed (eager) p50 | check |",
+              "|---|---|---|---|---|---|"]
+    for c, vtl, tls, check in request_rows:
+        vs, ds, es = vtl.series(), tls["device"].series(), tls["eager-end-to-end"].series()
+        for stem in SERIES:
+            unit = 1e3
+            f = lambda xs: " / ".join(f"{parse_mod.percentile(xs, p) * unit:.2f}" for p in (50, 90, 99))  # noqa: E731
+            lines.append(f"| {_label(c)} | {stem} (ms) | {f(vs[stem])} | {f(ds[stem])} | "
+                         f"{parse_mod.percentile(es[stem], 50) * unit:.2f} | {check:.1e} |")
+        lines.append(f"| {_label(c)} | makespan (s) | {vtl.makespan:.3f} | {tls['device'].makespan:.3f} | "
+                     f"{tls['eager-end-to-end'].makespan:.3f} | |")
+    lines.append("")
+    return "\n".join(lines)
