@@ -72,6 +72,7 @@ def run(evaluation_dir: Path, output: Path, hardware: Path) -> None:
         ("predicted-vs-measured", "needs aggregate pairs with device-time measurements", lambda: aggregate and plots.predicted_vs_measured(aggregate)),
         ("astra-collective-scaling", "needs ok ASTRA-sim collective cases", lambda: plots.collective_scaling([doc for _, doc in by_tool.get("astra-sim", [])])),
         ("vidur-latency-cdf", "needs ok VIDUR cases (request_metrics CSV artifacts or e2e_latency percentiles)", lambda: plots.vidur_latency(by_tool.get("vidur", []), roots=[Path.cwd()], confine=evaluation_dir)),
+        ("vidur-replay-cdf", "needs ok vidur-replay cases (`vidur-runner replay`)", lambda: plots.vidur_replay_cdf([doc for _, doc in by_tool.get("vidur-replay", [])])),
         ("error-amplification", "run `nox -s compose` first; needs per-layer predictions with measurements", lambda: compositional and plots.amplification_bars(compositional)),
     ]
     made: list[str] = []

@@ -183,6 +183,8 @@ def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Pat
             sched, qps = c["parameters"].get("scheduler"), c["parameters"].get("qps")
             if c["status"] != "ok" or sched is None or qps is None:
                 continue
+            if c["parameters"].get("arrival", "poisson") != "poisson" or c["parameters"].get("min_tokens", 128) != 128:
+                continue  # the static and long-context workloads are not the W5 QPS sweep
             lat = _request_latencies(c, [*(roots or []), doc_path.parent], confine)
             if lat:
                 ys = [(i + 1) / len(lat) for i in range(len(lat))]
@@ -216,6 +218,55 @@ def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Pat
     axes[0][0].set_ylabel("fraction of requests" + ("" if empirical else " (at reported percentiles)"))
     axes[0][-1].legend(fontsize=7, loc="lower right", title="scheduler (markers: p50, p90, p99)" if empirical else "scheduler", title_fontsize=6.5)
     fig.suptitle(f"VIDUR simulated request latency CDF, Llama-2-7B on {hardware}", y=1.03)
+    return fig
+
+
+def vidur_replay_cdf(replay_docs: list[dict[str, Any]], qps: float = 8.0):
+    """Predicted vs replayed request latency CDFs per scheduler (vidur-replay documents).
+
+    Each case of a ``vidur-replay`` document carries CDF points (every 5th percentile) of TTFT and
+    e2e latency for VIDUR's own timeline (kind prediction) and for the same schedule with the
+    batch times measured on the GPU (device time). One column per scheduler at ``qps``, and the
+    static workload (every request at t=0) where present."""
+    cdf = re.compile(r"^(ttft|e2e_latency)_cdf_p(\d{3})$")
+    panels: dict[tuple[str, str], dict[str, list[tuple[int, float]]]] = {}
+    hardware = None
+    for doc in replay_docs:
+        for c in doc["cases"]:
+            if c["status"] != "ok":
+                continue
+            label = c["id"].split("/")
+            sched = c["parameters"].get("scheduler")
+            rate = label[3] if len(label) > 3 else ""
+            if sched is None or rate not in (f"qps={qps:g}", "static") or len(label) > 4:
+                continue
+            hardware = hardware or c["hardware"]
+            for m in c["metrics"]:
+                if (g := cdf.match(m["name"])) is None:
+                    continue
+                who = "VIDUR" if m["kind"] == "prediction" else "replayed"
+                panels.setdefault((rate, sched), {}).setdefault(f"{g.group(1)}|{who}", []).append((int(g.group(2)), m["value"]))
+    if not panels:
+        return None
+    cols = sorted(panels, key=lambda k: (k[0] == "static", k[1]))
+    fig, axes = plt.subplots(2, len(cols), figsize=(2.6 * len(cols), 5.0), squeeze=False)
+    for j, col in enumerate(cols):
+        for i, (stem, title) in enumerate((("ttft", "TTFT (ms)"), ("e2e_latency", "e2e latency (ms)"))):
+            ax = axes[i][j]
+            for k, who in enumerate(("VIDUR", "replayed")):
+                pts = sorted(panels[col].get(f"{stem}|{who}", []))
+                if pts:
+                    ax.plot([v * 1e3 for _, v in pts], [p / 100 for p, _ in pts], ls=LINES[k], color=GREYS[k], lw=1.3,
+                            marker=MARKERS[k], ms=2.5, label="VIDUR (predicted)" if who == "VIDUR" else "replayed on GPU (device)")
+            ax.set_xlabel(title)
+            ax.set_ylim(0, 1.02)
+            if i == 0:
+                ax.set_title(f"{col[1]}, {'static (t=0)' if col[0] == 'static' else col[0].replace('=', ' ')}", fontsize=8)
+            if j == 0:
+                ax.set_ylabel("fraction of requests")
+    axes[0][-1].legend(fontsize=6.5, loc="lower right")
+    fig.suptitle(f"VIDUR's request latency vs its schedule replayed with GPU-measured batch times, Llama-2-7B on {hardware}", y=1.01)
+    fig.tight_layout()
     return fig
 
 

@@ -24,11 +24,11 @@ measures the composition of the profiled kernels, nothing else:
 * no embedding, final norm, LM head or sampling: VIDUR's batch time (``model_time``) counts
   the decoder layers only.
 
-Timing, per composition after one warm-up call: ``latency`` timing ``device`` — ``reps``
-calls queued behind a ``torch.cuda._sleep`` long enough for the host to enqueue them all,
-each bracketed by CUDA events (the profile's method: device time back to back, no host
-launch gaps); ``latency`` timing ``eager-end-to-end`` — ``eager_reps`` calls each from an idle
-GPU (host launch gaps and ``torch.compile`` guard checks included). On CPU (tests) both are
+Timing, per composition after one warm-up call: ``latency`` timing ``eager-end-to-end`` —
+``eager_reps`` calls each from an idle GPU (host launch gaps and ``torch.compile`` guard checks
+included); ``latency`` timing ``device`` — the call captured once in a CUDA graph and replayed
+``reps`` times behind a short GPU sleep, bracketed by CUDA events (kernel time and on-device gaps,
+no host launch gaps: what the profile's sleep-queued events measure per operator). On CPU (tests) both are
 host-clock times of the same calls and the model is the plan's shape unless ``tiny``.
 """
 
@@ -48,9 +48,8 @@ _PART = re.compile(r"^(p(\d+)x(\d+)|d(\d+)x(\d+))$")
 
 #: the paged K/V save cache's block size (vidur's and the profile's)
 BLOCK = 16
-#: sleep cycles per millisecond of host enqueue time to cover (about the SM clock in kHz), and margin
-CYCLES_PER_MS = 2_000_000
-SLEEP_MARGIN = 1.5
+#: GPU busy-wait before each timed graph replay (~1 ms at 1.98 GHz), so the host has queued the replay
+SLEEP_CYCLES = 2_000_000
 #: the tiny model (CPU tests): the plan's layer structure at toy widths
 TINY = {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 4, "ffn": 128}
 
@@ -122,6 +121,7 @@ class ReplaySettings:
     eager_reps: int = 2
     tiny: bool = False
     compile_ops: bool | None = None  # default: on CUDA only
+    sync_debug: bool = False  # log the ops of one call that synchronize with the GPU (env MTAP_REPLAY_SYNC_DEBUG=1)
     log: Callable[[str], None] = field(default=lambda _m: None)
 
 
@@ -290,27 +290,36 @@ class Model:
         return forward
 
 
-def time_device(fn: Callable[[], Any], reps: int, host_ms: float, device: Any) -> tuple[list[float], float]:
-    """(per-call device ms, sleep ms asked): ``reps`` calls queued behind a GPU sleep sized from
-    ``host_ms`` (the host time to enqueue one call), bracketed by CUDA events. If the host was
-    still enqueuing when the sleep ended, the sleep is doubled and the series taken again."""
+def time_device(fn: Callable[[], Any], reps: int, device: Any) -> list[float]:
+    """Per-call device ms: one call captured in a CUDA graph (after a warm call on a side stream,
+    as capture needs), replayed ``reps`` times, each behind a short GPU sleep (so the host has
+    queued the replay before the start event) and bracketed by CUDA events: kernel time and the
+    gaps between kernels on the device, no host launch gaps (groundtruth's "device" timing)."""
     import torch
 
-    sleep_ms = max(1.0, host_ms * reps * SLEEP_MARGIN + 1.0)
-    for _ in range(4):
-        events = [torch.cuda.Event(enable_timing=True) for _ in range(reps + 1)]
-        t0 = time.perf_counter()
-        torch.cuda._sleep(int(sleep_ms * CYCLES_PER_MS))
-        events[0].record()
-        for i in range(reps):
+    side = torch.cuda.Stream(device)
+    side.wait_stream(torch.cuda.current_stream(device))
+    with torch.cuda.stream(side):
+        fn()
+    torch.cuda.current_stream(device).wait_stream(side)
+    torch.cuda.synchronize(device)
+    g = torch.cuda.CUDAGraph()
+    try:
+        with torch.cuda.graph(g):
             fn()
-            events[i + 1].record()
-        enqueued_ms = (time.perf_counter() - t0) * 1e3
-        events[-1].synchronize()
-        if enqueued_ms < sleep_ms * 0.8:
-            return [events[i].elapsed_time(events[i + 1]) for i in range(reps)], sleep_ms
-        sleep_ms *= 2
-    raise RuntimeError(f"the host could not queue {reps} calls within a {sleep_ms / 2:.0f} ms GPU sleep")
+        out = []
+        for _ in range(reps):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            torch.cuda._sleep(SLEEP_CYCLES)
+            start.record()
+            g.replay()
+            end.record()
+            end.synchronize()
+            out.append(start.elapsed_time(end))
+        return out
+    finally:
+        del g
+        torch.cuda.synchronize(device)
 
 
 def time_eager(fn: Callable[[], Any], reps: int, device: Any) -> tuple[list[float], float]:
@@ -347,13 +356,27 @@ def measure(model: Model, comp: Composition, s: ReplaySettings) -> tuple[list[di
     with torch.inference_mode():
         fn = model.batch(comp)
         _, host_ms = time_eager(fn, 1, s.device)  # warm-up (a new shape may compile)
+        if s.sync_debug and s.device.type == "cuda":  # name every op that synchronizes with the GPU
+            import warnings
+
+            torch.cuda.set_sync_debug_mode("warn")
+            try:
+                with warnings.catch_warnings(record=True) as caught:
+                    warnings.simplefilter("always")
+                    fn()
+                    torch.cuda.synchronize(s.device)
+            finally:
+                torch.cuda.set_sync_debug_mode("default")
+            s.log(f"sync debug, {comp.key}: {len(caught)} synchronizing call(s)"
+                  + "".join(f"\n  {w.filename}:{w.lineno}: {str(w.message)[:200]}" for w in caught[:10]))
         eager, host_ms = time_eager(fn, s.eager_reps, s.device)
         metrics = []
         extra: dict[str, Any] = {"host_enqueue_ms": round(host_ms, 3), "reps": s.reps, "eager_reps": s.eager_reps}
         if s.device.type == "cuda":
-            dev, sleep_ms = time_device(fn, s.reps, host_ms, s.device)
-            extra["sleep_ms"] = round(sleep_ms, 3)
-            metrics += stats.time_metrics(dev, "device")
+            try:
+                metrics += stats.time_metrics(time_device(fn, s.reps, s.device), "device")
+            except RuntimeError as exc:  # a capture the driver refused: eager only, saying why
+                extra["device_timing_error"] = f"{type(exc).__name__}: {exc}".splitlines()[0][:300]
         metrics += stats.time_metrics(eager, "eager-end-to-end")
     return metrics, extra
 

@@ -110,7 +110,7 @@ def read_batches(composition: Path, batch_metrics: Path) -> list[Batch]:
     """The batches of one case, in vidur's order, with VIDUR's predicted time (s) of each."""
     comp_rows = _read_xz_csv(composition)
     if comp_rows and "num_processed_tokens" not in comp_rows[0]:
-        raise ReplayError(f"{composition}: no column 'num_processed_tokens' (written by vidur-runner >= 1.2's launcher; "
+        raise ReplayError(f"{composition}: no column 'num_processed_tokens' (written by vidur-runner >= 1.2.0; "
                           "re-run the case with --keep-raw)")
     batches: dict[int, Batch] = {}
     for r in comp_rows:
