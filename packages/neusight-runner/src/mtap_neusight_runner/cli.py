@@ -21,7 +21,8 @@ from .mapping import CATALOGUED, parse_tag
 
 RUNNER, TOOL, OUTPUT = "neusight-runner", "neusight", "data/evaluation/neusight"
 CONFIG_HELP = ("JSON object selecting cases. Artifact mode: devices, methods, models, modes. Live mode: hardware, workloads, "
-               "batch, seq_len, methods; or neusight_tags (+ neusight_devices) for NeuSight's own configurations.")
+               "batch, seq_len, methods; or neusight_tags (+ neusight_devices), or neusight_device_tags (tags per device), "
+               "for NeuSight's own configurations.")
 
 artifact_option = click.option(
     "--artifact-dir", type=click.Path(path_type=Path, file_okay=False), envvar="MTAP_NEUSIGHT_ARTIFACT", show_envvar=True,
@@ -95,14 +96,18 @@ def _artifact_plan(opts: RunOptions, artifact_dir: Path, cfg: dict[str, Any]):
 
 def _live_plan(opts: RunOptions, cfg: dict[str, Any]) -> tuple[list[Any], dict[str, dict[str, Any]]]:
     catalog = _catalog(opts.data_dir)
-    if "neusight_tags" in cfg:
-        tags = [parse_tag(t) for t in cfg["neusight_tags"]]
-        devices = cfg.get("neusight_devices", ["NVIDIA_H100_80GB_HBM3"])
-        for d in devices:
-            if d in live.CORES_PER_SM and d not in catalog:
-                raise UserError(f"{opts.config}: field neusight_devices: {d!r} is not in {opts.data_dir / 'hardware' / 'hardware.json'}")
-        cases = live.plan_own(devices, tags, cfg.get("methods", live.DEFAULT_METHODS))
-        return opts.select(cases), catalog
+    if "neusight_tags" in cfg or "neusight_device_tags" in cfg:
+        if "neusight_device_tags" in cfg:
+            field, groups = "neusight_device_tags", [([d], ts) for d, ts in cfg["neusight_device_tags"].items()]
+        else:
+            field, groups = "neusight_devices", [(cfg.get("neusight_devices", ["NVIDIA_H100_80GB_HBM3"]), cfg["neusight_tags"])]
+        cases = []
+        for devices, texts in groups:
+            for d in devices:
+                if d in live.CORES_PER_SM and d not in catalog:
+                    raise UserError(f"{opts.config}: field {field}: {d!r} is not in {opts.data_dir / 'hardware' / 'hardware.json'}")
+            cases += live.plan_own(devices, [parse_tag(t) for t in texts], cfg.get("methods", live.DEFAULT_METHODS))
+        return opts.select(sorted(cases, key=lambda c: c.id)), catalog
     hardware = cfg.get("hardware", list(live.DEFAULT_HARDWARE))
     where = f"{opts.config}: field hardware" if opts.config else "the built-in matrix: hardware"
     for h in hardware:
@@ -298,17 +303,25 @@ def train_cmd(tool_path: Path, neusight_python: str, weights_out: Path, epochs: 
               show_envvar=True, required=True, help="NeuSight's artifact folder (label/, results/prediction/), e.g. ../shared/neusight.")
 @click.option("--json-out", type=click.Path(path_type=Path, dir_okay=False), default=None,
               help="Also write the pairs and the per-GPU table as JSON.")
-def compare_cmd(document: Path, artifact_dir: Path, json_out: Path | None) -> None:
+@click.option("--kernel-check", "kernel_check", nargs=2, default=None, metavar="COLLECT OPGRAPH",
+              type=click.Path(path_type=Path, file_okay=False, exists=True),
+              help="NeuSight's training kernels (CHECKOUT/scripts/asplos/data/dataset/train/collect) and the configurations' "
+                   "parsed operator graphs (a --trace-cache's opgraph/): count the scored configurations' GEMM shapes "
+                   "that NeuSight's training data measured.")
+def compare_cmd(document: Path, artifact_dir: Path, json_out: Path | None, kernel_check: tuple[Path, Path] | None) -> None:
     """Score a live document of NeuSight's own configurations against the authors' labels, next to their published predictions."""
-    from .compare import compare, markdown
+    from .compare import KernelCheckError, compare, markdown
 
     doc = ms.read_tool_run(document)
-    result = compare(doc, artifact_dir)
+    try:
+        result = compare(doc, artifact_dir, kernel_check)
+    except KernelCheckError as exc:
+        raise UserError(str(exc)) from None
     if not result["rows"]:
         raise UserError(f"{document}: no ok case with a neusight_tag and a latency (run live mode with neusight_tags)")
     click.echo(markdown(result))
     if json_out is not None:
-        out = {"format": "mtap-neusight-compare/1", "document": tr.location_of(document),
+        out = {"format": "mtap-neusight-compare/2", "document": tr.location_of(document),
                "document_sha256": tr.artifact(document)["sha256"], "tool": doc["tool"], **result}
         ms.write_text_atomic(json_out, json.dumps(out, indent=1, sort_keys=True) + "\n")
 

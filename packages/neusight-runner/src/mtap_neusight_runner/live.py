@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import tempfile
 from dataclasses import dataclass
@@ -420,18 +421,34 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         return {"case": case, "env": info}
 
 
+def trace_names(job: dict[str, Any]) -> dict[str, list[str]]:
+    """The operator-graph files NeuSight reads for this job (``NeusightPredictor.predict``): the raw trace
+    (``opgraph_raw/``) is named after the per-GPU batch for ``dp<N>`` and the per-microbatch batch for
+    ``pp<N>_<M>``, the parsed graph (``opgraph/``) after the whole tag; a ``dp<N>`` job also reads the
+    parsed graph of its per-GPU configuration, which the shim predicts first."""
+    base = f"{Path(job['model_config_path']).stem}-{job['execution_type']}-{job['sequence_length']}"
+    batch, opt = job["batch_size"], job.get("options") or ""
+    raw = batch
+    if m := re.fullmatch(r"dp([0-9]+)", opt):
+        raw = batch // int(m.group(1))
+    elif m := re.fullmatch(r"pp[0-9]+_([0-9]+)", opt):
+        raw = batch // int(m.group(1))
+    tag = f"{base}-{batch}" + (f"-{opt}" if opt else "")
+    raw_name = f"{tag}.csv" if opt == "fusion" else f"{base}-{raw}.csv"
+    parsed = [f"{tag}.csv"] + ([f"{base}-{raw}.csv"] if opt.startswith("dp") else [])
+    return {"opgraph_raw": [raw_name], "opgraph": parsed}
+
+
 def _traces(cache: Path, results: Path, job: dict[str, Any], into_cache: bool) -> None:
     """Copy NeuSight's operator-graph files of this job's configuration between the cache and its result folder.
     NeuSight itself skips tracing/parsing when these files exist (NeusightPredictor.predict: "already exists");
     they hold the traced graph and kernel shapes only, no device and no prediction."""
-    tag = f"{Path(job['model_config_path']).stem}-{job['execution_type']}-{job['sequence_length']}-{job['batch_size']}"
-    if job.get("options"):
-        tag += f"-{job['options']}"
+    wanted = trace_names(job)
     for sub in ("opgraph_raw", "opgraph"):
         src_dir, dst_dir = (results / sub, cache / sub) if into_cache else (cache / sub, results / sub)
         if not src_dir.is_dir():
             continue
-        names = [p.name for p in src_dir.glob("*.csv")] if into_cache else [f"{tag}.csv"]
+        names = [p.name for p in src_dir.glob("*.csv")] if into_cache else wanted[sub]
         for name in names:
             src = src_dir / name
             if src.is_file() and not (dst_dir / name).exists():
@@ -479,7 +496,10 @@ def _case_of(unit: Unit, job: dict[str, Any], ran: proc.ToolResult, r: dict[str,
         artifacts.append(tr.artifact(dev_cfg, name=f"written-from-catalog:{dev_cfg.name}"))
     if not dev_cfg.is_relative_to(work):  # NeuSight's own file: cited in the checkout by path and hash, never copied
         artifacts.append(tr.artifact(dev_cfg, name=f"neusight-checkout:{dev_cfg.relative_to(checkout).as_posix()}"))
-    return result_case(c, value, source, artifacts, unit.roofline_tool)
+    case = result_case(c, value, source, artifacts, unit.roofline_tool)
+    if r.get("patched"):  # the shim replaced a NeuSight function for this job (fusion): say so in the case
+        case["parameters"]["neusight_patch"] = r["patched"]
+    return case
 
 
 def result_case(c: LiveCase | OwnCase, value: float, source: str, artifacts: list[dict[str, str]],

@@ -21,6 +21,14 @@ as NeuSight's ``scripts/pred.py`` does. No NeuSight file is changed.
 It also refuses to run a learned predictor whose ``model.pth`` files are absent: NeuSight itself
 would silently predict with random weights (``MLPredictor`` loads ``model.pth`` only if present).
 
+Data-parallel jobs (``dp<N>``): NeuSight names their raw operator trace after the per-GPU batch
+(``<model>-train-<seq>-<batch/N>.csv``) but, when that file is absent, traces the *global* batch
+under that name (``Tracing/trace.py`` ``trace_graph`` ignores ``dp_degree``), so its result depends
+on what ran before. Its own script (``scripts/asplos/run_pred_nvidia_neusight.py``) predicts the
+single-GPU configurations before the distributed ones, so the file holds the per-GPU batch; the shim
+keeps that order, running NeuSight's prediction of the per-GPU configuration first in the same
+result folder.
+
 One line per job is printed to stdout: ``MTAP-RESULT {json}`` with the job id, whether it
 succeeded, the path of NeuSight's result JSON, the tail of NeuSight's own printed output, and
 the error (type and message) if it failed.
@@ -31,6 +39,7 @@ from __future__ import annotations
 import contextlib
 import io
 import json
+import re
 import sys
 import traceback
 import types
@@ -88,19 +97,75 @@ def import_predictor(neusight_dir: Path):
     return NeusightPredictor
 
 
+def node_names(text: str) -> set[str]:
+    """The node names in a dependency cell of NeuSight's raw trace, in either format its code has written:
+    ``str(node.users)`` before commit d3e8444 (``{name: None, ...}``), and since then
+    ``str([m.name for m in n.all_input_nodes])`` (``['name', ...]``) and ``str([u for u in n.users])`` (``[name, ...]``)."""
+    inner = text.strip()[1:-1].strip()
+    if not inner:
+        return set()
+    out = set()
+    for item in inner.split(", "):
+        item = item.split(":", 1)[0] if ":" in item else item
+        out.add(item.strip().strip("'\""))
+    return out
+
+
+def patch_dependency_parser() -> str:
+    """NeuSight at commit 6945927 cannot parse its own traces for torch.compile-style fusion: commit d3e8444
+    ("Fixed FX node trace parsing") changed ``Tracing/trace.py`` to write node lists, but
+    ``Tracing/parse.py`` ``parse_dependency`` still cuts each item at ``':'`` (the old dict format), so every
+    name loses its last character (``size`` -> ``siz``) and the fuser (``Opgraph/fuse.py``, the only user of
+    the Prev/Next columns) fails with ``KeyError: 'siz'``. For fusion jobs only, the shim replaces
+    ``parse_dependency`` by :func:`node_names`, which reads both formats. Returns the note recorded in the case."""
+    from neusight.Tracing import parse as neusight_parse  # type: ignore[import-not-found]
+
+    neusight_parse.parse_dependency = node_names
+    return ("mtap shim: Tracing/parse.py parse_dependency replaced for this fusion job (reads the node lists "
+            "Tracing/trace.py writes since NeuSight commit d3e8444; unpatched it raises KeyError on truncated names)")
+
+
+def per_gpu_batch(job: dict) -> int | None:
+    """For a data-parallel job (options ``dp<N>``), the per-GPU batch whose raw trace NeuSight reads; else None."""
+    m = re.fullmatch(r"dp([0-9]+)", job.get("options") or "")
+    if not m:
+        return None
+    return job["batch_size"] // int(m.group(1))
+
+
 def run_job(NeusightPredictor, job: dict) -> dict:
     predictor_path = Path(job["predictor_path"])
     missing = missing_weights(predictor_path)
     if missing:
         return {"id": job["id"], "ok": False, "error": {"kind": "weights-missing", "message": "missing: " + ", ".join(missing)}}
     out = io.StringIO()
+    patched = None
     try:
+        if job.get("options") == "fusion":
+            patched = patch_dependency_parser()
         with contextlib.redirect_stdout(out):
             predictor = NeusightPredictor(
                 predictor_name=job["predictor_name"],
                 predictor_path=job["predictor_path"],
                 tile_dataset_dir=job["tile_dataset_dir"],
             )
+            per_gpu = per_gpu_batch(job)
+            if per_gpu is not None:
+                # NeuSight's data-parallel prediction reads the raw trace named after the per-GPU batch, and
+                # traces the *global* batch under that name when the file is absent. Its own script
+                # (run_pred_nvidia_neusight.py) predicts the single-GPU configurations first, so the file exists and
+                # holds the per-GPU batch; the same order here: the per-GPU configuration, then the job itself.
+                predictor.predict(
+                    device_config_path=job["device_config_path"],
+                    model_config_path=job["model_config_path"],
+                    sequence_length=job["sequence_length"],
+                    batch_size=per_gpu,
+                    execution_type=job["execution_type"],
+                    result_dir=job["result_dir"],
+                    options="",
+                )
+                out.truncate(0)
+                out.seek(0)
             predictor.predict(
                 device_config_path=job["device_config_path"],
                 model_config_path=job["model_config_path"],
@@ -118,7 +183,10 @@ def run_job(NeusightPredictor, job: dict) -> dict:
             "stdout_tail": out.getvalue()[-2000:],
             "error": {"kind": "tool-crashed", "message": f"{type(exc).__name__}: {exc}".strip()[:500], "traceback_tail": tb[-6:]},
         }
-    return {"id": job["id"], "ok": True, "stdout_tail": out.getvalue()[-2000:]}
+    result = {"id": job["id"], "ok": True, "stdout_tail": out.getvalue()[-2000:]}
+    if patched:
+        result["patched"] = patched
+    return result
 
 
 def main(argv: list[str]) -> int:
