@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+import mtap_schemas as ms
 import mtap_schemas.toolrun as tr
 from mtap_neusight_runner import compare as cmp
 from mtap_neusight_runner import live, shim
@@ -209,3 +210,23 @@ def test_kernel_check_refuses_unreadable_tables(tmp_path, data_dir):
 def test_fusion_dependency_cells_keep_whole_node_names(cell, names):
     """NeuSight's own parse_dependency cuts every list item at ':' and so drops its last character ('siz')."""
     assert shim.node_names(cell) == names
+
+
+TRAININGS = [EVAL / "neusight-training.json", EVAL / "neusight-training-repeat.json"]
+
+
+@pytest.mark.skipif(not all(p.is_file() for p in TRAININGS), reason="the two committed training documents are absent")
+def test_two_full_training_runs_give_the_same_weights():
+    """The weights are not committed: they are reproducible. Two full training runs (same command apart from the
+    number of processes, different times) must have produced bit-identical model.pth files, on CPU."""
+    first, again = (ms.read(p, "training", 1) for p in TRAININGS)
+    for doc in (first, again):
+        assert doc["environment"]["device"] == "cpu" and doc["environment"]["gpu"] is None and doc["totals"]["gpu_s"] is None
+        assert doc["totals"]["cpu_s"] > 100
+    a = {p["name"]: p for p in first["predictors"]}
+    b = {p["name"]: p for p in again["predictors"]}
+    assert set(a) == set(b) == {"BMM", "LINEAR", "VEC", "SOFTMAX", "LN"}
+    for name in a:
+        assert a[name]["trainset_sha256"] == b[name]["trainset_sha256"] and a[name]["epochs_used"] == b[name]["epochs_used"]
+        assert a[name]["weights"] == b[name]["weights"], name
+    assert first["started_at"] != again["started_at"] and first["environment"]["processes"] != again["environment"]["processes"]
