@@ -83,9 +83,21 @@ def exit_code_for(counts: dict[str, int]) -> Exit:
     return Exit.OK
 
 
+#: a document whose pretty text would exceed this many bytes is written one case per line (``dumps``
+#: style ``lines``): the same JSON, about 60 % of the size (a 1,768-case replay: 6.7 MB pretty, 3.8 MB)
+LINES_ABOVE_BYTES = 4 << 20
+
+
 def save(doc: dict[str, Any], output: str | os.PathLike[str], name: str, *, overwrite: bool = False) -> Saved:
-    """Validate and write ``doc`` under the keep policy (temp file + rename; never half-written)."""
-    from . import write
+    """Validate and write ``doc`` under the keep policy (temp file + rename; never half-written).
+    Large documents (pretty text over ``LINES_ABOVE_BYTES``) are written one case per line."""
+    from . import dumps
+    from . import write as _write
+
+    style = "lines" if len(dumps(doc, "pretty")) > LINES_ABOVE_BYTES else "pretty"
+
+    def write(path: Path, doc: dict[str, Any], name: str, major: int) -> Path:
+        return _write(path, doc, name, major, style=style)
 
     counts = count_status(doc["cases"])
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no cases"
