@@ -11,12 +11,13 @@ from conftest import DATA
 
 import mtap_schemas as ms
 from mtap_nnmeter_runner import __version__
-from mtap_nnmeter_runner.cases import HARDWARE, MODELS
+from mtap_nnmeter_runner.cases import DEFAULT_HARDWARE as HARDWARE
+from mtap_nnmeter_runner.cases import DEFAULT_MODELS as MODELS
 from mtap_nnmeter_runner.cli import main
 from mtap_nnmeter_runner.models import REFERENCE_PARAMETERS, build, parameter_count
 from mtap_nnmeter_runner.nnmeter import DEFAULT_RULES
 from mtap_nnmeter_runner.predictors import (
-    PREDICTORS,
+    RELEASED,
     RULES_FILE,
     RULES_SHA256,
     HashesError,
@@ -134,8 +135,8 @@ def test_bad_hashes_file_is_exit_2(tmp_path):
 def test_pinned_list_covers_exactly_what_nnmeter_loads():
     pinned = load_hashes()
     lists = kernel_lists()  # nn-Meter's own predictors.yaml
-    assert sorted(pinned) == sorted(PREDICTORS.values())
-    for name in PREDICTORS.values():
+    assert sorted(pinned) == sorted(RELEASED)
+    for name in RELEASED:
         assert sorted(pinned[name]) == sorted([k + ".pkl" for k in lists[name]] + [RULES_FILE])
         assert pinned[name][RULES_FILE]["sha256"] == RULES_SHA256[name]
 

@@ -31,9 +31,17 @@ MODELS: tuple[ModelSpec, ...] = (
     ModelSpec("bert-base", "W4", "bert-base.model.b1.s128.fp32", "tokens", (1, 128)),
     ModelSpec("mobilenet-v2", "W8", "mobilenet-v2.model.b1.fp32", "image", (1, 3, 224, 224)),
     ModelSpec("vgg16", "W9", "vgg16.model.b1.fp32", "image", (1, 3, 224, 224)),
+) + tuple(
+    # further torchvision CNNs (issue #19), batch-1 224x224 edge inference like W8 (MobileNet-V2)
+    ModelSpec(name, "W8", f"{name}.model.b1.fp32", "image", (1, 3, 224, 224))
+    for name in ("resnet18", "resnet34", "resnet101", "mobilenet-v3-large", "mobilenet-v3-small", "shufflenet-v2",
+                 "efficientnet-b0", "squeezenet", "densenet121", "googlenet", "regnet-y-400mf", "mnasnet", "alexnet")
 )
 MODEL_NAMES = tuple(m.name for m in MODELS)
+#: the built-in matrix (without --config): the first five models on nn-Meter's four released predictors
+DEFAULT_MODELS = MODEL_NAMES[:5]
 HARDWARE = tuple(PREDICTORS)
+DEFAULT_HARDWARE = ("cortexA76cpu", "adreno640gpu", "adreno630gpu", "myriadvpu")
 
 #: opset 10 is what nn-Meter's ONNX converter handles; 13 is tried only when 10 fails
 #: (onnx-simplifier cannot simplify BERT's opset-10 graph).
@@ -76,8 +84,8 @@ def plan_from_config(doc: dict[str, Any] | None) -> Plan:
     """The plan for a --config document (already validated by
     schemas/config/nnmeter-runner.v1.schema.json), or the built-in one for None."""
     doc = doc or {}
-    models = doc.get("models", list(MODEL_NAMES))
-    hardware = doc.get("hardware", list(HARDWARE))
+    models = doc.get("models", list(DEFAULT_MODELS))
+    hardware = doc.get("hardware", list(DEFAULT_HARDWARE))
     opsets = list(doc.get("opsets", DEFAULT_OPSETS))
     timeout = doc.get("timeout_s", DEFAULT_TIMEOUT_S)
     # Keep the built-in order whatever order the config lists them in: stable documents.

@@ -17,7 +17,7 @@ from mtap_schemas.execute import run_cases
 from mtap_schemas.paths import relative_to_repo
 
 from . import __version__
-from .cases import DEFAULT_TIMEOUT_S, Plan, narrowed, plan_from_config
+from .cases import DEFAULT_TIMEOUT_S, MODEL_NAMES, Plan, narrowed, plan_from_config
 from .nnmeter import (
     build_cases,
     nnmeter_version,
@@ -151,6 +151,194 @@ def run(opts: RunOptions, predictor_hashes: Path | None, rules_dir: Path | None)
             builder.setup_done()
     ids = {c["id"] for c in selected}
     finish(builder, [c for c in build_cases(plan, outcome, tool_missing) if c["id"] in ids], opts, checkpoint)
+
+
+# ----------------------------------------------------------------------------- issue #19: predictors built
+# with nn-Meter's builder on an ONNX Runtime CPU, and their ground truth
+
+
+def _kernel_list(value: str | None) -> list[str] | None:
+    from .builder import DEFAULT_SAMPLES
+
+    if not value:
+        return None
+    names = [v.strip() for v in value.split(",") if v.strip()]
+    unknown = [n for n in names if n not in DEFAULT_SAMPLES]
+    if unknown:
+        raise UserError(f"--kernels: unknown kernel type {unknown[0]!r}; expected some of {', '.join(DEFAULT_SAMPLES)}")
+    return names
+
+
+def _threads(value: str) -> list[int]:
+    try:
+        out = [int(v) for v in value.split(",")]
+    except ValueError:
+        out = []
+    if not out or any(t < 1 for t in out) or len(set(out)) != len(out):
+        raise UserError(f"--threads: got {value!r}, expected distinct positive integers separated by commas, e.g. 1,4")
+    return out
+
+
+def _sample(counts: dict[str, int], seed: int, timeout: float) -> dict[str, Any]:
+    from .nnmeter import _worker
+
+    result = _worker("sample", {"kernels": counts, "seed": seed, "mode": "prior", "prefix": "p"}, "sample", timeout)
+    if not result.get("ok"):
+        raise RuntimeError(f"nn-Meter's sampler failed: {result.get('kind')}: {result.get('message')}")
+    return result["kernels"]
+
+
+@main.command()
+@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Plan file to write (JSON: kernel configurations per kernel type, models to time).")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True, max=1), default=0.01, show_default=True,
+              help="Fraction of nn-Meter's default INIT_SAMPLE_NUM per kernel type (10000 conv-bn-relu, 5000 "
+                   "dwconv-bn-relu, 3000 each other type); at least 2 each.")
+@click.option("--kernels", default=None, help="Kernel types, comma-separated (default: nn-Meter's 16).")
+@click.option("--models", default=None, help="Models to time end to end as well, comma-separated (default: none).")
+@click.option("--seed", type=int, default=19, show_default=True)
+def sample(output: Path, scale: float, kernels: str | None, models: str | None, seed: int) -> None:
+    """Sample kernel configurations with nn-Meter's builder samplers (prior mode)."""
+    from .builder import scaled_samples, write_json
+
+    names = [m for m in (models or "").split(",") if m]
+    bad = [m for m in names if m not in MODEL_NAMES]
+    if bad:
+        raise UserError(f"--models: unknown model {bad[0]!r}; expected some of {', '.join(MODEL_NAMES)}")
+    if nnmeter_package_dir() is None:
+        raise UserError("nn-meter is not installed in this environment: pip install nn-meter==2.0 'setuptools<81'")
+    check_parent(output)
+    plan = {"kernels": _sample(scaled_samples(scale, _kernel_list(kernels)), seed, 1800), "models": names,
+            "sampling": {"mode": "prior", "scale": scale, "seed": seed, "sampler": f"nn-meter {nnmeter_version()}"}}
+    write_json(output, plan)
+    click.echo(f"{output}: {sum(len(v) for v in plan['kernels'].values())} kernel configurations, {len(names)} models",
+               err=True)
+
+
+def check_parent(path: Path) -> None:
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise UserError(f"{path}: folder {parent} does not exist")
+
+
+@main.command()
+@click.option("--plan", "plan_path", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="Plan file written by `nnmeter-runner sample`.")
+@click.option("--output", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder for environment.json, kernels.jsonl, models.jsonl.")
+@click.option("--threads", default="1,4", show_default=True, help="ONNX Runtime intra-op thread counts to time.")
+@click.option("--cpus", default="auto", show_default=True,
+              help="'auto': pin to as many distinct physical cores as the largest thread count; or a CPU list 2,3,4,5.")
+@click.option("--deadline-s", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="Stop starting kernels after this many seconds (results so far are kept).")
+def profile(plan_path: Path, output: Path, threads: str, cpus: str, deadline_s: float | None) -> None:
+    """Time the plan's kernels (nn-Meter's torch blocks) and models with ONNX Runtime on this CPU."""
+    from . import ortprofile
+
+    _threads(threads)
+    try:
+        plan = json.loads(plan_path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise UserError(f"{plan_path}: --plan: cannot read a JSON plan: {exc}") from None
+    if not isinstance(plan, dict) or not isinstance(plan.get("kernels", {}), dict):
+        raise UserError(f"{plan_path}: field kernels: expected an object {{kernel type: {{id: {{config}}}}}}")
+    pkg = nnmeter_package_dir()
+    if pkg is None:
+        raise UserError("nn-meter is not installed in this environment: pip install nn-meter==2.0 'setuptools<81'")
+    argv = ["--plan", str(plan_path), "--out", str(output), "--threads", threads, "--nn-modules", str(pkg / "builder"),
+            "--cpus", cpus, "--models-first"]
+    if deadline_s is not None:
+        argv += ["--deadline-s", str(deadline_s)]
+    raise SystemExit(ortprofile.main(argv))
+
+
+@main.command("build-predictor")
+@click.option("--measurements", type=click.Path(path_type=Path, file_okay=False), multiple=True,
+              help="ortprofile output folder(s) (kernels.jsonl); repeat to merge rounds. Without it: sample, "
+                   "profile on this machine, then fit.")
+@click.option("--name", required=True, help="Predictor name; with several --threads, NAME_t<T> each.")
+@click.option("--threads", default="1", show_default=True, help="Thread counts (one predictor each).")
+@click.option("--output", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="Folder that receives NAME/ (*.pkl, fusion_rules.json), hashes.json and build.json.")
+@click.option("--scale", type=click.FloatRange(min=0, min_open=True, max=1), default=0.01, show_default=True,
+              help="Without --measurements: fraction of nn-Meter's default sample counts.")
+@click.option("--kernels", default=None, help="Without --measurements: kernel types (default nn-Meter's 16).")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800, show_default=True)
+def build_predictor(measurements: tuple[Path, ...], name: str, threads: str, output: Path, scale: float,
+                    kernels: str | None, timeout: float) -> None:
+    """Fit nn-Meter kernel predictors (nn-Meter's build_predictor_by_data) from kernel timings."""
+    import re
+    import tempfile
+
+    from . import builder, ortprofile
+    from .predictors import load_hashes
+
+    counts = _threads(threads)
+    if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
+        raise UserError(f"--name: got {name!r}, expected letters, digits, '_', '.', '-'")
+    if nnmeter_package_dir() is None:
+        raise UserError("nn-meter is not installed in this environment: pip install nn-meter==2.0 'setuptools<81'")
+    output.mkdir(parents=True, exist_ok=True)
+    records: list[dict[str, Any]] = []
+    sources = []
+    with tempfile.TemporaryDirectory(prefix="mtap-nnmeter-build-") as tmp:
+        if not measurements:
+            plan = {"kernels": _sample(builder.scaled_samples(scale, _kernel_list(kernels)), 19, timeout), "models": []}
+            plan_path = Path(tmp) / "plan.json"
+            builder.write_json(plan_path, plan)
+            ortprofile.main(["--plan", str(plan_path), "--out", str(output / "measurements"), "--threads", threads,
+                             "--nn-modules", str(nnmeter_package_dir() / "builder"), "--cpus", "auto"])
+            measurements = (output / "measurements",)
+        for folder in measurements:
+            path = folder / "kernels.jsonl"
+            try:
+                records += builder.read_jsonl(path)
+            except (OSError, ValueError) as exc:
+                raise UserError(f"{path}: --measurements: cannot read kernel timings: {exc}") from None
+            sources.append({"path": relative_to_repo(path), "sha256": builder.sha256_file(path)})
+        built = []
+        for t in counts:
+            data = builder.kernel_data(records, t)
+            if not data:
+                raise UserError(f"{measurements[0]}: no kernel timed with {t} thread(s)")
+            pname = name if len(counts) == 1 else f"{name}_t{t}"
+            built.append(builder.fit(pname, data, output, timeout))
+    hashes = builder.hashes_document(built)
+    builder.write_json(output / "hashes.json", hashes)
+    load_hashes(output / "hashes.json")  # the runner must be able to read what was written
+    build = {"format": builder.BUILD_FORMAT, "nn_meter": nnmeter_version(), "backend": builder.BACKEND,
+             "fit": "nn_meter.builder.kernel_predictor_builder.build_predictor_by_data (RandomForestRegressor, "
+                    "80/20 split, random_state 10; the kept predictor is fitted on the 80 %)",
+             "fusion_rules": "{} (none measured: nn-Meter's default rules, KernelDetector reads it like no rule file)",
+             "measurements": sources, "label": "median latency of session.run (ms)",
+             "not_shipped": {k: why for k, why in builder.NOT_SHIPPED.items()
+                             if any(k in b.results for b in built)},
+             "predictors": {b.name: {"threads": t, "sklearn": b.sklearn, "kernels": b.results}
+                            for b, t in zip(built, counts)}}
+    builder.write_json(output / "build.json", build)
+    for b in built:
+        click.echo(f"{b.name}: " + ", ".join(f"{k} {r['samples']} (acc10 {r['acc10']:.2f})"
+                                            for k, r in sorted(b.results.items())), err=True)
+    click.echo(f"{output}: predictors, hashes.json, build.json written", err=True)
+
+
+@main.command("measured")
+@run_options(tool="onnxruntime", output=OUTPUT, tool_path=False, keep_raw=False, jobs=False)
+@click.option("--measurements", type=click.Path(path_type=Path, file_okay=False), required=True,
+              help="ortprofile output folder (environment.json, models.jsonl).")
+def measured_cmd(opts: RunOptions, measurements: Path) -> None:
+    """Write the measured end-to-end model latencies (ONNX Runtime CPU) as a tool-run document."""
+    from . import measured
+
+    env, records = measured.read_measurements(measurements)
+    artifact = tr.artifact(measurements / "models.jsonl")
+    version = (env.get("packages") or {}).get("onnxruntime")
+    builder = tr.ToolRun(RUNNER, __version__,
+                         tr.Tool("onnxruntime", version, "measured",
+                                 f"onnxruntime {version} CPUExecutionProvider (the measurement machine's Python package)"),
+                         environment=measured.environment(env, __version__))
+    builder.setup_done()
+    finish(builder, measured.cases(env, records, artifact), opts)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -257,10 +257,80 @@ REFERENCE_PARAMETERS = {
 }
 
 
+#: Further torchvision CNNs (issue #19), built from torchvision's own Python model definitions
+#: (random weights): name -> (torchvision.models function, keyword arguments). Parameter counts
+#: as torchvision states them (checked in the tests).
+TORCHVISION: dict[str, tuple[str, dict[str, object]]] = {
+    "resnet18": ("resnet18", {}),
+    "resnet34": ("resnet34", {}),
+    "resnet101": ("resnet101", {}),
+    "mobilenet-v3-large": ("mobilenet_v3_large", {}),
+    "mobilenet-v3-small": ("mobilenet_v3_small", {}),
+    "shufflenet-v2": ("shufflenet_v2_x1_0", {}),
+    "efficientnet-b0": ("efficientnet_b0", {}),
+    "squeezenet": ("squeezenet1_0", {}),
+    "densenet121": ("densenet121", {}),
+    "googlenet": ("googlenet", {"aux_logits": False, "init_weights": False}),
+    "regnet-y-400mf": ("regnet_y_400mf", {}),
+    "mnasnet": ("mnasnet1_0", {}),
+    "alexnet": ("alexnet", {}),
+}
+REFERENCE_PARAMETERS.update({
+    "resnet18": 11_689_512,
+    "resnet34": 21_797_672,
+    "resnet101": 44_549_160,
+    "mobilenet-v3-large": 5_483_032,
+    "mobilenet-v3-small": 2_542_856,
+    "shufflenet-v2": 2_278_604,
+    "efficientnet-b0": 5_288_548,
+    "squeezenet": 1_248_424,
+    "densenet121": 7_978_856,
+    "googlenet": 6_624_904,
+    "regnet-y-400mf": 4_344_144,
+    "mnasnet": 4_383_312,
+    "alexnet": 61_100_840,
+})
+
+
+def torchvision_models():
+    """``torchvision.models``. Where torchvision's compiled operators do not load (the PyPI wheel is
+    built for CUDA torch; a CPU torch then fails with ``operator torchvision::nms does not exist``),
+    its pure-Python model package is imported without running ``torchvision/__init__.py``: the
+    classification models need none of the compiled operators."""
+    import importlib
+    import importlib.util
+    import sys
+    import types
+
+    try:
+        return importlib.import_module("torchvision.models")
+    except (RuntimeError, ImportError, AttributeError):
+        for mod in [m for m in sys.modules if m == "torchvision" or m.startswith("torchvision.")]:
+            del sys.modules[mod]
+        spec = importlib.util.find_spec("torchvision")
+        if spec is None or not spec.submodule_search_locations:
+            raise
+        pkg = types.ModuleType("torchvision")
+        pkg.__path__ = list(spec.submodule_search_locations)  # type: ignore[attr-defined]
+        sys.modules["torchvision"] = pkg
+        return importlib.import_module("torchvision.models")
+
+
 def build(name: str) -> nn.Module:
-    model = MODELS[name]()
+    if name in TORCHVISION:
+        fn, kwargs = TORCHVISION[name]
+        model = getattr(torchvision_models(), fn)(weights=None, **kwargs)
+    else:
+        model = MODELS[name]()
     model.eval()
     return model
+
+
+def example_input(name: str) -> torch.Tensor:
+    """The batch-1 input: token ids (1, 128) for BERT-base, else a 1x3x224x224 image."""
+    if name == "bert-base":
+        return torch.zeros((1, 128), dtype=torch.long)
+    return torch.randn(1, 3, 224, 224)
 
 
 def parameter_count(model: nn.Module) -> int:

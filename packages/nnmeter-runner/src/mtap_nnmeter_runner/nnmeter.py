@@ -25,10 +25,11 @@ from mtap_schemas import proc
 from mtap_schemas.paths import relative_to_repo
 
 from .cases import ModelSpec, Plan
-from .predictors import PREDICTORS, RULES_FILE, Check, check, kernel_lists, read_verified
+from .predictors import PREDICTORS, RULES_FILE, Check, check, predictor_kernels, read_verified
 
 #: Packages whose versions decide the result (recorded in environment.packages).
-PACKAGES = ("nn-meter", "torch", "onnx", "onnxsim", "scikit-learn", "numpy", "setuptools", "protobuf")
+PACKAGES = ("nn-meter", "torch", "onnx", "onnxsim", "scikit-learn", "numpy", "setuptools", "protobuf", "onnxruntime",
+            "torchvision")
 
 
 def package_versions() -> dict[str, str]:
@@ -65,6 +66,7 @@ class Outcome:
     predict: dict[str, dict[str, Any]] = field(default_factory=dict)  # predictor -> worker result
     checks: dict[str, Check] = field(default_factory=dict)  # hardware -> predictor check
     rules: dict[str, Rules] = field(default_factory=dict)  # hardware -> rules
+    kernel_lists: dict[str, list[str]] = field(default_factory=dict)  # predictor -> kernel types
 
 
 def _sha256(path: Path) -> str:
@@ -144,9 +146,10 @@ def prepare(plan: Plan, predictor_dir: Path | None, expected: dict[str, Any], ha
     """Per predictor: its files checked (nothing unpickled) and the fusion rules chosen. Rule files
     taken from a verified predictor are copied into ``work``, which must outlive the parse units."""
     out = Outcome()
+    out.kernel_lists = predictor_kernels(expected)
     for hw in plan.hardware:
         name = PREDICTORS[hw]
-        out.checks[hw] = check(predictor_dir, name, kernel_lists().get(name, []), expected, hashes_source)
+        out.checks[hw] = check(predictor_dir, name, out.kernel_lists.get(name, []), expected, hashes_source)
         out.rules[hw] = _rules_for(hw, out.checks[hw], rules_dir, expected, hashes_source, work)
     return out
 
@@ -185,7 +188,7 @@ def parse_units(plan: Plan, outcome: Outcome, timeout: float) -> list[ParseUnit]
     # None: nn-Meter's KernelDetector(None), i.e. its built-in default rules.
     rules = tuple(sorted((PREDICTORS[hw], str(r.path) if r.path is not None else None)
                          for hw, r in outcome.rules.items() if r.problem is None))
-    lists = tuple(sorted((k, tuple(v)) for k, v in kernel_lists().items()))
+    lists = tuple(sorted((k, tuple(v)) for k, v in outcome.kernel_lists.items()))
     return [ParseUnit(m, tuple(plan.opsets), rules, lists, timeout) for m in plan.models]
 
 

@@ -23,7 +23,12 @@ PREDICTORS: dict[str, str] = {
     "adreno640gpu": "adreno640gpu_tflite21",
     "adreno630gpu": "adreno630gpu_tflite21",
     "myriadvpu": "myriadvpu_openvino2019r2",
+    # built here with nn-Meter's builder on ONNX Runtime 1.30 CPU (issue #19; data/profiles/nn-meter/)
+    "xeon-emr-ort1.30-t1": "xeonemr_ort130_t1",
+    "xeon-emr-ort1.30-t4": "xeonemr_ort130_t4",
 }
+#: the predictors nn-Meter released (downloaded by nn-Meter, pinned in pinned_predictors.json)
+RELEASED = ("cortexA76cpu_tflite21", "adreno640gpu_tflite21", "adreno630gpu_tflite21", "myriadvpu_openvino2019r2")
 
 RULES_FILE = "fusion_rules.json"
 HASHES_FORMAT = "mtap-nnmeter-predictor-hashes/1"
@@ -88,6 +93,25 @@ def kernel_lists() -> dict[str, list[str]]:
     return {e["name"]: list(e["kernel_predictors"]) for e in entries}
 
 
+def predictor_kernels(expected: dict[str, dict[str, dict[str, Any]]]) -> dict[str, list[str]]:
+    """Kernel types of every predictor: nn-Meter's predictors.yaml for its released ones, the
+    ``<kernel>.pkl`` entries of the expected sha256 list for predictors built with its builder."""
+    out = kernel_lists()
+    for name, files in expected.items():
+        if name not in out:
+            out[name] = sorted(f.split(".pkl")[0] for f in files if f.endswith((".pkl", ".pkl.xz")))
+    return out
+
+
+def kernel_file(kernel: str, pins: dict[str, Any] | None) -> str:
+    """``<kernel>.pkl``, or ``<kernel>.pkl.xz`` where the expected list names only that: an
+    xz-compressed nn-Meter pickle (predictors built here are stored compressed; the sha256 is of
+    the stored bytes, checked before decompressing and unpickling)."""
+    if pins and f"{kernel}.pkl.xz" in pins and f"{kernel}.pkl" not in pins:
+        return f"{kernel}.pkl.xz"
+    return f"{kernel}.pkl"
+
+
 @dataclass
 class Check:
     """Outcome of looking at a predictor folder (no file is unpickled here)."""
@@ -118,19 +142,27 @@ def predictor_folder(root: Path, name: str) -> Path:
 def check(root: Path | None, name: str, kernels: list[str], expected: dict[str, dict[str, dict[str, Any]]],
           hashes_source: str) -> Check:
     """Are all files of predictor ``name`` present under ``root`` with the expected sha256?"""
-    how = ("pass --predictor-dir DIR (env MTAP_NNMETER_PREDICTOR_DIR) holding "
-           f"{name}/ with {', '.join(k + '.pkl' for k in kernels)} and {RULES_FILE} "
-           f"(nn-Meter's release asset v1.0-data/{name}.zip, unpacked)")
+    if name in RELEASED:
+        how = ("pass --predictor-dir DIR (env MTAP_NNMETER_PREDICTOR_DIR) holding "
+               f"{name}/ with {', '.join(k + '.pkl' for k in kernels)} and {RULES_FILE} "
+               f"(nn-Meter's release asset v1.0-data/{name}.zip, unpacked)")
+    else:
+        how = (f"pass --tool-path DIR (env MTAP_NN_METER_PATH) holding {name}/ with its <kernel>.pkl[.xz] files and "
+               f"{RULES_FILE}, built with nn-Meter's builder (nnmeter-runner build-predictor; the committed ones: "
+               "--tool-path data/profiles/nn-meter/predictors --predictor-hashes "
+               "data/profiles/nn-meter/predictors/hashes.json)")
+    if root is None and name not in RELEASED:
+        return Check(False, "predictor-missing", f"predictor {name} not given: {how}")
     if root is None:
         return Check(False, "predictor-missing",
                      f"predictor {name} not given: nn-Meter 2.0 downloads it from a GitHub release asset at first "
                      f"use, which is unreachable here; {how}")
     folder = predictor_folder(root, name)
-    needed = [k + ".pkl" for k in kernels] + [RULES_FILE]
+    pins = expected.get(name)
+    needed = [kernel_file(k, pins) for k in kernels] + [RULES_FILE]
     missing = [f for f in needed if not (folder / f).is_file()]
     if missing:
         return Check(False, "predictor-missing", f"{folder}: missing {', '.join(missing)}; {how}", folder)
-    pins = expected.get(name)
     unpinned = [f for f in needed if not pins or f not in pins]
     if unpinned:
         return Check(False, "predictor-unpinned",

@@ -21,6 +21,7 @@ import copy
 import io
 import json
 import logging
+import lzma
 import os
 import pickle
 import sys
@@ -191,7 +192,7 @@ def predict(spec: dict[str, Any]) -> dict[str, Any]:
     predictors: dict[str, Any] = {}
     pickled_by: set[str] = set()
     for fname, sha in sorted(spec["files"].items()):
-        if not fname.endswith(".pkl"):
+        if not fname.endswith((".pkl", ".pkl.xz")):
             continue
         path = folder / fname
         try:
@@ -199,9 +200,11 @@ def predict(spec: dict[str, Any]) -> dict[str, Any]:
         except PermissionError as exc:
             return {"ok": False, "kind": "predictor-hash-mismatch", "message": str(exc)}
         try:
+            if fname.endswith(".xz"):  # verified bytes first, then decompressed, then unpickled
+                data = lzma.decompress(data)
             with warnings.catch_warnings(record=True) as caught:
                 warnings.simplefilter("always")
-                predictors[fname[: -len(".pkl")]] = pickle.load(io.BytesIO(data))
+                predictors[fname.split(".pkl")[0]] = pickle.load(io.BytesIO(data))
             for w in caught:
                 text = str(w.message)
                 if "Trying to unpickle estimator" in text and "from version" in text:
@@ -223,13 +226,173 @@ def predict(spec: dict[str, Any]) -> dict[str, Any]:
             "pickled_with_sklearn": sorted(pickled_by)}
 
 
+def sample(spec: dict[str, Any]) -> dict[str, Any]:
+    """Kernel configurations from nn-Meter's builder samplers (prior or finegrained mode).
+
+    spec: {"kernels": {type: count}, "seed": int, "mode": "prior"|"finegrained",
+    "around": {type: [config, ...]} (finegrained: the large-error configurations)}."""
+    import random
+
+    import nn_meter  # noqa: F401
+    import numpy as np
+    from nn_meter.builder.kernel_predictor_builder.data_sampler.utils import get_sampler_for_kernel
+
+    _quiet_nnmeter()
+    out: dict[str, Any] = {}
+    for i, (ktype, count) in enumerate(sorted(spec["kernels"].items())):
+        random.seed(spec["seed"] + i)
+        np.random.seed(spec["seed"] + i)
+        mode = spec.get("mode", "prior")
+        around = (spec.get("around") or {}).get(ktype)
+        if mode == "finegrained" and not around:
+            continue
+        configs = get_sampler_for_kernel(ktype, count, mode, around)
+        prefix = spec.get("prefix", "p")
+        out[ktype] = {f"{prefix}{n:05d}": {"config": json.loads(json.dumps(c, default=_jsonable))}
+                      for n, c in enumerate(configs)}
+    return {"ok": True, "kernels": out}
+
+
+def fit(spec: dict[str, Any]) -> dict[str, Any]:
+    """Fit kernel predictors with nn-Meter's builder (``build_predictor_by_data``).
+
+    spec: {"backend": name, "kernels": {type: {id: {"config": {...}, "latency_ms": x, "std_ms": s}}},
+    "out": folder for <type>.pkl, "work": folder for nn-Meter's result tables}.
+    Per kernel type nn-Meter splits the data 80/20 (``train_test_split``, random_state 10), fits a
+    RandomForestRegressor (``init_predictor(type, backend)``) on the 80 % and reports the held-out
+    20 %; the predictor it keeps is that model, as ``build_predictor_for_kernel`` does. The
+    held-out metrics are recomputed from nn-Meter's own TestResult table with its
+    ``latency_metrics``."""
+    import csv
+
+    import nn_meter  # noqa: F401
+    import numpy as np
+    import sklearn
+    from nn_meter.builder.backend_meta.utils import Latency
+    from nn_meter.builder.kernel_predictor_builder import build_predictor_by_data
+    from nn_meter.builder.kernel_predictor_builder.predictor_builder.utils import latency_metrics
+
+    _quiet_nnmeter()
+    out_dir, work = Path(spec["out"]), Path(spec["work"])
+    results: dict[str, Any] = {}
+    for ktype, entries in sorted(spec["kernels"].items()):
+        data = {ktype: {kid: {"model": kid, "config": dict(e["config"]),
+                              "latency": Latency(e["latency_ms"], e.get("std_ms", 0.0))}
+                        for kid, e in sorted(entries.items())}}
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            predictor, acc10, error_configs = build_predictor_by_data(
+                ktype, data, backend=spec["backend"], error_threshold=0.1, mark="mtap", save_path=str(work),
+                predict_label="latency")
+        with open(work / "collection" / f"TestResult_{ktype}_mtap.csv", newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        true = np.array([float(r["True"]) for r in rows])
+        pred = np.array([float(r["Pred"]) for r in rows])
+        rmse, rmspe, _error, acc5, _acc10, acc15 = latency_metrics(pred, true)
+        (out_dir / f"{ktype}.pkl").write_bytes(pickle.dumps(predictor))
+        results[ktype] = {
+            "samples": len(entries), "train": len(entries) - len(rows), "test": len(rows),
+            "rmse_ms": float(rmse), "rmspe_percent": float(rmspe), "acc5": float(acc5), "acc10": float(acc10),
+            "acc15": float(acc15), "test_latency_mean_ms": float(true.mean()),
+            "error_configs": json.loads(json.dumps(error_configs, default=_jsonable)),
+            "regressor": type(predictor).__name__,
+            "regressor_params": {k: v for k, v in sorted(predictor.get_params().items())
+                                 if isinstance(v, (int, float, str, bool)) or v is None}}
+    return {"ok": True, "results": results, "sklearn": sklearn.__version__}
+
+
+def _nnmeter_cli(*args: str) -> None:
+    """Run nn-Meter's own command line (``nn-meter ARGS``) in a subprocess of this worker's HOME."""
+    import subprocess
+
+    code = "import sys; from nn_meter.utils.nn_meter_cli.interface import nn_meter_cli; sys.argv = sys.argv[1:]; nn_meter_cli()"
+    done = subprocess.run([sys.executable, "-W", "ignore", "-c", code, "nn-meter", *args], capture_output=True, text=True,
+                          timeout=600)
+    if done.returncode != 0:
+        raise RuntimeError(f"nn-meter {' '.join(args)} failed: {done.stderr.strip()[-400:]}")
+
+
+def smoke(spec: dict[str, Any]) -> dict[str, Any]:
+    """nn-Meter's builder end to end with the ``ort_cpu`` backend, on a few small kernels.
+
+    As nn-Meter documents a customized backend: ``nn-meter register --backend META.yaml``, ``nn-meter
+    create --customized-workspace WS --backend ort_cpu``, ``builder_config.init(WS)``,
+    ``connect_backend("ort_cpu")``; kernel configurations from nn-Meter's prior samplers, built with
+    nn-Meter's torch blocks (exported with ``dynamo=False``: nn-Meter's ``save_model`` uses torch's
+    default exporter, which needs onnxscript in torch >= 2.9), profiled by nn-Meter's
+    ``profile_models`` through the backend (ONNX Runtime), fitted by ``build_predictor_by_data``.
+
+    spec: {"workspace": dir, "threads": n, "kernels": {type: count}, "seed": int}."""
+    import random
+
+    import numpy as np
+    import yaml
+
+    import mtap_nnmeter_runner
+    from mtap_nnmeter_runner.ortprofile import export_kernel, load_blocks
+
+    ws = Path(spec["workspace"])
+    ws.mkdir(parents=True, exist_ok=True)
+    config = ws / "ort_cpu_config.yaml"
+    config.write_text(yaml.safe_dump({"THREADS": int(spec["threads"])}))
+    meta = ws / "ort_cpu_meta.yaml"
+    package_location = str(Path(mtap_nnmeter_runner.__file__).resolve().parents[1])
+    meta.write_text(yaml.safe_dump({"builtin_name": "ort_cpu", "package_location": package_location,
+                                    "class_module": "mtap_nnmeter_runner.backend", "class_name": "OrtCpuBackend",
+                                    "defaultConfigFile": str(config)}))
+    _nnmeter_cli("register", "--backend", str(meta))
+    _nnmeter_cli("create", "--customized-workspace", str(ws / "workspace"), "--backend", "ort_cpu")
+
+    import nn_meter  # noqa: F401
+    from nn_meter.builder import builder_config, profile_models
+    from nn_meter.builder.backends import connect_backend, list_backends
+    from nn_meter.builder.kernel_predictor_builder import build_predictor_by_data
+    from nn_meter.builder.kernel_predictor_builder.data_sampler.utils import get_sampler_for_kernel
+
+    _quiet_nnmeter()
+    builder_config.init(str(ws / "workspace"))
+    backend = connect_backend("ort_cpu")
+    backend.test_connection()
+    blocks = load_blocks(Path(nn_meter.__file__).parent / "builder")
+    kernels_dir = Path(builder_config.get("WORKSPACE", "predbuild")) / "kernels"
+    kernels_dir.mkdir(parents=True, exist_ok=True)
+    results: dict[str, Any] = {}
+    for i, (ktype, count) in enumerate(sorted(spec["kernels"].items())):
+        random.seed(spec["seed"] + i)
+        np.random.seed(spec["seed"] + i)
+        models: dict[str, dict[str, Any]] = {ktype: {}}
+        for n, cfg in enumerate(get_sampler_for_kernel(ktype, count, "prior")):
+            cfg = json.loads(json.dumps(cfg, default=_jsonable))
+            onnx_bytes, shapes = export_kernel(blocks, ktype, cfg)
+            path = kernels_dir / f"{ktype}_{n}.onnx"
+            path.write_bytes(onnx_bytes)
+            models[ktype][f"k{n}"] = {"model": str(path), "shapes": shapes, "config": cfg}
+        profiled = profile_models(backend, models, mode="predbuild", save_name=f"profiled_{ktype}.json")
+        latencies = [m["latency"].avg for m in profiled[ktype].values() if "latency" in m]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            predictor, acc10, _errors = build_predictor_by_data(ktype, profiled, backend="ort_cpu", save_path=None)
+        first = next(iter(profiled[ktype].values()))
+        from nn_meter.builder.kernel_predictor_builder.predictor_builder.extract_feature import get_feature_parser
+
+        feature = get_feature_parser(ktype).get_feature_by_config(dict(first["config"]))
+        results[ktype] = {"profiled": len(latencies), "latencies_ms": latencies, "acc10": float(acc10),
+                          "prediction_ms": float(predictor.predict([feature])[0]),
+                          "regressor": type(predictor).__name__}
+    return {"ok": True, "backends": list_backends(), "backend_class": type(backend).__name__,
+            "threads": backend.profiler.threads, "results": results}
+
+
+VERBS = ("parse", "predict", "sample", "fit", "smoke")
+
+
 def main(argv: list[str]) -> int:
-    if len(argv) != 3 or argv[0] not in ("parse", "predict"):
-        print("usage: python -m mtap_nnmeter_runner.worker parse|predict SPEC.json RESULT.json", file=sys.stderr)
+    if len(argv) != 3 or argv[0] not in VERBS:
+        print(f"usage: python -m mtap_nnmeter_runner.worker {'|'.join(VERBS)} SPEC.json RESULT.json", file=sys.stderr)
         return 2
     verb, spec_path, out_path = argv
     spec = json.loads(Path(spec_path).read_text())
-    result = parse(spec) if verb == "parse" else predict(spec)
+    result = {"parse": parse, "predict": predict, "sample": sample, "fit": fit, "smoke": smoke}[verb](spec)
     Path(out_path).write_text(json.dumps(result, sort_keys=True, default=_jsonable))
     return 0
 

@@ -1,0 +1,412 @@
+"""ONNX Runtime CPU profiler: the measuring half of the nn-Meter backend ``ort_cpu`` (backend.py).
+
+Imports only the standard library, numpy, torch and onnxruntime (never mtap_schemas or
+nn_meter), so it runs as it is on a measurement machine that has nothing else:
+
+    python -m mtap_nnmeter_runner.ortprofile --plan PLAN.json --out DIR [--threads 1,4]
+        [--nn-modules DIR] [--deadline-s S] [--done FILE]
+
+PLAN.json: ``{"kernels": {kernel_type: {id: {"config": {...}}}}, "models": [name, ...]}`` (kernel
+configurations sampled with nn-Meter's own samplers by ``nnmeter-runner sample``). Each kernel is
+built with nn-Meter's own torch kernel blocks (``nn_meter/builder/nn_modules/torch_networks``,
+found through ``--nn-modules`` = the folder ``nn_meter/builder`` of an nn-meter installation or
+unpacked wheel, imported without importing nn_meter itself), exported to ONNX with the arguments
+of nn-Meter's ``TorchBlock.save_model`` (opset 12, constant folding) but torch's TorchScript
+exporter (``dynamo=False``: torch >= 2.9's default dynamo exporter needs onnxscript), and timed
+with onnxruntime's CPU execution provider: one ``InferenceSession`` per thread count
+(``intra_op_num_threads`` = T, ``inter_op_num_threads`` = 1, sequential execution, all graph
+optimisations), random float32 inputs, wall-clock time of ``session.run`` (``perf_counter``)
+after warm-up. Models are built from ``models.py`` and exported with opset 13.
+
+Results are appended line by line (``kernels.jsonl``, ``models.jsonl``) so an interrupted run
+keeps what it measured; ``environment.json`` records the CPU (``lscpu``), the process's CPU
+affinity and the package versions.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+#: kernel type -> nn-Meter torch block class (nn_meter.builder.kernel_predictor_builder
+#: .data_sampler.utils.__BUILTIN_KERNELS__, whose torch implementations live in torch_networks/blocks.py)
+BLOCKS: dict[str, str] = {
+    "conv-bn-relu": "ConvBnRelu",
+    "dwconv-bn-relu": "DwConvBnRelu",
+    "maxpool": "MaxPoolBlock",
+    "avgpool": "AvgPoolBlock",
+    "fc": "FCBlock",
+    "concat": "ConcatBlock",
+    "split": "SplitBlock",
+    "channelshuffle": "ChannelShuffle",
+    "se": "SEBlock",
+    "global-avgpool": "GlobalAvgPoolBlock",
+    "bnrelu": "BnRelu",
+    "bn": "BnBlock",
+    "hswish": "HswishBlock",
+    "relu": "ReluBlock",
+    "addrelu": "AddRelu",
+    "add": "AddBlock",
+}
+
+KERNEL_OPSET = 12  # nn-Meter's TorchBlock.save_model
+MODEL_OPSET = 13
+
+
+def stats(samples_ms: list[float]) -> dict[str, Any]:
+    """Median, mean, spread of one series of timings (ms)."""
+    s = sorted(samples_ms)
+    n = len(s)
+
+    def q(p: float) -> float:
+        # linear interpolation between closest ranks (numpy's default)
+        pos = (n - 1) * p
+        lo = int(pos)
+        hi = min(lo + 1, n - 1)
+        return s[lo] + (s[hi] - s[lo]) * (pos - lo)
+
+    med = statistics.median(s)
+    return {
+        "median": med,
+        "mean": statistics.fmean(s),
+        "std": statistics.pstdev(s) if n > 1 else 0.0,
+        "p10": q(0.10),
+        "p90": q(0.90),
+        "min": s[0],
+        "max": s[-1],
+        "n": n,
+        "spread": (q(0.90) - q(0.10)) / med if med > 0 else None,
+    }
+
+
+def session(onnx_bytes: bytes, threads: int):
+    import onnxruntime as ort
+
+    opts = ort.SessionOptions()
+    opts.intra_op_num_threads = threads
+    opts.inter_op_num_threads = 1
+    opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    opts.log_severity_level = 3
+    return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def feeds_for(sess, seed: int = 0) -> dict[str, Any]:
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    out = {}
+    for inp in sess.get_inputs():
+        shape = [d if isinstance(d, int) and d > 0 else 1 for d in inp.shape]
+        if "int" in inp.type:
+            out[inp.name] = np.zeros(shape, dtype=np.int64)
+        else:
+            out[inp.name] = rng.standard_normal(shape).astype(np.float32)
+    return out
+
+
+def time_session(
+    sess, feeds: dict[str, Any], *, warmup_runs: int, warmup_s: float, min_runs: int, target_s: float, max_runs: int
+) -> list[float]:
+    """Warm up, then time ``sess.run`` until min_runs and target_s are both reached (or max_runs)."""
+    run = sess.run
+    t0 = time.perf_counter()
+    done = 0
+    while done < warmup_runs or (time.perf_counter() - t0 < warmup_s and done < max_runs):
+        run(None, feeds)
+        done += 1
+    samples: list[float] = []
+    spent = 0.0
+    while len(samples) < max_runs and (len(samples) < min_runs or spent < target_s):
+        a = time.perf_counter()
+        run(None, feeds)
+        dt = time.perf_counter() - a
+        spent += dt
+        samples.append(dt * 1e3)
+    return samples
+
+
+def measure(onnx_bytes: bytes, threads: list[int], **timing: Any) -> dict[str, Any]:
+    out = {}
+    for t in threads:
+        sess = session(onnx_bytes, t)
+        samples = time_session(sess, feeds_for(sess), **timing)
+        out[f"t{t}"] = stats(samples)
+        del sess
+    return out
+
+
+# ----------------------------------------------------------------------------- kernels
+
+
+def load_blocks(nn_modules_parent: str | os.PathLike[str]):
+    """nn-Meter's torch kernel blocks, imported as the top-level package ``nn_modules`` from the folder
+    ``nn_meter/builder`` (nn_modules/__init__.py imports only its interface; nn_meter is not imported)."""
+    parent = str(Path(nn_modules_parent))
+    if parent not in sys.path:
+        sys.path.insert(0, parent)
+    from nn_modules.torch_networks import blocks  # type: ignore[import-not-found]
+
+    return blocks
+
+
+def export_kernel(blocks, kernel_type: str, config: dict[str, Any]) -> tuple[bytes, list[list[int]]]:
+    """ONNX bytes of nn-Meter's torch block for (kernel_type, config), and its input shapes.
+
+    ``config`` is updated in place as nn-Meter's block does it (its pooling operators add
+    ``POOL_STRIDES``, which nn-Meter's pooling feature parser then reads), like nn-Meter's
+    ``KernelGenerator`` keeps the config its block returns."""
+    import torch
+
+    block = getattr(blocks, BLOCKS[kernel_type])(config, 1)
+    model = block.get_model()
+    model.eval()
+    shapes = [list(s) for s in block.input_tensor_shape]
+    tensors = [torch.randn([1] + s) for s in shapes]
+    # a block of several inputs (concat) takes them as one list, as nn-Meter's get_inputs_by_shapes gives them
+    inputs = (tensors[0],) if len(tensors) == 1 else (tensors,)
+    names = ["input"] if len(tensors) == 1 else [f"input{i}" for i in range(len(tensors))]
+    buf = io.BytesIO()
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            inputs,
+            buf,
+            input_names=names,
+            output_names=["output"],
+            export_params=True,
+            opset_version=KERNEL_OPSET,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return buf.getvalue(), shapes
+
+
+KERNEL_TIMING = {"warmup_runs": 3, "warmup_s": 0.01, "min_runs": 10, "target_s": 0.05, "max_runs": 100}
+MODEL_TIMING = {"warmup_runs": 5, "warmup_s": 0.3, "min_runs": 20, "target_s": 1.0, "max_runs": 300}
+
+
+def interleaved(kernels: dict[str, dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
+    """Every (type, id, entry), ordered so that any prefix holds each type in proportion to its count."""
+    items = []
+    for ktype, entries in kernels.items():
+        n = len(entries)
+        for i, (kid, entry) in enumerate(entries.items()):
+            items.append(((i + 0.5) / n, ktype, kid, entry))
+    items.sort(key=lambda x: (x[0], x[1]))
+    return [(k, i, e) for _f, k, i, e in items]
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def export_model(name: str) -> bytes:
+    import torch
+
+    from mtap_nnmeter_runner.models import build, example_input
+
+    torch.manual_seed(0)
+    model = build(name).eval()
+    example = example_input(name)
+    buf = io.BytesIO()
+    import warnings
+
+    with warnings.catch_warnings(), torch.no_grad():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model, (example,), buf, dynamo=False, opset_version=MODEL_OPSET, do_constant_folding=True)
+    return buf.getvalue()
+
+
+# ----------------------------------------------------------------------------- environment
+
+
+def environment() -> dict[str, Any]:
+    def text(cmd: list[str]) -> str | None:
+        try:
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=20).stdout
+        except (OSError, subprocess.SubprocessError):
+            return None
+
+    cpu = None
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    versions = {}
+    for mod in ("onnxruntime", "torch", "numpy", "onnx", "torchvision"):
+        try:
+            versions[mod] = __import__(mod).__version__
+        except Exception as exc:  # noqa: BLE001 - recorded, not fatal
+            versions[mod] = f"unavailable ({type(exc).__name__})"
+    gov = None
+    try:
+        gov = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip()
+    except OSError:
+        pass
+    return {
+        "cpu": cpu,
+        "cpu_count": os.cpu_count(),
+        "affinity": sorted(os.sched_getaffinity(0)),
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "packages": versions,
+        "lscpu": text(["lscpu"]),
+        "governor": gov,
+        "loadavg": os.getloadavg(),
+    }
+
+
+def pick_cpus(count: int) -> list[int]:
+    """``count`` logical CPUs on distinct physical cores (no two SMT siblings), skipping CPU 0 (which
+    takes most interrupts) where the machine has enough; the highest-numbered cores first."""
+    allowed = sorted(os.sched_getaffinity(0))
+    seen: set[tuple[str, str]] = set()
+    chosen: list[int] = []
+    for cpu in sorted(allowed, reverse=True):
+        if cpu == 0 and len(allowed) > count:
+            continue
+        topo = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            core = ((topo / "physical_package_id").read_text().strip(), (topo / "core_id").read_text().strip())
+        except OSError:
+            core = ("?", str(cpu))
+        if core in seen:
+            continue
+        seen.add(core)
+        chosen.append(cpu)
+        if len(chosen) == count:
+            break
+    return sorted(chosen) if len(chosen) == count else allowed[:count]
+
+
+def file_hashes(folder: str | None) -> dict[str, str]:
+    import hashlib
+
+    if not folder:
+        return {}
+    root = Path(folder) / "nn_modules"
+    return {p.relative_to(root).as_posix(): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(root.rglob("*.py"))}
+
+
+# ----------------------------------------------------------------------------- main
+
+
+def _append(path: Path, record: dict[str, Any]) -> None:
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(record, sort_keys=True) + "\n")
+        fh.flush()
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m mtap_nnmeter_runner.ortprofile", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--plan", required=True, type=Path)
+    ap.add_argument("--out", required=True, type=Path)
+    ap.add_argument("--threads", default="1,4")
+    ap.add_argument("--nn-modules", default=None, help="folder nn_meter/builder (holding nn_modules/)")
+    ap.add_argument("--deadline-s", type=float, default=None, help="stop starting kernels after this many seconds")
+    ap.add_argument("--done", type=Path, default=None, help="kernels.jsonl of an earlier run: skip its kernels")
+    ap.add_argument("--models-first", action="store_true")
+    ap.add_argument("--cpus", default=None, help="'auto': pin the process to max(threads) physical cores")
+    args = ap.parse_args(argv)
+    t_start = time.monotonic()
+    threads = [int(t) for t in args.threads.split(",")]
+    if args.cpus == "auto":
+        os.sched_setaffinity(0, pick_cpus(max(threads)))
+    elif args.cpus:
+        os.sched_setaffinity(0, [int(c) for c in args.cpus.split(",")])
+    plan = json.loads(args.plan.read_text())
+    args.out.mkdir(parents=True, exist_ok=True)
+    env = environment()
+    env["threads"] = threads
+    env["nn_modules_sha256"] = file_hashes(args.nn_modules)
+    env["timing"] = {"kernels": KERNEL_TIMING, "models": MODEL_TIMING, "kernel_opset": KERNEL_OPSET, "model_opset": MODEL_OPSET}
+    (args.out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True))
+    print(f"cpu {env['cpu']}, affinity {env['affinity']}, {env['packages']}", flush=True)
+
+    def do_models(names: list[str], tag: str = "") -> None:
+        for name in names:
+            a = time.perf_counter()
+            try:
+                onnx_bytes = export_model(name)
+                rec = {
+                    "model": name,
+                    "export_s": round(time.perf_counter() - a, 3),
+                    "onnx_opset": MODEL_OPSET,
+                    "onnx_bytes": len(onnx_bytes),
+                    **measure(onnx_bytes, threads, **MODEL_TIMING),
+                }
+            except Exception as exc:  # noqa: BLE001 - recorded per model
+                rec = {"model": name, "error": f"{type(exc).__name__}: {exc}"[:500]}
+            rec["pass"] = tag or "main"
+            rec["at_s"] = round(time.monotonic() - t_start, 1)
+            _append(args.out / "models.jsonl", rec)
+            print(
+                f"model {name}: "
+                + ", ".join(f"{k} {v['median']:.3f} ms" for k, v in rec.items() if k.startswith("t") and isinstance(v, dict)),
+                flush=True,
+            )
+
+    models = list(plan.get("models", []))
+    if models and args.models_first:
+        do_models(models)
+    kernels = plan.get("kernels", {})
+    if kernels:
+        blocks = load_blocks(args.nn_modules)
+        done: set[tuple[str, str]] = set()
+        if args.done and args.done.is_file():
+            for line in args.done.read_text().splitlines():
+                r = json.loads(line)
+                if "error" not in r:
+                    done.add((r["kernel"], r["id"]))
+        count = 0
+        for ktype, kid, entry in interleaved(kernels):
+            if (ktype, kid) in done:
+                continue
+            if args.deadline_s is not None and time.monotonic() - t_start > args.deadline_s:
+                print(f"deadline reached after {count} kernels", flush=True)
+                break
+            a = time.perf_counter()
+            try:
+                config = dict(entry["config"])
+                onnx_bytes, shapes = export_kernel(blocks, ktype, config)
+                entry = {**entry, "config": config}
+                b = time.perf_counter()
+                rec = {
+                    "kernel": ktype,
+                    "id": kid,
+                    "config": entry["config"],
+                    "shapes": shapes,
+                    "export_s": round(b - a, 4),
+                    **measure(onnx_bytes, threads, **KERNEL_TIMING),
+                }
+            except Exception as exc:  # noqa: BLE001 - recorded per kernel
+                rec = {"kernel": ktype, "id": kid, "config": entry["config"], "error": f"{type(exc).__name__}: {exc}"[:500]}
+            _append(args.out / "kernels.jsonl", rec)
+            count += 1
+            if count % 50 == 0:
+                print(f"{count} kernels, {time.monotonic() - t_start:.0f} s", flush=True)
+    if models and not args.models_first:
+        do_models(models)
+    for name in plan.get("recheck_models", []):
+        do_models([name], tag="recheck")
+    print(f"done in {time.monotonic() - t_start:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
