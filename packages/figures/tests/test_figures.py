@@ -47,15 +47,22 @@ def test_all_figures_render_and_repeat(tmp_path: Path) -> None:
     vidur = [ok(f"{s}{q}", None, {"scheduler": s, "qps": q}, [{"name": f"e2e_latency_p{p}", "value": p * q / 10, "unit": "s", "kind": "prediction"} for p in (50, 90, 99)], workload="W5", hardware="H100-SXM5-80GB")
              for s in ("vllm", "orca") for q in (1.0, 2.0)]
     ms.write(ev / "vidur/vidur.tool-run.json", tool_doc("vidur", vidur), "tool-run", 2)
+    cdf = [{"name": f"{stem}_cdf_p{p:03d}", "value": (p + 1) * f / 1000, "unit": "s", "kind": kind, "timing": timing}
+           for stem in ("ttft", "e2e_latency") for p in range(0, 101, 5)
+           for kind, timing, f in (("measurement", "device", 0.9), ("prediction", "simulated", 1.0))]
+    replayed = [ok(f"W5/H200-SXM-141GB/{s}/{rate}", None, {"scheduler": s}, cdf, workload="W5", hardware="H200-SXM-141GB")
+                for s in ("vllm", "orca") for rate in ("qps=8", "static", "qps=1")]
+    doc = tool_doc("vidur-replay", replayed) | {"tool": {"name": "vidur-replay", "version": "1", "backend": "replayed"}, "schema_version": "2.1.0"}
+    ms.write(ev / "vidur/vidur-replay.tool-run.json", doc, "tool-run", 2)
 
     outs = []
     for n in range(2):
         out = tmp_path / f"fig{n}"
         res = CliRunner().invoke(main, ["run", "--evaluation-dir", str(ev), "--output", str(out)])
         assert res.exit_code == 0, res.output
-        assert "5 of 5 figures" in res.output
+        assert "6 of 6 figures" in res.output
         outs.append({p.name: p.read_bytes() for p in sorted(out.iterdir())})
-    assert sorted(outs[0]) == sorted([f"{n}.{e}" for n in ("coverage-heatmap", "predicted-vs-measured", "astra-collective-scaling", "vidur-latency-cdf", "error-amplification") for e in ("png", "pdf")] + ["sources.md"])
+    assert sorted(outs[0]) == sorted([f"{n}.{e}" for n in ("coverage-heatmap", "predicted-vs-measured", "astra-collective-scaling", "vidur-latency-cdf", "vidur-replay-cdf", "error-amplification") for e in ("png", "pdf")] + ["sources.md"])
     assert all(outs[0][k][:4] in (b"\x89PNG", b"%PDF") for k in outs[0] if k != "sources.md")
     assert outs[0] == outs[1], "figures must be byte-identical for the same data"
 
@@ -65,7 +72,7 @@ def test_missing_data_is_skipped_with_a_note(tmp_path: Path) -> None:
     res = CliRunner().invoke(main, ["run", "--evaluation-dir", str(tmp_path / "ev"), "--output", str(tmp_path / "f")])
     assert res.exit_code == 0
     assert "skipped coverage-heatmap: run `nox -s aggregate` first" in res.output
-    assert "0 of 5 figures" in res.output
+    assert "0 of 6 figures" in res.output
     assert plots.predicted_vs_measured(aggregate_doc(), timing="eager-end-to-end") is None
 
 
@@ -142,3 +149,12 @@ def test_predicted_vs_measured_names_each_points_gpu() -> None:
     labels = [t.get_text() for t in fig.axes[0].get_legend().get_texts()]
     assert any("HGX-H200x8" in t for t in labels) and any("HGX-H100x8" in t for t in labels)
     assert "H100" not in fig.axes[0].get_xlabel()
+
+
+def test_replay_cdf_takes_one_qps_and_the_static_workload() -> None:
+    cdf = [{"name": f"ttft_cdf_p{p:03d}", "value": 0.01, "unit": "s", "kind": "measurement", "timing": "device"} for p in range(0, 101, 5)]
+    cases = [ok(f"W5/H200-SXM-141GB/vllm/{rate}", None, {"scheduler": "vllm"}, cdf, workload="W5", hardware="H200-SXM-141GB")
+             for rate in ("qps=1", "qps=8", "static", "qps=1/len=2048-4096")]
+    fig = plots.vidur_replay_cdf([tool_doc("vidur-replay", cases)])
+    assert [ax.get_title() for ax in fig.axes[:2]] == ["vllm, qps 8", "vllm, static (t=0)"]
+    assert plots.vidur_replay_cdf([tool_doc("vidur-replay", cases[:1])]) is None

@@ -77,7 +77,8 @@ def d1_fidelity(errors: pl.DataFrame, rows: pl.DataFrame, claims: list[dict[str,
         seen.add(r["tool"])
         claim = "; ".join(c["statement"] for c in claim_of.get(r["tool"], [])) or "—"
         table_rows.append([r["tool"], r["workload"], r["hardware"], r["measured_timing"] or "—", str(r["pairs"]), _pct(r["mape"]), _pct(r["median"]), _pct(r["max"]), _pct(r["spread"]), claim])
-    predicted_tools = sorted(set(rows.filter(pl.col("kind") == "prediction")["tool"].to_list()) - seen)
+    # a replayed timeline's own prediction series (the CDF of the simulator's timeline it re-ran) is not a tool's prediction
+    predicted_tools = sorted(set(rows.filter((pl.col("kind") == "prediction") & (pl.col("backend") != "replayed"))["tool"].to_list()) - seen)
     for tool in predicted_tools:
         claim = "; ".join(c["statement"] for c in claim_of.get(tool, [])) or "—"
         table_rows.append([tool, "—", "—", "no measurement pairs", "0", "—", "—", "—", "—", claim])
@@ -88,7 +89,8 @@ def d1_fidelity(errors: pl.DataFrame, rows: pl.DataFrame, claims: list[dict[str,
         table_rows,
         [
             "APE = |predicted − measured| / measured per case, paired on hardware, case key and metric (`aggregate` errors_vs_measured).",
-            "`device`: CUDA-graph or kernel-sum device time; `eager-end-to-end`: host-observed eager PyTorch time; `reported`: a published silicon measurement.",
+            "`device`: CUDA-graph or kernel-sum device time; `eager-end-to-end`: host-observed eager PyTorch time; `reported`: a published silicon measurement; "
+            "`(replayed)`: a simulator's schedule re-run with batch times measured on the GPU (VIDUR request latencies, data/evaluation/vidur/vidur-replay-report.md).",
             "meas. spread: median over the pairs of the measurement's own within-run spread, (p90 − p10) / median of its samples; run-to-run spread between two H200 machines (median 0.6 % device, 15.6 % eager) is in packages/groundtruth/README.md.",
             "Self-reported figures are quoted from the tools' papers (data/claims/self-reported.json) and are not verified by this table.",
         ],
