@@ -166,6 +166,8 @@ BENCHES = {
                          "analytical-runner's tracing time per model (target < 5 s each)"),
     "bench-vidur": ("vidur-runner", "", "packages/vidur-runner/bench/bench_overhead.py",
                     "vidur-runner's overhead over bare `python -m vidur.main`, warm cache (target <= 10%)"),
+    "bench-replay": ("vidur-runner", "", "packages/vidur-runner/bench/bench_replay.py",
+                     "vidur-runner replay over the committed H200 replay (target >= 10,000 batches/s), and the GPU replay's rate"),
     "bench-jobs": ("zigzag-runner", "", "packages/zigzag-runner/bench/bench_jobs.py",
                    "zigzag-runner --jobs 2 vs --jobs 1 on a layer subset, one run (target >= 1.8x on 2 cores)"),
 }
