@@ -75,9 +75,16 @@ def main() -> None:
     MTAP_NN_METER_PATH. The runner never reads or writes ~/.nn_meter: nn-Meter runs in worker
     subprocesses with HOME set to a temporary folder.
 
+    Predictors for a CPU with ONNX Runtime, built with nn-Meter's own builder (issue #19): `sample`
+    (nn-Meter's samplers), `profile` (nn-Meter's torch kernel blocks timed with ONNX Runtime on
+    pinned cores), `build-predictor` (nn-Meter's build_predictor_by_data; without --measurements
+    all three steps on this machine), `measured` (models' measured latencies as a tool-run
+    document). The committed ones: data/profiles/nn-meter/.
+
     Options, exit codes and the keep-results policy are the runner contract of packages/README.md.
 
     Example: nnmeter-runner run --tool-path ~/nn-meter-predictors
+    Example: nnmeter-runner build-predictor --name mycpu_ort --threads 4 --scale 0.01 --output ~/my-predictors
     """
 
 
