@@ -291,35 +291,13 @@ class Model:
 
 
 def time_device(fn: Callable[[], Any], reps: int, device: Any) -> list[float]:
-    """Per-call device ms: one call captured in a CUDA graph (after a warm call on a side stream,
+    """Per-call device ms: one call captured in a CUDA graph (after one warm call on a side stream,
     as capture needs), replayed ``reps`` times, each behind a short GPU sleep (so the host has
     queued the replay before the start event) and bracketed by CUDA events: kernel time and the
     gaps between kernels on the device, no host launch gaps (groundtruth's "device" timing)."""
-    import torch
+    from . import timing
 
-    side = torch.cuda.Stream(device)
-    side.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(side):
-        fn()
-    torch.cuda.current_stream(device).wait_stream(side)
-    torch.cuda.synchronize(device)
-    g = torch.cuda.CUDAGraph()
-    try:
-        with torch.cuda.graph(g):
-            fn()
-        out = []
-        for _ in range(reps):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda._sleep(SLEEP_CYCLES)
-            start.record()
-            g.replay()
-            end.record()
-            end.synchronize()
-            out.append(start.elapsed_time(end))
-        return out
-    finally:
-        del g
-        torch.cuda.synchronize(device)
+    return timing.graph(fn, device, warmup=0, iters=reps, reps=1, side_warm=1, sleep_cycles=SLEEP_CYCLES)
 
 
 def time_eager(fn: Callable[[], Any], reps: int, device: Any) -> tuple[list[float], float]:

@@ -55,15 +55,17 @@ def reps_for(eager_median_ms: float, target_ms: float = TARGET_REPLAY_MS, max_re
     return max(1, min(max_reps, math.ceil(target_ms / eager_median_ms)))
 
 
-def graph(fn: Callable[[], object], device: torch.device, warmup: int, iters: int, reps: int) -> list[float]:
-    """Device time: capture ``reps`` calls of ``fn`` in one CUDA graph, replay it ``iters``
-    times (each after a short GPU busy-wait), return per-call times (replay time / reps)."""
+def graph(fn: Callable[[], object], device: torch.device, warmup: int, iters: int, reps: int, *, side_warm: int = 2,
+          sleep_cycles: int = SLEEP_CYCLES) -> list[float]:
+    """Device time: capture ``reps`` calls of ``fn`` in one CUDA graph (after ``side_warm`` calls
+    on a side stream, as capture needs), replay it ``iters`` times (each after a GPU busy-wait of
+    ``sleep_cycles``), return per-call times (replay time / reps)."""
     if device.type != "cuda":
         raise RuntimeError("CUDA graphs need a CUDA device")
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))
     with torch.cuda.stream(side):
-        for _ in range(2):
+        for _ in range(side_warm):
             fn()
     torch.cuda.current_stream(device).wait_stream(side)
     sync(device)
@@ -78,7 +80,7 @@ def graph(fn: Callable[[], object], device: torch.device, warmup: int, iters: in
         out: list[float] = []
         for _ in range(iters):
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda._sleep(SLEEP_CYCLES)
+            torch.cuda._sleep(sleep_cycles)
             start.record()
             g.replay()
             end.record()
