@@ -73,6 +73,7 @@ def test_nnmeter_builder_with_the_registered_ort_backend(tmp_path):
 
 def test_build_predictor_end_to_end_on_this_cpu(tmp_path):
     out = tmp_path / "pred"
+    cpus = os.sched_getaffinity(0)
     result = CliRunner().invoke(
         main,
         [
@@ -90,6 +91,7 @@ def test_build_predictor_end_to_end_on_this_cpu(tmp_path):
         ],
     )
     assert result.exit_code == 0, result.output
+    assert os.sched_getaffinity(0) == cpus  # the profiler pinned itself only while it measured
     hashes = load_hashes(out / "hashes.json")
     assert sorted(hashes["tiny"]) == ["fusion_rules.json", "global-avgpool.pkl.xz", "relu.pkl.xz"]
     build = json.loads((out / "build.json").read_text())

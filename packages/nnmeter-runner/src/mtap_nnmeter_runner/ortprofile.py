@@ -325,10 +325,18 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     t_start = time.monotonic()
     threads = [int(t) for t in args.threads.split(",")]
+    before = os.sched_getaffinity(0)
     if args.cpus == "auto":
         os.sched_setaffinity(0, pick_cpus(max(threads)))
     elif args.cpus:
         os.sched_setaffinity(0, [int(c) for c in args.cpus.split(",")])
+    try:
+        return _run(args, threads, t_start)
+    finally:  # a caller in the same process (build-predictor) gets its CPUs back
+        os.sched_setaffinity(0, before)
+
+
+def _run(args: argparse.Namespace, threads: list[int], t_start: float) -> int:
     plan = json.loads(args.plan.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
     env = environment()
