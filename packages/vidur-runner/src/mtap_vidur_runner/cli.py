@@ -345,7 +345,6 @@ def batches_cmd(docs: tuple[Path, ...], hardware: str, output: Path, skip: tuple
     measures them on that GPU, and `vidur-runner replay` compares.
     """
     import mtap_schemas as ms
-
     from mtap_schemas.paths import repo_root
     from mtap_vidur_runner import replay as replay_mod
     from mtap_vidur_runner import replay_report
@@ -389,8 +388,8 @@ def replay_cmd(docs: tuple[Path, ...], measured_paths: tuple[Path, ...], hardwar
     from VIDUR's timeline re-run with the measured batch times (device and eager), the
     scheduler's batches held fixed, with CDF points of both timelines; (3) vidur-replay-report.md.
     """
-    from mtap_vidur_runner import replay_report
     from mtap_schemas.paths import repo_root
+    from mtap_vidur_runner import replay_report
 
     try:
         written = replay_report.write_all(docs, measured_paths, hardware, output, repo_root(), overwrite=overwrite)

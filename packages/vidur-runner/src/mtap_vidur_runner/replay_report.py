@@ -208,8 +208,7 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
             tl = timeline(cb.batches, [measured[b.key][t] / 1e3 for b in cb.batches], n_dec)
             timelines[t] = tl
             metrics += latency_metrics(tl, "measurement", t)
-        for name, tl, kind, timing in (("replayed", timelines["device"], "measurement", "device"),
-                                       ("vidur", vidur_tl, "prediction", "simulated")):
+        for tl, kind, timing in ((timelines["device"], "measurement", "device"), (vidur_tl, "prediction", "simulated")):
             series = tl.series()
             for stem in SERIES:
                 pts = cdf(series[stem], CDF_POINTS)
@@ -236,6 +235,11 @@ def _vidur_version(docs: list[Path]) -> str | None:
     for p in docs:
         return ms.read_tool_run(p)["tool"].get("version")
     return None
+
+
+def _ms3(xs: list[float]) -> str:
+    """p50 / p90 / p99 of seconds, in ms."""
+    return " / ".join(f"{parse_mod.percentile(xs, p) * 1e3:.2f}" for p in (50, 90, 99))
 
 
 def _pct(x: float | None) -> str:
@@ -311,10 +315,8 @@ def render(per_case, by_size, by_mix, request_rows, groups, measured, docs, meas
     for c, vtl, tls, check in request_rows:
         vs, ds, es = vtl.series(), tls["device"].series(), tls["eager-end-to-end"].series()
         for stem in SERIES:
-            unit = 1e3
-            f = lambda xs: " / ".join(f"{parse_mod.percentile(xs, p) * unit:.2f}" for p in (50, 90, 99))  # noqa: E731
-            lines.append(f"| {_label(c)} | {stem} (ms) | {f(vs[stem])} | {f(ds[stem])} | "
-                         f"{parse_mod.percentile(es[stem], 50) * unit:.2f} | {check:.1e} |")
+            lines.append(f"| {_label(c)} | {stem} (ms) | {_ms3(vs[stem])} | {_ms3(ds[stem])} | "
+                         f"{parse_mod.percentile(es[stem], 50) * 1e3:.2f} | {check:.1e} |")
         lines.append(f"| {_label(c)} | makespan (s) | {vtl.makespan:.3f} | {tls['device'].makespan:.3f} | "
                      f"{tls['eager-end-to-end'].makespan:.3f} | |")
     lines.append("")
