@@ -78,6 +78,36 @@ def test_compute_to_system(evaluation: Path) -> None:
     assert rows[1]["measured_ms"] is None
 
 
+def test_batch_to_request(tmp_path: Path) -> None:
+    hw = "H200-SXM-141GB"
+    ms.write(tmp_path / "sim.tool-run.json", doc("tool-s", [
+        case("b1", "m.batch.d1x100.fp16", [m("latency", 5.5)], hardware=hw, workload="W5"),
+        case("b2", "m.batch.p100x100.fp16", [m("latency", 9.0)], hardware=hw, workload="W5"),
+        case("b3", "m.batch.d2x100.fp16", [m("latency", 6.0)], hardware=hw, workload="W5"),  # no measurement
+        case("c1", "m.serving.q1", [m("ttft_p50", 0.011, "s"), m("e2e_latency_p50", 0.1, "s"), m("requests", 5, "count")], hardware=hw, workload="W5"),
+    ]), "tool-run", 2)
+    ms.write(tmp_path / "gt.tool-run.json", doc("groundtruth", [
+        case("g1", "m.batch.d1x100.fp16", [m("latency", 5.0, kind="measurement", timing="device"), m("latency", 20.0, kind="measurement", timing="eager-end-to-end")], hardware=hw, workload="W5"),
+        case("g2", "m.batch.p100x100.fp16", [m("latency", 10.0, kind="measurement", timing="device")], hardware=hw, workload="W5"),
+    ], backend="measured"), "tool-run", 2)
+    replayed = doc("tool-s-replay", [case("c1", "m.serving.q1", [
+        m("ttft_p50", 0.010, "s", kind="measurement", timing="device"), m("e2e_latency_p50", 0.08, "s", kind="measurement", timing="device"),
+        m("e2e_latency_p50", 0.3, "s", kind="measurement", timing="eager-end-to-end"),
+        m("ttft_cdf_p050", 0.011, "s", kind="prediction", timing="simulated")], hardware=hw, workload="W5")], backend="replayed")
+    ms.write(tmp_path / "rep.tool-run.json", replayed | {"schema_version": "2.1.0"}, "tool-run", 2)
+    out = analyse(tmp_path)
+    ms.validate(out, "compositional")
+    rows = {r["metric"]: r for r in out["batch_to_request"]}
+    assert sorted(rows) == ["e2e_latency_p50", "ttft_p50"]  # the replay's own CDF series is not a prediction
+    r = rows["e2e_latency_p50"]
+    assert (r["tool"], r["batch_pairs"], r["case"]) == ("tool-s", 2, "c1")
+    assert r["batch_mape_percent"] == pytest.approx(10.0)  # (10 % + 10 %) / 2, device time preferred
+    assert (r["predicted_ms"], r["replayed_ms"]) == (pytest.approx(100.0), pytest.approx(80.0))
+    assert r["ape_percent"] == pytest.approx(25.0) and r["amplification"] == pytest.approx(2.5)
+    assert r["measured_timing"] == "device (replayed)"
+    assert rows["ttft_p50"]["ape_percent"] == pytest.approx(10.0)
+
+
 def test_cli_writes_report_deterministically(evaluation: Path, tmp_path_factory) -> None:
     out = tmp_path_factory.mktemp("out")
     texts = []

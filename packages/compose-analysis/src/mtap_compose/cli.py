@@ -1,4 +1,4 @@
-"""compose-analysis: D2 compositional fidelity (layer → model, compute → system)."""
+"""compose-analysis: D2 compositional fidelity (layer → model, compute → system, batch → request)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from . import __version__
 from .layers import layer_to_model
 from .load import load
 from .report import render
+from .serving import batch_to_request
 from .system import compute_to_system
 
 
@@ -31,6 +32,7 @@ def analyse(evaluation_dir: Path, on_skip=None, hardware: dict | None = None) ->
         "skipped": skipped,
         "layer_to_model": layer_to_model(frame),
         "compute_to_system": compute_to_system(frame),
+        "batch_to_request": batch_to_request(frame),
     }
 
 

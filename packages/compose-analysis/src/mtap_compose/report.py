@@ -65,6 +65,29 @@ def render(doc: dict) -> str:
                 f"| {_f(r['exposed_fraction'], '{:.2f}')} | {_f(r['system_over_compute'], '{:.2f}')} | {_f(r['measured_ms'])}"
                 f"{' (' + r['measured_timing'] + ')' if r['measured_timing'] else ''} | {_pct(r['ape_percent'])} |"
             )
+    lines += [
+        "",
+        "## Batch → request",
+        "",
+        "A serving simulator's batch-time error (mean APE over the distinct batch compositions measured on the GPU,",
+        "`groundtruth` suite replay) against the error of its request latencies, each compared with the same case's",
+        "schedule replayed with the measured batch times (`vidur-replay`): amplification > 1 means request error",
+        "exceeds batch error.",
+        "",
+    ]
+    rows = doc.get("batch_to_request") or []
+    if not rows:
+        lines.append("No batch-level predictions with GPU-replayed batches yet.")
+    else:
+        lines += [
+            "| tool | hardware | case | batch pairs | batch MAPE | metric | predicted (ms) | replayed (ms) | APE | amplification |",
+            "|---|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rows:
+            lines.append(
+                f"| {r['tool']} | {r['hardware']} | {r['case']} | {r['batch_pairs']} | {_pct(r['batch_mape_percent'])} | {r['metric']} "
+                f"| {_f(r['predicted_ms'])} | {_f(r['replayed_ms'])} | {_pct(r['ape_percent'])} | {_f(r['amplification'], '{:.2f}')} |"
+            )
     lines += ["", "## Sources", ""] + [f"- `{s['path']}` ({s['sha256'][:12]})" for s in doc["sources"]]
     if doc.get("skipped"):
         lines += ["", "## Skipped", ""] + [f"- `{s['path']}`: {s['reason']}" for s in doc["skipped"]]
