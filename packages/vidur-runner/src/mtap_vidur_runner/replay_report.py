@@ -160,8 +160,9 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
         per_case.append({"case": cb, "pairs": pairs, "missing": missing})
 
     wl = "W5"
-    batch_builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur", _vidur_version(docs), "native",
-                                                                     "python -m vidur.main (runner environment)"),
+    # backend artifact: VIDUR's own outputs (its per-batch predictions, kept by `run --keep-raw`) re-scored, not a new vidur run
+    batch_builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur", _vidur_version(docs), "artifact",
+                                                                     "batch_metrics.csv of the vidur documents' kept outputs"),
                                prog="vidur-runner")
     batch_builder.setup_done()
     batch_cases = []
