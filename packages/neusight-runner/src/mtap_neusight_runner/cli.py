@@ -323,6 +323,8 @@ def compare_cmd(document: Path, artifact_dir: Path, json_out: Path | None, kerne
     if json_out is not None:
         out = {"format": "mtap-neusight-compare/2", "document": tr.location_of(document),
                "document_sha256": tr.artifact(document)["sha256"], "tool": doc["tool"], **result}
+        if kernel_check is not None:
+            out["kernel_check"]["inputs"] = [tr.location_of(p) for p in kernel_check]
         ms.write_text_atomic(json_out, json.dumps(out, indent=1, sort_keys=True) + "\n")
 
 

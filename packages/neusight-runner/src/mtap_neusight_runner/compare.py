@@ -32,13 +32,13 @@ TRAINING_GPUS = {"NVIDIA_A100-PCIE-40GB", "Tesla_V100-PCIE-32GB", "Tesla_T4", "T
 
 #: Why labelled configurations are not predicted here (classified, not silently dropped).
 AMD_REASON = (
-    "unsupported: NeuSight predicts AMD GPUs with a separate predictor (MLP_WAVE_AMD, scripts/asplos/"
+    "NeuSight predicts AMD GPUs with a separate predictor (MLP_WAVE_AMD, scripts/asplos/"
     "run_train_amd_neusight.py) trained on dataset_amd/train/{bmm,linear,ln,softmax,elem}.csv; in NeuSight's snapshot "
     "(commit 6945927) the AMD GEMM training data (dataset_amd/train/bmm.csv, linear.csv and collect/{bmm,linear}/p2.4.1/"
     "*.csv) are listed in the tree but their blobs are absent, so the BMM and LINEAR predictors (every GEMM of these "
     "models) cannot be trained from the released data; the NVIDIA predictor (MLP_WAVE) is not NeuSight's method for AMD")
 SWITCH_REASON = (
-    "unsupported: the Switch Transformer (encoder-decoder mixture of experts) fits no mtap workload, so it cannot be a "
+    "the Switch Transformer (encoder-decoder mixture of experts) fits no mtap workload, so it cannot be a "
     "tool-run case; NeuSight also traces it whole (single_layer=False), and tracing switchxl4-inf-512-1 on CPU reached "
     "21 GB resident within 70 s (stopped: more than the 10 GB this machine spares)")
 
