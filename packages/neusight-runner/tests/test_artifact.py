@@ -20,7 +20,9 @@ def test_pairing_counts_what_cannot_be_paired(mini):
     }
     assert pairing.skipped["prediction without label"] == ["NVIDIA_H100_80GB_HBM3/neusight/gpt3_27-train-2048-2"]
     assert pairing.skipped["label without roofline prediction"] == [
-        "NVIDIA_H100_80GB_HBM3/gpt2_large-inf-1024-4", "NVIDIA_H100_80GB_HBM3/switchxl4-inf-512-1"]
+        "NVIDIA_H100_80GB_HBM3/gpt2_large-inf-1024-4",
+        "NVIDIA_H100_80GB_HBM3/switchxl4-inf-512-1",
+    ]
 
 
 def test_missing_label_is_a_counted_skip(mini):
@@ -68,14 +70,17 @@ def _case(cases, case_id):
 L4 = "artifact:NVIDIA_L4:neusight:bert_large-inf-512-8"
 
 
-@pytest.mark.parametrize("body, kind, expected", [
-    ({"num_layer": 24}, "parse-failed", "bert_large-inf-512-8.json: field e2e_latency: missing"),
-    ('{"e2e_latency": "fast"}', "parse-failed", "field e2e_latency: got 'fast', expected a number"),
-    (b'{"e2e_latency": 1.0, "x": "\xff"}', "parse-failed", "not UTF-8"),
-    ('{"e2e_latency": 1e999}', "invalid-value", "label/NVIDIA_L4/bert_large-inf-512-8.json: metric latency: got inf"),
-    ('{"e2e_latency": -3.5}', "invalid-value", "cannot be negative"),
-    ('{"e2e_latency": 0}', "invalid-value", "field e2e_latency (the APE's divisor): divisor is 0.0"),
-])
+@pytest.mark.parametrize(
+    "body, kind, expected",
+    [
+        ({"num_layer": 24}, "parse-failed", "bert_large-inf-512-8.json: field e2e_latency: missing"),
+        ('{"e2e_latency": "fast"}', "parse-failed", "field e2e_latency: got 'fast', expected a number"),
+        (b'{"e2e_latency": 1.0, "x": "\xff"}', "parse-failed", "not UTF-8"),
+        ('{"e2e_latency": 1e999}', "invalid-value", "label/NVIDIA_L4/bert_large-inf-512-8.json: metric latency: got inf"),
+        ('{"e2e_latency": -3.5}', "invalid-value", "cannot be negative"),
+        ('{"e2e_latency": 0}', "invalid-value", "field e2e_latency (the APE's divisor): divisor is 0.0"),
+    ],
+)
 def test_a_bad_label_is_a_failed_case_naming_file_and_field(mini, body, kind, expected):
     """issue 15: a degenerate number gives a failed case, never a crash or an aborted run."""
     path = mini / "label/NVIDIA_L4/bert_large-inf-512-8.json"
@@ -124,7 +129,8 @@ def test_cases_from_mini(mini):
     assert {a["path"] for a in bert["artifacts"]} >= {
         "label/NVIDIA_H100_80GB_HBM3/bert_large-inf-512-8.json",
         "results/prediction/NVIDIA_H100_80GB_HBM3/neusight/bert_large-inf-512-8.json",
-        "data/device_configs/NVIDIA_H100_80GB_HBM3.json"}
+        "data/device_configs/NVIDIA_H100_80GB_HBM3.json",
+    }
     # A baseline is never recorded as NeuSight's own latency prediction.
     roof = by_id["artifact:H100-SXM5-80GB:roofline:bert_large-inf-512-8"]
     assert [m["name"] for m in roof["metrics"] if m["kind"] == "prediction"] == ["baseline_latency"]
@@ -142,7 +148,8 @@ def test_ape_against_hand_checked_pairs(shared_neusight):
     # Hand-checked from the label and prediction files:
     # H100 bert_large inf 512/8: NeuSight 86.17573908843104 ms vs label 69.84225921630859 ms
     assert _ape(cases, "artifact:H100-SXM5-80GB:neusight:bert_large-inf-512-8") == pytest.approx(
-        (86.17573908843104 - 69.84225921630859) / 69.84225921630859 * 100, rel=1e-12)
+        (86.17573908843104 - 69.84225921630859) / 69.84225921630859 * 100, rel=1e-12
+    )
     assert _ape(cases, "artifact:H100-SXM5-80GB:neusight:bert_large-inf-512-8") == pytest.approx(23.386, abs=1e-3)
     # H100 bert_large inf 512/8 roofline: 48.067689805644946 vs 69.84225921630859 -> 31.18 %
     assert _ape(cases, "artifact:H100-SXM5-80GB:roofline:bert_large-inf-512-8", "baseline_latency_ape") == pytest.approx(31.177, abs=1e-3)
@@ -174,8 +181,14 @@ def test_recomputed_ape_equals_authors_summary_everywhere(shared_neusight):
     assert parse_tag("gpt2_large-train-1024-4-pp4_4")  # a tag the artifact has without a label
 
 
-TABLE_MODELS = {"BERT-Large": ("bert_large", 512), "GPT2-Large": ("gpt2_large", 1024), "GPT3-XL": ("gpt3_xl", 2048),
-                "OPT-1.3B": ("opt_13", 2048), "GPT3-2.7B": ("gpt3_27", 2048), "SwitchTrans": ("switchxl4", 512)}
+TABLE_MODELS = {
+    "BERT-Large": ("bert_large", 512),
+    "GPT2-Large": ("gpt2_large", 1024),
+    "GPT3-XL": ("gpt3_xl", 2048),
+    "OPT-1.3B": ("opt_13", 2048),
+    "GPT3-2.7B": ("gpt3_27", 2048),
+    "SwitchTrans": ("switchxl4", 512),
+}
 TABLE_METHODS = {"Roofline": "roofline", "Habitat": "habitat", "Li et al.": "micro", "NeuSight": "neusight"}
 
 
@@ -220,7 +233,9 @@ def test_committed_live_roofline_equals_published(shared_neusight, data_dir):
         if case["status"] != "ok":
             continue
         p = case["parameters"]
-        published = json.loads((shared_neusight / "results/prediction" / p["neusight_device"] / p["method"] / f"{p['neusight_tag']}.json").read_text())
+        published = json.loads(
+            (shared_neusight / "results/prediction" / p["neusight_device"] / p["method"] / f"{p['neusight_tag']}.json").read_text()
+        )
         assert case["metrics"][0]["value"] == pytest.approx(published["e2e_latency"], rel=1e-6)
         compared += 1
     assert compared == 7

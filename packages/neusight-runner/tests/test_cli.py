@@ -27,8 +27,18 @@ def test_help_and_version():
     assert "neusight-runner run --artifact-dir" in r.output and "packages/README.md" in r.output
     assert run("--version").output.startswith("neusight-runner, version 2.0.0")
     run_help = run("run", "--help").output
-    for offered in ("--tool-path", "MTAP_NEUSIGHT_PATH", "--artifact-dir", "--neusight-python", "--timeout", "--keep-raw",
-                    "--jobs", "--shard", "--resume", "--overwrite"):
+    for offered in (
+        "--tool-path",
+        "MTAP_NEUSIGHT_PATH",
+        "--artifact-dir",
+        "--neusight-python",
+        "--timeout",
+        "--keep-raw",
+        "--jobs",
+        "--shard",
+        "--resume",
+        "--overwrite",
+    ):
         assert offered in run_help
     assert "--neusight-dir" not in run_help  # the old name is a hidden alias
     cases_help = run("cases", "--help").output
@@ -80,13 +90,16 @@ def test_unknown_device_exits_2_with_one_line(mini, tmp_path, data_dir):
     assert not list((tmp_path / "o").glob("*.json"))
 
 
-@pytest.mark.parametrize("body, expected", [
-    ({"gpus": ["x"]}, "field (document): unexpected field(s): 'gpus'"),
-    ({"methods": ["oracle"]}, "field methods[0]: got 'oracle'"),
-    ({"batch": [8]}, "field batch: applies to live mode only"),
-    ({"modes": "inf"}, "field modes: got str 'inf', expected array"),
-    ({"batch": [0]}, "field batch[0]"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({"gpus": ["x"]}, "field (document): unexpected field(s): 'gpus'"),
+        ({"methods": ["oracle"]}, "field methods[0]: got 'oracle'"),
+        ({"batch": [8]}, "field batch: applies to live mode only"),
+        ({"modes": "inf"}, "field modes: got str 'inf', expected array"),
+        ({"batch": [0]}, "field batch[0]"),
+    ],
+)
 def test_bad_config_exits_2_with_one_line(mini, tmp_path, data_dir, body, expected):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(body))
@@ -184,19 +197,24 @@ def test_shared_artifact_end_to_end(shared_neusight, tmp_path, data_dir):
 
 def test_live_config_for_neusights_own_configurations(tmp_path, data_dir):
     cfg = tmp_path / "c.json"
-    for body, expected in (({"neusight_tags": ["switchxl4-inf-512-1"]}, "maps onto no mtap workload"),
-                           ({"neusight_tags": ["bert_large-512-8"]}, "field neusight_tags[0]"),
-                           ({"neusight_devices": ["NVIDIA_L4"]}, "'neusight_tags' is a dependency of 'neusight_devices'"),
-                           ({"neusight_tags": ["bert_large-inf-512-8"], "batch": [1]}, "field batch: not used with neusight_tags"),
-                           ({"methods": ["habitat"]}, "field methods: got 'habitat', live mode runs one of neusight, roofline")):
+    for body, expected in (
+        ({"neusight_tags": ["switchxl4-inf-512-1"]}, "maps onto no mtap workload"),
+        ({"neusight_tags": ["bert_large-512-8"]}, "field neusight_tags[0]"),
+        ({"neusight_devices": ["NVIDIA_L4"]}, "'neusight_tags' is a dependency of 'neusight_devices'"),
+        ({"neusight_tags": ["bert_large-inf-512-8"], "batch": [1]}, "field batch: not used with neusight_tags"),
+        ({"methods": ["habitat"]}, "field methods: got 'habitat', live mode runs one of neusight, roofline"),
+    ):
         cfg.write_text(json.dumps(body))
         r = run("cases", "--config", cfg, "--data-dir", data_dir)
         assert r.exit_code == Exit.USER_ERROR and expected in r.output and r.output.count("\n") == 1, r.output
     cfg.write_text(json.dumps({"neusight_tags": ["bert_large-inf-512-8"], "neusight_devices": ["NVIDIA_L4", "NVIDIA_H100_80GB_HBM3"]}))
     r = run("cases", "--config", cfg, "--data-dir", data_dir)
     assert [json.loads(x)["id"] for x in r.output.splitlines()] == [
-        "live:H100-SXM5-80GB:neusight:bert_large-inf-512-8", "live:H100-SXM5-80GB:roofline:bert_large-inf-512-8",
-        "live:NVIDIA_L4:neusight:bert_large-inf-512-8", "live:NVIDIA_L4:roofline:bert_large-inf-512-8"]
+        "live:H100-SXM5-80GB:neusight:bert_large-inf-512-8",
+        "live:H100-SXM5-80GB:roofline:bert_large-inf-512-8",
+        "live:NVIDIA_L4:neusight:bert_large-inf-512-8",
+        "live:NVIDIA_L4:roofline:bert_large-inf-512-8",
+    ]
 
 
 def test_command_line_mode_wins_over_the_other_modes_env(mini, tmp_path, data_dir, monkeypatch):
@@ -214,7 +232,11 @@ def test_console_script_error_is_one_line_without_traceback(tmp_path, data_dir):
     """A real process, where a traceback would really show."""
     cfg = tmp_path / "c.json"
     cfg.write_bytes(b"\xff{}")
-    proc = subprocess.run([sys.executable, "-m", "mtap_neusight_runner.cli", "cases", "--config", str(cfg), "--data-dir", str(data_dir)],
-                          capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-m", "mtap_neusight_runner.cli", "cases", "--config", str(cfg), "--data-dir", str(data_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == Exit.USER_ERROR
     assert proc.stderr.strip().splitlines() == [f"Error: {cfg}: not UTF-8 text (byte 0)"] and proc.stdout == ""

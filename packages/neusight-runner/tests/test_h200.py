@@ -25,8 +25,16 @@ def test_h200_config_from_catalog(tmp_path, data_dir):
     hw = _catalog(data_dir)[H200]
     cfg = json.loads(live.device_config(tmp_path, hw, tmp_path).read_text())
     # 141 GB HBM3e at 4.8 TB/s, 132 SMs x 128 FP32 cores at 1.98 GHz (67 TFLOPS FP32), the 60 MiB L2 CUDA reports
-    assert cfg == {"Device": "NVIDIA H200", "Dev_Mem": 141, "Mem_Bw": 4800, "Num_Sm": 132, "Core_Per_SM": 128,
-                   "Freq": 1980, "SingleFLOPs": 67000, "L2Cache": 63}
+    assert cfg == {
+        "Device": "NVIDIA H200",
+        "Dev_Mem": 141,
+        "Mem_Bw": 4800,
+        "Num_Sm": 132,
+        "Core_Per_SM": 128,
+        "Freq": 1980,
+        "SingleFLOPs": 67000,
+        "L2Cache": 63,
+    }
     # NeuSight's own FP32 figure is SMs x cores x 2 x clock: the catalog's rate agrees with 128 cores per SM
     assert cfg["Num_Sm"] * cfg["Core_Per_SM"] * 2 * cfg["Freq"] / 1e3 == pytest.approx(cfg["SingleFLOPs"], rel=0.01)
 
@@ -34,7 +42,11 @@ def test_h200_config_from_catalog(tmp_path, data_dir):
 def test_own_configuration_on_a_catalog_id(tmp_path, data_dir):
     (case,) = live.plan_own([H200], [parse_tag("bert_large-inf-512-8")], ("roofline",))
     assert (case.id, case.hardware, case.key, case.workload) == (
-        f"live:{H200}:roofline:bert_large-inf-512-8", H200, "bert-large.model.b8.s512.fp32", "W4")
+        f"live:{H200}:roofline:bert_large-inf-512-8",
+        H200,
+        "bert-large.model.b8.s512.fp32",
+        "W4",
+    )
     p = case.parameters()
     assert p["hardware_in_catalog"] is True and p["neusight_device"] == "NVIDIA_H200"
     assert p["device_config"] == "data/hardware/hardware.json"
@@ -63,8 +75,11 @@ def _cli(*args):
 
 def test_config_h200_devices(tmp_path, data_dir):
     cfg = tmp_path / "c.json"
-    cfg.write_text(json.dumps({"neusight_tags": ["bert_large-inf-512-8"], "neusight_devices": [H200, "NVIDIA_H100_80GB_HBM3"],
-                               "methods": ["roofline"]}))
+    cfg.write_text(
+        json.dumps(
+            {"neusight_tags": ["bert_large-inf-512-8"], "neusight_devices": [H200, "NVIDIA_H100_80GB_HBM3"], "methods": ["roofline"]}
+        )
+    )
     r = _cli("cases", "--config", cfg, "--data-dir", data_dir)
     assert r.exit_code == 0, r.output
     assert sorted(json.loads(line)["hardware"] for line in r.output.splitlines()) == ["H100-SXM5-80GB", H200]
@@ -82,8 +97,10 @@ def test_config_h200_devices(tmp_path, data_dir):
     assert r.exit_code == 2 and "field neusight_devices" in r.output and "hardware.json" in r.output
 
 
-@pytest.mark.parametrize("name, config", [("neusight-roofline-h200", "h200-w4-w7-roofline.json"),
-                                          ("neusight-roofline-own-h200", "own-h200-inference-roofline.json")])
+@pytest.mark.parametrize(
+    "name, config",
+    [("neusight-roofline-h200", "h200-w4-w7-roofline.json"), ("neusight-roofline-own-h200", "own-h200-inference-roofline.json")],
+)
 def test_committed_h200_documents(repo, data_dir, tmp_path, name, config):
     """Every case on the H200, run with the shipped config, from a device config equal to the one
     the current catalog gives, and paired with an H200 measurement of the same key."""
@@ -111,7 +128,6 @@ def test_committed_h200_documents(repo, data_dir, tmp_path, name, config):
         assert shas[kept.relative_to(repo).as_posix()] == ms.sha256_file(kept)
 
 
-
 def test_roofline_tool_writes_its_own_tool(tmp_path, data_dir):
     """--roofline-tool: NeuSight's roofline as tool neusight-roofline with metric latency (a real
     NeuSight run replayed); without it the same value stays NeuSight's baseline_latency."""
@@ -133,8 +149,9 @@ def test_roofline_tool_writes_its_own_tool(tmp_path, data_dir):
     assert [m["name"] for m in case["metrics"]] == ["baseline_latency"]
 
 
-@pytest.mark.parametrize("cfg", [{"neusight_tags": ["bert_large-inf-512-8"]},
-                                 {"neusight_tags": ["bert_large-inf-512-8"], "methods": ["neusight", "roofline"]}])
+@pytest.mark.parametrize(
+    "cfg", [{"neusight_tags": ["bert_large-inf-512-8"]}, {"neusight_tags": ["bert_large-inf-512-8"], "methods": ["neusight", "roofline"]}]
+)
 def test_roofline_tool_needs_roofline_only(tmp_path, data_dir, cfg):
     path = tmp_path / "c.json"
     path.write_text(json.dumps(cfg))

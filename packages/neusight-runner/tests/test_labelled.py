@@ -33,32 +33,52 @@ def run(*args):
 
 def test_device_tags_plan_each_devices_own_tags(tmp_path, data_dir):
     cfg = tmp_path / "c.json"
-    cfg.write_text(json.dumps({"methods": ["neusight"], "neusight_device_tags": {
-        "NVIDIA_L4": ["bert_large-train-512-2"], H100: ["gpt2_large-train-1024-4-dp4", "bert_large-inf-512-8-fusion"]}}))
+    cfg.write_text(
+        json.dumps(
+            {
+                "methods": ["neusight"],
+                "neusight_device_tags": {
+                    "NVIDIA_L4": ["bert_large-train-512-2"],
+                    H100: ["gpt2_large-train-1024-4-dp4", "bert_large-inf-512-8-fusion"],
+                },
+            }
+        )
+    )
     r = run("cases", "--config", cfg, "--data-dir", data_dir)
     assert r.exit_code == 0, r.output
     cases = [json.loads(x) for x in r.output.splitlines()]
     assert [c["id"] for c in cases] == [
-        "live:H100-SXM5-80GB:neusight:bert_large-inf-512-8-fusion", "live:H100-SXM5-80GB:neusight:gpt2_large-train-1024-4-dp4",
-        "live:NVIDIA_L4:neusight:bert_large-train-512-2"]
+        "live:H100-SXM5-80GB:neusight:bert_large-inf-512-8-fusion",
+        "live:H100-SXM5-80GB:neusight:gpt2_large-train-1024-4-dp4",
+        "live:NVIDIA_L4:neusight:bert_large-train-512-2",
+    ]
     keys = {c["id"].rsplit(":", 1)[1]: c["key"] for c in cases}
-    assert keys == {"bert_large-inf-512-8-fusion": "bert-large.model-compiled.b8.s512.fp32",
-                    "gpt2_large-train-1024-4-dp4": "gpt2-large.ddp-step.n4.b1.s1024.fp32",
-                    "bert_large-train-512-2": "bert-large.train-step.b2.s512.fp32"}
+    assert keys == {
+        "bert_large-inf-512-8-fusion": "bert-large.model-compiled.b8.s512.fp32",
+        "gpt2_large-train-1024-4-dp4": "gpt2-large.ddp-step.n4.b1.s1024.fp32",
+        "bert_large-train-512-2": "bert-large.train-step.b2.s512.fp32",
+    }
 
 
-@pytest.mark.parametrize("body, expected", [
-    ({"neusight_device_tags": {"NVIDIA_L4": ["switchxl4-inf-512-1"]}}, "field neusight_device_tags.NVIDIA_L4: 'switchxl4-inf-512-1'"),
-    ({"neusight_device_tags": {"NVIDIA_L4": ["bert_large-512-8"]}}, "neusight_device_tags"),
-    ({"neusight_device_tags": {"NVIDIA_L4": []}}, "neusight_device_tags"),
-    ({"neusight_device_tags": {}}, "neusight_device_tags"),
-    ({"neusight_device_tags": {"NVIDIA_L4": ["bert_large-inf-512-8"]}, "neusight_tags": ["bert_large-inf-512-8"]},
-     "field neusight_tags: not used with neusight_device_tags"),
-    ({"neusight_device_tags": {"NVIDIA_L4": ["bert_large-inf-512-8"]}, "batch": [1]}, "field batch: not used with neusight_device_tags"),
-    ({"neusight_device_tags": {H100: ["bert_large-inf-512-8"], "H100-SXM5-80GB": ["bert_large-inf-512-8"]}},
-     "are both H100-SXM5-80GB"),
-    ({"neusight_device_tags": {"NVIDIA_L4": ["bert_large-inf-512-8"]}, "devices": ["NVIDIA_L4"]}, "field devices"),
-])
+@pytest.mark.parametrize(
+    "body, expected",
+    [
+        ({"neusight_device_tags": {"NVIDIA_L4": ["switchxl4-inf-512-1"]}}, "field neusight_device_tags.NVIDIA_L4: 'switchxl4-inf-512-1'"),
+        ({"neusight_device_tags": {"NVIDIA_L4": ["bert_large-512-8"]}}, "neusight_device_tags"),
+        ({"neusight_device_tags": {"NVIDIA_L4": []}}, "neusight_device_tags"),
+        ({"neusight_device_tags": {}}, "neusight_device_tags"),
+        (
+            {"neusight_device_tags": {"NVIDIA_L4": ["bert_large-inf-512-8"]}, "neusight_tags": ["bert_large-inf-512-8"]},
+            "field neusight_tags: not used with neusight_device_tags",
+        ),
+        (
+            {"neusight_device_tags": {"NVIDIA_L4": ["bert_large-inf-512-8"]}, "batch": [1]},
+            "field batch: not used with neusight_device_tags",
+        ),
+        ({"neusight_device_tags": {H100: ["bert_large-inf-512-8"], "H100-SXM5-80GB": ["bert_large-inf-512-8"]}}, "are both H100-SXM5-80GB"),
+        ({"neusight_device_tags": {"NVIDIA_L4": ["bert_large-inf-512-8"]}, "devices": ["NVIDIA_L4"]}, "field devices"),
+    ],
+)
 def test_device_tags_config_errors_are_one_line(tmp_path, data_dir, body, expected):
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps(body))
@@ -75,24 +95,35 @@ def test_committed_labelled_config_is_every_nvidia_label_but_switch():
     assert len(h200) == 10 and all("-inf-" in t for t in h200)
     if not SHARED.is_dir():
         pytest.skip("NeuSight's artifact (../shared/neusight) is absent")
-    labels = {d.name: sorted(p.stem for p in d.glob("*.json") if not p.stem.startswith("switch"))
-              for d in (SHARED / "label").iterdir() if not d.name.startswith("AMD")}
+    labels = {
+        d.name: sorted(p.stem for p in d.glob("*.json") if not p.stem.startswith("switch"))
+        for d in (SHARED / "label").iterdir()
+        if not d.name.startswith("AMD")
+    }
     assert {d: sorted(t) for d, t in cfg.items()} == labels
     assert sum(len(t) for t in cfg.values()) == 93
 
 
-@pytest.mark.parametrize("tag, raw, parsed", [
-    ("gpt2_large-train-1024-4-dp4", "gpt2_large-train-1024-1.csv", ["gpt2_large-train-1024-4-dp4.csv", "gpt2_large-train-1024-1.csv"]),
-    ("gpt2_large-train-1024-16-pp4_1", "gpt2_large-train-1024-16.csv", ["gpt2_large-train-1024-16-pp4_1.csv"]),
-    ("gpt3_xl-train-2048-4-tp4", "gpt3_xl-train-2048-4.csv", ["gpt3_xl-train-2048-4-tp4.csv"]),
-    ("bert_large-inf-512-8-fusion", "bert_large-inf-512-8-fusion.csv", ["bert_large-inf-512-8-fusion.csv"]),
-    ("bert_large-train-512-2", "bert_large-train-512-2.csv", ["bert_large-train-512-2.csv"]),
-])
+@pytest.mark.parametrize(
+    "tag, raw, parsed",
+    [
+        ("gpt2_large-train-1024-4-dp4", "gpt2_large-train-1024-1.csv", ["gpt2_large-train-1024-4-dp4.csv", "gpt2_large-train-1024-1.csv"]),
+        ("gpt2_large-train-1024-16-pp4_1", "gpt2_large-train-1024-16.csv", ["gpt2_large-train-1024-16-pp4_1.csv"]),
+        ("gpt3_xl-train-2048-4-tp4", "gpt3_xl-train-2048-4.csv", ["gpt3_xl-train-2048-4-tp4.csv"]),
+        ("bert_large-inf-512-8-fusion", "bert_large-inf-512-8-fusion.csv", ["bert_large-inf-512-8-fusion.csv"]),
+        ("bert_large-train-512-2", "bert_large-train-512-2.csv", ["bert_large-train-512-2.csv"]),
+    ],
+)
 def test_trace_names_follow_neusights_predictor(tmp_path, tag, raw, parsed):
     """NeusightPredictor.predict's file names (scripts' trace_name / parse_name) for each variant."""
     t = parse_tag(tag)
-    job = {"model_config_path": f"/x/{t.model}.json", "execution_type": t.mode, "sequence_length": t.seq_len,
-           "batch_size": t.batch, "options": t.variant}
+    job = {
+        "model_config_path": f"/x/{t.model}.json",
+        "execution_type": t.mode,
+        "sequence_length": t.seq_len,
+        "batch_size": t.batch,
+        "options": t.variant,
+    }
     assert live.trace_names(job) == {"opgraph_raw": [raw], "opgraph": parsed}
 
 
@@ -116,18 +147,31 @@ def _roofline_predictor(root: Path) -> Path:
     return root
 
 
-@pytest.mark.parametrize("options, batch, calls", [
-    ("dp4", 16, [(4, ""), (16, "dp4")]),  # the per-GPU configuration first, as run_pred_nvidia_neusight.py orders them
-    ("dp4", 4, [(1, ""), (4, "dp4")]),
-    ("tp4", 4, [(4, "tp4")]),
-    ("pp4_1", 4, [(4, "pp4_1")]),
-    ("", 2, [(2, "")]),
-])
+@pytest.mark.parametrize(
+    "options, batch, calls",
+    [
+        ("dp4", 16, [(4, ""), (16, "dp4")]),  # the per-GPU configuration first, as run_pred_nvidia_neusight.py orders them
+        ("dp4", 4, [(1, ""), (4, "dp4")]),
+        ("tp4", 4, [(4, "tp4")]),
+        ("pp4_1", 4, [(4, "pp4_1")]),
+        ("", 2, [(2, "")]),
+    ],
+)
 def test_data_parallel_job_predicts_the_per_gpu_configuration_first(tmp_path, options, batch, calls):
     Recorder.calls = []
-    job = {"id": "j", "predictor_name": "neusight", "predictor_path": str(_roofline_predictor(tmp_path / "p")),
-           "tile_dataset_dir": "", "device_config_path": "d.json", "model_config_path": "gpt2_large.json",
-           "sequence_length": 1024, "batch_size": batch, "execution_type": "train", "options": options, "result_dir": "r"}
+    job = {
+        "id": "j",
+        "predictor_name": "neusight",
+        "predictor_path": str(_roofline_predictor(tmp_path / "p")),
+        "tile_dataset_dir": "",
+        "device_config_path": "d.json",
+        "model_config_path": "gpt2_large.json",
+        "sequence_length": 1024,
+        "batch_size": batch,
+        "execution_type": "train",
+        "options": options,
+        "result_dir": "r",
+    }
     r = shim.run_job(Recorder, job)
     assert r["ok"] and Recorder.calls == calls
     # only the job's own output is returned (the per-GPU run's E2E line would be mistaken for the job's)
@@ -141,8 +185,14 @@ def _doc(cases):
 def test_compare_lists_every_unscored_label_with_its_reason():
     label = json.loads((MINI / "label" / H100 / "bert_large-inf-512-8.json").read_text())["e2e_latency"]
     ok = live.result_case(live.OwnCase(H100, "neusight", parse_tag("bert_large-inf-512-8")), label * 0.8, "x.json", [])
-    failed = tr.failed("live:NVIDIA_L4:neusight:bert_large-inf-512-8", kind="tool-crashed", message="boom", workload="W4",
-                       hardware="NVIDIA_L4", parameters={"neusight_tag": "bert_large-inf-512-8", "neusight_device": "NVIDIA_L4"})
+    failed = tr.failed(
+        "live:NVIDIA_L4:neusight:bert_large-inf-512-8",
+        kind="tool-crashed",
+        message="boom",
+        workload="W4",
+        hardware="NVIDIA_L4",
+        parameters={"neusight_tag": "bert_large-inf-512-8", "neusight_device": "NVIDIA_L4"},
+    )
     result = cmp.compare(_doc([ok, failed]), MINI)
     assert result["total"]["labelled"] == 1 and result["total"]["ours_mean_ape"] == pytest.approx(20.0)
     assert result["per_kind"][0]["kind"] == "inference" and result["per_kind"][0]["ours_median_ape"] == pytest.approx(20.0)
@@ -157,8 +207,15 @@ def test_compare_lists_every_unscored_label_with_its_reason():
     assert "4 labels in the artifact, 1 scored, 3 not:" in text and "| inference | 1 | 1 | 20.0 % |" in text
 
 
-@pytest.mark.parametrize("tag, kind", [("bert_large-inf-512-8", "inference"), ("opt_13-train-2048-2", "training"),
-                                       ("gpt2_large-inf-1024-4-fusion", "fusion"), ("gpt3_xl-train-2048-4-pp4_1", "distributed")])
+@pytest.mark.parametrize(
+    "tag, kind",
+    [
+        ("bert_large-inf-512-8", "inference"),
+        ("opt_13-train-2048-2", "training"),
+        ("gpt2_large-inf-1024-4-fusion", "fusion"),
+        ("gpt3_xl-train-2048-4-pp4_1", "distributed"),
+    ],
+)
 def test_kind_of(tag, kind):
     assert cmp.kind_of(tag) == kind
 
@@ -166,8 +223,10 @@ def test_kind_of(tag, kind):
 def _kernel_fixture(tmp_path: Path) -> tuple[Path, Path]:
     collect, graphs = tmp_path / "collect", tmp_path / "opgraph"
     header = "OPName,Latency,Device,B,M,N,K\n"
-    for op, rows in (("linear", ["linear,0.1,Tesla T4,1,4096,1024,1024\n", "linear,0.1,Tesla T4,1,7,8,9\n"]),
-                     ("bmm", ["bmm,0.1,Tesla T4,128,512,64,512\n"])):
+    for op, rows in (
+        ("linear", ["linear,0.1,Tesla T4,1,4096,1024,1024\n", "linear,0.1,Tesla T4,1,7,8,9\n"]),
+        ("bmm", ["bmm,0.1,Tesla T4,128,512,64,512\n"]),
+    ):
         (collect / op / "p2.1.0").mkdir(parents=True)
         (collect / op / "p2.1.0" / "Tesla T4.csv").write_text(header + "".join(rows))
         (collect / op / "p2.1.0" / "Tesla P4.csv").write_text(header + f"{op},0.1,Tesla P4,1,1,1,1\n")
@@ -177,14 +236,18 @@ def _kernel_fixture(tmp_path: Path) -> tuple[Path, Path]:
         "q,Linear,\"[['Linear', (4096, 1024, 1024)]]\",[],[]\n"
         "k,Linear,\"[['Linear', (4096, 1024, 1024)]]\",\"[['Linear', (4096, 1024, 4096)]]\",[]\n"
         "mm,BMM,\"[['BMM', (128, 512, 64, 512)]]\",[],[]\n"
-        "ln,VECln,\"[['VECln', (4096, 1024)]]\",[],[]\n")
+        "ln,VECln,\"[['VECln', (4096, 1024)]]\",[],[]\n"
+    )
     return collect, graphs
 
 
 def test_kernel_check_counts_gemm_shapes_seen_in_training(tmp_path):
     collect, graphs = _kernel_fixture(tmp_path)
-    rows = [{"device": "Tesla_T4", "tag": "bert_large-inf-512-8"}, {"device": "Tesla_P4", "tag": "bert_large-inf-512-8"},
-            {"device": "Tesla_T4", "tag": "no-graph"}]
+    rows = [
+        {"device": "Tesla_T4", "tag": "bert_large-inf-512-8"},
+        {"device": "Tesla_P4", "tag": "bert_large-inf-512-8"},
+        {"device": "Tesla_T4", "tag": "no-graph"},
+    ]
     k = cmp.kernel_check(rows, collect, graphs)
     # 3 distinct GEMM shapes (the repeated Linear counts once); 2 of them were measured on the T4, none on the P4
     assert [r.get("gemm_shapes") for r in rows] == [3, 3, None]
@@ -200,13 +263,16 @@ def test_kernel_check_refuses_unreadable_tables(tmp_path, data_dir):
         cmp.training_gemms(collect)
 
 
-@pytest.mark.parametrize("cell, names", [
-    ("{size: None, getitem: None}", {"size", "getitem"}),  # str(node.users), before NeuSight commit d3e8444
-    ("['input_ids', 'size_1']", {"input_ids", "size_1"}),  # str([m.name for m in n.all_input_nodes]), since d3e8444
-    ("[size, getattr_1]", {"size", "getattr_1"}),  # str([u for u in n.users]), since d3e8444
-    ("[]", set()),
-    ("{}", set()),
-])
+@pytest.mark.parametrize(
+    "cell, names",
+    [
+        ("{size: None, getitem: None}", {"size", "getitem"}),  # str(node.users), before NeuSight commit d3e8444
+        ("['input_ids', 'size_1']", {"input_ids", "size_1"}),  # str([m.name for m in n.all_input_nodes]), since d3e8444
+        ("[size, getattr_1]", {"size", "getattr_1"}),  # str([u for u in n.users]), since d3e8444
+        ("[]", set()),
+        ("{}", set()),
+    ],
+)
 def test_fusion_dependency_cells_keep_whole_node_names(cell, names):
     """NeuSight's own parse_dependency cuts every list item at ':' and so drops its last character ('siz')."""
     assert shim.node_names(cell) == names

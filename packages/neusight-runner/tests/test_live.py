@@ -140,8 +140,16 @@ def test_a100_sxm4_80gb_config_from_catalog(tmp_path, data_dir):
     hw = {h["id"]: h for h in json.loads((data_dir / "hardware/hardware.json").read_text())["hardware"]}
     path = live.device_config(tmp_path, hw["A100-SXM4-80GB"], tmp_path)
     cfg = json.loads(path.read_text())
-    assert cfg == {"Device": "NVIDIA A100-SXM4-80GB", "Dev_Mem": 80, "Mem_Bw": 2039, "Num_Sm": 108, "Core_Per_SM": 64,
-                   "Freq": 1410, "SingleFLOPs": 19500, "L2Cache": 40}
+    assert cfg == {
+        "Device": "NVIDIA A100-SXM4-80GB",
+        "Dev_Mem": 80,
+        "Mem_Bw": 2039,
+        "Num_Sm": 108,
+        "Core_Per_SM": 64,
+        "Freq": 1410,
+        "SingleFLOPs": 19500,
+        "L2Cache": 40,
+    }
 
 
 def _captured_job(tmp_path: Path) -> dict:
@@ -151,8 +159,15 @@ def _captured_job(tmp_path: Path) -> dict:
     (dst / "bert_large-inf-512-8.json").write_bytes((CAPTURED / "bert_large-inf-512-8.json").read_bytes())
     dev = tmp_path / "NVIDIA_H100_80GB_HBM3.json"
     dev.write_text(json.dumps({"Device": "NVIDIA H100 80GB HBM3"}))
-    return {"device_config_path": str(dev), "model_config_path": "x/bert_large.json", "execution_type": "inf",
-            "sequence_length": 512, "batch_size": 8, "predictor_name": "roofline", "result_dir": str(result)}
+    return {
+        "device_config_path": str(dev),
+        "model_config_path": "x/bert_large.json",
+        "execution_type": "inf",
+        "sequence_length": 512,
+        "batch_size": 8,
+        "predictor_name": "roofline",
+        "result_dir": str(result),
+    }
 
 
 def test_parser_on_captured_real_output(tmp_path):
@@ -185,8 +200,10 @@ def test_shim_weights_check_and_cuda_stand_in(tmp_path):
             use()
 
 
-@pytest.mark.skipif(not (os.environ.get("MTAP_NEUSIGHT_PATH") and os.environ.get("MTAP_NEUSIGHT_PYTHON")),
-                    reason="needs a NeuSight checkout (MTAP_NEUSIGHT_PATH) and its Python (MTAP_NEUSIGHT_PYTHON)")
+@pytest.mark.skipif(
+    not (os.environ.get("MTAP_NEUSIGHT_PATH") and os.environ.get("MTAP_NEUSIGHT_PYTHON")),
+    reason="needs a NeuSight checkout (MTAP_NEUSIGHT_PATH) and its Python (MTAP_NEUSIGHT_PYTHON)",
+)
 def test_live_roofline_reproduces_published_prediction(tmp_path, data_dir):
     """NeuSight's own roofline, run live through the shim, equals the authors' published figure."""
     from mtap_neusight_runner.mapping import parse_tag
@@ -203,8 +220,13 @@ def test_live_roofline_reproduces_published_prediction(tmp_path, data_dir):
 def test_own_configurations_plan_and_job(tmp_path):
     from mtap_neusight_runner.mapping import parse_tag
 
-    cases = live.plan_own(["NVIDIA_H100_80GB_HBM3"], [parse_tag("bert_large-inf-512-8-fusion"), parse_tag("gpt3_27-inf-2048-2")], ("roofline",))
-    assert [c.id for c in cases] == ["live:H100-SXM5-80GB:roofline:bert_large-inf-512-8-fusion", "live:H100-SXM5-80GB:roofline:gpt3_27-inf-2048-2"]
+    cases = live.plan_own(
+        ["NVIDIA_H100_80GB_HBM3"], [parse_tag("bert_large-inf-512-8-fusion"), parse_tag("gpt3_27-inf-2048-2")], ("roofline",)
+    )
+    assert [c.id for c in cases] == [
+        "live:H100-SXM5-80GB:roofline:bert_large-inf-512-8-fusion",
+        "live:H100-SXM5-80GB:roofline:gpt3_27-inf-2048-2",
+    ]
     assert [c.key for c in cases] == ["bert-large.model-compiled.b8.s512.fp32", "gpt3-2.7b.model.b2.s2048.fp32"]
     assert cases[0].parameters()["workload_fit"] == "family" and cases[0].workload == "W4"
     dev = tmp_path / "NVIDIA_H100_80GB_HBM3.json"
@@ -258,7 +280,8 @@ def test_a_successful_run_is_read_kept_and_cited(tmp_path):
     assert kept.read_bytes() == (CAPTURED / "bert_large-inf-512-8.json").read_bytes()
     assert [a["path"] for a in c["artifacts"]] == [
         "<external>/bert_large-inf-512-8.json",  # tmp_path is outside the repository: never a machine path
-        "neusight-checkout:scripts/asplos/data/device_configs/NVIDIA_H100_80GB_HBM3.json"]
+        "neusight-checkout:scripts/asplos/data/device_configs/NVIDIA_H100_80GB_HBM3.json",
+    ]
     assert c["artifacts"][0]["sha256"] == ms.sha256_file(kept)
     without = live.run_unit(unit(case, co, python=python, hardware=None, timeout=120))["case"]
     assert without["metrics"][0]["source"] == "prediction/NVIDIA_H100_80GB_HBM3/roofline/bert_large-inf-512-8.json"
@@ -273,12 +296,29 @@ def test_live_run_through_the_cli(tmp_path, data_dir):
     co, python = _replay_setup(tmp_path)
     cfg = tmp_path / "c.json"
     cfg.write_text(json.dumps({"neusight_tags": ["bert_large-inf-512-8"], "methods": ["neusight", "roofline"]}))
-    r = CliRunner().invoke(main, ["run", "--tool-path", str(co), "--neusight-python", python, "--config", str(cfg),
-                                  "--data-dir", str(data_dir), "--output", str(tmp_path / "out"), "--jobs", "2"])
+    r = CliRunner().invoke(
+        main,
+        [
+            "run",
+            "--tool-path",
+            str(co),
+            "--neusight-python",
+            python,
+            "--config",
+            str(cfg),
+            "--data-dir",
+            str(data_dir),
+            "--output",
+            str(tmp_path / "out"),
+            "--jobs",
+            "2",
+        ],
+    )
     assert r.exit_code == 0, r.output
     doc = ms.read_tool_run(tmp_path / "out" / "neusight-live.tool-run.json")
     assert [(c["id"], c["status"]) for c in doc["cases"]] == [
         ("live:H100-SXM5-80GB:neusight:bert_large-inf-512-8", "unavailable"),  # weights-missing: never run
-        ("live:H100-SXM5-80GB:roofline:bert_large-inf-512-8", "ok")]
+        ("live:H100-SXM5-80GB:roofline:bert_large-inf-512-8", "ok"),
+    ]
     assert doc["cases"][0]["error"]["kind"] == "weights-missing"
     assert doc["environment"]["packages"]["torch"] == "2.13.0" and doc["tool"]["backend"] == "native"

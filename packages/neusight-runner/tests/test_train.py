@@ -142,8 +142,7 @@ def test_verified_weights_replace_the_checkout_files(tmp_path):
 
 
 def test_trace_cache_copies_graphs_both_ways(tmp_path):
-    job = {"model_config_path": "x/bert_large.json", "execution_type": "inf", "sequence_length": 512, "batch_size": 8,
-           "options": ""}
+    job = {"model_config_path": "x/bert_large.json", "execution_type": "inf", "sequence_length": 512, "batch_size": 8, "options": ""}
     results, cache = tmp_path / "results", tmp_path / "cache"
     (results / "opgraph").mkdir(parents=True)
     (results / "opgraph" / "bert_large-inf-512-8.csv").write_text("a")
@@ -170,8 +169,7 @@ def test_scalar_recorder_and_cost_split():
 def test_train_cli_refuses_bad_arguments(tmp_path):
     r = CliRunner().invoke(main, ["train", "--tool-path", str(tmp_path), "--weights-out", str(tmp_path / "w")])
     assert r.exit_code == 2 and "not a NeuSight checkout" in r.output
-    r = CliRunner().invoke(main, ["train", "--tool-path", str(tmp_path), "--weights-out", str(tmp_path / "w"),
-                                  "--epochs-for", "CONV=3"])
+    r = CliRunner().invoke(main, ["train", "--tool-path", str(tmp_path), "--weights-out", str(tmp_path / "w"), "--epochs-for", "CONV=3"])
     assert r.exit_code == 2 and "--epochs-for" in r.output
 
 

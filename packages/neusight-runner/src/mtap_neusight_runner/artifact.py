@@ -71,7 +71,9 @@ def check_layout(root: Path) -> None:
         raise ArtifactError(f"{root}: artifact folder not found (expected NeuSight's scripts/asplos layout: label/, results/prediction/)")
     for sub in ("label", "results/prediction", "data/device_configs"):
         if not (root / sub).is_dir():
-            raise ArtifactError(f"{root}: no {sub}/ folder: expected NeuSight's scripts/asplos layout (label/, results/prediction/, data/device_configs/)")
+            raise ArtifactError(
+                f"{root}: no {sub}/ folder: expected NeuSight's scripts/asplos layout (label/, results/prediction/, data/device_configs/)"
+            )
 
 
 def devices_of(root: Path) -> list[str]:
@@ -80,8 +82,13 @@ def devices_of(root: Path) -> list[str]:
     return sorted(names)
 
 
-def pair(root: Path, devices: list[str] | None = None, methods: list[str] | None = None,
-         models: list[str] | None = None, modes: list[str] | None = None) -> Pairing:
+def pair(
+    root: Path,
+    devices: list[str] | None = None,
+    methods: list[str] | None = None,
+    models: list[str] | None = None,
+    modes: list[str] | None = None,
+) -> Pairing:
     """Every (device, method, tag) prediction with its label; what could not be paired is counted."""
     check_layout(root)
     found = devices_of(root)
@@ -205,7 +212,9 @@ def case_for(unit: Unit) -> dict[str, Any]:
     def rel(path: Path) -> str:
         return path.relative_to(root).as_posix()
 
-    artifacts = [tr.artifact(path, name=rel(path)) for path in (p.label, p.prediction, root / "data" / "device_configs" / f"{p.device}.json")]
+    artifacts = [
+        tr.artifact(path, name=rel(path)) for path in (p.label, p.prediction, root / "data" / "device_configs" / f"{p.device}.json")
+    ]
     model_cfg = root / "data" / "DLmodel_configs" / f"{p.tag.model}.json"
     if model_cfg.is_file():
         artifacts.append(tr.artifact(model_cfg, name=rel(model_cfg)))
@@ -239,11 +248,18 @@ def case_for(unit: Unit) -> dict[str, Any]:
         metrics = [
             _metric(metric, predicted, "ms", "prediction", rel(p.prediction), timing="reported"),
             _metric("latency", label, "ms", "measurement", rel(p.label), timing="reported"),
-            _metric(f"{metric}_ape", tr.ratio(abs(predicted - label), label, f"{rel(p.label)}: field e2e_latency (the APE's divisor)") * 100.0,
-                    "%", "derived", "recomputed by neusight-runner: |predicted - label| / label * 100"),
+            _metric(
+                f"{metric}_ape",
+                tr.ratio(abs(predicted - label), label, f"{rel(p.label)}: field e2e_latency (the APE's divisor)") * 100.0,
+                "%",
+                "derived",
+                "recomputed by neusight-runner: |predicted - label| / label * 100",
+            ),
         ]
         if reported is not None:
-            metrics.append(_metric(f"{metric}_ape_reported", reported, "%", "derived", f"summary/summary.csv column {p.method}_all_e2e_err"))
+            metrics.append(
+                _metric(f"{metric}_ape_reported", reported, "%", "derived", f"summary/summary.csv column {p.method}_all_e2e_err")
+            )
     except tr.InvalidValue as exc:
         return tr.failed(unit.id, kind="invalid-value", message=str(exc), **where)
     return tr.ok(unit.id, metrics=metrics, **where)
@@ -261,13 +277,24 @@ def mean_ape_table(pairing: Pairing, root: Path) -> list[dict[str, Any]]:
     rows = []
     for (device, method), pairs in sorted(groups.items()):
         ours = [p.ape for p in pairs]
-        theirs = [summary_value(summary.get((p.tag.model, p.tag.seq_len, p.tag.batch, p.device, p.tag.mode, p.tag.variant)), f"{method}_all_e2e_err") for p in pairs]
+        theirs = [
+            summary_value(
+                summary.get((p.tag.model, p.tag.seq_len, p.tag.batch, p.device, p.tag.mode, p.tag.variant)), f"{method}_all_e2e_err"
+            )
+            for p in pairs
+        ]
         given = [t for t in theirs if t is not None]
         diffs = [abs(o - t) for o, t in zip(ours, theirs) if t is not None]
-        rows.append({
-            "device": device, "method": method, "pairs": len(pairs), "mean_ape": sum(ours) / len(ours),
-            "authors_pairs": len(given), "authors_mean_ape": sum(given) / len(given) if given else None,
-            "max_abs_diff": max(diffs) if diffs else None,
-            "modes": dict(Counter(p.tag.mode for p in pairs)),
-        })
+        rows.append(
+            {
+                "device": device,
+                "method": method,
+                "pairs": len(pairs),
+                "mean_ape": sum(ours) / len(ours),
+                "authors_pairs": len(given),
+                "authors_mean_ape": sum(given) / len(given) if given else None,
+                "max_abs_diff": max(diffs) if diffs else None,
+                "modes": dict(Counter(p.tag.mode for p in pairs)),
+            }
+        )
     return rows

@@ -20,36 +20,59 @@ from .config import ConfigError, check
 from .mapping import CATALOGUED, parse_tag
 
 RUNNER, TOOL, OUTPUT = "neusight-runner", "neusight", "data/evaluation/neusight"
-CONFIG_HELP = ("JSON object selecting cases. Artifact mode: devices, methods, models, modes. Live mode: hardware, workloads, "
-               "batch, seq_len, methods; or neusight_tags (+ neusight_devices), or neusight_device_tags (tags per device), "
-               "for NeuSight's own configurations.")
+CONFIG_HELP = (
+    "JSON object selecting cases. Artifact mode: devices, methods, models, modes. Live mode: hardware, workloads, "
+    "batch, seq_len, methods; or neusight_tags (+ neusight_devices), or neusight_device_tags (tags per device), "
+    "for NeuSight's own configurations."
+)
 
 artifact_option = click.option(
-    "--artifact-dir", type=click.Path(path_type=Path, file_okay=False), envvar="MTAP_NEUSIGHT_ARTIFACT", show_envvar=True,
-    default=None, help="Artifact mode: NeuSight's scripts/asplos folder (label/, results/prediction/, data/, summary/) or a copy, "
-                       "e.g. ../shared/neusight.")
+    "--artifact-dir",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="MTAP_NEUSIGHT_ARTIFACT",
+    show_envvar=True,
+    default=None,
+    help="Artifact mode: NeuSight's scripts/asplos folder (label/, results/prediction/, data/, summary/) or a copy, "
+    "e.g. ../shared/neusight.",
+)
 python_option = click.option(
-    "--neusight-python", envvar="MTAP_NEUSIGHT_PYTHON", show_envvar=True, default=sys.executable, show_default="this interpreter",
-    help="Live mode: a Python with NeuSight's dependencies (torch, transformers==4.38.1, pandas, scipy, networkx).")
+    "--neusight-python",
+    envvar="MTAP_NEUSIGHT_PYTHON",
+    show_envvar=True,
+    default=sys.executable,
+    show_default="this interpreter",
+    help="Live mode: a Python with NeuSight's dependencies (torch, transformers==4.38.1, pandas, scipy, networkx).",
+)
 
 
 ROOFLINE_TOOL = "neusight-roofline"
 roofline_tool_option = click.option(
-    "--roofline-tool", is_flag=True, default=False,
-    help=f"Live mode, with a config whose methods are [\"roofline\"]: write NeuSight's weight-free roofline method as "
-         f"its own tool, {ROOFLINE_TOOL} (metric latency, default name {ROOFLINE_TOOL}-live), as analytical-floor is to "
-         "analytical, so that aggregate pairs it with measurements in rows of its own and never as NeuSight's prediction.")
+    "--roofline-tool",
+    is_flag=True,
+    default=False,
+    help=f'Live mode, with a config whose methods are ["roofline"]: write NeuSight\'s weight-free roofline method as '
+    f"its own tool, {ROOFLINE_TOOL} (metric latency, default name {ROOFLINE_TOOL}-live), as analytical-floor is to "
+    "analytical, so that aggregate pairs it with measurements in rows of its own and never as NeuSight's prediction.",
+)
 
 
 weights_option = click.option(
-    "--weights", type=click.Path(path_type=Path, file_okay=False), envvar="MTAP_NEUSIGHT_WEIGHTS", show_envvar=True, default=None,
+    "--weights",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="MTAP_NEUSIGHT_WEIGHTS",
+    show_envvar=True,
+    default=None,
     help="Live mode, method neusight: a folder written by `neusight-runner train` (MLP_WAVE/<OP>/model.pth, tile tables, "
-         "weights.json). Every file is sha256-checked against weights.json before NeuSight loads it; a mismatch is refused "
-         "(predictor-hash-mismatch). The document's tool is then neusight-trained.")
+    "weights.json). Every file is sha256-checked against weights.json before NeuSight loads it; a mismatch is refused "
+    "(predictor-hash-mismatch). The document's tool is then neusight-trained.",
+)
 trace_cache_option = click.option(
-    "--trace-cache", type=click.Path(path_type=Path, file_okay=False), default=None,
+    "--trace-cache",
+    type=click.Path(path_type=Path, file_okay=False),
+    default=None,
     help="Live mode: keep NeuSight's device-independent operator graphs (opgraph_raw/, opgraph/) in this folder between "
-         "cases, so that a configuration is traced once for all devices (NeuSight itself reuses them when present).")
+    "cases, so that a configuration is traced once for all devices (NeuSight itself reuses them when present).",
+)
 TRAINED_TOOL = "neusight-trained"
 
 
@@ -68,8 +91,10 @@ def _mode(opts: RunOptions, artifact_dir: Path | None) -> str:
     if art_cli or tool_cli:
         return "artifact" if art_cli else "live"
     if artifact_dir is not None and opts.tool_path is not None:
-        raise UserError("MTAP_NEUSIGHT_ARTIFACT and MTAP_NEUSIGHT_PATH are both set: give --artifact-dir (artifact mode) "
-                        "or --tool-path (live mode), not both")
+        raise UserError(
+            "MTAP_NEUSIGHT_ARTIFACT and MTAP_NEUSIGHT_PATH are both set: give --artifact-dir (artifact mode) "
+            "or --tool-path (live mode), not both"
+        )
     return "artifact" if artifact_dir is not None else "live"
 
 
@@ -84,8 +109,9 @@ def _artifact_plan(opts: RunOptions, artifact_dir: Path, cfg: dict[str, Any]):
     catalog = _catalog(opts.data_dir)
     for ours in CATALOGUED.values():
         if ours not in catalog:
-            raise UserError(f"{opts.data_dir / 'hardware' / 'hardware.json'}: field hardware: no entry {ours!r}, "
-                            "which NeuSight's H100 maps onto")
+            raise UserError(
+                f"{opts.data_dir / 'hardware' / 'hardware.json'}: field hardware: no entry {ours!r}, which NeuSight's H100 maps onto"
+            )
     try:
         pairing = artifact.pair(artifact_dir, cfg.get("devices"), cfg.get("methods"), cfg.get("models"), cfg.get("modes"))
         units, skipped = artifact.units(artifact_dir, pairing)
@@ -115,8 +141,13 @@ def _live_plan(opts: RunOptions, cfg: dict[str, Any]) -> tuple[list[Any], dict[s
             raise UserError(f"{where}: {h!r} is not in {opts.data_dir / 'hardware' / 'hardware.json'}")
         if h not in live.CORES_PER_SM:
             raise UserError(f"{where}: {h!r}: NeuSight needs FP32 cores per SM, known only for {', '.join(live.CORES_PER_SM)}")
-    cases = live.plan(hardware, cfg.get("workloads", ("W4", "W7")), cfg.get("batch", live.DEFAULT_BATCH),
-                      cfg.get("seq_len", live.DEFAULT_SEQ), cfg.get("methods", live.DEFAULT_METHODS))
+    cases = live.plan(
+        hardware,
+        cfg.get("workloads", ("W4", "W7")),
+        cfg.get("batch", live.DEFAULT_BATCH),
+        cfg.get("seq_len", live.DEFAULT_SEQ),
+        cfg.get("methods", live.DEFAULT_METHODS),
+    )
     return opts.select(cases), catalog
 
 
@@ -177,16 +208,24 @@ def _report_artifact(pairing, root: Path, skipped: dict[str, list[str]], n_cases
 
 
 @main.command()
-@run_options(tool=TOOL, output=OUTPUT, verb="run", timeout=1800, aliases=["--neusight-dir"], config_schema=RUNNER,
-             config_help=CONFIG_HELP,
-             tool_path_help="Live mode: a NeuSight checkout (git clone of github.com/sitar-lab/NeuSight, with its model.pth files).")
+@run_options(
+    tool=TOOL,
+    output=OUTPUT,
+    verb="run",
+    timeout=1800,
+    aliases=["--neusight-dir"],
+    config_schema=RUNNER,
+    config_help=CONFIG_HELP,
+    tool_path_help="Live mode: a NeuSight checkout (git clone of github.com/sitar-lab/NeuSight, with its model.pth files).",
+)
 @artifact_option
 @python_option
 @roofline_tool_option
 @weights_option
 @trace_cache_option
-def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofline_tool: bool, weights: Path | None,
-        trace_cache: Path | None) -> None:
+def run(
+    opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofline_tool: bool, weights: Path | None, trace_cache: Path | None
+) -> None:
     """Run the cases and write OUTPUT/NAME.tool-run.json (tool-run v2).
 
     NAME defaults to neusight (artifact mode) or neusight-live (live mode), so a live run never
@@ -196,7 +235,7 @@ def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofl
     mode = _mode(opts, artifact_dir)
     cfg = _config(opts, mode)
     if roofline_tool and (mode != "live" or cfg.get("methods") != ["roofline"]):
-        raise UserError("--roofline-tool: live mode with a --config whose methods are [\"roofline\"] only")
+        raise UserError('--roofline-tool: live mode with a --config whose methods are ["roofline"] only')
     if weights is not None and (mode != "live" or roofline_tool):
         raise UserError("--weights: live mode with method neusight only")
     if mode == "live" and click.get_current_context().get_parameter_source("name") == ParameterSource.DEFAULT:
@@ -208,8 +247,9 @@ def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofl
         pairing, units, skipped = _artifact_plan(opts, artifact_dir, cfg)
         checkpoint = opts.checkpoint([u.planned() for u in units])
         builder.setup_done()
-        cases_ = run_cases(units, artifact.case_for, jobs=opts.jobs, label="re-scoring NeuSight's artifact",
-                           ident=lambda u: u.id, checkpoint=checkpoint)
+        cases_ = run_cases(
+            units, artifact.case_for, jobs=opts.jobs, label="re-scoring NeuSight's artifact", ident=lambda u: u.id, checkpoint=checkpoint
+        )
         _report_artifact(pairing, artifact_dir, skipped, len(cases_))
         finish(builder, cases_, opts, checkpoint)
     checkout = opts.tool_path
@@ -222,10 +262,12 @@ def run(opts: RunOptions, artifact_dir: Path | None, neusight_python: str, roofl
     planned, catalog = _live_plan(opts, cfg)
     keep = opts.keep_raw.resolve() if opts.keep_raw is not None else None
     cache = trace_cache.resolve() if trace_cache is not None else None
-    units = [live.Unit(c, checkout, catalog.get(c.hardware), neusight_python, opts.timeout, keep, roofline_tool, weights, cache)
-             for c in planned]
-    checkpoint = opts.checkpoint({"cases": [c.id for c in planned], "checkout": version, "keep_raw": keep is not None,
-                                  **({"tool": tool} if tool != TOOL else {})})
+    units = [
+        live.Unit(c, checkout, catalog.get(c.hardware), neusight_python, opts.timeout, keep, roofline_tool, weights, cache) for c in planned
+    ]
+    checkpoint = opts.checkpoint(
+        {"cases": [c.id for c in planned], "checkout": version, "keep_raw": keep is not None, **({"tool": tool} if tool != TOOL else {})}
+    )
     builder.setup_done()
     results = run_cases(units, live.run_unit, jobs=opts.jobs, label="running NeuSight", ident=lambda u: u.id, checkpoint=checkpoint)
     for r in results:
@@ -248,27 +290,61 @@ def _epochs(value: str | None, per: tuple[str, ...]) -> dict[str, int]:
 
 
 @main.command("train")
-@click.option("--tool-path", "tool_path", type=click.Path(path_type=Path, file_okay=False), envvar="MTAP_NEUSIGHT_PATH",
-              show_envvar=True, required=True, help="A NeuSight checkout (its training code, configs and training data).")
+@click.option(
+    "--tool-path",
+    "tool_path",
+    type=click.Path(path_type=Path, file_okay=False),
+    envvar="MTAP_NEUSIGHT_PATH",
+    show_envvar=True,
+    required=True,
+    help="A NeuSight checkout (its training code, configs and training data).",
+)
 @python_option
-@click.option("--weights-out", type=click.Path(path_type=Path, file_okay=False), required=True,
-              help="Folder for the trained weights, tile tables and weights.json (sha256 manifest); give it to `run --weights`.")
+@click.option(
+    "--weights-out",
+    type=click.Path(path_type=Path, file_okay=False),
+    required=True,
+    help="Folder for the trained weights, tile tables and weights.json (sha256 manifest); give it to `run --weights`.",
+)
 @click.option("--epochs", default=None, help="Epochs for every predictor (default: NeuSight's configured 100).")
 @click.option("--epochs-for", multiple=True, metavar="OP=N", help="Epochs for one predictor (BMM, LINEAR, VEC, SOFTMAX, LN).")
 @click.option("--seed", default=0, show_default=True, type=int, help="torch/random/numpy seed (NeuSight's train.py uses 0).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1), help="torch threads per training process.")
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1), help="Training processes (predictors split by cost).")
-@click.option("--determinism", default="LN:5", show_default=True,
-              help="OP:EPOCHS: train that predictor twice from scratch and compare the parameters; 'none' to skip.")
-@click.option("--output", type=click.Path(path_type=Path, dir_okay=False), default=Path(OUTPUT) / "neusight-training.json",
-              show_default=True, help="The training v1 document.")
+@click.option(
+    "--determinism",
+    default="LN:5",
+    show_default=True,
+    help="OP:EPOCHS: train that predictor twice from scratch and compare the parameters; 'none' to skip.",
+)
+@click.option(
+    "--output",
+    type=click.Path(path_type=Path, dir_okay=False),
+    default=Path(OUTPUT) / "neusight-training.json",
+    show_default=True,
+    help="The training v1 document.",
+)
 @click.option("--timeout", default=None, type=float, help="Seconds one training process may run.")
-@click.option("--rebuild-document", is_flag=True, default=False,
-              help="Train nothing: build the document from the outputs a finished run left in WEIGHTS_OUT/.work "
-                   "(same options as that run).")
-def train_cmd(tool_path: Path, neusight_python: str, weights_out: Path, epochs: str | None, epochs_for: tuple[str, ...],
-              seed: int, threads: int, jobs: int, determinism: str, output: Path, timeout: float | None,
-              rebuild_document: bool) -> None:
+@click.option(
+    "--rebuild-document",
+    is_flag=True,
+    default=False,
+    help="Train nothing: build the document from the outputs a finished run left in WEIGHTS_OUT/.work (same options as that run).",
+)
+def train_cmd(
+    tool_path: Path,
+    neusight_python: str,
+    weights_out: Path,
+    epochs: str | None,
+    epochs_for: tuple[str, ...],
+    seed: int,
+    threads: int,
+    jobs: int,
+    determinism: str,
+    output: Path,
+    timeout: float | None,
+    rebuild_document: bool,
+) -> None:
     """Train NeuSight's MLP_WAVE predictors with NeuSight's own trainer and data; write weights + a training document.
 
     CPU when the NeuSight Python has no CUDA. Epochs below NeuSight's configured 100 are recorded
@@ -284,14 +360,27 @@ def train_cmd(tool_path: Path, neusight_python: str, weights_out: Path, epochs: 
             if op not in eps or not n.isdigit() or int(n) < 1:
                 raise UserError(f"--determinism {determinism!r}: expected OP:EPOCHS (e.g. LN:5) or none")
             det = (op, int(n))
-        doc = train(tool_path, neusight_python, weights_out, eps, seed=seed, threads=threads, jobs=jobs, determinism=det,
-                    timeout=timeout, rebuild=rebuild_document)
+        doc = train(
+            tool_path,
+            neusight_python,
+            weights_out,
+            eps,
+            seed=seed,
+            threads=threads,
+            jobs=jobs,
+            determinism=det,
+            timeout=timeout,
+            rebuild=rebuild_document,
+        )
     except TrainError as exc:
         raise UserError(str(exc)) from None
     ms.write(output, doc, "training", 1)
     for p in doc["predictors"]:
-        click.echo(f"{p['name']:8s} epochs {p['epochs_used']:3d}/{p['epochs_configured']}  cpu {p['cpu_s']:8.1f} s  "
-                   f"best val mean rel err {p['best_validation_mean_rel_error']:.4f} (epoch {p['best_epoch']})", err=True)
+        click.echo(
+            f"{p['name']:8s} epochs {p['epochs_used']:3d}/{p['epochs_configured']}  cpu {p['cpu_s']:8.1f} s  "
+            f"best val mean rel err {p['best_validation_mean_rel_error']:.4f} (epoch {p['best_epoch']})",
+            err=True,
+        )
     if doc["determinism"]:
         click.echo(doc["determinism"]["note"], err=True)
     click.echo(f"wrote {output} and {weights_out}/weights.json", err=True)
@@ -299,15 +388,28 @@ def train_cmd(tool_path: Path, neusight_python: str, weights_out: Path, epochs: 
 
 @main.command("compare")
 @click.argument("document", type=click.Path(path_type=Path, dir_okay=False, exists=True))
-@click.option("--artifact-dir", type=click.Path(path_type=Path, file_okay=False, exists=True), envvar="MTAP_NEUSIGHT_ARTIFACT",
-              show_envvar=True, required=True, help="NeuSight's artifact folder (label/, results/prediction/), e.g. ../shared/neusight.")
-@click.option("--json-out", type=click.Path(path_type=Path, dir_okay=False), default=None,
-              help="Also write the pairs and the per-GPU table as JSON.")
-@click.option("--kernel-check", "kernel_check", nargs=2, default=None, metavar="COLLECT OPGRAPH",
-              type=click.Path(path_type=Path, file_okay=False, exists=True),
-              help="NeuSight's training kernels (CHECKOUT/scripts/asplos/data/dataset/train/collect) and the configurations' "
-                   "parsed operator graphs (a --trace-cache's opgraph/): count the scored configurations' GEMM shapes "
-                   "that NeuSight's training data measured.")
+@click.option(
+    "--artifact-dir",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    envvar="MTAP_NEUSIGHT_ARTIFACT",
+    show_envvar=True,
+    required=True,
+    help="NeuSight's artifact folder (label/, results/prediction/), e.g. ../shared/neusight.",
+)
+@click.option(
+    "--json-out", type=click.Path(path_type=Path, dir_okay=False), default=None, help="Also write the pairs and the per-GPU table as JSON."
+)
+@click.option(
+    "--kernel-check",
+    "kernel_check",
+    nargs=2,
+    default=None,
+    metavar="COLLECT OPGRAPH",
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="NeuSight's training kernels (CHECKOUT/scripts/asplos/data/dataset/train/collect) and the configurations' "
+    "parsed operator graphs (a --trace-cache's opgraph/): count the scored configurations' GEMM shapes "
+    "that NeuSight's training data measured.",
+)
 def compare_cmd(document: Path, artifact_dir: Path, json_out: Path | None, kernel_check: tuple[Path, Path] | None) -> None:
     """Score a live document of NeuSight's own configurations against the authors' labels, next to their published predictions."""
     from .compare import KernelCheckError, compare, markdown
@@ -321,8 +423,13 @@ def compare_cmd(document: Path, artifact_dir: Path, json_out: Path | None, kerne
         raise UserError(f"{document}: no ok case with a neusight_tag and a latency (run live mode with neusight_tags)")
     click.echo(markdown(result))
     if json_out is not None:
-        out = {"format": "mtap-neusight-compare/2", "document": tr.location_of(document),
-               "document_sha256": tr.artifact(document)["sha256"], "tool": doc["tool"], **result}
+        out = {
+            "format": "mtap-neusight-compare/2",
+            "document": tr.location_of(document),
+            "document_sha256": tr.artifact(document)["sha256"],
+            "tool": doc["tool"],
+            **result,
+        }
         if kernel_check is not None:
             out["kernel_check"]["inputs"] = [tr.location_of(p) for p in kernel_check]
         ms.write_text_atomic(json_out, json.dumps(out, indent=1, sort_keys=True) + "\n")

@@ -36,11 +36,13 @@ AMD_REASON = (
     "run_train_amd_neusight.py) trained on dataset_amd/train/{bmm,linear,ln,softmax,elem}.csv; in NeuSight's snapshot "
     "(commit 6945927) the AMD GEMM training data (dataset_amd/train/bmm.csv, linear.csv and collect/{bmm,linear}/p2.4.1/"
     "*.csv) are listed in the tree but their blobs are absent, so the BMM and LINEAR predictors (every GEMM of these "
-    "models) cannot be trained from the released data; the NVIDIA predictor (MLP_WAVE) is not NeuSight's method for AMD")
+    "models) cannot be trained from the released data; the NVIDIA predictor (MLP_WAVE) is not NeuSight's method for AMD"
+)
 SWITCH_REASON = (
     "the Switch Transformer (encoder-decoder mixture of experts) fits no mtap workload, so it cannot be a "
     "tool-run case; NeuSight also traces it whole (single_layer=False), and tracing switchxl4-inf-512-1 on CPU reached "
-    "21 GB resident within 70 s (stopped: more than the 10 GB this machine spares)")
+    "21 GB resident within 70 s (stopped: more than the 10 GB this machine spares)"
+)
 
 
 def kind_of(tag: str) -> str:
@@ -110,10 +112,13 @@ def kernel_check(rows: list[dict[str, Any]], collect_dir: Path, opgraph_dir: Pat
         r["gemm_shapes_in_training_set_same_gpu"] = len(shapes & train.get(r["device"], set()))
         r["gemm_shapes_in_training_set_any_gpu"] = len(shapes & every)
         checked += 1
-    return {"training_data": {d: len(s) for d, s in sorted(train.items())}, "configurations_checked": checked,
-            "gemm_shapes": sum(r.get("gemm_shapes", 0) for r in rows),
-            "gemm_shapes_in_training_set_same_gpu": sum(r.get("gemm_shapes_in_training_set_same_gpu", 0) for r in rows),
-            "gemm_shapes_in_training_set_any_gpu": sum(r.get("gemm_shapes_in_training_set_any_gpu", 0) for r in rows)}
+    return {
+        "training_data": {d: len(s) for d, s in sorted(train.items())},
+        "configurations_checked": checked,
+        "gemm_shapes": sum(r.get("gemm_shapes", 0) for r in rows),
+        "gemm_shapes_in_training_set_same_gpu": sum(r.get("gemm_shapes_in_training_set_same_gpu", 0) for r in rows),
+        "gemm_shapes_in_training_set_any_gpu": sum(r.get("gemm_shapes_in_training_set_any_gpu", 0) for r in rows),
+    }
 
 
 def _mean(xs: list[float]) -> float | None:
@@ -125,7 +130,8 @@ def _stats(rows: list[dict[str, Any]]) -> dict[str, Any]:
     scored = [r for r in rows if "ours_ape" in r and "published_ape" in r]
     ours = [r["ours_ape"] for r in scored]
     return {
-        "predicted": len(rows), "labelled": len(scored),
+        "predicted": len(rows),
+        "labelled": len(scored),
         "ours_mean_ape": _mean(ours),
         "ours_median_ape": statistics.median(ours) if ours else None,
         "ours_min_ape": min(ours) if ours else None,
@@ -173,8 +179,15 @@ def compare(doc: dict[str, Any], artifact_dir: Path, kernels: tuple[Path, Path] 
             theirs = read_latency_json(pub_path) if pub_path.is_file() else None
         except ParseError:
             label = theirs = None
-        row = {"device": device, "tag": tag, "kind": kind_of(tag), "ours_ms": ours, "published_ms": theirs,
-               "label_ms": label, "gpu_in_training_set": device in TRAINING_GPUS}
+        row = {
+            "device": device,
+            "tag": tag,
+            "kind": kind_of(tag),
+            "ours_ms": ours,
+            "published_ms": theirs,
+            "label_ms": label,
+            "gpu_in_training_set": device in TRAINING_GPUS,
+        }
         if label:
             row["ours_ape"] = abs(ours - label) / label * 100
             row["label_sha256"] = file_ref(label_path)["sha256"]
@@ -187,11 +200,17 @@ def compare(doc: dict[str, Any], artifact_dir: Path, kernels: tuple[Path, Path] 
     for device in sorted({r["device"] for r in rows}):
         rs = [r for r in rows if r["device"] == device]
         per_gpu.append({"device": device, "gpu_in_training_set": device in TRAINING_GPUS, **_stats(rs)})
-    per_kind = [{"kind": k, **_stats([r for r in rows if r["kind"] == k])}
-                for k in ("inference", "training", "fusion", "distributed") if any(r["kind"] == k for r in rows)]
-    per_gpu_kind = [{"device": d, "kind": k, **_stats(rs)}
-                    for d in sorted({r["device"] for r in rows}) for k in ("inference", "training", "fusion", "distributed")
-                    if (rs := [r for r in rows if r["device"] == d and r["kind"] == k])]
+    per_kind = [
+        {"kind": k, **_stats([r for r in rows if r["kind"] == k])}
+        for k in ("inference", "training", "fusion", "distributed")
+        if any(r["kind"] == k for r in rows)
+    ]
+    per_gpu_kind = [
+        {"device": d, "kind": k, **_stats(rs)}
+        for d in sorted({r["device"] for r in rows})
+        for k in ("inference", "training", "fusion", "distributed")
+        if (rs := [r for r in rows if r["device"] == d and r["kind"] == k])
+    ]
     scored = {(r["device"], r["tag"]) for r in rows if "ours_ape" in r}
     unscored = []
     label_root = artifact_dir / "label"
@@ -200,11 +219,9 @@ def compare(doc: dict[str, Any], artifact_dir: Path, kernels: tuple[Path, Path] 
             if (folder.name, label.stem) in scored:
                 continue
             status, reason = _unscored_reason(folder.name, label.stem, by_pair.get((folder.name, label.stem)))
-            unscored.append({"device": folder.name, "tag": label.stem, "kind": kind_of(label.stem), "status": status,
-                             "reason": reason})
+            unscored.append({"device": folder.name, "tag": label.stem, "kind": kind_of(label.stem), "status": status, "reason": reason})
     total = {**_stats(rows), "labels_in_artifact": len(scored) + len(unscored), "unscored": len(unscored)}
-    out = {"rows": rows, "per_gpu": per_gpu, "per_kind": per_kind, "per_gpu_kind": per_gpu_kind, "total": total,
-           "unscored": unscored}
+    out = {"rows": rows, "per_gpu": per_gpu, "per_kind": per_kind, "per_gpu_kind": per_gpu_kind, "total": total, "unscored": unscored}
     if kernels is not None:
         out["kernel_check"] = kernel_check(rows, *kernels)
     return out
@@ -221,22 +238,33 @@ def _spread(g: dict[str, Any]) -> str:
 
 
 def markdown(result: dict[str, Any]) -> str:
-    lines = ["| GPU | kernels in NeuSight's training set | predicted | labelled | our mean APE | ours: median / min–max | "
-             "published mean APE (same configs) | mean \\|ours − published\\| |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "| GPU | kernels in NeuSight's training set | predicted | labelled | our mean APE | ours: median / min–max | "
+        "published mean APE (same configs) | mean \\|ours − published\\| |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     for g in result["per_gpu"]:
-        lines.append(f"| {g['device']} | {'yes' if g['gpu_in_training_set'] else 'no (held out)'} | {g['predicted']} | "
-                     f"{g['labelled']} | {_f(g['ours_mean_ape'])} | {_spread(g)} | {_f(g['published_mean_ape'])} | "
-                     f"{_f(g['mean_abs_ours_vs_published'])} |")
+        lines.append(
+            f"| {g['device']} | {'yes' if g['gpu_in_training_set'] else 'no (held out)'} | {g['predicted']} | "
+            f"{g['labelled']} | {_f(g['ours_mean_ape'])} | {_spread(g)} | {_f(g['published_mean_ape'])} | "
+            f"{_f(g['mean_abs_ours_vs_published'])} |"
+        )
     t = result["total"]
-    lines.append(f"| **all** | | {t['predicted']} | {t['labelled']} | {_f(t['ours_mean_ape'])} | {_spread(t)} | "
-                 f"{_f(t['published_mean_ape'])} | {_f(t['mean_abs_ours_vs_published'])} |")
+    lines.append(
+        f"| **all** | | {t['predicted']} | {t['labelled']} | {_f(t['ours_mean_ape'])} | {_spread(t)} | "
+        f"{_f(t['published_mean_ape'])} | {_f(t['mean_abs_ours_vs_published'])} |"
+    )
     if result.get("per_kind"):
-        lines += ["", "| kind | predicted | labelled | our mean APE | ours: median / min–max | published mean APE | "
-                  "mean \\|ours − published\\| |", "|---|---|---|---|---|---|---|"]
+        lines += [
+            "",
+            "| kind | predicted | labelled | our mean APE | ours: median / min–max | published mean APE | mean \\|ours − published\\| |",
+            "|---|---|---|---|---|---|---|",
+        ]
         for g in result["per_kind"]:
-            lines.append(f"| {g['kind']} | {g['predicted']} | {g['labelled']} | {_f(g['ours_mean_ape'])} | {_spread(g)} | "
-                         f"{_f(g['published_mean_ape'])} | {_f(g['mean_abs_ours_vs_published'])} |")
+            lines.append(
+                f"| {g['kind']} | {g['predicted']} | {g['labelled']} | {_f(g['ours_mean_ape'])} | {_spread(g)} | "
+                f"{_f(g['published_mean_ape'])} | {_f(g['mean_abs_ours_vs_published'])} |"
+            )
     if result.get("unscored"):
         counts: dict[tuple[str, str], int] = {}
         for u in result["unscored"]:
@@ -246,7 +274,10 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"- {n} {status}: {reason}")
     if result.get("kernel_check"):
         k = result["kernel_check"]
-        lines += ["", f"GEMM shapes of {k['configurations_checked']} configurations ({k['gemm_shapes']} shape-configuration pairs): "
-                  f"{k['gemm_shapes_in_training_set_same_gpu']} measured on the same GPU in NeuSight's training data, "
-                  f"{k['gemm_shapes_in_training_set_any_gpu']} on any of its training GPUs."]
+        lines += [
+            "",
+            f"GEMM shapes of {k['configurations_checked']} configurations ({k['gemm_shapes']} shape-configuration pairs): "
+            f"{k['gemm_shapes_in_training_set_same_gpu']} measured on the same GPU in NeuSight's training data, "
+            f"{k['gemm_shapes_in_training_set_any_gpu']} on any of its training GPUs.",
+        ]
     return "\n".join(lines)

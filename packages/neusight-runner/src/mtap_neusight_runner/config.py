@@ -17,9 +17,17 @@ from .mapping import MODELS, hardware_id, parse_tag
 
 #: field -> the mode it applies to
 MODES = {
-    "devices": "artifact", "models": "artifact", "modes": "artifact", "methods": "both",
-    "hardware": "live", "workloads": "live", "batch": "live", "seq_len": "live",
-    "neusight_tags": "live", "neusight_devices": "live", "neusight_device_tags": "live",
+    "devices": "artifact",
+    "models": "artifact",
+    "modes": "artifact",
+    "methods": "both",
+    "hardware": "live",
+    "workloads": "live",
+    "batch": "live",
+    "seq_len": "live",
+    "neusight_tags": "live",
+    "neusight_devices": "live",
+    "neusight_device_tags": "live",
 }
 
 
@@ -40,13 +48,15 @@ def check(doc: dict[str, Any] | None, path: Path | None, mode: str) -> dict[str,
             raise ConfigError(f"{path}: field methods: got {bad[0]!r}, live mode runs one of {', '.join(PREDICTORS)}")
     pairs = doc.get("neusight_device_tags", {})
     for field, texts in [("neusight_tags", doc.get("neusight_tags", []))] + [
-            (f"neusight_device_tags.{device}", tags) for device, tags in pairs.items()]:
+        (f"neusight_device_tags.{device}", tags) for device, tags in pairs.items()
+    ]:
         for text in texts:
             tag = parse_tag(text)
             if tag is None or tag.model not in MODELS:
                 model = tag.model if tag else text
-                raise ConfigError(f"{path}: field {field}: {text!r}: model {model!r} maps onto no mtap workload "
-                                  f"(known: {', '.join(MODELS)})")
+                raise ConfigError(
+                    f"{path}: field {field}: {text!r}: model {model!r} maps onto no mtap workload (known: {', '.join(MODELS)})"
+                )
     hardware_of: dict[str, str] = {}
     for field, devices in (("neusight_devices", doc.get("neusight_devices", [])), ("neusight_device_tags", list(pairs))):
         for device in devices:

@@ -45,7 +45,7 @@ TILE_TABLES = ("linear.csv", "bmm.csv", "vec.csv")
 #: workload -> (NeuSight model name, where its config comes from, key name)
 WORKLOADS = {
     "W4": ("bert", "checkout", "bert-base"),  # scripts/asplos/data/DLmodel_configs/bert.json: BERT-base dimensions
-    "W7": ("gpt2", "packaged", "gpt2"),       # NeuSight ships no GPT-2 small config: models/gpt2.json (HF "gpt2")
+    "W7": ("gpt2", "packaged", "gpt2"),  # NeuSight ships no GPT-2 small config: models/gpt2.json (HF "gpt2")
 }
 
 #: FP32 CUDA cores per SM (NeuSight's Core_Per_SM), which mtap's hardware catalog does not hold.
@@ -56,8 +56,7 @@ WORKLOADS = {
 CORES_PER_SM = {"A100-SXM4-80GB": 64, "H100-SXM5-80GB": 128, "H200-SXM-141GB": 128}
 #: mtap hardware id -> the device name PyTorch reports for it (NeuSight's "Device"; the lent H200 SXM
 #: cards report "NVIDIA H200": data/evaluation/groundtruth/h200-x1.tool-run.json environment.gpu.name).
-DEVICE_NAMES = {"A100-SXM4-80GB": "NVIDIA A100-SXM4-80GB", "H100-SXM5-80GB": "NVIDIA H100 80GB HBM3",
-                "H200-SXM-141GB": "NVIDIA H200"}
+DEVICE_NAMES = {"A100-SXM4-80GB": "NVIDIA A100-SXM4-80GB", "H100-SXM5-80GB": "NVIDIA H100 80GB HBM3", "H200-SXM-141GB": "NVIDIA H200"}
 #: Where NeuSight ships its own description of the same GPU, it is used as is.
 NEUSIGHT_DEVICE_CONFIGS = {"H100-SXM5-80GB": "NVIDIA_H100_80GB_HBM3.json"}
 
@@ -203,7 +202,9 @@ def plan_own(devices, tags: list[Tag], methods=DEFAULT_METHODS) -> list[OwnCase]
     return sorted((OwnCase(d, m, t) for m in methods for d in devices for t in tags), key=lambda c: c.id)
 
 
-def plan(hardware=DEFAULT_HARDWARE, workloads=("W4", "W7"), batches=DEFAULT_BATCH, seqs=DEFAULT_SEQ, methods=DEFAULT_METHODS) -> list[LiveCase]:
+def plan(
+    hardware=DEFAULT_HARDWARE, workloads=("W4", "W7"), batches=DEFAULT_BATCH, seqs=DEFAULT_SEQ, methods=DEFAULT_METHODS
+) -> list[LiveCase]:
     cases = [LiveCase(w, h, m, b, s) for m in methods for h in hardware for w in workloads for b in batches for s in seqs]
     return sorted(cases, key=lambda c: c.id)
 
@@ -227,13 +228,17 @@ def missing_tile_tables(checkout: Path, method: str) -> list[str]:
     if not PREDICTORS[method][1]:
         return []
     base = ASPLOS / "data" / "dataset" / "train"
-    return [(base / t).as_posix() for t in TILE_TABLES if not (checkout / base / t).is_file() or (checkout / base / t).stat().st_size < 1024]
+    return [
+        (base / t).as_posix() for t in TILE_TABLES if not (checkout / base / t).is_file() or (checkout / base / t).stat().st_size < 1024
+    ]
 
 
 def checkout_problem(checkout: Path | None) -> str | None:
     if checkout is None:
-        return ("no NeuSight checkout given: pass --tool-path/--neusight-dir DIR or set MTAP_NEUSIGHT_PATH to a clone of "
-                "https://github.com/sitar-lab/NeuSight (git clone, so that its model.pth weight files are present)")
+        return (
+            "no NeuSight checkout given: pass --tool-path/--neusight-dir DIR or set MTAP_NEUSIGHT_PATH to a clone of "
+            "https://github.com/sitar-lab/NeuSight (git clone, so that its model.pth weight files are present)"
+        )
     if not (checkout / "neusight" / "Prediction" / "predictor.py").is_file():
         return f"{checkout}: not a NeuSight checkout (no neusight/Prediction/predictor.py); clone https://github.com/sitar-lab/NeuSight"
     return None
@@ -274,8 +279,9 @@ def model_config(checkout: Path, workload: str, work: Path) -> Path:
     return path
 
 
-def job_for(case: LiveCase | OwnCase, checkout: Path, device_cfg: Path, model_cfg: Path, result_dir: Path,
-            weights: Path | None = None) -> dict[str, Any]:
+def job_for(
+    case: LiveCase | OwnCase, checkout: Path, device_cfg: Path, model_cfg: Path, result_dir: Path, weights: Path | None = None
+) -> dict[str, Any]:
     """The arguments NeuSight's scripts/pred.py would be given for this case (``weights``: a folder written
     by ``neusight-runner train``, used for the learned predictor instead of the checkout's files)."""
     folder, learned = PREDICTORS[case.method]
@@ -361,9 +367,9 @@ def _shim_output(stdout: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     for line in stdout.splitlines():
         try:
             if line.startswith("MTAP-RESULT "):
-                result = json.loads(line[len("MTAP-RESULT "):])
+                result = json.loads(line[len("MTAP-RESULT ") :])
             elif line.startswith("MTAP-ENV "):
-                info = json.loads(line[len("MTAP-ENV "):])
+                info = json.loads(line[len("MTAP-ENV ") :])
         except ValueError:
             continue
     return info, result
@@ -387,15 +393,33 @@ def run_unit(unit: Unit) -> dict[str, Any]:
             return {"case": tr.unavailable(c.id, kind=exc.kind, message=f"--weights {unit.weights}: {exc}", **_where(c)), "env": {}}
     weights = missing_weights(checkout, c.method) if trained is None else []
     if weights:
-        return {"case": tr.unavailable(c.id, kind="weights-missing", **_where(c), message=(
-            f"{given}: NeuSight's trained predictor weights are absent ({', '.join(weights)}); NeuSight would "
-            "silently predict with random weights, so this runner refuses. Provide a full git clone of "
-            "https://github.com/sitar-lab/NeuSight (the model.pth files are ~6.3 MB git blobs).")), "env": {}}
+        return {
+            "case": tr.unavailable(
+                c.id,
+                kind="weights-missing",
+                **_where(c),
+                message=(
+                    f"{given}: NeuSight's trained predictor weights are absent ({', '.join(weights)}); NeuSight would "
+                    "silently predict with random weights, so this runner refuses. Provide a full git clone of "
+                    "https://github.com/sitar-lab/NeuSight (the model.pth files are ~6.3 MB git blobs)."
+                ),
+            ),
+            "env": {},
+        }
     tables = missing_tile_tables(checkout, c.method) if trained is None else []
     if tables:
-        return {"case": tr.unavailable(c.id, kind="tile-dataset-missing", **_where(c), message=(
-            f"{given}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
-            "https://github.com/sitar-lab/NeuSight.")), "env": {}}
+        return {
+            "case": tr.unavailable(
+                c.id,
+                kind="tile-dataset-missing",
+                **_where(c),
+                message=(
+                    f"{given}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
+                    "https://github.com/sitar-lab/NeuSight."
+                ),
+            ),
+            "env": {},
+        }
     with tempfile.TemporaryDirectory(prefix="mtap-neusight-") as tmp:
         work = Path(tmp)
         try:
@@ -416,8 +440,8 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         case = _case_of(unit, job, ran, r, checkout, work)
         if weight_files and case["status"] == "ok":
             case.setdefault("artifacts", []).extend(
-                {"path": f"trained-weights:{rel}", "sha256": digest}
-                for rel, digest in sorted(weight_files.items()))
+                {"path": f"trained-weights:{rel}", "sha256": digest} for rel, digest in sorted(weight_files.items())
+            )
         return {"case": case, "env": info}
 
 
@@ -458,14 +482,19 @@ def _traces(cache: Path, results: Path, job: dict[str, Any], into_cache: bool) -
                 tmp.replace(dst_dir / name)
 
 
-def _case_of(unit: Unit, job: dict[str, Any], ran: proc.ToolResult, r: dict[str, Any] | None, checkout: Path,
-             work: Path) -> dict[str, Any]:
+def _case_of(unit: Unit, job: dict[str, Any], ran: proc.ToolResult, r: dict[str, Any] | None, checkout: Path, work: Path) -> dict[str, Any]:
     c = unit.case
     if r is None:  # the shim itself did not get to report this job
         if ran.outcome == "not-found":
-            return tr.unavailable(c.id, kind="binary-missing", **_where(c), message=(
-                f"--neusight-python {unit.python} could not be started ({ran.last_line()}); give a Python that has "
-                "NeuSight's dependencies (torch, transformers==4.38.1, pandas, scipy, networkx)"))
+            return tr.unavailable(
+                c.id,
+                kind="binary-missing",
+                **_where(c),
+                message=(
+                    f"--neusight-python {unit.python} could not be started ({ran.last_line()}); give a Python that has "
+                    "NeuSight's dependencies (torch, transformers==4.38.1, pandas, scipy, networkx)"
+                ),
+            )
         if ran.ok:
             return tr.failed(c.id, kind="parse-failed", message="NeuSight's shim printed no result for this case", **_where(c))
         kind, message = ran.error(unit.timeout)
@@ -502,8 +531,9 @@ def _case_of(unit: Unit, job: dict[str, Any], ran: proc.ToolResult, r: dict[str,
     return case
 
 
-def result_case(c: LiveCase | OwnCase, value: float, source: str, artifacts: list[dict[str, str]],
-                roofline_tool: bool = False) -> dict[str, Any]:
+def result_case(
+    c: LiveCase | OwnCase, value: float, source: str, artifacts: list[dict[str, str]], roofline_tool: bool = False
+) -> dict[str, Any]:
     """The ok case for NeuSight's latency ``value`` (ms); a value a latency cannot take is ``invalid-value``.
     A baseline's value is ``baseline_latency`` (never NeuSight's ``latency``), except in a document of its
     own tool (``roofline_tool``: tool neusight-roofline), where it is that tool's ``latency``."""

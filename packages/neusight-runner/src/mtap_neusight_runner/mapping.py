@@ -41,12 +41,17 @@ MODELS = {
 }
 
 #: Models NeuSight evaluates that no mtap workload fits (counted as skipped).
-UNMAPPED_MODELS = {"switchxl4": "encoder-decoder mixture-of-experts (Switch Transformer): no mtap workload", "switch4": "encoder-decoder mixture-of-experts (Switch Transformer): no mtap workload"}
+UNMAPPED_MODELS = {
+    "switchxl4": "encoder-decoder mixture-of-experts (Switch Transformer): no mtap workload",
+    "switch4": "encoder-decoder mixture-of-experts (Switch Transformer): no mtap workload",
+}
 
 #: The four methods of NeuSight's artifact; only "neusight" is NeuSight's own prediction.
 METHODS = ("neusight", "roofline", "micro", "habitat")
 
-TAG = re.compile(r"^(?P<model>[a-z0-9_]+)-(?P<mode>inf|train)-(?P<seq>[0-9]+)-(?P<batch>[0-9]+)(?:-(?P<variant>fusion|dp[0-9]+|tp[0-9]+|pp[0-9]+_[0-9]+))?$")
+TAG = re.compile(
+    r"^(?P<model>[a-z0-9_]+)-(?P<mode>inf|train)-(?P<seq>[0-9]+)-(?P<batch>[0-9]+)(?:-(?P<variant>fusion|dp[0-9]+|tp[0-9]+|pp[0-9]+_[0-9]+))?$"
+)
 
 
 @dataclass(frozen=True)

@@ -121,8 +121,10 @@ def patch_dependency_parser() -> str:
     from neusight.Tracing import parse as neusight_parse  # type: ignore[import-not-found]
 
     neusight_parse.parse_dependency = node_names
-    return ("mtap shim: Tracing/parse.py parse_dependency replaced for this fusion job (reads the node lists "
-            "Tracing/trace.py writes since NeuSight commit d3e8444; unpatched it raises KeyError on truncated names)")
+    return (
+        "mtap shim: Tracing/parse.py parse_dependency replaced for this fusion job (reads the node lists "
+        "Tracing/trace.py writes since NeuSight commit d3e8444; unpatched it raises KeyError on truncated names)"
+    )
 
 
 def per_gpu_batch(job: dict) -> int | None:

@@ -47,7 +47,7 @@ def _lines(stdout: str, prefix: str) -> list[dict[str, Any]]:
     for line in stdout.splitlines():
         if line.startswith(prefix + " "):
             try:
-                out.append(json.loads(line[len(prefix) + 1:]))
+                out.append(json.loads(line[len(prefix) + 1 :]))
             except ValueError:
                 continue
     return out
@@ -56,8 +56,13 @@ def _lines(stdout: str, prefix: str) -> list[dict[str, Any]]:
 def _shim(python: str, spec: dict[str, Any], work: Path, name: str, timeout: float | None) -> tuple[str, float]:
     path = work / f"{name}.spec.json"
     path.write_text(json.dumps(spec, indent=1))
-    env = dict(os.environ, HOME=str(work / "home"), PYTHONDONTWRITEBYTECODE="1",
-               OMP_NUM_THREADS=str(spec.get("threads") or 1), MKL_NUM_THREADS=str(spec.get("threads") or 1))
+    env = dict(
+        os.environ,
+        HOME=str(work / "home"),
+        PYTHONDONTWRITEBYTECODE="1",
+        OMP_NUM_THREADS=str(spec.get("threads") or 1),
+        MKL_NUM_THREADS=str(spec.get("threads") or 1),
+    )
     t0 = time.monotonic()
     ran = proc.run_tool([python, str(SHIM), str(path)], timeout=timeout, cwd=work, env=env)
     (work / f"{name}.out").write_text(ran.stdout + "\n--- stderr ---\n" + ran.stderr)
@@ -67,9 +72,15 @@ def _shim(python: str, spec: dict[str, Any], work: Path, name: str, timeout: flo
 
 
 def _job(checkout: Path, data: Path, name: str, epochs: int, seed: int, save: Path, logs: Path) -> dict[str, Any]:
-    return {"name": name, "config_path": str(checkout / ASPLOS / "data" / "predictor" / PREDICTOR / name / "config.json"),
-            "trainset_path": str(data / TRAINSETS[name]), "save_path": str(save), "log_dir": str(logs),
-            "epochs": epochs, "seed": seed}
+    return {
+        "name": name,
+        "config_path": str(checkout / ASPLOS / "data" / "predictor" / PREDICTOR / name / "config.json"),
+        "trainset_path": str(data / TRAINSETS[name]),
+        "save_path": str(save),
+        "log_dir": str(logs),
+        "epochs": epochs,
+        "seed": seed,
+    }
 
 
 def _groups(names: list[str], epochs: dict[str, int], jobs: int) -> list[list[str]]:
@@ -82,9 +93,19 @@ def _groups(names: list[str], epochs: dict[str, int], jobs: int) -> list[list[st
     return [g for g in groups if g]
 
 
-def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: int = 0, threads: int = 1, jobs: int = 2,
-          determinism: tuple[str, int] | None = ("LN", 5), timeout: float | None = None,
-          argv: list[str] | None = None, rebuild: bool = False) -> dict[str, Any]:
+def train(
+    checkout: Path,
+    python: str,
+    out: Path,
+    epochs: dict[str, int],
+    seed: int = 0,
+    threads: int = 1,
+    jobs: int = 2,
+    determinism: tuple[str, int] | None = ("LN", 5),
+    timeout: float | None = None,
+    argv: list[str] | None = None,
+    rebuild: bool = False,
+) -> dict[str, Any]:
     """Train ``epochs`` (predictor -> epochs) into ``out``; returns the training document (not yet written).
 
     ``rebuild``: train nothing; build the document from the outputs a finished run left in ``out/.work``
@@ -105,8 +126,13 @@ def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: 
     logs = work / "logs"
     t0 = time.monotonic()
     # 1. training sets (NeuSight's own merge), single process
-    stdout, _ = _shim(python, {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": True,
-                               "jobs": []}, work, "prepare", timeout)
+    stdout, _ = _shim(
+        python,
+        {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": True, "jobs": []},
+        work,
+        "prepare",
+        timeout,
+    )
     envs = _lines(stdout, "MTAP-ENV")
     datas = _lines(stdout, "MTAP-DATA")
     if not envs or not datas:
@@ -117,20 +143,59 @@ def train(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: 
     groups = _groups(names, epochs, jobs)
 
     def run_group(i: int) -> str:
-        spec = {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": False,
-                "jobs": [_job(checkout, data, n, epochs[n], seed, out / PREDICTOR / n, logs) for n in groups[i]]}
+        spec = {
+            "neusight_dir": str(checkout),
+            "work_dir": str(out),
+            "threads": threads,
+            "prepare": False,
+            "jobs": [_job(checkout, data, n, epochs[n], seed, out / PREDICTOR / n, logs) for n in groups[i]],
+        }
         return _shim(python, spec, work, f"train-{i}", timeout)[0]
 
     with ThreadPoolExecutor(len(groups)) as pool:
         outputs = list(pool.map(run_group, range(len(groups))))
-    return _document(checkout, python, out, work, epochs, seed, threads, determinism, timeout, argv, started, None,
-                     env, dataset, outputs, len(groups), t0=t0, run_determinism=True)
+    return _document(
+        checkout,
+        python,
+        out,
+        work,
+        epochs,
+        seed,
+        threads,
+        determinism,
+        timeout,
+        argv,
+        started,
+        None,
+        env,
+        dataset,
+        outputs,
+        len(groups),
+        t0=t0,
+        run_determinism=True,
+    )
 
 
-def _document(checkout: Path, python: str, out: Path, work: Path, epochs: dict[str, int], seed: int, threads: int,
-              determinism: tuple[str, int] | None, timeout: float | None, argv: list[str] | None, started: str,
-              wall_s: float | None, env: dict[str, Any], dataset: dict[str, Any], outputs: list[str], processes: int,
-              t0: float | None = None, run_determinism: bool = False) -> dict[str, Any]:
+def _document(
+    checkout: Path,
+    python: str,
+    out: Path,
+    work: Path,
+    epochs: dict[str, int],
+    seed: int,
+    threads: int,
+    determinism: tuple[str, int] | None,
+    timeout: float | None,
+    argv: list[str] | None,
+    started: str,
+    wall_s: float | None,
+    env: dict[str, Any],
+    dataset: dict[str, Any],
+    outputs: list[str],
+    processes: int,
+    t0: float | None = None,
+    run_determinism: bool = False,
+) -> dict[str, Any]:
     data = out / "dataset" / "train"
     logs = work / "logs"
     names = [n for n in OPS if n in epochs]
@@ -147,82 +212,142 @@ def _document(checkout: Path, python: str, out: Path, work: Path, epochs: dict[s
         for k, save in enumerate(runs if run_determinism else [], 1):
             if save.exists():
                 shutil.rmtree(save)
-            spec = {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": False,
-                    "jobs": [_job(checkout, data, name, n_ep, seed, save, logs)]}
+            spec = {
+                "neusight_dir": str(checkout),
+                "work_dir": str(out),
+                "threads": threads,
+                "prepare": False,
+                "jobs": [_job(checkout, data, name, n_ep, seed, save, logs)],
+            }
             _shim(python, spec, work, f"determinism-{k}", timeout)
-        ran = proc.run_tool([python, str(SHIM), "--compare", *(str(s / "model.pth") for s in runs)], timeout=timeout,
-                            env=dict(os.environ, HOME=str(work / "home")))
+        ran = proc.run_tool(
+            [python, str(SHIM), "--compare", *(str(s / "model.pth") for s in runs)],
+            timeout=timeout,
+            env=dict(os.environ, HOME=str(work / "home")),
+        )
         cmp = _lines(ran.stdout, "MTAP-COMPARE")
         if not cmp:
             raise TrainError(f"determinism comparison failed: {ran.last_line()}")
         c = cmp[0]
         same = len(set(c["state_sha256"])) == 1
-        det = {"predictor": name, "epochs": n_ep, "runs": c["state_sha256"], "bit_identical": same,
-               "max_abs_param_diff": c["max_abs_param_diff"],
-               "note": (f"{name} trained twice from scratch ({n_ep} epochs, seed {seed}, {threads} thread(s), same machine, "
-                        f"{env.get('device')}): parameters {'bit-identical' if same else 'differ'}"
-                        f"; model.pth files {'identical' if len(set(c['file_sha256'])) == 1 else 'differ'}.")}
+        det = {
+            "predictor": name,
+            "epochs": n_ep,
+            "runs": c["state_sha256"],
+            "bit_identical": same,
+            "max_abs_param_diff": c["max_abs_param_diff"],
+            "note": (
+                f"{name} trained twice from scratch ({n_ep} epochs, seed {seed}, {threads} thread(s), same machine, "
+                f"{env.get('device')}): parameters {'bit-identical' if same else 'differ'}"
+                f"; model.pth files {'identical' if len(set(c['file_sha256'])) == 1 else 'differ'}."
+            ),
+        }
     wall = time.monotonic() - t0 if t0 is not None else (wall_s or 0.0)
     if t0 is not None:  # a rebuild leaves the manifest the run wrote (live runs may be reading it)
-        write_manifest(out, {"trainer": f"neusight-runner {__version__}", "seed": seed,
-                                    "epochs": {n: epochs[n] for n in names}})
+        write_manifest(out, {"trainer": f"neusight-runner {__version__}", "seed": seed, "epochs": {n: epochs[n] for n in names}})
     predictors = []
     for n in names:
         r = results[n]
-        curve = [{"epoch": e["epoch"], "train_loss": _finite(e["train_loss"]),
-                  "validation_mean_rel_error": _finite(e["validation avg_err"]),
-                  "validation_max_rel_error": _finite(e["validation max_err"])} for e in r["epochs"]]
+        curve = [
+            {
+                "epoch": e["epoch"],
+                "train_loss": _finite(e["train_loss"]),
+                "validation_mean_rel_error": _finite(e["validation avg_err"]),
+                "validation_max_rel_error": _finite(e["validation max_err"]),
+            }
+            for e in r["epochs"]
+        ]
         best = min((e for e in curve if e["validation_mean_rel_error"] is not None), key=lambda e: e["validation_mean_rel_error"])
         diverged = next((e["epoch"] for e in curve if e["train_loss"] is None), None)
         config = checkout / ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json"
         cfg = json.loads(config.read_text())
         rel = f"{PREDICTOR}/{n}/model.pth"
-        predictors.append({
-            "name": n, "config": (ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json").as_posix(),
-            "config_sha256": sha256(config), "trainset": f"dataset/train/{TRAINSETS[n]}",
-            "trainset_rows": dataset[TRAINSETS[n]]["rows"], "trainset_sha256": dataset[TRAINSETS[n]]["sha256"],
-            "split": SPLIT, "seed": seed, "epochs_configured": CONFIGURED_EPOCHS, "epochs_used": epochs[n],
-            "hyperparameters": {k: cfg[k] for k in ("lr", "train_batch", "loss", "num_layers", "hidden_size") if k in cfg},
-            "wall_s": round(r["wall_s"], 3), "cpu_s": round(r["cpu_s"], 3),
-            "best_epoch": best["epoch"], "best_validation_mean_rel_error": best["validation_mean_rel_error"],
-            "diverged_at_epoch": diverged,
-            "curve": curve, "weights": {"file": rel, "sha256": r["weights_sha256"], "bytes": r["weights_bytes"]},
-        })
+        predictors.append(
+            {
+                "name": n,
+                "config": (ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json").as_posix(),
+                "config_sha256": sha256(config),
+                "trainset": f"dataset/train/{TRAINSETS[n]}",
+                "trainset_rows": dataset[TRAINSETS[n]]["rows"],
+                "trainset_sha256": dataset[TRAINSETS[n]]["sha256"],
+                "split": SPLIT,
+                "seed": seed,
+                "epochs_configured": CONFIGURED_EPOCHS,
+                "epochs_used": epochs[n],
+                "hyperparameters": {k: cfg[k] for k in ("lr", "train_batch", "loss", "num_layers", "hidden_size") if k in cfg},
+                "wall_s": round(r["wall_s"], 3),
+                "cpu_s": round(r["cpu_s"], 3),
+                "best_epoch": best["epoch"],
+                "best_validation_mean_rel_error": best["validation_mean_rel_error"],
+                "diverged_at_epoch": diverged,
+                "curve": curve,
+                "weights": {"file": rel, "sha256": r["weights_sha256"], "bytes": r["weights_bytes"]},
+            }
+        )
     import platform
 
-    environment = {"python": env.get("python", ""), "platform": platform.platform(), "cpu": ms.environment()["cpu"],
-                   "cpu_count": env.get("cpu_count") or os.cpu_count() or 1, "device": env.get("device", "cpu"),
-                   "gpu": None, "threads": env.get("threads", threads), "processes": processes,
-                   "packages": {k: env[k] for k in ("torch", "numpy", "pandas") if k in env}}
+    environment = {
+        "python": env.get("python", ""),
+        "platform": platform.platform(),
+        "cpu": ms.environment()["cpu"],
+        "cpu_count": env.get("cpu_count") or os.cpu_count() or 1,
+        "device": env.get("device", "cpu"),
+        "gpu": None,
+        "threads": env.get("threads", threads),
+        "processes": processes,
+        "packages": {k: env[k] for k in ("torch", "numpy", "pandas") if k in env},
+    }
     short = [n for n in names if epochs[n] < CONFIGURED_EPOCHS]
-    notes = [f"Epochs used vs NeuSight's configured {CONFIGURED_EPOCHS} (scripts/asplos/run_train_nvidia_neusight.py): "
-             + ", ".join(f"{n} {epochs[n]}" for n in names)
-             + (f". {', '.join(short)} trained with FEWER epochs than the authors' setting (time box on a shared 2-core CPU); "
-                "these weights are not the authors' training." if short else ".")]
+    notes = [
+        f"Epochs used vs NeuSight's configured {CONFIGURED_EPOCHS} (scripts/asplos/run_train_nvidia_neusight.py): "
+        + ", ".join(f"{n} {epochs[n]}" for n in names)
+        + (
+            f". {', '.join(short)} trained with FEWER epochs than the authors' setting (time box on a shared 2-core CPU); "
+            "these weights are not the authors' training."
+            if short
+            else "."
+        )
+    ]
     for p in predictors:
         if p["diverged_at_epoch"] is not None:
-            notes.append(f"{p['name']}: training loss not finite (NaN) from epoch {p['diverged_at_epoch']} with NeuSight's config "
-                         f"(lr {p['hyperparameters'].get('lr')}); NeuSight's trainer keeps the best validation epoch, "
-                         f"so the weights are those of epoch {p['best_epoch']}.")
+            notes.append(
+                f"{p['name']}: training loss not finite (NaN) from epoch {p['diverged_at_epoch']} with NeuSight's config "
+                f"(lr {p['hyperparameters'].get('lr')}); NeuSight's trainer keeps the best validation epoch, "
+                f"so the weights are those of epoch {p['best_epoch']}."
+            )
     from mtap_schemas import version as schema_version
 
     return {
-        "schema": "training", "schema_version": schema_version("training", 1),
+        "schema": "training",
+        "schema_version": schema_version("training", 1),
         "trainer": {"name": "neusight-runner", "version": __version__},
         "tool": {"name": "neusight", "version": _git(checkout), "location": f"{checkout.name} {_git(checkout) or ''}".strip()},
         "command": " ".join(["neusight-runner", *portable_argv(list(argv if argv is not None else sys.argv[1:]))]),
-        "started_at": started, "environment": environment,
-        "data": {"source": "NeuSight checkout scripts/asplos/data/dataset/train/ (collect/bmm, collect/linear merged with "
-                           "NeuSight's dataset_merge; ln, softmax, elem as shipped; vec = ln + softmax + elem as run_dataset.py)",
-                 "files": [{"name": k, **v} for k, v in sorted(dataset.items())]},
+        "started_at": started,
+        "environment": environment,
+        "data": {
+            "source": "NeuSight checkout scripts/asplos/data/dataset/train/ (collect/bmm, collect/linear merged with "
+            "NeuSight's dataset_merge; ln, softmax, elem as shipped; vec = ln + softmax + elem as run_dataset.py)",
+            "files": [{"name": k, **v} for k, v in sorted(dataset.items())],
+        },
         "predictors": predictors,
         "totals": {"wall_s": round(wall, 3), "cpu_s": round(sum(p["cpu_s"] for p in predictors), 3), "gpu_s": None},
-        "determinism": det, "notes": notes,
+        "determinism": det,
+        "notes": notes,
     }
 
 
-def _rebuild(checkout: Path, python: str, out: Path, epochs: dict[str, int], seed: int, threads: int,
-             determinism: tuple[str, int] | None, timeout: float | None, argv: list[str] | None) -> dict[str, Any]:
+def _rebuild(
+    checkout: Path,
+    python: str,
+    out: Path,
+    epochs: dict[str, int],
+    seed: int,
+    threads: int,
+    determinism: tuple[str, int] | None,
+    timeout: float | None,
+    argv: list[str] | None,
+) -> dict[str, Any]:
     import datetime
 
     out, checkout = out.resolve(), checkout.resolve()
@@ -236,10 +361,28 @@ def _rebuild(checkout: Path, python: str, out: Path, epochs: dict[str, int], see
     stdout = (work / "prepare.out").read_text()
     env, dataset = _lines(stdout, "MTAP-ENV")[0], _lines(stdout, "MTAP-DATA")[0]
     outputs = [p.read_text() for p in sorted(work.glob("train-*.out"))]
-    doc = _document(checkout, python, out, work, epochs, seed, threads, determinism, timeout, argv, started,
-                    t_end - t_start, env, dataset, outputs, len(outputs))
-    doc["notes"].append("Document rebuilt with --rebuild-document from the outputs of the training run (its .work folder); "
-                        "started_at and wall_s are those files' times. Nothing was retrained.")
+    doc = _document(
+        checkout,
+        python,
+        out,
+        work,
+        epochs,
+        seed,
+        threads,
+        determinism,
+        timeout,
+        argv,
+        started,
+        t_end - t_start,
+        env,
+        dataset,
+        outputs,
+        len(outputs),
+    )
+    doc["notes"].append(
+        "Document rebuilt with --rebuild-document from the outputs of the training run (its .work folder); "
+        "started_at and wall_s are those files' times. Nothing was retrained."
+    )
     return doc
 
 

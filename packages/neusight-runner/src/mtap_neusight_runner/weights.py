@@ -65,8 +65,9 @@ def verify(root: Path) -> dict[str, str]:
     try:
         doc = json.loads(manifest.read_text())
     except FileNotFoundError:
-        raise WeightsError("weights-missing", f"{manifest}: no manifest; --weights takes a folder written by "
-                           "`neusight-runner train`") from None
+        raise WeightsError(
+            "weights-missing", f"{manifest}: no manifest; --weights takes a folder written by `neusight-runner train`"
+        ) from None
     except (OSError, ValueError, UnicodeDecodeError) as exc:
         raise WeightsError("predictor-hash-mismatch", f"{manifest}: unreadable manifest ({exc})") from None
     files = doc.get("files") if isinstance(doc, dict) and doc.get("format") == FORMAT else None
@@ -82,7 +83,9 @@ def verify(root: Path) -> dict[str, str]:
             raise WeightsError("predictor-hash-mismatch", f"{manifest}: no sha256 recorded for {rel}")
         got = sha256(path)
         if got != entry["sha256"]:
-            raise WeightsError("predictor-hash-mismatch", f"{path}: sha256 {got[:16]}… differs from the manifest's "
-                               f"{entry['sha256'][:16]}…; refused before loading (never unpickled)")
+            raise WeightsError(
+                "predictor-hash-mismatch",
+                f"{path}: sha256 {got[:16]}… differs from the manifest's {entry['sha256'][:16]}…; refused before loading (never unpickled)",
+            )
         out[rel] = got
     return out
