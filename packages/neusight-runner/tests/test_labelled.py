@@ -220,40 +220,40 @@ def test_kind_of(tag, kind):
     assert cmp.kind_of(tag) == kind
 
 
+GRAPH = HERE / "fixtures" / "opgraph"  # a real parsed operator graph (fixtures/opgraph/README.md)
+NEUSIGHT_COLLECT = "OPName,Latency,Device,Torch Version,CUDNN Version,Kernel Name,Warps per SM,Blocks per SM,Grid x,Grid y,Grid z,Block x,Block y,Block z,CUDA Version,Kernels,B,M,N,K\n"
+#: two rows of NeuSight's own Tesla T4 tables (dataset/train/collect/{linear,bmm}/p2.1.0/Tesla T4.csv, first rows)
+T4_LINEAR = "linear,0.052213333547115326,Tesla T4,p2.1.0,8902,volta_sgemm_32x128_tn,1.0,0.125,5,1,1,256,1,1,cu121,;volta_sgemm_32x128_tn,1,58,13,141\n"
+T4_BMM = (
+    "bmm,0.035466667264699936,Tesla T4,p2.1.0,8902,volta_sgemm_64x64_nn,0.65,0.325,1,1,13,64,1,1,cu121,;volta_sgemm_64x64_nn,13,27,15,29\n"
+)
+
+
 def _kernel_fixture(tmp_path: Path) -> tuple[Path, Path]:
-    collect, graphs = tmp_path / "collect", tmp_path / "opgraph"
-    header = "OPName,Latency,Device,B,M,N,K\n"
-    for op, rows in (
-        ("linear", ["linear,0.1,Tesla T4,1,4096,1024,1024\n", "linear,0.1,Tesla T4,1,7,8,9\n"]),
-        ("bmm", ["bmm,0.1,Tesla T4,128,512,64,512\n"]),
-    ):
+    """NeuSight's table layout with real T4 rows, plus two rows constructed here (latency 0) whose shapes are
+    GEMMs of the real graph gpt2_large-train-1024-4-dp4: a forward Linear and a backward BMM."""
+    collect = tmp_path / "collect"
+    t4 = {
+        "linear": T4_LINEAR + "linear,0.0,Tesla T4,,,,,,,,,,,,,,1,1024,1280,1280\n",
+        "bmm": T4_BMM + "bmm,0.0,Tesla T4,,,,,,,,,,,,,,20,64,1024,1024\n",
+    }
+    for op in ("linear", "bmm"):
         (collect / op / "p2.1.0").mkdir(parents=True)
-        (collect / op / "p2.1.0" / "Tesla T4.csv").write_text(header + "".join(rows))
-        (collect / op / "p2.1.0" / "Tesla P4.csv").write_text(header + f"{op},0.1,Tesla P4,1,1,1,1\n")
-    graphs.mkdir()
-    (graphs / "bert_large-inf-512-8.csv").write_text(
-        "Name,OpName,FwOps,BwOps,AccOps\n"
-        "q,Linear,\"[['Linear', (4096, 1024, 1024)]]\",[],[]\n"
-        "k,Linear,\"[['Linear', (4096, 1024, 1024)]]\",\"[['Linear', (4096, 1024, 4096)]]\",[]\n"
-        "mm,BMM,\"[['BMM', (128, 512, 64, 512)]]\",[],[]\n"
-        "ln,VECln,\"[['VECln', (4096, 1024)]]\",[],[]\n"
-    )
-    return collect, graphs
+        (collect / op / "p2.1.0" / "Tesla T4.csv").write_text(NEUSIGHT_COLLECT + t4[op])
+        (collect / op / "p2.1.0" / "Tesla P4.csv").write_text(NEUSIGHT_COLLECT + (T4_LINEAR if op == "linear" else T4_BMM))
+    return collect, GRAPH
 
 
 def test_kernel_check_counts_gemm_shapes_seen_in_training(tmp_path):
     collect, graphs = _kernel_fixture(tmp_path)
-    rows = [
-        {"device": "Tesla_T4", "tag": "bert_large-inf-512-8"},
-        {"device": "Tesla_P4", "tag": "bert_large-inf-512-8"},
-        {"device": "Tesla_T4", "tag": "no-graph"},
-    ]
+    tag = "gpt2_large-train-1024-4-dp4"
+    rows = [{"device": "Tesla_T4", "tag": tag}, {"device": "Tesla_P4", "tag": tag}, {"device": "Tesla_T4", "tag": "no-graph"}]
     k = cmp.kernel_check(rows, collect, graphs)
-    # 3 distinct GEMM shapes (the repeated Linear counts once); 2 of them were measured on the T4, none on the P4
-    assert [r.get("gemm_shapes") for r in rows] == [3, 3, None]
+    # the graph has 15 distinct GEMM shapes (12 Linear incl. backward, 3 BMM; per-GPU batch 1: M = 1024 tokens)
+    assert [r.get("gemm_shapes") for r in rows] == [15, 15, None]
     assert [r.get("gemm_shapes_in_training_set_same_gpu") for r in rows] == [2, 0, None]
     assert [r.get("gemm_shapes_in_training_set_any_gpu") for r in rows] == [2, 2, None]
-    assert k["configurations_checked"] == 2 and k["training_data"] == {"Tesla_P4": 2, "Tesla_T4": 3}
+    assert k["configurations_checked"] == 2 and k["training_data"] == {"Tesla_P4": 2, "Tesla_T4": 4}
 
 
 def test_kernel_check_refuses_unreadable_tables(tmp_path, data_dir):
