@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from conftest import case, document, metric
 
@@ -46,7 +47,7 @@ def test_tables(tmp_path: Path, write_doc) -> None:
     sens = by_name["d3-sensitivity"].rows
     assert sens == [["tool-a", "W6", "size_mib=1", "latency", "topology", "2", "40 us", "50 us", "25.0%"]]
     d4 = {r[0]: r for r in by_name["d4-deployment"].rows}
-    assert d4["tool-a"][3] == "12.5" and d4["tool-a"][5:] == ["4/5", "1/1 identical"]
+    assert d4["tool-a"][3] == "12.5" and d4["tool-a"][5:] == ["4/5", "1/1 identical", "—", "—"]
     assert "groundtruth" not in d4  # our measurements are a reference, not a tool under study
 
 
@@ -131,3 +132,35 @@ def test_d5_new_hardware_from_the_committed_declaration() -> None:
     assert {"analytical", "astra-sim", "neusight", "vidur"} <= set(rows)
     assert rows["astra-sim"][1] == "HGX-H200x8" and rows["astra-sim"][4].startswith("+")
     assert int(rows["vidur"][5]) == 5
+
+
+TRAINING = Path(__file__).resolve().parents[3] / "data" / "evaluation" / "neusight" / "neusight-training.json"
+
+
+@pytest.mark.skipif(not TRAINING.is_file(), reason="the committed NeuSight training document is absent")
+def test_d4_links_a_tool_to_the_training_runs_whose_weights_it_used(tmp_path: Path, write_doc) -> None:
+    import copy
+    import json
+
+    real = json.loads(TRAINING.read_text())  # a real training v1 document (neusight-runner train)
+    weights = [p["weights"]["sha256"] for p in real["predictors"]]
+    art = [{"path": f"trained-weights:w{i}/model.pth", "sha256": w} for i, w in enumerate(weights)]
+    c = case("c1", key=KEY, metrics=[metric("latency", 0.09, "ms")])
+    c["artifacts"] = art
+    write_doc("t.tool-run.json", document("tool-t", [c]))
+    write_doc("u.tool-run.json", document("tool-u", [case("c1", key=KEY, metrics=[metric("latency", 0.2, "ms")])]))
+    (tmp_path / "train").mkdir()
+    (tmp_path / "train" / "a.json").write_text(json.dumps(real, indent=2, sort_keys=True))
+    second = copy.deepcopy(real)
+    second["totals"]["cpu_s"] = 600.0
+    second["predictors"][0]["weights"]["sha256"] = "0" * 64  # one predictor came out different
+    (tmp_path / "train" / "b.json").write_text(json.dumps(second, indent=2, sort_keys=True))
+    (tmp_path / "train" / "c.json").write_text('{"schema": "training", "schema_version": "1.0.0"}')  # invalid: skipped
+    skipped: list = []
+    tables: list[Table] = []
+    build(tmp_path, on_skip=lambda path, reason: skipped.append(path), tables_out=tables)
+    d4 = {r[0]: r for r in next(t for t in tables if t.name == "d4-deployment").rows}
+    n = len(weights)
+    assert d4["tool-t"][7:] == [f"600–{real['totals']['cpu_s']:.0f} CPU-s (cpu), 2 runs", f"{n - 1}/{n} weights identical in 2 full runs"]
+    assert d4["tool-u"][7:] == ["—", "—"]
+    assert "train/c.json" in skipped

@@ -13,7 +13,7 @@ import mtap_schemas as ms
 from mtap_schemas.cli import UserError, runner_group
 
 from . import __version__
-from .collect import collect
+from .collect import collect, read_training
 from .report import coverage_markdown
 from .table import coverage, errors_vs_measured, mape
 from .tables import d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility, d5_new_hardware
@@ -81,7 +81,7 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
         tables_out.append(d1_fidelity(errors, rows, claims))
         tables_out.append(d3_generalization(rows))
         tables_out.append(d3_sensitivity(collected.sources))
-        tables_out.append(d4_deployment(collected.sources))
+        tables_out.append(d4_deployment(collected.sources, read_training(evaluation_dir, on_skip)))
     return doc, coverage_markdown(cov, errors, mape(errors), skipped, sources)
 
 

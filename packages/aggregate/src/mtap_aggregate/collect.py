@@ -47,8 +47,15 @@ class Collected:
         return [s.as_dict() for s in self.skipped]
 
 
+#: an artifact path prefix naming weights a tool was trained to here (a training v1 document lists their sha256)
+TRAINED_WEIGHTS = "trained-weights:"
+
+
 def _slim(case: dict[str, Any]) -> dict[str, Any]:
     slim = {"id": case["id"], "status": case["status"], "deterministic": case.get("deterministic")}
+    weights = sorted({a["sha256"] for a in case.get("artifacts") or [] if a["path"].startswith(TRAINED_WEIGHTS)})
+    if weights:
+        slim["trained_weights"] = weights
     params = case["parameters"]
     if case["status"] == "ok" and any(k in params for k in CONFIG_PARAMETERS):
         slim.update(workload=case["workload"], hardware=case["hardware"], key=case.get("key"), parameters=params,
@@ -118,3 +125,30 @@ def _dedupe(out: Collected, rows: pl.DataFrame, case_ids: list[tuple]) -> pl.Dat
 
 def read_catalog(path: Path) -> dict[str, Any]:
     return ms.read(path, "hardware")
+
+
+#: files that are never a training document (large, or another schema); the rest of *.json is peeked at
+_NOT_TRAINING = (".tool-run.json", ".compare.json", "mtap-aggregate-results.json", "compositional-fidelity.json")
+_TRAINING_MAX_BYTES = 1 << 20
+
+
+def read_training(evaluation_dir: Path, on_skip=None) -> list[tuple[str, dict[str, Any]]]:
+    """Every training v1 document (a learned predictor trained here) under ``evaluation_dir``,
+    as (path relative to it, document); one that is not valid is skipped with its reason."""
+    out = []
+    for path in sorted(evaluation_dir.rglob("*.json")):
+        if path.name.endswith(_NOT_TRAINING) or not path.is_file() or path.stat().st_size > _TRAINING_MAX_BYTES:
+            continue
+        try:
+            text = path.read_bytes()  # keys are sorted: "schema" comes late, after the predictors
+        except OSError:
+            continue
+        if b'"schema": "training"' not in text and b'"schema":"training"' not in text:
+            continue
+        rel = path.relative_to(evaluation_dir).as_posix()
+        try:
+            out.append((rel, ms.read(path, "training")))
+        except ms.SchemaError as exc:
+            if on_skip:
+                on_skip(rel, str(exc))
+    return out

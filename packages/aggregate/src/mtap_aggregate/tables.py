@@ -167,7 +167,29 @@ def d3_sensitivity(sources: list[Source]) -> Table:
 REFERENCE_BACKENDS = ("measured", "replayed")
 
 
-def d4_deployment(sources: list[Source]) -> Table:
+def _training_cells(docs: list[Source], trainings: list[tuple[str, dict[str, Any]]]) -> tuple[str, str]:
+    """(training cost, training repeat) of the training documents whose weights the tool's cases used."""
+    used = {w for d in docs for c in d.cases for w in c.get("trained_weights", ())}
+    linked = [t for _, t in trainings if used & {p["weights"]["sha256"] for p in t["predictors"] if p.get("weights")}]
+    if not linked:
+        return "—", "—"
+    cpu = sorted(t["totals"]["cpu_s"] for t in linked)
+    gpu = [t["totals"]["gpu_s"] for t in linked if t["totals"].get("gpu_s") is not None]
+    where = ", ".join(sorted({t["environment"]["device"] for t in linked}))
+    cost = (f"{cpu[0]:.0f}" if len(cpu) == 1 else f"{cpu[0]:.0f}–{cpu[-1]:.0f}") + f" CPU-s ({where})"
+    if gpu:
+        cost += f", {min(gpu):.0f}–{max(gpu):.0f} GPU-s"
+    cost += f", {len(linked)} run{'s' if len(linked) > 1 else ''}"
+    if len(linked) < 2:
+        bit = [t["determinism"].get("bit_identical") for t in linked if t.get("determinism")]
+        return cost, "one run" + (f"; {linked[0]['determinism']['predictor']} trained twice: bit-identical" if bit and bit[0] else "")
+    per_run = [{p["name"]: p["weights"]["sha256"] for p in t["predictors"] if p.get("weights")} for t in linked]
+    names = sorted(set().union(*per_run))
+    same = sum(1 for n in names if len({r.get(n) for r in per_run}) == 1)
+    return cost, f"{same}/{len(names)} weights identical in {len(linked)} full runs"
+
+
+def d4_deployment(sources: list[Source], trainings: list[tuple[str, dict[str, Any]]] | None = None) -> Table:
     by_tool: dict[str, list[Source]] = {}
     for source in sources:
         # a document whose every case is superseded by another run is not counted; nor are our references
@@ -187,13 +209,17 @@ def d4_deployment(sources: list[Source]) -> Table:
         run = statistics.median(d.wall_clock["run_seconds"] for d in timed)
         backends = ", ".join(sorted({d.tool["backend"] for d in docs}))
         versions = ", ".join(sorted({str(d.tool["version"]) for d in docs}))
-        table_rows.append([tool, backends, versions, f"{setup:.1f}", f"{run:.1f}", f"{ok}/{len(cases)}", det])
+        table_rows.append([tool, backends, versions, f"{setup:.1f}", f"{run:.1f}", f"{ok}/{len(cases)}", det,
+                           *_training_cells(docs, trainings or [])])
     return Table(
         "d4-deployment",
         "D4 deployment viability from the runners' own records",
-        ["tool", "backend", "version", "setup s (median)", "run s (median)", "ok cases", "repeat run"],
+        ["tool", "backend", "version", "setup s (median)", "run s (median)", "ok cases", "repeat run", "training here", "training repeat"],
         table_rows,
         [
+            "training here / training repeat: for a learned predictor trained in this project, the training documents "
+            "(schema training v1) whose weights' sha256 the tool's cases used: CPU/GPU seconds, and whether full re-trainings "
+            "gave identical weights.",
             "setup/run seconds are the runners' wall-clock records (tool-run `wall_clock`), median over the documents where the tool ran (backend native or docker; re-scored `artifact` documents only where there is no run); a document whose every case is superseded by another run is not counted; our references (backend `measured`, `replayed`) are not tools under study and are left out; CI history comes from ci-timing.",
             "repeat run: cases whose canonical output was compared across two runs, and how many matched.",
         ],
