@@ -10,6 +10,8 @@ the same case's ``replayed`` timeline (its schedule re-run with the measured bat
 
 from __future__ import annotations
 
+import math
+
 import polars as pl
 
 from .layers import _measured
@@ -22,11 +24,14 @@ def batch_to_request(frame: pl.DataFrame) -> list[dict]:
     batches = frame.filter(pl.col("key").str.contains(r"\.batch\."))
     measured = _measured(batches)
     predicted = batches.filter((pl.col("kind") == "prediction") & (pl.col("metric") == "latency") & (pl.col("backend") != "replayed"))
+    # the mean over sorted values with math.fsum: the same bytes on every run (a parallel sum is not)
     per_hw = (
         predicted.join(measured, on=["hardware", "key"], how="inner")
         .with_columns(((pl.col("ms") - pl.col("measured_ms")).abs() / pl.col("measured_ms") * 100).alias("ape"))
         .group_by(["tool", "hardware"])
-        .agg(pl.len().alias("batch_pairs"), pl.col("ape").mean().alias("batch_mape_percent"))
+        .agg(pl.len().alias("batch_pairs"), pl.col("ape").sort().alias("apes"))
+        .with_columns(pl.col("apes").map_elements(lambda xs: math.fsum(xs) / len(xs), return_dtype=pl.Float64).alias("batch_mape_percent"))
+        .drop("apes")
     )
     if per_hw.is_empty():
         return []
