@@ -203,7 +203,7 @@ def run_cases(cases: list[Case], settings: FloorSettings, hardware: str, progres
     (``unsupported`` for a graph case without CUDA)."""
     import mtap_schemas.toolrun as tr
 
-    from . import stats
+    from . import record, stats
 
     common = dict(common or {})
     warm_gpu(settings.device)
@@ -226,12 +226,6 @@ def run_cases(cases: list[Case], settings: FloorSettings, hardware: str, progres
                 result = tr.unsupported(case.case_id(hardware), **base, parameters=dict(sorted(params.items())),
                                         kind="unsupported-case", message=str(exc))
             except Exception as exc:  # noqa: BLE001 - one broken case must not lose the others
-                msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-                result = tr.failed(case.case_id(hardware), **base, parameters=dict(sorted(params.items())),
-                                   kind="measurement-failed", message=msg)
-        out.append(result)
-        if progress:
-            progress(case)
-        if on_case:
-            on_case(case, result)
+                result = record.measurement_failed(case.case_id(hardware), base, params, exc)
+        record.deliver(out, case, result, progress, on_case)
     return out

@@ -372,6 +372,8 @@ def run_cases(cases: list[Case], plan: dict[str, Any], settings: ReplaySettings,
     ``deadline`` no case is started and none is recorded (the document holds what was measured)."""
     import mtap_schemas.toolrun as tr
 
+    from . import record
+
     common = dict(common or {})
     kv_rows, tokens = buffer_sizes(cases)
     model = Model(plan["model"], kv_rows, tokens, settings) if cases else None
@@ -392,12 +394,6 @@ def run_cases(cases: list[Case], plan: dict[str, Any], settings: ReplaySettings,
             metrics, extra = measure(model, parse_key(case.params["composition"]), settings)
             result = tr.ok(case.case_id(hardware), **base, parameters=dict(sorted((params | extra).items())), metrics=metrics)
         except Exception as exc:  # noqa: BLE001 - one broken case must not lose the others
-            msg = f"{type(exc).__name__}: {exc}".splitlines()[0][:500]
-            result = tr.failed(case.case_id(hardware), **base, parameters=dict(sorted(params.items())),
-                               kind="measurement-failed", message=msg)
-        out.append(result)
-        if progress:
-            progress(case)
-        if on_case:
-            on_case(case, result)
+            result = record.measurement_failed(case.case_id(hardware), base, params, exc)
+        record.deliver(out, case, result, progress, on_case)
     return out
