@@ -222,6 +222,13 @@ def test_lines_style_is_the_same_json() -> None:
         ms.dumps({"x": float("nan")}, "lines")
 
 
+def test_auto_style_is_pretty_until_the_size_limit(monkeypatch) -> None:
+    doc = minimal_tool_run()
+    assert ms.dumps(doc, "auto") == ms.dumps(doc, "pretty")
+    monkeypatch.setattr(ms, "LINES_ABOVE_BYTES", len(ms.dumps(doc, "pretty")) - 1)
+    assert ms.dumps(doc, "auto") == ms.dumps(doc, "lines")
+
+
 def test_lines_style_item_boundaries_inside_strings_are_safe() -> None:
     tricky = {"rows": [["a],[b", 1], ["c", 2]], "objs": [{"x": "},{"}, {"x": "y"}], "mixed": [{"a": [1, 2]}, {"a": [3]}]}
     text = ms.dumps(tricky, "lines")

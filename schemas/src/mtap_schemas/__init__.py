@@ -204,18 +204,26 @@ def read_tool_run(path: str | os.PathLike[str]) -> dict[str, Any]:
     return read(path, "tool-run", TOOL_RUN_MAJOR)
 
 
+#: ``dumps`` style ``auto``: a document whose pretty text would pass this many bytes is written in the
+#: ``lines`` style instead: the same JSON, about 60 % of the size (a 1,768-case replay: 6.7 MB, 3.8 MB)
+LINES_ABOVE_BYTES = 4 << 20
+
+
 def dumps(doc: Any, style: str = "pretty") -> str:
     """Deterministic JSON text with sorted keys and a trailing newline (orjson, UTF-8).
 
     ``pretty``: two-space indent throughout. ``lines``: the top-level object indented, each
     item of its top-level arrays compact on one line, for large tables (one diffable line
-    per row). NaN and infinity are refused (orjson would write null).
+    per row). ``auto``: pretty, unless that passes ``LINES_ABOVE_BYTES``, then lines. NaN and
+    infinity are refused (orjson would write null).
     """
-    if style not in ("pretty", "lines"):
+    if style not in ("pretty", "lines", "auto"):
         raise ValueError(f"unknown style {style!r}")
     _check_finite(doc)
-    if style == "pretty":
-        return orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE).decode()
+    if style in ("pretty", "auto"):
+        pretty = orjson.dumps(doc, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS | orjson.OPT_APPEND_NEWLINE)
+        if style == "pretty" or len(pretty) <= LINES_ABOVE_BYTES:
+            return pretty.decode()
     if not isinstance(doc, dict):
         raise ValueError("the lines style needs a JSON object at the top level")
     parts = []

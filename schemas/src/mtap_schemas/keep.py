@@ -83,21 +83,10 @@ def exit_code_for(counts: dict[str, int]) -> Exit:
     return Exit.OK
 
 
-#: a document whose pretty text would exceed this many bytes is written one case per line (``dumps``
-#: style ``lines``): the same JSON, about 60 % of the size (a 1,768-case replay: 6.7 MB pretty, 3.8 MB)
-LINES_ABOVE_BYTES = 4 << 20
-
-
 def save(doc: dict[str, Any], output: str | os.PathLike[str], name: str, *, overwrite: bool = False) -> Saved:
     """Validate and write ``doc`` under the keep policy (temp file + rename; never half-written).
-    Large documents (pretty text over ``LINES_ABOVE_BYTES``) are written one case per line."""
-    from . import dumps
-    from . import write as _write
-
-    style = "lines" if len(dumps(doc, "pretty")) > LINES_ABOVE_BYTES else "pretty"
-
-    def write(path: Path, doc: dict[str, Any], name: str, major: int) -> Path:
-        return _write(path, doc, name, major, style=style)
+    Large documents are written one case per line (``dumps`` style ``auto``)."""
+    from . import write
 
     counts = count_status(doc["cases"])
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no cases"
@@ -107,11 +96,11 @@ def save(doc: dict[str, Any], output: str | os.PathLike[str], name: str, *, over
     try:
         if existing > new_ok and not overwrite:
             beside = Path(output) / f"{name}.{REFUSED}.json"
-            write(beside, doc, TOOL_RUN, TOOL_RUN_MAJOR)
+            write(beside, doc, TOOL_RUN, TOOL_RUN_MAJOR, style="auto")
             msg = (f"kept {target} ({existing} ok cases); this run has {new_ok} ok ({summary}), written to {beside} "
                    f"(--overwrite replaces)")
             return Saved(beside, True, counts, Exit.KEPT_EXISTING, msg)
-        write(target, doc, TOOL_RUN, TOOL_RUN_MAJOR)
+        write(target, doc, TOOL_RUN, TOOL_RUN_MAJOR, style="auto")
     except OSError as exc:
         if exc.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT):
             raise OutputError(f"{target}: cannot write: {exc.strerror}") from None
