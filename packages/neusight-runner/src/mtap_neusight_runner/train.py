@@ -16,6 +16,7 @@ import shutil
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -81,6 +82,25 @@ def _job(checkout: Path, data: Path, name: str, epochs: int, seed: int, save: Pa
         "epochs": epochs,
         "seed": seed,
     }
+
+
+@dataclass(frozen=True)
+class _Settings:
+    """What a training run was asked for (``train``'s arguments), as the document records it."""
+
+    checkout: Path
+    python: str
+    out: Path
+    epochs: dict[str, int]
+    seed: int
+    threads: int
+    determinism: tuple[str, int] | None
+    timeout: float | None
+    argv: list[str] | None
+
+    @property
+    def work(self) -> Path:
+        return self.out / ".work"
 
 
 def _groups(names: list[str], epochs: dict[str, int], jobs: int) -> list[list[str]]:
@@ -154,39 +174,12 @@ def train(
 
     with ThreadPoolExecutor(len(groups)) as pool:
         outputs = list(pool.map(run_group, range(len(groups))))
-    return _document(
-        checkout,
-        python,
-        out,
-        work,
-        epochs,
-        seed,
-        threads,
-        determinism,
-        timeout,
-        argv,
-        started,
-        None,
-        env,
-        dataset,
-        outputs,
-        len(groups),
-        t0=t0,
-        run_determinism=True,
-    )
+    settings = _Settings(checkout, python, out, epochs, seed, threads, determinism, timeout, argv)
+    return _document(settings, started, None, env, dataset, outputs, len(groups), t0=t0, run_determinism=True)
 
 
 def _document(
-    checkout: Path,
-    python: str,
-    out: Path,
-    work: Path,
-    epochs: dict[str, int],
-    seed: int,
-    threads: int,
-    determinism: tuple[str, int] | None,
-    timeout: float | None,
-    argv: list[str] | None,
+    settings: _Settings,
     started: str,
     wall_s: float | None,
     env: dict[str, Any],
@@ -196,6 +189,9 @@ def _document(
     t0: float | None = None,
     run_determinism: bool = False,
 ) -> dict[str, Any]:
+    checkout, python, out, work = settings.checkout, settings.python, settings.out, settings.work
+    epochs, seed, threads, determinism = settings.epochs, settings.seed, settings.threads, settings.determinism
+    timeout, argv = settings.timeout, settings.argv
     data = out / "dataset" / "train"
     logs = work / "logs"
     names = [n for n in OPS if n in epochs]
@@ -361,24 +357,8 @@ def _rebuild(
     stdout = (work / "prepare.out").read_text()
     env, dataset = _lines(stdout, "MTAP-ENV")[0], _lines(stdout, "MTAP-DATA")[0]
     outputs = [p.read_text() for p in sorted(work.glob("train-*.out"))]
-    doc = _document(
-        checkout,
-        python,
-        out,
-        work,
-        epochs,
-        seed,
-        threads,
-        determinism,
-        timeout,
-        argv,
-        started,
-        t_end - t_start,
-        env,
-        dataset,
-        outputs,
-        len(outputs),
-    )
+    settings = _Settings(checkout, python, out, epochs, seed, threads, determinism, timeout, argv)
+    doc = _document(settings, started, t_end - t_start, env, dataset, outputs, len(outputs))
     doc["notes"].append(
         "Document rebuilt with --rebuild-document from the outputs of the training run (its .work folder); "
         "started_at and wall_s are those files' times. Nothing was retrained."
