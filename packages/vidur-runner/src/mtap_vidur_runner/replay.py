@@ -33,6 +33,7 @@ import lzma
 import math
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -65,14 +66,18 @@ class Batch:
     size: int = 0
     tokens: int = 0
 
-    @property
-    def key(self) -> str:
-        """The replay composition: p<q>x<kv> per prefill row (sorted), then d<count>x<longest kv>, joined by -."""
-        parts = [f"p{q}x{kv}" for q, kv in sorted((r.q, r.kv) for r in self.rows if r.is_prefill)]
+    @cached_property
+    def composition(self) -> tuple[tuple[tuple[int, int], ...], tuple[int, int]]:
+        """What the replay's kernels depend on: (query, KV) per prefill row, sorted; (decode count, longest KV).
+        Read once the batch is complete (after :func:`read_batches`)."""
         dec = [r.kv for r in self.rows if not r.is_prefill]
-        if dec:
-            parts.append(f"d{len(dec)}x{max(dec)}")
-        return "-".join(parts)
+        return tuple(sorted((r.q, r.kv) for r in self.rows if r.is_prefill)), ((len(dec), max(dec)) if dec else (0, 0))
+
+    @cached_property
+    def key(self) -> str:
+        """The composition as text: p<q>x<kv> per prefill row, then d<count>x<longest kv>, joined by -."""
+        pre, (n, kv) = self.composition
+        return "-".join([f"p{q}x{k}" for q, k in pre] + ([f"d{n}x{kv}"] if n else []))
 
     @property
     def mix(self) -> str:
@@ -140,6 +145,7 @@ class CaseBatches:
     batches: list[Batch]
     requests: Path  # request_metrics.csv(.xz)
     sources: list[dict[str, str]]
+    vidur_version: str | None  # of the document the case came from
 
 
 def _artifact(case: dict[str, Any], name: str, root: Path) -> tuple[Path, str]:
@@ -152,6 +158,7 @@ def _artifact(case: dict[str, Any], name: str, root: Path) -> tuple[Path, str]:
 def load_cases(docs: Iterable[Path], hardware: str, root: Path) -> list[CaseBatches]:
     """The ok cases of ``hardware`` in the given vidur tool-run documents, with their batches."""
     import mtap_schemas as ms
+    from mtap_schemas.paths import relative_to_repo
 
     out = []
     for path in docs:
@@ -170,13 +177,10 @@ def load_cases(docs: Iterable[Path], hardware: str, root: Path) -> list[CaseBatc
             for p, sha in ((comp, comp_sha), (bm, bm_sha), (req, req_sha)):
                 if not p.is_file():
                     raise ReplayError(f"{path}: case {case['id']}: artifact {p} does not exist")
-                import hashlib
-
-                if hashlib.sha256(p.read_bytes()).hexdigest() != sha:
+                if ms.sha256_file(p) != sha:
                     raise ReplayError(f"{p}: sha256 differs from the one {path} records for case {case['id']}")
-            rel = lambda p: p.relative_to(root).as_posix() if p.is_relative_to(root) else p.name  # noqa: E731
-            out.append(CaseBatches(case, read_batches(comp, bm), req,
-                                   [{"path": rel(comp), "sha256": comp_sha}, {"path": rel(bm), "sha256": bm_sha}]))
+            sources = [{"path": relative_to_repo(p), "sha256": sha} for p, sha in ((comp, comp_sha), (bm, bm_sha))]
+            out.append(CaseBatches(case, read_batches(comp, bm), req, sources, doc["tool"].get("version")))
     if not out:
         raise ReplayError(f"no ok case of {hardware} in {', '.join(str(p) for p in docs)}")
     return out
@@ -194,23 +198,16 @@ def plan(cases: list[CaseBatches], hardware: str, workload: str = "W5") -> dict[
     import hashlib
 
     counts: dict[str, int] = {}
-    first: dict[str, int] = {}
+    first: dict[str, tuple[int, Batch]] = {}
     for i, cb in enumerate(cases):
         for b in cb.batches:
             counts[b.key] = counts.get(b.key, 0) + 1
-            first.setdefault(b.key, i)
-    order = sorted(counts, key=lambda k: (first[k], hashlib.sha256(k.encode()).hexdigest()))
+            first.setdefault(b.key, (i, b))
+    order = sorted(counts, key=lambda k: (first[k][0], hashlib.sha256(k.encode()).hexdigest()))
     comps = []
     for key in order:
-        n = counts[key]
-        pre, dec = [], [0, 0]
-        for part in key.split("-"):
-            q, kv = part[1:].split("x")
-            if part[0] == "p":
-                pre.append([int(q), int(kv)])
-            else:
-                dec = [int(q), int(kv)]
-        comps.append({"key": key, "prefill": pre, "decode": dec, "batches": n})
+        pre, dec = first[key][1].composition
+        comps.append({"key": key, "prefill": [list(p) for p in pre], "decode": list(dec), "batches": counts[key]})
     sources = [s for cb in cases for s in cb.sources]
     return {"schema": "batch-plan", "schema_version": "1.0.0", "model": dict(MODEL), "hardware": hardware, "workload": workload,
             "sources": sources, "compositions": comps}
@@ -244,9 +241,23 @@ class Requests:
         return max(self.completed.values()) - min(self.arrived.values())
 
 
-def decode_tokens(request_metrics: Path) -> dict[int, int]:
-    rows = _read_xz_csv(request_metrics)
-    return {_int(r, "Request Id", request_metrics): _int(r, "request_num_decode_tokens", request_metrics) for r in rows}
+@dataclass
+class VidurRequests:
+    """What VIDUR's request_metrics.csv says per request: decode tokens, e2e and TTFT (s)."""
+
+    decode_tokens: dict[int, int]
+    e2e: dict[int, float]
+    ttft: dict[int, float]
+
+
+def read_requests(request_metrics: Path) -> VidurRequests:
+    out = VidurRequests({}, {}, {})
+    for r in _read_xz_csv(request_metrics):
+        rid = _int(r, "Request Id", request_metrics)
+        out.decode_tokens[rid] = _int(r, "request_num_decode_tokens", request_metrics)
+        out.e2e[rid] = _float(r, "request_e2e_time", request_metrics)
+        out.ttft[rid] = _float(r, "prefill_e2e_time", request_metrics)
+    return out
 
 
 def timeline(batches: list[Batch], times_s: list[float], n_decode: dict[int, int]) -> Requests:

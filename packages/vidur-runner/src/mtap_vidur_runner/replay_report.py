@@ -26,7 +26,7 @@ from typing import Any
 
 from . import __version__
 from . import parse as parse_mod
-from .replay import Batch, CaseBatches, ReplayError, Requests, cdf, decode_tokens, latency_metrics, load_cases, timeline
+from .replay import Batch, CaseBatches, ReplayError, Requests, VidurRequests, cdf, latency_metrics, load_cases, read_requests, timeline
 
 __all__ = ["ReplayError", "write_all"]
 
@@ -88,21 +88,14 @@ def _size_bin(n: int) -> str:
     return "1" if n == 1 else "2" if n == 2 else "3-4" if n <= 4 else "5-16" if n <= 16 else "17-64" if n <= 64 else ">64"
 
 
-def check_timeline(cb: CaseBatches, n_dec: dict[int, int]) -> float:
-    """Largest relative difference between VIDUR's request e2e/TTFT and our timeline fed VIDUR's own
-    predicted batch times (0 when the timeline model reproduces VIDUR exactly)."""
-    from .replay import _float, _int, _read_xz_csv
-
-    rows = _read_xz_csv(cb.requests)
-    got = timeline(cb.batches, [b.predicted_s for b in cb.batches], n_dec)
+def check_timeline(ours: Requests, vidur: VidurRequests) -> float:
+    """Largest relative difference between VIDUR's request e2e/TTFT and ``ours``, the timeline fed
+    VIDUR's own predicted batch times (0 when the timeline model reproduces VIDUR exactly)."""
     worst = 0.0
-    for r in rows:
-        rid = _int(r, "Request Id", cb.requests)
-        for col, ours in (("request_e2e_time", got.completed[rid] - got.arrived[rid]),
-                          ("prefill_e2e_time", got.first_token[rid] - got.arrived[rid])):
-            want = _float(r, col, cb.requests)
+    for rid, e2e in vidur.e2e.items():
+        for want, got in ((e2e, ours.completed[rid] - ours.arrived[rid]), (vidur.ttft[rid], ours.first_token[rid] - ours.arrived[rid])):
             if want > 0:
-                worst = max(worst, abs(ours - want) / want)
+                worst = max(worst, abs(got - want) / want)
     return worst
 
 
@@ -161,7 +154,7 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
 
     wl = "W5"
     # backend artifact: VIDUR's own outputs (its per-batch predictions, kept by `run --keep-raw`) re-scored, not a new vidur run
-    batch_builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur", _vidur_version(docs), "artifact",
+    batch_builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur", cases[0].vidur_version, "artifact",
                                                                      "batch_metrics.csv of the vidur documents' kept outputs"),
                                prog="vidur-runner")
     batch_builder.setup_done()
@@ -193,7 +186,8 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
         cb: CaseBatches = pc["case"]
         c = cb.case
         base = {"workload": c["workload"], "hardware": c["hardware"], "key": c.get("key")}
-        n_dec = decode_tokens(cb.requests)
+        vidur_requests = read_requests(cb.requests)
+        n_dec = vidur_requests.decode_tokens
         params = {"scheduler": c["parameters"]["scheduler"], "vidur_case": c["id"], "batches": len(cb.batches),
                   "measured": measured_text}
         if pc["missing"]:
@@ -201,8 +195,8 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
                                        message=f"{pc['missing']} of {len(cb.batches)} batches have no measured composition in "
                                                f"{measured_text}: the timeline needs every batch"))
             continue
-        params["vidur_timeline_max_rel_diff"] = round(check_timeline(cb, n_dec), 12)
         vidur_tl = timeline(cb.batches, [b.predicted_s for b in cb.batches], n_dec)
+        params["vidur_timeline_max_rel_diff"] = round(check_timeline(vidur_tl, vidur_requests), 12)
         metrics: list[dict] = []
         timelines: dict[str, Requests] = {}
         for t in TIMINGS:
@@ -228,14 +222,6 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
     write_text_atomic(report, text)
     out.append(f"{report}: written")
     return out
-
-
-def _vidur_version(docs: list[Path]) -> str | None:
-    import mtap_schemas as ms
-
-    for p in docs:
-        return ms.read_tool_run(p)["tool"].get("version")
-    return None
 
 
 def _ms3(xs: list[float]) -> str:
