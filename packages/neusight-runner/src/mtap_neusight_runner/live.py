@@ -375,12 +375,17 @@ def _shim_output(stdout: str) -> tuple[dict[str, Any], dict[str, Any] | None]:
     return info, result
 
 
+def _refused(case: LiveCase | OwnCase, kind: str, message: str) -> dict[str, Any]:
+    """``run_unit``'s answer for a case refused before NeuSight runs: an unavailable case, no environment."""
+    return {"case": tr.unavailable(case.id, kind=kind, message=message, **_where(case)), "env": {}}
+
+
 def run_unit(unit: Unit) -> dict[str, Any]:
     """Run (or refuse) one case; returns ``{"case": tool-run case, "env": NeuSight's Python versions or {}}``."""
     c = unit.case
     problem = checkout_problem(unit.checkout)
     if problem:
-        return {"case": tr.unavailable(c.id, kind="checkout-missing", message=problem, **_where(c)), "env": {}}
+        return _refused(c, "checkout-missing", problem)
     assert unit.checkout is not None
     given, checkout = unit.checkout, unit.checkout.resolve()  # NeuSight runs in a temporary working folder
     learned = PREDICTORS[c.method][1]
@@ -390,43 +395,31 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         try:
             weight_files = verify(trained)
         except WeightsError as exc:
-            return {"case": tr.unavailable(c.id, kind=exc.kind, message=f"--weights {unit.weights}: {exc}", **_where(c)), "env": {}}
+            return _refused(c, exc.kind, f"--weights {unit.weights}: {exc}")
     weights = missing_weights(checkout, c.method) if trained is None else []
     if weights:
-        return {
-            "case": tr.unavailable(
-                c.id,
-                kind="weights-missing",
-                **_where(c),
-                message=(
-                    f"{given}: NeuSight's trained predictor weights are absent ({', '.join(weights)}); NeuSight would "
-                    "silently predict with random weights, so this runner refuses. Provide a full git clone of "
-                    "https://github.com/sitar-lab/NeuSight (the model.pth files are ~6.3 MB git blobs)."
-                ),
-            ),
-            "env": {},
-        }
+        return _refused(
+            c,
+            "weights-missing",
+            f"{given}: NeuSight's trained predictor weights are absent ({', '.join(weights)}); NeuSight would "
+            "silently predict with random weights, so this runner refuses. Provide a full git clone of "
+            "https://github.com/sitar-lab/NeuSight (the model.pth files are ~6.3 MB git blobs).",
+        )
     tables = missing_tile_tables(checkout, c.method) if trained is None else []
     if tables:
-        return {
-            "case": tr.unavailable(
-                c.id,
-                kind="tile-dataset-missing",
-                **_where(c),
-                message=(
-                    f"{given}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
-                    "https://github.com/sitar-lab/NeuSight."
-                ),
-            ),
-            "env": {},
-        }
+        return _refused(
+            c,
+            "tile-dataset-missing",
+            f"{given}: NeuSight's tile tables are absent ({', '.join(tables)}); they come with a full git clone of "
+            "https://github.com/sitar-lab/NeuSight.",
+        )
     with tempfile.TemporaryDirectory(prefix="mtap-neusight-") as tmp:
         work = Path(tmp)
         try:
             dev = c.device_cfg(checkout, {c.hardware: unit.hardware}, work)
             mod = c.model_cfg(checkout, work)
         except FileNotFoundError as exc:
-            return {"case": tr.unavailable(c.id, kind="config-missing", message=str(exc), **_where(c)), "env": {}}
+            return _refused(c, "config-missing", str(exc))
         job = job_for(c, checkout, dev, mod, work / "results", trained)
         if unit.trace_cache is not None:
             _traces(unit.trace_cache, work / "results", job, into_cache=False)
