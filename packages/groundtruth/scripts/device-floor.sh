@@ -4,14 +4,9 @@
 # Environment: OUT (default /tmp/groundtruth-out), WHEELS (default .gt-whl; "none": packages present),
 # PY (default python3), GT_EXTRA (e.g. "--device cpu --tiny --hardware cpu" for a CPU dry run), CARD (default h200).
 set -u
-OUT=${OUT:-/tmp/groundtruth-out}; PY=${PY:-python3}; WHEELS=${WHEELS:-.gt-whl}; CARD=${CARD:-h200}; GT_EXTRA=${GT_EXTRA:-}
+OUT=${OUT:-/tmp/groundtruth-out}; CARD=${CARD:-h200}; GT_EXTRA=${GT_EXTRA:-}
 mkdir -p "$OUT"
-if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gt-site "$WHEELS"/*.whl || exit 9
-  export PYTHONPATH=/tmp/gt-site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}schemas/src:packages/groundtruth/src
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+. packages/groundtruth/scripts/device-env.sh
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv > "$OUT/smi.txt" 2>&1
 for n in "$CARD-floor" "$CARD-floor-repeat"; do
   timeout 120 $PY -m mtap_groundtruth.cli run --suite floor --output "$OUT" --name "$n" --iters 50 --checkpoint-seconds 0 $GT_EXTRA 2>&1 \

@@ -6,16 +6,11 @@
 # call), WHEELS (default .gt-whl), PY (default python3), GT_EXTRA (e.g. "--device cpu --tiny --hardware cpu"
 # for a CPU dry run). Writes OUT/NAME.tool-run.json (a checkpoint every 30 s) and OUT/NAME.log.
 set -u
-OUT=${OUT:-/tmp/groundtruth-out}; PY=${PY:-python3}; WHEELS=${WHEELS:-.gt-whl}; GT_EXTRA=${GT_EXTRA:-}
+OUT=${OUT:-/tmp/groundtruth-out}; GT_EXTRA=${GT_EXTRA:-}
 PLAN=${PLAN:-data/evaluation/vidur/replay/batch-plan.json}; NAME=${NAME:-h200-vidur-replay}
 BUDGET=${BUDGET:-450}
 mkdir -p "$OUT"
-if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
-  $PY -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gt-site "$WHEELS"/*.whl || exit 9
-  export PYTHONPATH=/tmp/gt-site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}schemas/src:packages/groundtruth/src
-export PYTHONUNBUFFERED=1
+. packages/groundtruth/scripts/device-env.sh
 command -v nvidia-smi >/dev/null && nvidia-smi --query-gpu=name,driver_version,clocks.sm,clocks.max.sm,clocks.mem --format=csv > "$OUT/smi.txt" 2>&1
 $PY -m mtap_groundtruth.cli run --suite replay --plan "$PLAN" --output "$OUT" --name "$NAME" --time-budget "$BUDGET" \
   $GT_EXTRA 2>&1 | grep -v '^groundtruth replay' | tee "$OUT/$NAME.log"

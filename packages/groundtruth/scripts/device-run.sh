@@ -26,13 +26,7 @@ LOG=${LOG:-/tmp/groundtruth-logs}
 mkdir -p "$OUT" "$LOG"
 # at most 8 files come back from the device machine: documents in $OUT, logs packed into one file
 trap 'tar -czf "$OUT/logs.tgz" -C "$LOG" . 2>/dev/null' EXIT
-WHEELS=${WHEELS:-.gt-whl}
-if ls "$WHEELS"/*.whl >/dev/null 2>&1; then
-  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade --target /tmp/gt-site "$WHEELS"/*.whl || exit 1
-  export PYTHONPATH=/tmp/gt-site
-fi
-export PYTHONPATH=${PYTHONPATH:+$PYTHONPATH:}schemas/src:packages/groundtruth/src
-export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+. packages/groundtruth/scripts/device-env.sh
 left() { echo $(( TOTAL_BUDGET - ($(date +%s) - T0) )); }
 if command -v nvidia-smi >/dev/null; then
   { nvidia-smi; nvidia-smi topo -m; nvidia-smi -q -d CLOCK | head -40; } > "$LOG/nvidia-smi.txt" 2>&1
