@@ -229,13 +229,7 @@ def case_for(unit: Unit) -> dict[str, Any]:
         "model": name,
         "neusight_model": p.tag.model,
         "workload_fit": fit,
-        "mode": "inference" if p.tag.mode == "inf" else "training",
-        "batch": p.tag.batch,
-        "seq_len": p.tag.seq_len,
-        "variant": p.tag.variant or None,
-        "gpus": p.tag.gpus,
-        "dtype": "fp32",
-        "tf32": False,
+        **p.tag.parameters(),
         "precision_note": "FP32, TF32 off: NeuSight sets cudnn.allow_tf32=False; cuda.matmul.allow_tf32 is PyTorch's default False",
     }
     params.update(_model_parameters(root, p.tag.model))

@@ -174,13 +174,7 @@ class OwnCase:
             "model": MODELS[self.tag.model][0],
             "neusight_model": self.tag.model,
             "workload_fit": MODELS[self.tag.model][2],
-            "mode": "inference" if self.tag.mode == "inf" else "training",
-            "batch": self.tag.batch,
-            "seq_len": self.tag.seq_len,
-            "variant": self.tag.variant or None,
-            "gpus": self.tag.gpus,
-            "dtype": "fp32",
-            "tf32": False,
+            **self.tag.parameters(),
         }
 
     def device_cfg(self, checkout: Path, catalog: dict[str, dict[str, Any]], work: Path) -> Path:

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Any
 
 #: NeuSight device folder -> mtap hardware id, for the GPUs mtap catalogues.
 CATALOGUED = {"NVIDIA_H100_80GB_HBM3": "H100-SXM5-80GB"}
@@ -69,6 +70,18 @@ class Tag:
     def gpus(self) -> int:
         m = re.match(r"^(?:dp|tp|pp)([0-9]+)", self.variant)
         return int(m.group(1)) if m else 1
+
+    def parameters(self) -> dict[str, Any]:
+        """The case parameters this tag fixes (artifact and live cases alike); NeuSight computes in FP32, TF32 off."""
+        return {
+            "mode": "inference" if self.mode == "inf" else "training",
+            "batch": self.batch,
+            "seq_len": self.seq_len,
+            "variant": self.variant or None,
+            "gpus": self.gpus,
+            "dtype": "fp32",
+            "tf32": False,
+        }
 
 
 def parse_tag(text: str) -> Tag | None:
