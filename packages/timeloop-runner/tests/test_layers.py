@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mtap_schemas.layers import LayerTableError, load_table
 from mtap_timeloop_runner.cli import main
-from mtap_timeloop_runner.layers import LayerTableError, load_table
 from mtap_timeloop_runner.problem import problem_yaml
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"

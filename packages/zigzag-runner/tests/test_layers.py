@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mtap_schemas.layers import LayerTableError, load_table
 from mtap_zigzag_runner.cli import main
-from mtap_zigzag_runner.layers import LayerTableError, load_table
 from mtap_zigzag_runner.run import rs_mapping
 from mtap_zigzag_runner.workload import zigzag_layer
 

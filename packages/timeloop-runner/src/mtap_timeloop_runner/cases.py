@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .layers import Layer, LayerTable
+from mtap_schemas.layers import Layer, LayerTable
 
 #: Architecture specs under <data-dir>/timeloop/<spec>/: hardware id in hardware.json and the
 #: data type of its datapath (the key's dtype).

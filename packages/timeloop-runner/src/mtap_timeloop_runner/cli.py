@@ -12,10 +12,10 @@ import mtap_schemas as ms
 import mtap_schemas.toolrun as tr
 from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
 from mtap_schemas.execute import run_cases
+from mtap_schemas.layers import LayerTableError, load_tables
 
 from . import __version__
 from .cases import ARCHITECTURES, Case, Config, config_from, plan_cases, unknown_layers
-from .layers import LayerTableError, load_tables
 from .run import Unit, build_case, run_unit, spec_paths
 from .setup import setup_cmd
 from .tool import Lookup, Tool, ToolPathError, locate

@@ -3,7 +3,7 @@ no file of the Timeloop installation is needed."""
 
 from __future__ import annotations
 
-from .layers import Layer
+from mtap_schemas.layers import Layer
 
 _SHAPE = """\
   shape:

@@ -15,10 +15,10 @@ from pathlib import Path
 from typing import Any
 
 import mtap_schemas.toolrun as tr
+from mtap_schemas.layers import Layer
 from mtap_schemas.toolrun import InvalidValue
 
 from .cases import MAPPER_FILE, SPEC_FILES, Case
-from .layers import Layer
 from .parse import Stats, StatsParseError, parse_stats
 from .problem import problem_yaml
 from .tool import Tool

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from .layers import Layer, LayerTable
+from mtap_schemas.layers import Layer, LayerTable
 
 #: The accelerators: hardware id in hardware.json, the key's dtype, the accelerator and mapping
 #: files and the operand precisions (bits) given to ZigZag. ``own`` files are this package's

@@ -22,9 +22,9 @@ import mtap_schemas as ms
 import mtap_schemas.toolrun as tr
 from mtap_schemas.cli import UserError, runner_group
 from mtap_schemas.keep import SUFFIX, save
+from mtap_schemas.layers import LayerTableError, load_table
 
 from . import __version__
-from .layers import LayerTableError, load_table
 
 SILICON = Path("data/silicon/eyeriss-jssc2017.json")
 PUBLISHED = Path("data/evaluation/published/eyeriss-jssc2017.tool-run.json")

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import mtap_schemas.toolrun as tr
+from mtap_schemas.layers import Layer
 from mtap_schemas.toolrun import InvalidValue
 
 from .cases import HARDWARE, Case
-from .layers import Layer
 from .parse import LayerResult, ResultParseError, parse_complete
 from .workload import zigzag_layer
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .layers import Layer
+from mtap_schemas.layers import Layer
 
 EQUATION = "O[b][k][oy][ox]+=W[k][c][fy][fx]*I[b][c][iy][ix]"
 
