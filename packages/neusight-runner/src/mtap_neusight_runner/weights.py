@@ -16,10 +16,11 @@ differs, is missing, or is not listed is refused (``predictor-hash-mismatch`` /
 
 from __future__ import annotations
 
-import hashlib
 import json
 from pathlib import Path
 from typing import Any
+
+from mtap_schemas import sha256_file as sha256
 
 MANIFEST = "weights.json"
 FORMAT = "mtap-neusight-weights/1"
@@ -32,14 +33,6 @@ class WeightsError(ValueError):
     def __init__(self, kind: str, message: str) -> None:
         super().__init__(message)
         self.kind = kind
-
-
-def sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 def required() -> list[str]:

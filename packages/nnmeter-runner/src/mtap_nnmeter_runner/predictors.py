@@ -17,6 +17,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
+from mtap_schemas import sha256_file
+
 #: mtap hardware id -> nn-Meter predictor name (nn_meter/configs/predictors.yaml, version 1.0)
 PREDICTORS: dict[str, str] = {
     "cortexA76cpu": "cortexA76cpu_tflite21",
@@ -123,14 +125,6 @@ class Check:
     files: dict[str, str] | None = None  # file name -> sha256, when ok
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def predictor_folder(root: Path, name: str) -> Path:
     """``<root>/<name>`` or, for an nn-Meter data folder, ``<root>/predictor/<name>``."""
     direct = root / name
@@ -177,7 +171,7 @@ def check(root: Path | None, name: str, kernels: list[str], expected: dict[str, 
             return Check(False, "predictor-hash-mismatch",
                          f"{path}: size {size} B, expected {want['size']} B ({hashes_source}); refused before "
                          "unpickling", folder)
-        got = _digest(path)
+        got = sha256_file(path)
         if got != want["sha256"]:
             return Check(False, "predictor-hash-mismatch",
                          f"{path}: sha256 {got}, expected {want['sha256']} ({hashes_source}); refused before "
