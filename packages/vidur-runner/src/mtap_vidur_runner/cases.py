@@ -38,6 +38,14 @@ DEFAULTS: dict[str, Any] = {
 SCHEDULERS = ("vllm", "sarathi", "orca")
 
 
+def length_tag(min_tokens: int, max_tokens: int) -> str | None:
+    """``MIN-MAX`` for a length range other than the default: such a case (a long-context trace)
+    names it in its id, key and kept-output folder; None for the default range."""
+    if (min_tokens, max_tokens) == (DEFAULTS["min_tokens"], DEFAULTS["max_tokens"]):
+        return None
+    return f"{min_tokens}-{max_tokens}"
+
+
 class ConfigError(Exception):
     """A user error the config schema cannot see: one line naming the file and field."""
 
@@ -60,6 +68,13 @@ class Case:
     @property
     def device(self) -> str:
         return HARDWARE[self.hardware][0]
+
+    @property
+    def slug(self) -> str:
+        """The case's folder name under --keep-raw: device-scheduler-rate[-lenMIN-MAX]."""
+        rate = "static" if self.arrival == "static" else f"qps{self.qps:g}"
+        lens = length_tag(self.min_tokens, self.max_tokens)
+        return (f"{self.device}-{self.scheduler}-{rate}" + (f"-len{lens}" if lens else "")).replace(".", "_")
 
     @property
     def network_device(self) -> str:
@@ -134,10 +149,9 @@ def build_cases(cfg: dict[str, Any], data_dir: Path, config_path: Path | None = 
     static = cfg["arrival"] == "static"
     if static:
         qps = [0.0]  # vidur's static generator: every request at t=0
-    # lengths other than the default range name themselves in the id and key (a long-context trace)
-    lens = (cfg["min_tokens"], cfg["max_tokens"]) != (DEFAULTS["min_tokens"], DEFAULTS["max_tokens"])
-    id_len = f"/len={cfg['min_tokens']}-{cfg['max_tokens']}" if lens else ""
-    key_len = f".len{cfg['min_tokens']}-{cfg['max_tokens']}" if lens else ""
+    lens = length_tag(cfg["min_tokens"], cfg["max_tokens"])
+    id_len = f"/len={lens}" if lens else ""
+    key_len = f".len{lens}" if lens else ""
     out = []
     # stable order: hardware (H100 first, then the rest by id), scheduler, qps
     for h in sorted(dict.fromkeys(hardware), key=lambda x: (x != "H100-SXM5-80GB", x)):

@@ -158,12 +158,6 @@ def _profile_missing_message(ps: profiles_mod.ProfileSet) -> str:
     )
 
 
-def _case_slug(c: cases_mod.Case) -> str:
-    rate = "static" if c.arrival == "static" else f"qps{c.qps:g}"
-    lens = (c.min_tokens, c.max_tokens) != (cases_mod.DEFAULTS["min_tokens"], cases_mod.DEFAULTS["max_tokens"])
-    return (f"{c.device}-{c.scheduler}-{rate}" + (f"-len{c.min_tokens}-{c.max_tokens}" if lens else "")).replace(".", "_")
-
-
 def _artifacts(outdir: Path, keep_dir: Path | None, c: cases_mod.Case) -> list[dict]:
     """file refs for vidur's outputs; copied (xz) under keep_dir when given, else named by vidur's folder."""
     import lzma
@@ -174,11 +168,11 @@ def _artifacts(outdir: Path, keep_dir: Path | None, c: cases_mod.Case) -> list[d
         if not src.is_file():
             continue
         if keep_dir is not None:
-            dst = keep_dir / _case_slug(c) / (Path(rel).name + ".xz")
+            dst = keep_dir / c.slug / (Path(rel).name + ".xz")
             dst.parent.mkdir(parents=True, exist_ok=True)
             dst.write_bytes(lzma.compress(src.read_bytes(), preset=9))
             # the keep folder as the repository sees it (<external>/NAME outside it), then the case's own files
-            refs.append(tr.artifact(dst, name=f"{relative_to_repo(keep_dir)}/{_case_slug(c)}/{dst.name}"))
+            refs.append(tr.artifact(dst, name=f"{relative_to_repo(keep_dir)}/{c.slug}/{dst.name}"))
         else:
             refs.append(tr.artifact(src, name=f"vidur-output/{rel}"))
     return refs
@@ -226,7 +220,7 @@ def run_unit(u: Unit) -> dict[str, Any]:
         c.min_tokens, c.max_tokens, c.pd_ratio, c.seed, c.chunk_size if c.scheduler == "sarathi" else None,
         arrival=c.arrival,
     )
-    with tempfile.TemporaryDirectory(prefix=f"mtap-vidur-{_case_slug(c)}-") as tmp:
+    with tempfile.TemporaryDirectory(prefix=f"mtap-vidur-{c.slug}-") as tmp:
         out_root = Path(tmp)
         args = simulate.vidur_args(sc, u.compute_repo, u.network_repo, Path(u.cache), out_root)
         res = simulate.run_vidur(args, out_root, python=u.python, timeout=u.timeout, device=c.device, composition=True)
