@@ -92,7 +92,7 @@ def main() -> None:
     Reads data/evaluation/**/*.tool-run.json (each validated; a bad, non-UTF-8 or duplicate
     file, and a measurement filed under another GPU's hardware id, is reported by name and
     skipped, and listed in the output), merges shards and re-runs (one case per tool and case
-    id, best status wins), and writes the aggregate v1 document, a Markdown coverage matrix
+    id, best status wins), and writes the aggregate v2 document (with its long table as Parquet), a Markdown coverage matrix
     (tool × workload) and the MTAP tables.
 
     Example: mtap-aggregate run --evaluation-dir data/evaluation

@@ -38,6 +38,7 @@ import torch
 
 from .cases import FLOOR_KERNELS as KERNELS  # noqa: F401 - re-exported
 from .cases import Case
+from .timing import graph, sync
 
 #: launches per repetition and repetitions per case (defaults; the CLI's --iters sets reps)
 LAUNCHES = 2000
@@ -86,22 +87,17 @@ def launcher(kernel: str, device: torch.device) -> Callable[[], object]:
     raise ValueError(f"unknown floor kernel {kernel!r}")
 
 
-def _sync(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def eager_samples(fn: Callable[[], object], s: FloorSettings) -> list[float]:
     """Per-launch host time (ms) of ``s.launches`` back-to-back launches, ``s.reps`` times."""
     for _ in range(s.warmup):
         fn()
-    _sync(s.device)
+    sync(s.device)
     out = []
     for _ in range(s.reps):
         t0 = time.perf_counter()
         for _ in range(s.launches):
             fn()
-        _sync(s.device)
+        sync(s.device)
         out.append((time.perf_counter() - t0) * 1e3 / s.launches)
     return out
 
@@ -110,48 +106,21 @@ def eager_sync_samples(fn: Callable[[], object], s: FloorSettings) -> list[float
     """Host round trip (ms) of one launch followed by a synchronize, ``s.reps * 10`` times."""
     for _ in range(s.warmup):
         fn()
-        _sync(s.device)
+        sync(s.device)
     out = []
     for _ in range(s.reps * 10):
         t0 = time.perf_counter()
         fn()
-        _sync(s.device)
+        sync(s.device)
         out.append((time.perf_counter() - t0) * 1e3)
     return out
 
 
 def graph_samples(fn: Callable[[], object], s: FloorSettings) -> list[float]:
-    """Device time per graph node (ms): ``s.launches`` launches in one CUDA graph, replayed
-    ``s.reps`` times after a GPU busy-wait, timed by CUDA events."""
-    dev = s.device
-    side = torch.cuda.Stream(dev)
-    side.wait_stream(torch.cuda.current_stream(dev))
-    with torch.cuda.stream(side):
-        for _ in range(3):
-            fn()
-    torch.cuda.current_stream(dev).wait_stream(side)
-    _sync(dev)
-    g = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(g):
-        for _ in range(s.launches):
-            fn()
-    try:
-        for _ in range(3):
-            g.replay()
-        _sync(dev)
-        out = []
-        for _ in range(s.reps):
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            torch.cuda._sleep(SLEEP_CYCLES)
-            start.record()
-            g.replay()
-            end.record()
-            end.synchronize()
-            out.append(start.elapsed_time(end) / s.launches)
-        return out
-    finally:
-        del g
-        _sync(dev)
+    """Device time per graph node (ms): ``s.launches`` launches in one CUDA graph (after 3 warm
+    launches on a side stream and 3 warm replays), replayed ``s.reps`` times after a GPU busy-wait,
+    timed by CUDA events (:func:`timing.graph`)."""
+    return graph(fn, s.device, warmup=3, iters=s.reps, reps=s.launches, side_warm=3, sleep_cycles=SLEEP_CYCLES)
 
 
 def warm_gpu(device: torch.device, seconds: float = 1.0) -> None:
