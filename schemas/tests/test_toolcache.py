@@ -79,7 +79,9 @@ def test_only_temporary_folders_of_dead_processes_are_removed(tmp_path):
 
 def test_install_replaces_only_with_force(tmp_path):
     final = tmp_path / "sha"
-    tc.install(fake_build(tmp_path / "sha.tmp-1"), final, force=False)
+    one = fake_build(tmp_path / "sha.tmp-1")
+    tc.install(one, final, force=False)
+    assert final.is_dir() and not one.exists()
     two = fake_build(tmp_path / "sha.tmp-2", commit="second")
     with pytest.raises(tc.SetupError, match="exists") as e:
         tc.install(two, final, force=False)
@@ -87,6 +89,35 @@ def test_install_replaces_only_with_force(tmp_path):
     tc.install(two, final, force=True)
     assert json.loads((final / "build.json").read_text())["commit"] == "second"
     assert [p.name for p in tmp_path.iterdir()] == ["sha"]
+
+
+# ---------------------------------------------------------------- git
+
+def _git(cwd: Path, *args: str) -> str:
+    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t"}
+    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
+
+
+@needs_git
+def test_checkout_resolves_tags_and_short_shas_and_rejects_an_unknown_commit(tmp_path):
+    repo = tmp_path / "origin"
+    repo.mkdir()
+    _git(repo, "init", "-q", "-b", "main")
+    (repo / "a.txt").write_text("1\n")
+    _git(repo, "add", "a.txt")
+    _git(repo, "commit", "-q", "-m", "one")
+    _git(repo, "tag", "v0.1")
+    first = _git(repo, "rev-parse", "HEAD")
+    (repo / "a.txt").write_text("2\n")
+    _git(repo, "commit", "-q", "-am", "two")
+    second = _git(repo, "rev-parse", "HEAD")
+    assert tc.checkout(str(repo), tmp_path / "a", "v0.1") == first
+    assert (tmp_path / "a" / "a.txt").read_text() == "1\n"
+    assert tc.checkout(f"file://{repo}", tmp_path / "b", second[:7]) == second
+    assert (tmp_path / "b" / "a.txt").read_text() == "2\n"
+    with pytest.raises(tc.SetupError, match="not found"):
+        tc.checkout(str(repo), tmp_path / "c", "f" * 40)
 
 
 # ---------------------------------------------------------------- the shared setup flow

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from mtap_astra_runner import setup as st
 from mtap_astra_runner.cli import main
+from mtap_schemas import toolcache
 
 REPO = Path(__file__).resolve().parents[3]
 HAS_GIT = shutil.which("git") is not None
@@ -28,7 +29,7 @@ def invoke(args, **kw):
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     root = tmp_path / "cache"
-    monkeypatch.setenv(st.ENV_CACHE, str(root))
+    monkeypatch.setenv(toolcache.ENV_CACHE, str(root))
     return root
 
 
@@ -143,18 +144,10 @@ def test_local_origins(superproject, tmp_path):
 
 
 @needs_git
-def test_checkout_resolves_a_short_sha_and_rejects_an_unknown_one(superproject, tmp_path):
-    top, sha, _, _ = superproject
-    assert st.checkout(f"file://{top}", tmp_path / "a", sha[:7]) == sha
-    with pytest.raises(st.SetupError, match="not found"):
-        st.checkout(str(top), tmp_path / "b", "f" * 40)
-
-
-@needs_git
 def test_submodules_from_a_local_clone_record_pin_and_used_commit(superproject, tmp_path, capsys):
     top, sha, pins, used = superproject
     src = tmp_path / "src"
-    st.checkout(str(top), src, sha)
+    toolcache.checkout(str(top), src, sha)
     assert st.pinned_submodules(src) == pins
     records = st.get_submodules(src, top)
     assert set(records) == set(st.SUBMODULES)
@@ -173,7 +166,7 @@ def test_submodule_not_checked_out_locally_is_a_user_error(superproject, tmp_pat
     top, sha, _, _ = superproject
     shutil.rmtree(top / st.SUBMODULES[1] / ".git")
     src = tmp_path / "src"
-    st.checkout(str(top), src, sha)
+    toolcache.checkout(str(top), src, sha)
     with pytest.raises(st.SetupError, match="submodule not checked out"):
         st.get_submodules(src, top)
 
@@ -216,26 +209,6 @@ def test_find_cached_build_takes_only_complete_verified_builds(cache):
     assert st.find_cached_build() == pinned
     (pinned / "bin" / st.BINARIES[1]).unlink()
     assert st.find_cached_build() == other  # one binary missing: not a build
-
-
-def test_install_renames_and_replaces_only_with_force(tmp_path):
-    final = tmp_path / "c" / "sha"
-    st.install(fake_build(tmp_path / "c" / "sha.tmp-1"), final, force=False)
-    two = fake_build(tmp_path / "c" / "sha.tmp-2", commit="second")
-    with pytest.raises(st.SetupError, match="exists"):
-        st.install(two, final, force=False)
-    st.install(two, final, force=True)
-    assert json.loads((final / "build.json").read_text())["commit"] == "second"
-    assert sorted(p.name for p in final.parent.iterdir()) == ["sha"]
-
-
-def test_stale_temporary_folders_of_dead_processes_are_removed(tmp_path):
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    stale = fake_build(tmp_path / f"sha.tmp-{dead.pid}")
-    live = fake_build(tmp_path / f"sha.tmp-{os.getpid()}")
-    assert st.clean_stale(tmp_path / "sha") == [stale]
-    assert not stale.exists() and live.exists()
 
 
 def test_verified_build_already_there_is_kept_without_cloning(cache, monkeypatch):

@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
+from mtap_schemas import toolcache
 from mtap_timeloop_runner import setup as st
 from mtap_timeloop_runner.cli import main
 
@@ -26,7 +27,7 @@ def invoke(args, **kw):
 @pytest.fixture
 def cache(tmp_path, monkeypatch):
     root = tmp_path / "cache"
-    monkeypatch.setenv(st.ENV_CACHE, str(root))
+    monkeypatch.setenv(toolcache.ENV_CACHE, str(root))
     return root
 
 
@@ -101,18 +102,9 @@ def test_headers_and_libraries_found_through_cpath_and_library_path(monkeypatch,
 # ---------------------------------------------------------------- pin and commit resolution
 
 def test_pin_is_a_full_sha_and_names_the_default_cache_folder(cache):
-    assert st.HEX40.match(st.COMMIT) and st.VERSION == "v3.0.3"
+    assert toolcache.HEX40.match(st.COMMIT) and st.VERSION == "v3.0.3"
     assert st.default_build_dir(st.COMMIT) == cache / "timeloop" / st.COMMIT
     assert st.PAT_DIR == "pat-public/src/pat"
-
-
-@pytest.mark.skipif(not HAS_GIT, reason="needs git")
-def test_checkout_resolves_tags_and_short_shas_to_the_full_sha(origin, tmp_path):
-    repo, first, second = origin
-    assert st.checkout(str(repo), tmp_path / "a", "v0.1") == first
-    assert (tmp_path / "a" / "a.txt").read_text() == "1\n"
-    assert st.checkout(f"file://{repo}", tmp_path / "b", second[:7]) == second
-    assert (tmp_path / "b" / "a.txt").read_text() == "2\n"
 
 
 @pytest.mark.skipif(not HAS_GIT, reason="needs git")
@@ -155,29 +147,6 @@ def test_find_cached_build_takes_only_complete_verified_builds(cache):
     assert st.find_cached_build() == pinned  # the pin first
     (pinned / "bin" / st.MAPPER).unlink()
     assert st.find_cached_build() == other  # no binary: not a build
-
-
-def test_install_renames_and_replaces_only_with_force(tmp_path):
-    final = tmp_path / "c" / "sha"
-    one = fake_build(tmp_path / "c" / "sha.tmp-1")
-    st.install(one, final, force=False)
-    assert final.is_dir() and not one.exists()
-    two = fake_build(tmp_path / "c" / "sha.tmp-2", commit="second")
-    with pytest.raises(st.SetupError, match="exists"):
-        st.install(two, final, force=False)
-    st.install(two, final, force=True)
-    assert json.loads((final / "build.json").read_text())["commit"] == "second"
-    assert sorted(p.name for p in final.parent.iterdir()) == ["sha"]
-
-
-def test_stale_temporary_folders_of_dead_processes_are_removed(tmp_path):
-    final = tmp_path / "sha"
-    dead = subprocess.Popen(["true"])
-    dead.wait()
-    stale = fake_build(tmp_path / f"sha.tmp-{dead.pid}")
-    live = fake_build(tmp_path / f"sha.tmp-{os.getpid()}")
-    assert st.clean_stale(final) == [stale]
-    assert not stale.exists() and live.exists()
 
 
 def test_verified_build_already_there_is_kept_without_cloning(cache, monkeypatch):

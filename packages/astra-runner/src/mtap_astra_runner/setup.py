@@ -32,16 +32,11 @@ from pathlib import Path
 import click
 
 from mtap_schemas import toolcache
-from mtap_schemas.toolcache import (  # noqa: F401  (part of this module's interface)
-    ENV_CACHE,
-    HEX40,
+from mtap_schemas.toolcache import (
     BuildError,
     SetupError,
-    checkout,
-    clean_stale,
     git,
     include_dirs,
-    install,
     lib_dirs,
     run_logged,
 )
@@ -149,11 +144,6 @@ def missing_prereqs(prereqs=None) -> list[str]:
 
 def default_build_dir(commit: str) -> Path:
     return BUILD.build_dir(commit)
-
-
-def read_build_json(folder: Path) -> dict | None:
-    """The build record of a complete, verified build folder, else None."""
-    return BUILD.read(folder)
 
 
 def find_cached_build(commit: str | None = None) -> Path | None:
