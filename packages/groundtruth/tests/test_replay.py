@@ -76,6 +76,7 @@ def test_cpu_replay_writes_one_case_per_composition(tmp_path: Path, data_dir: Pa
         m = {(x["name"], x.get("timing")): x["value"] for x in c["metrics"]}
         assert m[("latency", "eager-end-to-end")] > 0 and m[("latency_samples", "eager-end-to-end")] == 2
         assert ("latency", "device") not in m  # device time needs CUDA: on CPU only the host clock
+    assert all(c["parameters"]["warmup"] == 1 for c in doc["cases"])  # replay's default: one untimed call
     r = invoke("cases", "--suite", "replay", "--plan", str(plan), "--data-dir", str(data_dir))
     assert r.exit_code == 0, r.output
     rows = [json.loads(line) for line in r.output.splitlines()]

@@ -262,7 +262,7 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
         elif suite == "replay":
             from . import replay
 
-            settings = replay.ReplaySettings(device=device, reps=iters, tiny=tiny, log=lambda m: click.echo(m, err=True),
+            settings = replay.ReplaySettings(device=device, reps=iters, warmup=warmup, tiny=tiny, log=lambda m: click.echo(m, err=True),
                                              sync_debug=os.environ.get("MTAP_REPLAY_SYNC_DEBUG") == "1")
             replay.run_cases(todo, plan, settings, hw, progress=step, deadline=deadline, on_case=on_case, common=common)
         elif suite == "floor":

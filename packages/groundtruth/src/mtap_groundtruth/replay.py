@@ -24,7 +24,7 @@ measures the composition of the profiled kernels, nothing else:
 * no embedding, final norm, LM head or sampling: VIDUR's batch time (``model_time``) counts
   the decoder layers only.
 
-Timing, per composition after one warm-up call: ``latency`` timing ``eager-end-to-end`` —
+Timing, per composition after ``warmup`` untimed calls (default 1; a new shape may compile): ``latency`` timing ``eager-end-to-end`` —
 ``eager_reps`` calls each from an idle GPU (host launch gaps and ``torch.compile`` guard checks
 included); ``latency`` timing ``device`` — the call captured once in a CUDA graph and replayed
 ``reps`` times behind a short GPU sleep, bracketed by CUDA events (kernel time and on-device gaps,
@@ -119,6 +119,7 @@ class ReplaySettings:
     device: Any  # torch.device
     reps: int = 3
     eager_reps: int = 2
+    warmup: int = 1
     tiny: bool = False
     compile_ops: bool | None = None  # default: on CUDA only
     sync_debug: bool = False  # log the ops of one call that synchronize with the GPU (env MTAP_REPLAY_SYNC_DEBUG=1)
@@ -333,7 +334,8 @@ def measure(model: Model, comp: Composition, s: ReplaySettings) -> tuple[list[di
 
     with torch.inference_mode():
         fn = model.batch(comp)
-        _, host_ms = time_eager(fn, 1, s.device)  # warm-up (a new shape may compile)
+        if s.warmup:
+            time_eager(fn, s.warmup, s.device)  # warm-up (a new shape may compile)
         if s.sync_debug and s.device.type == "cuda":  # name every op that synchronizes with the GPU
             import warnings
 
