@@ -741,16 +741,20 @@ def run_profile(
     cov = coverage(out, tokens, inputs)
     log(f"coverage: mlp {cov['mlp']['measured']}/{cov['mlp']['needed']}, attention {cov['attention']['measured']}/{cov['attention']['needed']} ({cov['attention']['percent']}%)")
 
-    run = {
-        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
-        "command": command or _command(None),
-        "hardware": hardware,
+    # what this run ran on: recorded in the run's provenance and as the profile's current environment
+    env = {
         "gpu_name": gpu_name,
         "torch": torch.__version__,
         "cuda": getattr(torch.version, "cuda", None),
         "python": platform.python_version(),
         "platform": platform.platform(),
         "compiled_ops": bool(compile_ops),
+    }
+    run = {
+        "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        "command": command or _command(None),
+        "hardware": hardware,
+        **env,
         "time_budget_s": time_budget_s if time_budget_s < 1e9 else None,
         "mlp_sleep_ms": MLP_SLEEP_MS,
         "attention_sleep_ms": ATTN_SLEEP_MS,
@@ -773,12 +777,7 @@ def run_profile(
         "model": model,
         "hardware": hardware or (old_meta or {}).get("hardware"),
         "device": device,
-        "gpu_name": gpu_name,
-        "torch": torch.__version__,
-        "cuda": getattr(torch.version, "cuda", None),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "compiled_ops": bool(compile_ops),
+        **env,
         "dtype": str(dtype).replace("torch.", ""),
         "weights": "random (uniform +-1e-3), no checkpoint",
         "timing": "CUDA events per call, launches queued behind torch.cuda._sleep (device time); median over active calls",
