@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from mtap_schemas.layers import LayerTableError, load_table
+from mtap_schemas.layers import LayerTableError, key_tail, load_table, model_total, select_tables
 
 DATA = Path(__file__).resolve().parents[2] / "data"
 
@@ -70,3 +70,20 @@ def test_a_table_naming_another_model_is_one_line(tmp_path: Path, data_dir: Path
     (folder / "vgg16.layers.json").write_text((data_dir / "workloads" / "layers" / "alexnet.layers.json").read_text())
     with pytest.raises(LayerTableError, match="field model: got 'alexnet', expected 'vgg16'"):
         load_table(tmp_path, "vgg16")
+
+
+def test_case_keys_and_totals_from_the_tables(data_dir):
+    resnet, bert, alex = (load_table(data_dir, m) for m in ("resnet50", "bert-base", "alexnet"))
+    assert key_tail(resnet, 1, None, "int16") == "b1.int16" and key_tail(bert, 2, 64, "int8") == "b2.s64.int8"
+    assert model_total(resnet, resnet.layers(), "b1.int16")[0] == "resnet50.model.b1.int16"
+    assert model_total(bert, bert.layers(), "b1.s128.int8")[0] == "bert-base.model.b1.s128.int8"
+    key, scope = model_total(alex, alex.layers(), "b4.int16")
+    assert key == "alexnet.conv-layers.b4.int16" and scope.startswith("sum of the 5 convolutions;")
+
+
+def test_select_tables_checks_the_config_layer_names(data_dir):
+    tables = select_tables(data_dir, ["resnet50", "bert-base"], ["conv1", "attention-qkv"], "c.json")
+    assert list(tables) == ["resnet50", "bert-base"] and select_tables(data_dir, ["alexnet"], None, None)
+    with pytest.raises(LayerTableError, match=r"^c\.json: field layers: unknown layer name\(s\) \['conv9'\] for models "
+                                              r"resnet50, expected names like conv1, "):
+        select_tables(data_dir, ["resnet50"], ["conv1", "conv9"], "c.json")

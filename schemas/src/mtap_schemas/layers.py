@@ -125,3 +125,40 @@ def load_table(data_dir: Path, model: str) -> LayerTable:
 
 def load_tables(data_dir: Path, models: list[str] | tuple[str, ...]) -> dict[str, LayerTable]:
     return {m: load_table(data_dir, m) for m in models}
+
+
+# ---------------------------------------------------------------- planning cases from the tables
+# timeloop-runner and zigzag-runner plan the same cases from these tables, with the same keys, so
+# that aggregate can join the two tools.
+
+def select_tables(data_dir: Path, models: list[str] | tuple[str, ...], layers: list[str] | None,
+                  config: object) -> dict[str, LayerTable]:
+    """The tables of ``models``, with every layer name of a config's ``layers`` (None: all) checked
+    against them; a one-line :class:`LayerTableError` (naming ``config``, the config file, for an
+    unknown layer name)."""
+    tables = load_tables(data_dir, models)
+    if layers is not None:
+        known = {name for m in models for name in tables[m].names}
+        unknown = sorted(set(layers) - known)
+        if unknown:
+            raise LayerTableError(f"{config}: field layers: unknown layer name(s) {unknown} for models "
+                                  f"{', '.join(models)}, expected names like conv1, layer1-0-conv2, fc, "
+                                  "attention-qkv, conv1-1")
+    return tables
+
+
+def key_tail(table: LayerTable, batch: int, seq_len: int | None, dtype: str) -> str:
+    """The end of a case key: ``b<batch>.<dtype>``, with ``.s<seq_len>`` for a table that has one."""
+    return f"b{batch}.s{seq_len}.{dtype}" if table.has_seq_len else f"b{batch}.{dtype}"
+
+
+def model_total(table: LayerTable, layers: list[Layer], tail: str) -> tuple[str, str]:
+    """Key and scope of a model total (the sum of ``layers``, the table's layers)."""
+    if table.model == "resnet50":
+        return f"resnet50.model.{tail}", ("sum of the 53 convolutions and the fc layer; pooling, batch norm, ReLU and "
+                                          "residual adds are not modelled")
+    if table.model == "bert-base":
+        return f"bert-base.model.{tail}", ("12 x the encoder layer's matmuls; embeddings, softmax, layer norm, GELU "
+                                           "and pooler are not modelled")
+    return f"{table.model}.conv-layers.{tail}", (f"sum of the {len(layers)} convolutions; fully connected layers, "
+                                                 "pooling, normalisation and ReLU are not modelled")

@@ -12,10 +12,10 @@ import mtap_schemas as ms
 import mtap_schemas.toolrun as tr
 from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
 from mtap_schemas.execute import run_cases
-from mtap_schemas.layers import LayerTableError, load_tables
+from mtap_schemas.layers import LayerTableError, select_tables
 
 from . import __version__
-from .cases import ARCHITECTURES, Case, Config, config_from, plan_cases, unknown_layers
+from .cases import ARCHITECTURES, Case, Config, config_from, plan_cases
 from .run import Unit, build_case, run_unit, spec_paths
 from .setup import setup_cmd
 from .tool import Lookup, Tool, ToolPathError, locate
@@ -73,13 +73,9 @@ def load_plan(opts: RunOptions) -> tuple[Config, list[Case], dict[str, dict]]:
             if not spec.is_file():
                 raise UserError(f"{spec}: Timeloop spec file missing (expected under {opts.data_dir}/timeloop/)")
     try:
-        tables = load_tables(opts.data_dir, cfg.models)
+        tables = select_tables(opts.data_dir, cfg.models, cfg.layers, opts.config)
     except LayerTableError as exc:
         raise UserError(str(exc)) from None
-    unknown = unknown_layers(cfg, tables)
-    if unknown:
-        raise UserError(f"{opts.config}: field layers: unknown layer name(s) {unknown} for models "
-                        f"{', '.join(cfg.models)}, expected names like conv1, layer1-0-conv2, fc, attention-qkv, conv1-1")
     return cfg, plan_cases(cfg, tables), hardware
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mtap_schemas.layers import Layer, LayerTable
+from mtap_schemas.layers import Layer, LayerTable, key_tail, model_total
 
 #: The accelerators: hardware id in hardware.json, the key's dtype, the accelerator and mapping
 #: files and the operand precisions (bits) given to ZigZag. ``own`` files are this package's
@@ -41,14 +41,6 @@ def config_from(doc: dict | None) -> Config:
     return cfg
 
 
-def unknown_layers(cfg: Config, tables: dict[str, LayerTable]) -> list[str]:
-    """Layer names of the config that are in none of the chosen models' tables."""
-    if cfg.layers is None:
-        return []
-    known = {name for m in cfg.models for name in tables[m].names}
-    return sorted(set(cfg.layers) - known)
-
-
 @dataclass
 class Case:
     """One planned case: a single layer (``layers`` has one entry) or a model total."""
@@ -66,22 +58,6 @@ class Case:
     def plan(self) -> dict:
         return {"id": self.id, "key": self.key, "workload": self.workload, "hardware": self.hardware,
                 "parameters": self.parameters}
-
-
-def _tail(table: LayerTable, batch: int, seq_len: int | None, dtype: str) -> str:
-    return f"b{batch}.s{seq_len}.{dtype}" if table.has_seq_len else f"b{batch}.{dtype}"
-
-
-def _total(table: LayerTable, layers: list[Layer], tail: str) -> tuple[str, str]:
-    """Key and scope of a model total."""
-    if table.model == "resnet50":
-        return f"resnet50.model.{tail}", ("sum of the 53 convolutions and the fc layer; pooling, batch norm, ReLU and "
-                                          "residual adds are not modelled")
-    if table.model == "bert-base":
-        return f"bert-base.model.{tail}", ("12 x the encoder layer's matmuls; embeddings, softmax, layer norm, GELU "
-                                           "and pooler are not modelled")
-    return f"{table.model}.conv-layers.{tail}", (f"sum of the {len(layers)} convolutions; fully connected layers, "
-                                                 "pooling, normalisation and ReLU are not modelled")
 
 
 def _layer_params(arch: str, layer: Layer) -> dict:
@@ -104,7 +80,7 @@ def plan_cases(cfg: Config, tables: dict[str, LayerTable]) -> list[Case]:
             table = tables[model]
             b = cfg.batch or table.default_batch
             s = (cfg.seq_len or table.parameters["seq_len"]) if table.has_seq_len else None
-            tail = _tail(table, b, s, dtype)
+            tail = key_tail(table, b, s, dtype)
             layers = table.layers(b, s)
             chosen = [la for la in layers if cfg.layers is None or la.name in cfg.layers]
             if model == "resnet50" and any(la.name == "conv1" for la in chosen):
@@ -117,7 +93,7 @@ def plan_cases(cfg: Config, tables: dict[str, LayerTable]) -> list[Case]:
                 out.append(Case(f"{arch}/{key}", key, la.workload, hw, arch, dtype, "layer", [la],
                                 _layer_params(arch, la)))
             if chosen and len(chosen) == len(layers):
-                key, scope = _total(table, layers, tail)
+                key, scope = model_total(table, layers, tail)
                 macs = sum(la.case_macs * la.repeats for la in layers)
                 out.append(Case(f"{arch}/{key}", key, table.workload, hw, arch, dtype, "total", layers,
                                 {"accelerator": arch, "model": model, "layers": len(layers), "macs": macs, "scope": scope}))
