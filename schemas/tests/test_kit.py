@@ -102,6 +102,13 @@ def test_negative_allowed_where_the_unit_can_be_negative_and_zero_divisor_refuse
         tr.ratio(5, 0, "cycles per second")
 
 
+def test_latency_from_cycles_needs_a_clock() -> None:
+    assert tr.latency_from_cycles(2_000, None) == [] and tr.latency_from_cycles(2_000, 0) == []
+    assert tr.latency_from_cycles(2_000, 1e9) == [
+        {"name": "latency", "value": 2e-06, "unit": "s", "kind": "derived", "timing": "simulated",
+         "source": "cycles / clock_hz of the hardware catalog (1e+09 Hz)"}]
+
+
 def test_constructors_refuse_unknown_error_kinds_and_ok_without_metrics() -> None:
     with pytest.raises(ValueError, match="not in"):
         tr.failed("c", kind="oops", message="m", **W)

@@ -80,6 +80,15 @@ def ratio(numerator: float, denominator: float, what: str) -> float:
     return numerator / denominator
 
 
+def latency_from_cycles(cycles: float, clock_hz: float | None) -> list[dict[str, Any]]:
+    """``[latency]`` (s, derived) of simulated ``cycles`` at the hardware catalog's ``clock_hz``, or ``[]``
+    where the catalog has no clock: the metric list entry of the cycle-level runners."""
+    if not clock_hz:
+        return []
+    return [metric("latency", cycles / clock_hz, "s", "derived", timing="simulated",
+                   source=f"cycles / clock_hz of the hardware catalog ({clock_hz:g} Hz)")]
+
+
 def _case(case_id: str, status: str, workload: str, hardware: str, key: str | None, parameters: Mapping[str, Any] | None,
           error: dict[str, str] | None, metrics: Sequence[dict[str, Any]], artifacts: Iterable[dict[str, str]]) -> dict[str, Any]:
     out: dict[str, Any] = {

@@ -115,19 +115,12 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         return out
 
 
-def _latency(cycles: float, clock_hz: float | None) -> list[dict]:
-    if not clock_hz:
-        return []
-    return [tr.metric("latency", cycles / clock_hz, "s", "derived", timing="simulated",
-                      source=f"cycles / clock_hz of the hardware catalog ({clock_hz:g} Hz)")]
-
-
 def layer_metrics(s: dict, clock_hz: float | None, instances: int = 1) -> list[dict]:
     """One run's metrics; a case of several independent runs (attention heads) scales the
     extensive ones (cycles, energy, MACs) by their number."""
     k = instances
     m = [tr.metric("cycles", s["cycles"] * k, "cycles", "prediction", timing="simulated"),
-         *_latency(s["cycles"] * k, clock_hz),
+         *tr.latency_from_cycles(s["cycles"] * k, clock_hz),
          tr.metric("energy", round(s["energy_uj"] * k, 6), "uJ", "prediction"),
          tr.metric("energy_per_mac", round(s["fj_per_compute"] / 1000.0, 6), "pJ/MAC", "prediction"),
          tr.metric("utilization", s["utilization"], "1", "prediction"),
@@ -144,7 +137,7 @@ def total_metrics(parts: list[tuple[dict, int]], clock_hz: float | None) -> list
     macs = sum(s["computes"] * r for s, r in parts)
     busy = sum(s["utilization"] * s["cycles"] * r for s, r in parts)
     return [tr.metric("cycles", cycles, "cycles", "prediction", timing="simulated"),
-            *_latency(cycles, clock_hz),
+            *tr.latency_from_cycles(cycles, clock_hz),
             tr.metric("energy", round(energy, 6), "uJ", "prediction"),
             tr.metric("energy_per_mac", round(tr.ratio(energy * 1e6, macs, "energy_per_mac: MACs"), 6), "pJ/MAC", "derived"),
             tr.metric("utilization", round(tr.ratio(busy, cycles, "utilization: cycles"), 6), "1", "derived"),

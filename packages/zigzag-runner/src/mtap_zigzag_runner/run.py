@@ -176,16 +176,9 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         return out
 
 
-def _latency(cycles: float, clock_hz: float | None) -> list[dict]:
-    if not clock_hz:
-        return []
-    return [tr.metric("latency", cycles / clock_hz, "s", "derived", timing="simulated",
-                      source=f"cycles / clock_hz of the hardware catalog ({clock_hz:g} Hz)")]
-
-
 def layer_metrics(r: dict, clock_hz: float | None, k: int = 1) -> list[dict]:
     return [tr.metric("cycles", r["cycles"] * k, "cycles", "prediction", timing="simulated"),
-            *_latency(r["cycles"] * k, clock_hz),
+            *tr.latency_from_cycles(r["cycles"] * k, clock_hz),
             tr.metric("energy", round(r["energy_pj"] * k / 1e6, 6), "uJ", "prediction"),
             tr.metric("energy_per_mac", round(tr.ratio(r["energy_pj"], r["macs"], "energy_per_mac: MACs"), 6), "pJ/MAC",
                       "derived"),
@@ -199,7 +192,7 @@ def total_metrics(parts: list[tuple[dict, int]], clock_hz: float | None) -> list
     macs = sum(r["macs"] * n for r, n in parts)
     busy = sum(r["utilization"] * r["cycles"] * n for r, n in parts)
     return [tr.metric("cycles", cycles, "cycles", "prediction", timing="simulated"),
-            *_latency(cycles, clock_hz),
+            *tr.latency_from_cycles(cycles, clock_hz),
             tr.metric("energy", round(energy / 1e6, 6), "uJ", "prediction"),
             tr.metric("energy_per_mac", round(tr.ratio(energy, macs, "energy_per_mac: MACs"), 6), "pJ/MAC", "derived"),
             tr.metric("utilization", round(tr.ratio(busy, cycles, "utilization: cycles"), 6), "1", "derived"),
