@@ -46,6 +46,18 @@ def test_build_json_round_trip_needs_verify_ok_and_the_required_files(tmp_path):
     assert tc.read_build_json(tmp_path / "absent") is None
 
 
+def test_build_version_is_the_first_record_with_a_string_version(tmp_path):
+    a, b, c, d = (tmp_path / n for n in "abcd")
+    for folder in (a, b, c, d):
+        folder.mkdir()
+    (a / "build.json").write_text("{not json")
+    (b / "build.json").write_text(json.dumps({"version": 3}))
+    (c / "build.json").write_text(json.dumps({"version": "git:abc", "verify": {"ok": False}}))
+    (d / "build.json").write_text(json.dumps({"version": "v2"}))
+    assert tc.build_version([tmp_path / "missing", a, b, c, d]) == "git:abc"
+    assert tc.build_version([d, c]) == "v2" and tc.build_version([a, b]) is None and tc.build_version([]) is None
+
+
 def test_find_cached_build_prefers_the_pin_then_the_newest_verified(cache):
     base = cache / "t"
     pin, a, b = "0" * 40, "a" * 40, "b" * 40

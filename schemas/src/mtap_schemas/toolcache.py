@@ -107,6 +107,19 @@ def read_build_json(folder: Path, required: Iterable[str] = ()) -> dict | None:
     return info
 
 
+def build_version(folders: Iterable[Path]) -> str | None:
+    """``version`` of the first setup build record (``build.json``, verified or not) among ``folders``
+    that has one: how a runner names a tool binary found in (or one level under) a build folder."""
+    for d in folders:
+        try:
+            info = json.loads((d / "build.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            continue
+        if isinstance(info, dict) and isinstance(info.get("version"), str):
+            return info["version"]
+    return None
+
+
 def write_build_json(folder: Path, info: dict) -> None:
     (folder / "build.json").write_text(json.dumps(info, indent=2) + "\n")
 

@@ -19,13 +19,13 @@ the cases (a Docker client is made in each worker when needed).
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 
 from mtap_schemas.paths import relative_to_repo
 from mtap_schemas.proc import ToolResult, run_tool
+from mtap_schemas.toolcache import build_version
 from mtap_schemas.toolrun import location_of
 
 BINARY_NAMES = {
@@ -85,18 +85,6 @@ def sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _build_version(folders: list[Path]) -> str | None:
-    """``version`` of an ``astra-runner setup`` build record (build.json) beside the binaries."""
-    for d in folders:
-        try:
-            info = json.loads((d / "build.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(info, dict) and isinstance(info.get("version"), str):
-            return info["version"]
-    return None
-
-
 def _git_version(start: Path) -> str | None:
     """``git:<commit>`` (plus ``-dirty``) of the git checkout holding ``start``, when there is one."""
     for d in [start, *start.parents]:
@@ -146,7 +134,7 @@ def native_tool(path: str | os.PathLike[str], found_by: str) -> Tool:
             tool.packages[f"astra-sim:{name}:sha256"] = sha256(found[kind])
     if found:
         first = found.get("congestion-aware") or next(iter(found.values()))
-        tool.version = _build_version([first.parent, first.parent.parent]) or _git_version(first.parent)
+        tool.version = build_version([first.parent, first.parent.parent]) or _git_version(first.parent)
         tool.location = location_of(first, tool.version)
     else:
         tool.location = location_of(p)

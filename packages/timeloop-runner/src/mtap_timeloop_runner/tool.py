@@ -16,12 +16,12 @@ what it is (binary name + sha256, or the image digest), never a machine path.
 
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
 
 from mtap_schemas.proc import ToolResult, run_tool
+from mtap_schemas.toolcache import build_version
 from mtap_schemas.toolrun import location_of
 
 ENV_VERSION = "MTAP_TIMELOOP_VERSION"
@@ -80,18 +80,6 @@ def no_tool() -> Tool:
     return unavailable("binary-missing", f"Timeloop is not available here: {HOW_TO_PROVIDE}")
 
 
-def _build_version(binary: Path) -> str | None:
-    """``version`` of a ``timeloop-runner setup`` build record (build.json) above the binary."""
-    for d in (binary.parent, binary.parent.parent):
-        try:
-            info = json.loads((d / "build.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        if isinstance(info, dict) and isinstance(info.get("version"), str):
-            return info["version"]
-    return None
-
-
 def _git_version(path: Path) -> str | None:
     """``git describe`` of the checkout a binary was built in, if it is one."""
     for parent in [path.parent, *path.parents]:
@@ -109,7 +97,7 @@ def find_native(tool_path: str | os.PathLike[str], source: str) -> Tool:
         if cand.is_file() and os.access(cand, os.X_OK):
             binary = cand.resolve()
             libs = tuple(str(d) for d in (binary.parent / "lib", binary.parent.parent / "lib") if d.is_dir())
-            version = os.environ.get(ENV_VERSION) or _build_version(binary) or _git_version(binary)
+            version = os.environ.get(ENV_VERSION) or build_version([binary.parent, binary.parent.parent]) or _git_version(binary)
             return Tool("native", location_of(binary, version), version, str(binary), libs,
                         energy_model=PAT_ENERGY_MODEL, found_by=source)
     raise ToolPathError(f"{source} {tool_path}: no executable {MAPPER} there or in its bin/ ({HOW_TO_PROVIDE})")
