@@ -105,25 +105,13 @@ def test_install_replaces_only_with_force(tmp_path):
 
 # ---------------------------------------------------------------- git
 
-def _git(cwd: Path, *args: str) -> str:
-    env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
-           "GIT_COMMITTER_EMAIL": "t@t"}
-    return subprocess.run(["git", *args], cwd=cwd, env=env, check=True, capture_output=True, text=True).stdout.strip()
-
-
 @needs_git
 def test_checkout_resolves_tags_and_short_shas_and_rejects_an_unknown_commit(tmp_path):
     repo = tmp_path / "origin"
-    repo.mkdir()
-    _git(repo, "init", "-q", "-b", "main")
-    (repo / "a.txt").write_text("1\n")
-    _git(repo, "add", "a.txt")
-    _git(repo, "commit", "-q", "-m", "one")
-    _git(repo, "tag", "v0.1")
-    first = _git(repo, "rev-parse", "HEAD")
+    first = _origin(repo)
+    subprocess.run(["git", "tag", "v0.1"], cwd=repo, check=True, capture_output=True)
     (repo / "a.txt").write_text("2\n")
-    _git(repo, "commit", "-q", "-am", "two")
-    second = _git(repo, "rev-parse", "HEAD")
+    second = _origin(repo)
     assert tc.checkout(str(repo), tmp_path / "a", "v0.1") == first
     assert (tmp_path / "a" / "a.txt").read_text() == "1\n"
     assert tc.checkout(f"file://{repo}", tmp_path / "b", second[:7]) == second
@@ -135,10 +123,12 @@ def test_checkout_resolves_tags_and_short_shas_and_rejects_an_unknown_commit(tmp
 # ---------------------------------------------------------------- the shared setup flow
 
 def _origin(path: Path) -> str:
+    """A git repository at ``path`` with a.txt ("1\\n") committed; called again, a commit of its changes."""
     env = {**os.environ, "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
            "GIT_COMMITTER_EMAIL": "t@t"}
-    path.mkdir()
-    (path / "a.txt").write_text("1\n")
+    if not path.exists():
+        path.mkdir()
+        (path / "a.txt").write_text("1\n")
     for args in (["init", "-q"], ["add", "-A"], ["commit", "-q", "-m", "c"]):
         subprocess.run(["git", *args], cwd=path, env=env, check=True, capture_output=True)
     return subprocess.run(["git", "rev-parse", "HEAD"], cwd=path, check=True, capture_output=True,
