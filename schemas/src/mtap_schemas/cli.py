@@ -222,10 +222,22 @@ def run_options(*, tool: str, output: str, verb: str = "run", tool_path: bool = 
 
 def read_config(path: str | os.PathLike[str], runner: str) -> dict[str, Any]:
     """Read a runner config (plain JSON object) and validate it against ``schemas/config/<runner>.v1.schema.json``."""
-    from . import SchemaError, _schema_dir, load_json, validate_with
+    from . import SchemaError, _schema_dir, validate_with
 
     source = str(path)
-    doc = load_json(path)
+    try:
+        raw = Path(path).read_bytes()
+        text = raw.decode("utf-8")
+    except OSError as exc:
+        raise SchemaError(f"{source}: cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError as exc:
+        raise SchemaError(f"{source}: not UTF-8 text (byte {exc.start})") from None
+    import orjson
+
+    try:
+        doc = orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise SchemaError(f"{source}: not valid JSON: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
     if not isinstance(doc, dict):
         raise SchemaError(f"{source}: expected a JSON object at the top level, got {type(doc).__name__}")
     schema_file = _schema_dir() / "config" / f"{runner}.v1.schema.json"
