@@ -331,3 +331,40 @@ def test_confined_refuses_escapes_and_lzma_is_bounded(tmp_path: Path) -> None:
     with pytest.raises(paths.PathError, match="more than"):
         paths.read_lzma_bounded(bomb, limit=1 << 20)
     assert len(paths.read_lzma_bounded(bomb, limit=8 << 20)) == 8 << 20
+
+
+def test_independence_declares_a_known_class_and_what():
+    from mtap_schemas import kinds, toolrun
+
+    dep = toolrun.independence("shared-operators", "VIDUR's  profiled operators", ["vidur", "vidur"])
+    assert dep == {"class": "shared-operators", "what": "VIDUR's profiled operators", "tools": ["vidur"]}
+    case = toolrun.ok("c", workload="W5", hardware="H200-SXM-141GB", key="k",
+                      metrics=[toolrun.metric("latency", 1.0, "ms", "measurement", timing="device")], independence=dep)
+    assert case["independence"] == dep
+    import pytest
+
+    for bad in ("independent", "made-up"):
+        with pytest.raises(ValueError):
+            toolrun.independence(bad, "x")
+    with pytest.raises(ValueError):
+        toolrun.independence("tool-labels", "  ")
+    # the schema's enum is the list minus `independent` (which is the absence of the field)
+    import mtap_schemas as ms
+
+    enum = ms.load_schema("tool-run", 2)["$defs"]["independence"]["properties"]["class"]["enum"]
+    assert enum == sorted(c for c in kinds.REFERENCE_CLASSES if c != "independent")
+    assert set(kinds.HEADLINE_CLASSES) <= set(kinds.REFERENCE_CLASSES)
+
+
+def test_pair_class_reference_side_first_then_silicon_then_calibration():
+    from mtap_schemas.kinds import pair_class
+
+    shared = {"class": "shared-operators", "what": "replay of VIDUR's operators", "tools": ["vidur"]}
+    calibrated = {"class": "calibrated-separately", "what": "VIDUR's H200 operator profile"}
+    assert pair_class("vidur", calibrated, shared, False) == ("shared-operators", "replay of VIDUR's operators")
+    assert pair_class("analytical", None, shared, False) == ("independent", "")  # another tool: independent of it
+    assert pair_class("vidur", calibrated, None, False) == ("calibrated-separately", "VIDUR's H200 operator profile")
+    assert pair_class("timeloop", None, None, True)[0] == "published-silicon"
+    labels = {"class": "tool-labels", "what": "NeuSight's labels"}  # no tools named: any tool scored against it
+    assert pair_class("analytical", None, labels, False)[0] == "tool-labels"
+    assert pair_class("analytical", None, None, False) == ("independent", "")

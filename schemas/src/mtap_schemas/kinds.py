@@ -1,4 +1,5 @@
-"""The lists every runner and consumer shares, as code: case statuses, error kinds, exit codes.
+"""The lists every runner and consumer shares, as code: case statuses, error kinds, reference
+classes, exit codes.
 
 The tool-run v2 schema's ``error.kind`` enum is generated from :data:`ERROR_KINDS`
 (``tests/test_kinds.py`` keeps the two equal), so a kind is added here first, with the line
@@ -53,6 +54,40 @@ ERROR_KINDS: dict[str, tuple[str, str]] = {
     "remote-memory": (UNSUPPORTED, "the case needs a remote-memory model the tool lacks"),
     "memory-type": (UNSUPPORTED, "the case needs a memory type the tool lacks"),
 }
+
+#: How independent a D1 reference is of the tool scored against it: class -> when it applies.
+#: A case declares a class other than ``independent`` in its ``independence`` field (tool-run 2.2,
+#: :func:`mtap_schemas.toolrun.independence`): a prediction that used a measurement of the scored
+#: hardware says ``calibrated-separately`` and what it used; a reference built from a tool's own
+#: operators or labels says so and names the tools. The aggregate gives every prediction/measurement
+#: pair one class (:func:`pair_class`), and the headline D1 table holds only :data:`HEADLINE_CLASSES`.
+REFERENCE_CLASSES: dict[str, str] = {
+    "independent": "the reference was taken without any input of the tool (our measurement; the tool saw only datasheet figures or its own training data)",
+    "calibrated-separately": "the tool used a microbenchmark or profile of the scored hardware that is not the scored cases (the record says which)",
+    "published-silicon": "a published measurement of real silicon, quoted with its citation",
+    "shared-operators": "the reference is built from the tool's own operator set or schedule (e.g. a replay of the simulator's profiled kernels)",
+    "tool-labels": "the reference is the tool authors' own measurements (their labels)",
+}
+#: the classes a headline D1 row may hold (and the least pairs such a row needs)
+HEADLINE_CLASSES = ("independent", "calibrated-separately", "published-silicon")
+HEADLINE_MIN_PAIRS = 5
+#: classes a reference (measurement) declares; ``calibrated-separately`` is declared by the prediction
+REFERENCE_SIDE_CLASSES = ("shared-operators", "tool-labels")
+
+
+def pair_class(tool: str, prediction: dict | None, reference: dict | None, published: bool) -> tuple[str, str]:
+    """(class, what) of one prediction/measurement pair from the two cases' ``independence`` fields.
+
+    A reference built from this tool's operators or labels (its ``tools`` name the tool, or name
+    none) decides first; then a published silicon figure; then a prediction calibrated on the scored
+    hardware; otherwise the pair is independent."""
+    if reference and reference["class"] in REFERENCE_SIDE_CLASSES and (not reference.get("tools") or tool in reference["tools"]):
+        return reference["class"], reference["what"]
+    if published:
+        return "published-silicon", (reference or {}).get("what", "")
+    if prediction and prediction["class"] == "calibrated-separately":
+        return "calibrated-separately", prediction["what"]
+    return "independent", ""
 
 
 class Exit(IntEnum):

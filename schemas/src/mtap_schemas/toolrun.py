@@ -89,8 +89,27 @@ def latency_from_cycles(cycles: float, clock_hz: float | None) -> list[dict[str,
                    source=f"cycles / clock_hz of the hardware catalog ({clock_hz:g} Hz)")]
 
 
+def independence(cls: str, what: str, tools: Sequence[str] = ()) -> dict[str, Any]:
+    """A case's ``independence`` (tool-run 2.2): ``cls`` from :data:`kinds.REFERENCE_CLASSES` other than
+    ``independent``, ``what`` names what the case depends on (a profile, microbenchmark, operator set),
+    ``tools`` the tools a reference is not independent of (empty: any tool scored against it).
+
+        ok(..., independence=independence("calibrated-separately", "launch floor measured on this H200 (groundtruth/h200-floor)"))
+        ok(..., independence=independence("shared-operators", "VIDUR's profiled operators, in VIDUR's batches", ["vidur"]))
+    """
+    if cls not in kinds.REFERENCE_CLASSES or cls == "independent":
+        raise ValueError(f"independence class {cls!r} is not one of {[c for c in kinds.REFERENCE_CLASSES if c != 'independent']}")
+    if not str(what).strip():
+        raise ValueError("independence: what the case depends on must be named")
+    out: dict[str, Any] = {"class": cls, "what": " ".join(str(what).split())}
+    if tools:
+        out["tools"] = sorted(set(tools))
+    return out
+
+
 def _case(case_id: str, status: str, workload: str, hardware: str, key: str | None, parameters: Mapping[str, Any] | None,
-          error: dict[str, str] | None, metrics: Sequence[dict[str, Any]], artifacts: Iterable[dict[str, str]]) -> dict[str, Any]:
+          error: dict[str, str] | None, metrics: Sequence[dict[str, Any]], artifacts: Iterable[dict[str, str]],
+          independence: dict[str, Any] | None = None) -> dict[str, Any]:
     out: dict[str, Any] = {
         "id": case_id, "workload": workload, "hardware": hardware,
         "parameters": dict(parameters or {}), "status": status, "error": error,
@@ -98,13 +117,17 @@ def _case(case_id: str, status: str, workload: str, hardware: str, key: str | No
     }
     if key is not None:
         out["key"] = key
+    if independence is not None:
+        out["independence"] = independence
     return out
 
 
 def ok(case_id: str, *, workload: str, hardware: str, metrics: Sequence[dict[str, Any]], key: str | None = None,
-       parameters: Mapping[str, Any] | None = None, artifacts: Iterable[dict[str, str]] = ()) -> dict[str, Any]:
+       parameters: Mapping[str, Any] | None = None, artifacts: Iterable[dict[str, str]] = (),
+       independence: dict[str, Any] | None = None) -> dict[str, Any]:
     """A case with metrics. Metrics built with :func:`metric` are re-checked here (a dict written by hand
-    is checked the same way); an invalid one makes the case ``failed``/``invalid-value``."""
+    is checked the same way); an invalid one makes the case ``failed``/``invalid-value``. ``independence``
+    (from :func:`independence`) says what the case is not independent of."""
     checked = []
     try:
         for m in metrics:
@@ -115,7 +138,7 @@ def ok(case_id: str, *, workload: str, hardware: str, metrics: Sequence[dict[str
     if not checked:
         return failed(case_id, workload=workload, hardware=hardware, key=key, parameters=parameters,
                       kind="parse-failed", message="the tool's output gave no metric for this case", artifacts=artifacts)
-    return _case(case_id, kinds.OK, workload, hardware, key, parameters, None, checked, artifacts)
+    return _case(case_id, kinds.OK, workload, hardware, key, parameters, None, checked, artifacts, independence)
 
 
 def _not_ok(status: str, case_id: str, workload: str, hardware: str, key: str | None, parameters: Mapping[str, Any] | None,
