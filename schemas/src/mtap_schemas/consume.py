@@ -7,8 +7,9 @@ evaluation folder, validate it, drop exact copies and repeated case ids, and say
     skipped                                    # [Skipped(path, reason)] — recorded in every consumer's output
 
 A document is skipped (never a crash) when it is not UTF-8, not JSON, not a tool-run of the
-supported major version, or invalid; when its bytes equal an earlier document's; or when every
-one of its measurements sits under a hardware id whose GPU is not the GPU its environment names.
+supported major version, or invalid; when its bytes equal an earlier document's; or when one of
+its measurements sits under a hardware id whose GPU is not the GPU its environment names, or
+whose GPU count is not the count the case ran on (:func:`gpu_count_mismatch`).
 """
 
 from __future__ import annotations
@@ -52,17 +53,75 @@ def find(evaluation_dir: str | os.PathLike[str]) -> list[Path]:
     return out
 
 
-def gpu_tokens(catalog: dict[str, Any]) -> dict[str, str]:
+class HardwareGpus(dict):
+    """hardware id -> GPU model token (what :func:`gpu_tokens` returns), with ``devices``: hardware id ->
+    the catalog entry's GPU count (1 for a GPU, 8 for an HGX node). A plain dict of tokens works too
+    (no count check then)."""
+
+    def __init__(self, tokens: dict[str, str] | None = None, devices: dict[str, int] | None = None) -> None:
+        super().__init__(tokens or {})
+        self.devices: dict[str, int] = dict(devices or {})
+
+
+def gpu_tokens(catalog: dict[str, Any]) -> HardwareGpus:
     """hardware id -> GPU model token (A100, H100, H200) for the GPUs and GPU nodes of a hardware catalog
-    (a node takes its ``device``'s token): what :func:`gpu_mismatch` compares."""
+    (a node takes its ``device``'s token), with each one's ``devices`` count: what :func:`gpu_mismatch`
+    compares."""
     by_id = {h["id"]: h for h in catalog["hardware"]}
-    out = {}
+    out = HardwareGpus()
     for hid, h in by_id.items():
         entry = by_id.get(h.get("device"), h) if h.get("kind") == "gpu-node" else h
         found = re.search(r"\b([A-Z]\d{2,3})\b", entry.get("name", "")) if entry.get("kind") == "gpu" else None
         if found:
             out[hid] = found.group(1)
+            out.devices[hid] = int(h["devices"])
     return out
+
+
+#: case parameters that say how many GPUs a case ran on (groundtruth's multi suite: ``ranks`` and ``npus``;
+#: NeuSight's configurations: ``gpus``), in the order they are read
+GPU_COUNT_PARAMETERS = ("ranks", "npus", "gpus")
+
+
+def case_gpus(case: dict[str, Any]) -> tuple[int, str] | None:
+    """(GPU count, parameter name) from a case's parameters, or None when it states none."""
+    params = case.get("parameters") or {}
+    for name in GPU_COUNT_PARAMETERS:
+        value = params.get(name)
+        if isinstance(value, int) and not isinstance(value, bool):
+            return value, name
+    return None
+
+
+def gpu_count_mismatch(doc: dict[str, Any], devices: dict[str, int] | None) -> str | None:
+    """Why a measured document's cases are filed under a hardware id with another GPU count, or None.
+
+    A case's GPU count is its ``ranks``/``npus``/``gpus`` parameter, else the document's
+    ``environment.gpu.count`` (the GPUs the run used). It must equal the catalog entry's ``devices``,
+    with one exception: a case on fewer GPUs of a node whose every GPU the run had
+    (``environment.gpu.count`` >= ``devices``: 2 of the 8 GPUs of an HGX node, filed under the node
+    with the count in the key, as the simulators file their predictions). A 2-GPU host's measurement
+    under an 8-GPU id is refused, as is a 2-GPU case under a 1-GPU id."""
+    if not devices or doc.get("tool", {}).get("backend") != "measured":
+        return None
+    env_count = ((doc.get("environment") or {}).get("gpu") or {}).get("count")
+    env_count = env_count if isinstance(env_count, int) and not isinstance(env_count, bool) else None
+    for case in doc["cases"]:
+        want = devices.get(case["hardware"])
+        if want is None:
+            continue
+        stated = case_gpus(case)
+        if stated is None:
+            if env_count is not None and env_count != want:
+                return (f"case {case['id']}: ran with {env_count} GPU(s) (environment.gpu.count), "
+                        f"but hardware {case['hardware']} has {want}")
+            continue
+        count, name = stated
+        whole_node = count < want and env_count is not None and env_count >= want
+        if count != want and not whole_node:
+            run = f", the run {env_count} (environment.gpu.count)" if env_count is not None else ""
+            return f"case {case['id']}: ran on {count} GPU(s) (parameter {name}{run}), but hardware {case['hardware']} has {want}"
+    return None
 
 
 def gpu_mismatch(doc: dict[str, Any], hardware_gpus: dict[str, str] | None) -> str | None:
@@ -70,7 +129,9 @@ def gpu_mismatch(doc: dict[str, Any], hardware_gpus: dict[str, str] | None) -> s
 
     ``hardware_gpus`` maps hardware id -> a GPU model token (``H100``, ``H200``, ``A100``); a
     measurement whose case hardware has a token that the document's ``environment.gpu.name``
-    lacks, or a different known token, is a mislabel."""
+    lacks, or a different known token, is a mislabel. When it carries ``devices``
+    (:class:`HardwareGpus`, as :func:`gpu_tokens` returns), a case whose GPU count differs from its
+    hardware id's is one too (:func:`gpu_count_mismatch`)."""
     if not hardware_gpus or doc.get("tool", {}).get("backend") != "measured":
         return None
     gpu = ((doc.get("environment") or {}).get("gpu") or {}).get("name") or ""
@@ -80,7 +141,7 @@ def gpu_mismatch(doc: dict[str, Any], hardware_gpus: dict[str, str] | None) -> s
         token = hardware_gpus.get(case["hardware"])
         if token and token.lower() not in gpu.lower():
             return f"case {case['id']}: hardware {case['hardware']} is a {token}, but the document was measured on {gpu or 'no GPU'}"
-    return None
+    return gpu_count_mismatch(doc, getattr(hardware_gpus, "devices", None))
 
 
 def iter_tool_runs(evaluation_dir: str | os.PathLike[str], skipped: list[Skipped], *,
