@@ -368,3 +368,29 @@ def test_pair_class_reference_side_first_then_silicon_then_calibration():
     labels = {"class": "tool-labels", "what": "NeuSight's labels"}  # no tools named: any tool scored against it
     assert pair_class("analytical", None, labels, False)[0] == "tool-labels"
     assert pair_class("analytical", None, None, False) == ("independent", "")
+
+
+def test_annotate_declares_after_the_run_once_and_refuses_a_second_class(tmp_path):
+    import json
+
+    import mtap_schemas as ms
+    from mtap_schemas import annotate, toolrun
+
+    run = toolrun.ToolRun("x-runner", "1", toolrun.Tool("x", "1", "native", "x==1"))
+    cases = [toolrun.ok(f"c{i}", workload="W5", hardware=hw, key=f"llama2-7b.batch.p{i}x1.fp16",
+                        metrics=[toolrun.metric("latency", 1.0, "ms", "prediction", timing="simulated")])
+             for i, hw in enumerate(["H200-SXM-141GB", "H100-SXM5-80GB"])]
+    path = tmp_path / "x.tool-run.json"
+    ms.write(path, run.document(cases), "tool-run", 2)
+    argv = [str(path), "--class", "calibrated-separately", "--what", "a profile", "--hardware", "H200-SXM-141GB", "--date", "2026-12-07"]
+    assert annotate.main(argv) == 0
+    doc = ms.read(path, "tool-run", 2)
+    assert doc["cases"][0]["independence"] == {"class": "calibrated-separately", "what": "a profile"}
+    assert doc["cases"][0]["parameters"]["independence_declared"].startswith("after the run, 2026-12-07")
+    assert "independence" not in doc["cases"][1]  # another hardware id: untouched
+    before = path.read_bytes()
+    assert annotate.main(argv) == 0 and path.read_bytes() == before  # the same declaration twice changes nothing
+    assert annotate.main([*argv[:4], "another profile", *argv[5:]]) == 2  # never silently replaced
+    assert path.read_bytes() == before
+    assert annotate.main([str(path), "--class", "independent", "--what", "x"]) == 2
+    assert json.loads(before)["schema_version"] == "2.2.0"
