@@ -66,7 +66,7 @@ def test_errors_against_measurements_convert_time_units(tmp_path: Path, write_do
         ("eager-end-to-end", 0.12, pytest.approx(20.0)),
     ]
     assert all(p["tool"] == "tool-a" and p["unit"] == "ms" for p in pairs)
-    assert "| tool-a | W1 | H100-SXM5-80GB | device | 1 | 20.0% |" in markdown
+    assert "| tool-a | W1 | H100-SXM5-80GB | layer | device | independent | 1 | 20.0% |" in markdown
 
 
 def test_output_is_deterministic(tmp_path: Path, write_doc) -> None:
@@ -171,7 +171,11 @@ def test_measurement_under_another_gpus_hardware_id_is_refused(tmp_path: Path, w
     assert result.exit_code == 0, result.output
     assert "skipped gt.tool-run.json: hardware mislabel" in result.output and "H200" in result.output
     assert ms.read(tmp_path / "o.json", "aggregate", 2)["errors_vs_measured"] == []
-    gt["cases"][0]["hardware"] = "HGX-H200x8"
+    gt["cases"][0]["hardware"] = "HGX-H200x8"  # the right GPU, but a two-GPU run under an eight-GPU node's id
+    write_doc("gt.tool-run.json", gt)
+    assert _run(tmp_path, "--hardware", str(REPO / "data" / "hardware" / "hardware.json")).exit_code == 0
+    assert [s["path"] for s in ms.read(tmp_path / "o.json", "aggregate", 2)["skipped"]] == ["gt.tool-run.json"]
+    gt["cases"][0]["hardware"] = "H200-SXM-141GB-x2-nvlink"  # the machine it ran on
     write_doc("gt.tool-run.json", gt)
     assert _run(tmp_path, "--hardware", str(REPO / "data" / "hardware" / "hardware.json")).exit_code == 0
     assert ms.read(tmp_path / "o.json", "aggregate", 2)["skipped"] == []

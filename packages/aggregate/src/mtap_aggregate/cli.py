@@ -15,8 +15,9 @@ from mtap_schemas.cli import UserError, runner_group
 from . import __version__
 from .collect import collect, read_training
 from .report import coverage_markdown
-from .table import coverage, errors_vs_measured, mape
-from .tables import d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility, d5_new_hardware
+from .table import ROW_SCHEMA, coverage, errors_vs_measured
+from .fidelity import claims_vs_measured, d1_rows
+from .tables import d1_claims, d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility, d5_new_hardware
 from .write import write_aggregate
 
 
@@ -34,20 +35,20 @@ def _no_cyclic_gc():
 
 
 def build(evaluation_dir: Path, on_skip=None, claims: list[dict] | None = None, tables_out: list | None = None,
-          hardware: dict | None = None, on_note=None, rows_out: list | None = None) -> tuple[dict, str]:
+          hardware: dict | None = None, on_note=None, rows_out: list | None = None, root: Path | None = None) -> tuple[dict, str]:
     """The aggregate v2 document (``table.file`` is filled in by :func:`write_aggregate`) and the
     Markdown coverage matrix for ``evaluation_dir``.
 
     When ``tables_out`` is a list, the MTAP tables (D1, D3, D4) are appended to it; when ``rows_out``
     is a list, the long table (a polars frame) is appended to it. ``hardware`` (the catalog) turns on
-    the hardware-mislabel check.
+    the hardware-mislabel check; ``root`` (the repository) the stale-provenance check.
     """
     with _no_cyclic_gc():
-        return _build(evaluation_dir, on_skip, claims or [], tables_out, hardware, on_note, rows_out)
+        return _build(evaluation_dir, on_skip, claims or [], tables_out, hardware, on_note, rows_out, root)
 
 
-def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list | None, hardware, on_note, rows_out) -> tuple[dict, str]:
-    collected = collect(evaluation_dir, on_skip=on_skip, hardware=hardware)
+def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list | None, hardware, on_note, rows_out, root) -> tuple[dict, str]:
+    collected = collect(evaluation_dir, on_skip=on_skip, hardware=hardware, root=root)
     rows = collected.rows
     cov = coverage(rows)
     dropped: list[int] = []
@@ -62,27 +63,37 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
             "backend": s.tool["backend"],
             "cases": len(s.cases),
             "superseded": s.superseded,
+            **({"stale_inputs": s.stale_inputs} if s.stale_inputs else {}),
         }
         for s in collected.sources
     ]
+    if on_note:
+        for s in collected.sources:
+            if s.stale_inputs:
+                on_note(f"{s.path}: stale provenance: {', '.join(s.stale_inputs)} changed since the run (re-run it)")
     skipped = collected.skipped_dicts
+    rows_d1 = d1_rows(errors)
+    claimed = claims_vs_measured(errors, claims)
     doc = {
         "schema": "aggregate",
         "schema_version": ms.version("aggregate", 2),
         "sources": sources,
         "skipped": skipped,
-        "table": {"columns": list(rows.columns), "rows": rows.height},
+        "table": {"columns": list(ROW_SCHEMA), "rows": rows.height},
         "coverage": cov.to_dicts(),
         "errors_vs_measured": errors.to_dicts(),
+        "d1_rows": rows_d1,
+        "claims_vs_measured": claimed,
     }
     if rows_out is not None:
         rows_out.append(rows)
     if tables_out is not None:
-        tables_out.append(d1_fidelity(errors, rows, claims))
+        tables_out.extend(d1_fidelity(rows_d1, rows))
+        tables_out.append(d1_claims(claimed))
         tables_out.append(d3_generalization(rows))
         tables_out.append(d3_sensitivity(collected.sources))
         tables_out.append(d4_deployment(collected.sources, read_training(evaluation_dir, on_skip)))
-    return doc, coverage_markdown(cov, errors, mape(errors), skipped, sources)
+    return doc, coverage_markdown(cov, rows_d1, skipped, sources)
 
 
 @runner_group("mtap-aggregate", __version__)
@@ -130,7 +141,7 @@ def main() -> None:
     type=click.Path(dir_okay=False, path_type=Path),
     default=Path("data/claims/self-reported.json"),
     show_default=True,
-    help="Self-reported accuracy claims (claims v1) shown beside D1; skipped with a note if absent.",
+    help="The tools' own accuracy claims (claims v2), compared in their own metric on the matching subset (table d1-claims); skipped with a note if absent.",
 )
 @click.option(
     "--extensibility",
@@ -158,7 +169,7 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
     claim_list: list[dict] = []
     if claims.is_file():
         try:
-            claim_list = ms.read(claims, "claims")["claims"]
+            claim_list = ms.read(claims, "claims", 2)["claims"]
         except ms.SchemaError as exc:
             raise UserError(str(exc)) from None
     else:
@@ -175,7 +186,7 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
     tables: list = []
     frames: list = []
     doc, markdown = build(evaluation_dir, on_skip=warn, claims=claim_list, tables_out=tables, hardware=catalog, rows_out=frames,
-                          on_note=lambda text: click.echo(f"note: {text}", err=True))
+                          on_note=lambda text: click.echo(f"note: {text}", err=True), root=Path.cwd())
     if extensibility.is_file():
         try:
             declaration = ms.read(extensibility, "extensibility")

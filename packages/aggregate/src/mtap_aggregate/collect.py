@@ -17,7 +17,10 @@ import polars as pl
 import mtap_schemas as ms
 from mtap_schemas.consume import Skipped, gpu_tokens, iter_tool_runs
 
-from .table import ROW_SCHEMA
+from .table import INDEPENDENCE_SCHEMA, ROW_SCHEMA
+
+#: the reader's frame: the table file's columns and each case's declared independence
+FRAME_SCHEMA = {**ROW_SCHEMA, **INDEPENDENCE_SCHEMA}
 
 #: When one tool's case id appears in several documents (re-runs, shards, an `unavailable`
 #: run beside a real one), the best status wins; the first document on ties.
@@ -34,12 +37,13 @@ class Source:
     wall_clock: dict[str, Any]
     cases: list[dict[str, Any]]  # slim: id, status, deterministic; + workload/hardware/key/parameters/metrics for D3
     superseded: int = 0
+    stale_inputs: list[str] = field(default_factory=list)
 
 
 @dataclass
 class Collected:
     sources: list[Source] = field(default_factory=list)
-    rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=ROW_SCHEMA))
+    rows: pl.DataFrame = field(default_factory=lambda: pl.DataFrame(schema=FRAME_SCHEMA))
     skipped: list[Skipped] = field(default_factory=list)
 
     @property
@@ -73,19 +77,53 @@ def _rows(rel: str, doc: dict[str, Any], index: int) -> tuple[pl.DataFrame, list
         ids.append((tool, case["id"], STATUS_RANK[case["status"]], index))
         base = (tool, backend, rel, case["workload"], case["hardware"], case["id"], case.get("key"), case["status"],
                 error["kind"] if error else None)
+        dep = case.get("independence")
+        declared = (dep["class"], ",".join(dep.get("tools", ())), dep["what"]) if dep else (None, None, None)
         if not case["metrics"]:
-            append(base + (None, None, None, None, None))
+            append(base + (None, None, None, None, None) + declared)
         for m in case["metrics"]:
-            append(base + (m["name"], float(m["value"]), m["unit"], m["kind"], m.get("timing")))
-    frame = pl.DataFrame(out, schema=ROW_SCHEMA, orient="row").with_columns(pl.lit(index, dtype=pl.Int32).alias("_doc"))
+            append(base + (m["name"], float(m["value"]), m["unit"], m["kind"], m.get("timing")) + declared)
+    frame = pl.DataFrame(out, schema=FRAME_SCHEMA, orient="row").with_columns(pl.lit(index, dtype=pl.Int32).alias("_doc"))
     return frame, ids
 
 
-def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None = None) -> Collected:
+class Provenance:
+    """Which recorded inputs of a document are files of the repository whose bytes changed since the run."""
+
+    def __init__(self, root: Path | None) -> None:
+        self.root = root
+        self._digest: dict[str, str | None] = {}
+
+    def _sha(self, rel: str) -> str | None:
+        if rel not in self._digest:
+            path = self.root / rel
+            try:
+                self._digest[rel] = ms.sha256_file(path) if not Path(rel).is_absolute() and ".." not in Path(rel).parts and path.is_file() else None
+            except OSError:
+                self._digest[rel] = None
+        return self._digest[rel]
+
+    def stale(self, doc: dict[str, Any]) -> list[str]:
+        if self.root is None:
+            return []
+        refs = [doc["invocation"].get("config")] + [a for c in doc["cases"] for a in c.get("artifacts") or ()]
+        out = set()
+        for ref in refs:
+            if ref and ref["path"] not in out:
+                now = self._sha(ref["path"])
+                if now is not None and now != ref["sha256"]:
+                    out.add(ref["path"])
+        return sorted(out)
+
+
+def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None = None, root: Path | None = None) -> Collected:
     """Every valid tool-run document below ``evaluation_dir``, reduced and de-duplicated.
 
     ``hardware`` (the catalog) enables the mislabel check: a measurement filed under a hardware
-    id whose GPU is not the GPU the document ran on is skipped, with the reason."""
+    id whose GPU is not the GPU the document ran on is skipped, with the reason. ``root`` (the
+    repository) enables the provenance check: recorded inputs that are repository files whose
+    sha256 changed since the run are listed per source (``stale_inputs``)."""
+    provenance = Provenance(root)
     out = Collected()
     frames: list[pl.DataFrame] = []
     case_ids: list[tuple] = []
@@ -94,12 +132,13 @@ def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None 
         frame, ids = _rows(rel, doc, index)
         frames.append(frame)
         case_ids.extend(ids)
-        out.sources.append(Source(rel, sha, doc["tool"], doc["wall_clock"], [_slim(c) for c in doc["cases"]]))
+        out.sources.append(Source(rel, sha, doc["tool"], doc["wall_clock"], [_slim(c) for c in doc["cases"]],
+                                  stale_inputs=provenance.stale(doc)))
         del doc
     if on_skip:
         for s in out.skipped:
             on_skip(s.path, s.reason)
-    rows = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema={**ROW_SCHEMA, "_doc": pl.Int32})
+    rows = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema={**FRAME_SCHEMA, "_doc": pl.Int32})
     out.rows = _dedupe(out, rows, case_ids)
     return out
 

@@ -18,7 +18,7 @@ def _cell(counts: dict[str, int] | None) -> str:
     return " · ".join(parts)
 
 
-def coverage_markdown(coverage: pl.DataFrame, errors: pl.DataFrame, mape: pl.DataFrame, skipped: list[dict[str, str]], sources: list[dict]) -> str:
+def coverage_markdown(coverage: pl.DataFrame, d1_rows: list[dict], skipped: list[dict[str, str]], sources: list[dict]) -> str:
     lines = [
         "# MTAP coverage matrix",
         "",
@@ -43,20 +43,25 @@ def coverage_markdown(coverage: pl.DataFrame, errors: pl.DataFrame, mape: pl.Dat
     if not tools:
         lines.append("| (no documents) |" + " — |" * (len(WORKLOADS) + 1))
     lines += ["", "## Error against measurements (D1)", ""]
-    if mape.height == 0:
-        lines.append("No prediction shares a workload, hardware, key and metric with a `measured` case yet.")
+    if not d1_rows:
+        lines.append("No prediction shares a hardware, key and metric with a `measured` case yet.")
     else:
-        lines.append("APE = |predicted − measured| / measured, paired on hardware, case key and metric.")
+        lines.append("APE = |predicted − measured| / measured, paired on hardware, case key and metric; n counts computations; "
+                     "reference: how independent the measurement is of the tool; * = a headline row (tables/d1-fidelity.md).")
         lines.append("")
-        lines.append("| tool | workload | hardware | measured as | pairs | MAPE |")
-        lines.append("|---|---|---|---|---|---|")
-        for row in mape.iter_rows(named=True):
+        lines.append("| tool | workload | hardware | scope | measured as | reference | n | MAPE |")
+        lines.append("|---|---|---|---|---|---|---|---|")
+        for row in d1_rows:
+            star = "*" if row["headline"] else ""
             lines.append(
-                f"| {row['tool']} | {row['workload']} | {row['hardware']} | {row['measured_timing'] or '—'} | {row['pairs']} | {row['mape_percent']:.1f}% |"
+                f"| {row['tool']} | {row['workload']} | {row['hardware']} | {row['scope']} | {row['measured_timing'] or '—'} | "
+                f"{row['reference_class']} | {row['pairs']} | {row['mape']:.1f}%{star} |"
             )
     lines += ["", "## Sources", ""]
     for src in sources:
         extra = f"; {src['superseded']} more superseded by another document's better status for the same case id" if src["superseded"] else ""
+        if src.get("stale_inputs"):
+            extra += f"; **stale provenance**: {', '.join(src['stale_inputs'])} changed since the run (re-run it)"
         lines.append(f"- `{src['path']}` — {src['tool']} ({src['backend']}), {src['cases']} cases{extra}")
     if skipped:
         lines += ["", "## Skipped documents", ""]

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import re
+
 import polars as pl
+
+from mtap_schemas.kinds import pair_class
 
 STATUSES = ("ok", "failed", "unsupported", "unavailable")
 
@@ -25,6 +29,40 @@ ROW_SCHEMA = {
     "kind": pl.Utf8,
     "timing": pl.Utf8,
 }
+#: columns the reader adds for pairing (a case's tool-run 2.2 ``independence``); not written to the table file
+INDEPENDENCE_SCHEMA = {"independence": pl.Utf8, "independence_tools": pl.Utf8, "independence_what": pl.Utf8}
+
+#: What a pair's case key names, by the key's grammar (schemas/README.md): a layer of a model, a whole
+#: model (or the summed layers of one), one batch a serving simulator formed, a serving run's request
+#: latencies, a collective, or one training step. Rows of different scopes are never pooled.
+SCOPES = ("layer", "model", "batch", "request", "collective", "step")
+_SCOPE_PATTERNS = (
+    ("batch", re.compile(r"\.batch\.")),
+    ("request", re.compile(r"\.serving\.")),
+    ("step", re.compile(r"\.ddp-step\.")),
+    ("collective", re.compile(r"^(all-reduce|all-gather|reduce-scatter|all-to-all|broadcast)\.")),
+    ("layer", re.compile(r"\.layer\.")),
+    ("model", re.compile(r"\.(model|conv-layers|prefill|decode)\.")),
+)
+#: a whole-model key whose second part is a layer name filed outside the layer table (W1's ResNet-50
+#: conv1): the same computation as ``<model>.layer.<name>.…``, so it is paired once, under that key
+_LAYER_ALIAS = re.compile(r"^(?P<model>[^.]+)\.(?P<rest>(?!layer\.|model\.|conv-layers\.|prefill\.|decode\.|batch\.|serving\.|ddp-step\.)[a-z][a-z0-9-]*\..+)$")
+
+
+def scope_of(key: str) -> str:
+    """The scope (:data:`SCOPES`) a case key names; a key of no known shape counts as a model."""
+    for scope, pattern in _SCOPE_PATTERNS:
+        if pattern.search(key):
+            return scope
+    return "layer" if _LAYER_ALIAS.match(key) else "model"
+
+
+def computation_of(key: str) -> str:
+    """The key of the computation a case key names: ``resnet50.conv1.b1.fp16`` is ``resnet50.layer.conv1.b1.fp16``."""
+    if scope_of(key) != "layer" or ".layer." in key:
+        return key
+    found = _LAYER_ALIAS.match(key)
+    return f"{found['model']}.layer.{found['rest']}" if found else key
 
 
 def coverage(rows: pl.DataFrame) -> pl.DataFrame:
@@ -46,8 +84,13 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
 
     The key names the computation exactly, so the workload is not part of the join (a
     ResNet-50 layer is the same whether a runner filed it under W1 or W2); the prediction's
-    workload is reported.
+    workload is reported. Each pair gets its reference class (:func:`mtap_schemas.kinds.pair_class`,
+    from the two cases' ``independence``), its scope (:func:`scope_of`) and the computation it
+    names (:func:`computation_of`); one computation is paired once per tool, hardware, metric and timing.
     """
+    for name, dtype in INDEPENDENCE_SCHEMA.items():  # frames built without the reader's columns
+        if name not in rows.columns:
+            rows = rows.with_columns(pl.lit(None, dtype=dtype).alias(name))
     ok = rows.filter((pl.col("status") == "ok") & pl.col("key").is_not_null() & pl.col("value").is_not_null())
     published = (pl.col("tool") == PUBLISHED) & (pl.col("timing") == "reported")
     # a tool's output: its predictions, and what it derives from them (e.g. latency = cycles / clock)
@@ -58,7 +101,8 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
     # its own: its timing says so ("device (replayed)"), so its rows never mix with direct measurements
     measured = ok.filter((pl.col("kind") == "measurement") & (pl.col("backend").is_in(["measured", "replayed"]) | published))
     measured = measured.with_columns(
-        pl.when(pl.col("backend") == "replayed").then(pl.col("timing") + " (replayed)").otherwise(pl.col("timing")).alias("timing"))
+        pl.when(pl.col("backend") == "replayed").then(pl.col("timing") + " (replayed)").otherwise(pl.col("timing")).alias("timing"),
+        published.alias("published"))
     # the ground truth's own spread per measurement: metric "<name>_spread" = (p90 - p10) / median
     spread = (
         ok.filter((pl.col("backend") == "measured") & pl.col("metric").str.ends_with("_spread") & (pl.col("unit") == "1"))
@@ -68,9 +112,12 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
     )
     join_on = ["hardware", "key", "metric"]
     pairs = predicted.select(
-        "tool", "workload", *join_on, pl.col("value").alias("p_value"), pl.col("unit").alias("p_unit")
+        "tool", "workload", *join_on, pl.col("value").alias("p_value"), pl.col("unit").alias("p_unit"),
+        pl.col("independence").alias("p_class"), pl.col("independence_what").alias("p_what"),
     ).join(
-        measured.select(*join_on, pl.col("value").alias("m_value"), pl.col("unit").alias("m_unit"), pl.col("timing").alias("measured_timing")),
+        measured.select(*join_on, pl.col("value").alias("m_value"), pl.col("unit").alias("m_unit"), pl.col("timing").alias("measured_timing"),
+                        pl.col("independence").alias("m_class"), pl.col("independence_tools").alias("m_tools"),
+                        pl.col("independence_what").alias("m_what"), "published"),
         on=join_on,
         how="inner",
     )
@@ -95,8 +142,9 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
     finite = pairs.filter(pl.col("predicted").is_finite() & pl.col("ape_percent").is_finite())
     if dropped is not None:  # a unit conversion can overflow (1e308 s in ms): no finite error for such a pair
         dropped.append(pairs.height - finite.height)
+    pairs = _classify(finite)
     pairs = (
-        finite
+        pairs
         .select(
             "tool",
             "workload",
@@ -109,15 +157,40 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
             "measured_timing",
             "ape_percent",
             "measured_spread",
+            "reference_class",
+            "reference_note",
+            "scope",
+            "computation",
         )
+        .sort(["tool", "workload", "hardware", "key", "metric", "measured_timing"], nulls_last=True)
     )
-    return pairs.sort(["tool", "workload", "hardware", "key", "metric", "measured_timing"], nulls_last=True)
+    # one computation once: a key that aliases another's computation (resnet50.conv1 = resnet50.layer.conv1)
+    # gives way to the key that names it, for the same tool, hardware, metric and timing
+    subset = ["tool", "hardware", "computation", "metric", "measured_timing"]
+    named = pairs.filter(pl.col("key") == pl.col("computation")).select(subset).unique()
+    aliases = pairs.filter(pl.col("key") != pl.col("computation"))
+    if aliases.height:
+        shadowed = aliases.join(named, on=subset, how="semi", nulls_equal=True).select("tool", "hardware", "key", "metric", "measured_timing")
+        pairs = pairs.join(shadowed, on=["tool", "hardware", "key", "metric", "measured_timing"], how="anti", nulls_equal=True,
+                           maintain_order="left")
+    return pairs
 
 
-def mape(errors: pl.DataFrame) -> pl.DataFrame:
-    """Mean absolute percentage error per tool, workload, hardware and measurement timing."""
-    return (
-        errors.group_by(["tool", "workload", "hardware", "measured_timing"])
-        .agg(pl.len().alias("pairs"), pl.col("ape_percent").mean().alias("mape_percent"))
-        .sort(["tool", "workload", "hardware", "measured_timing"], nulls_last=True)
-    )
+_CLASS_INPUTS = ["tool", "p_class", "p_what", "m_class", "m_tools", "m_what", "published"]
+
+
+def _classify(pairs: pl.DataFrame) -> pl.DataFrame:
+    """Add reference_class/reference_note (the kit's pair_class, once per distinct declaration), scope and computation."""
+    combos = pairs.select(_CLASS_INPUTS).unique(maintain_order=True)
+    classes = []
+    for tool, p_class, p_what, m_class, m_tools, m_what, pub in combos.iter_rows():
+        prediction = {"class": p_class, "what": p_what or ""} if p_class else None
+        reference = {"class": m_class, "what": m_what or "", "tools": m_tools.split(",") if m_tools else []} if m_class else None
+        classes.append(pair_class(tool, prediction, reference, bool(pub)))
+    combos = combos.with_columns(pl.Series("reference_class", [c for c, _ in classes], dtype=pl.Utf8),
+                                 pl.Series("reference_note", [w for _, w in classes], dtype=pl.Utf8))
+    keys = pairs.select("key").unique()
+    keys = keys.with_columns(pl.Series("scope", [scope_of(k) for k in keys["key"]], dtype=pl.Utf8),
+                             pl.Series("computation", [computation_of(k) for k in keys["key"]], dtype=pl.Utf8))
+    return (pairs.join(combos, on=_CLASS_INPUTS, how="left", nulls_equal=True, maintain_order="left")
+            .join(keys, on="key", how="left", maintain_order="left"))

@@ -25,7 +25,9 @@ def table_path(path: Path) -> Path:
 
 
 def write_aggregate(path: Path, doc: dict[str, Any], rows: pl.DataFrame) -> Path:
-    """Write ``rows`` as Parquet beside ``path`` and ``doc`` (with ``table.file`` filled in) at ``path``."""
+    """Write ``rows`` as Parquet beside ``path`` and ``doc`` (with ``table.file`` filled in) at ``path``
+    (the table file holds the schema's columns; the reader's own columns are left out)."""
+    rows = rows.select([c for c in rows.columns if c in ROW_SCHEMA]) if set(ROW_SCHEMA) <= set(rows.columns) else rows
     _check_frame(rows, path)
     ms.check_header(doc, "aggregate", MAJOR, str(path))
     ms.validate(doc, "aggregate", MAJOR, str(path))  # before any file is written
