@@ -143,6 +143,10 @@ def test_ok_case_from_the_captured_output(tmp_path):
         "request_metrics.csv.xz", "batch_metrics.csv.xz", "decode_token_execution_plus_preemption_time.csv.xz"]
     assert (tmp_path / "keep" / "h100-sarathi-qps2" / "request_metrics.csv.xz").is_file()
     assert case["artifacts"][0]["path"] == "<external>/keep/h100-sarathi-qps2/request_metrics.csv.xz"
+    assert "independence" not in case  # no profile named: nothing declared
+    calibrated, _ = case_from_output(_case(), RUN, None, profile="data/profiles/vidur/h100/compute")
+    assert calibrated["independence"]["class"] == "calibrated-separately"
+    assert "data/profiles/vidur/h100/compute" in calibrated["independence"]["what"]
 
 
 def test_unreadable_csv_is_parse_failed(tmp_path):

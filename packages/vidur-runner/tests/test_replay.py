@@ -87,4 +87,10 @@ def test_replay_regenerates_the_committed_documents(tmp_path: Path, monkeypatch)
             for volatile in ("invocation", "wall_clock", "environment"):
                 doc.pop(volatile, None)
         assert got == want, name
+    # D1 classes (tool-run 2.2): the replayed timeline is built from VIDUR's own operators; the batch
+    # predictions keep the vidur case's calibration on its operator profile
+    replayed = ms.read_tool_run(tmp_path / "vidur-replay.tool-run.json")["cases"]
+    assert {c["independence"]["class"] for c in replayed if c["status"] == "ok"} == {"shared-operators"}
+    batches = ms.read_tool_run(tmp_path / "vidur-batches.tool-run.json")["cases"]
+    assert {c["independence"]["class"] for c in batches} == {"calibrated-separately"}
     assert (tmp_path / "vidur-replay-report.md").read_text() == (VIDUR / "vidur-replay-report.md").read_text()

@@ -76,6 +76,13 @@ class Composition:
         return "-".join(parts)
 
 
+#: a replay is built from VIDUR's own operator set, in VIDUR's batches: a reference of class
+#: shared-operators for VIDUR (mtap_schemas.kinds.REFERENCE_CLASSES), independent of any other tool
+INDEPENDENCE = {"class": "shared-operators", "tools": ["vidur"],
+                "what": "a replay of VIDUR's own operator set: each batch composition VIDUR formed, run as one Llama-2-7B forward pass "
+                        "built from the operators VIDUR's H200 profile measured (fused QKV/up GEMMs, compiled RMSNorm/RoPE/SiLU-and-mul, "
+                        "SDPA; packages/groundtruth/src/mtap_groundtruth/replay.py)"}
+
 def parse_key(key: str) -> Composition:
     """The composition a plan key names; ValueError for a malformed one."""
     prefill: list[tuple[int, int]] = []
@@ -394,7 +401,8 @@ def run_cases(cases: list[Case], plan: dict[str, Any], settings: ReplaySettings,
             break
         try:
             metrics, extra = measure(model, parse_key(case.params["composition"]), settings)
-            result = tr.ok(case.case_id(hardware), **base, parameters=dict(sorted((params | extra).items())), metrics=metrics)
+            result = tr.ok(case.case_id(hardware), **base, parameters=dict(sorted((params | extra).items())), metrics=metrics,
+                           independence=INDEPENDENCE)
         except Exception as exc:  # noqa: BLE001 - one broken case must not lose the others
             result = record.measurement_failed(case.case_id(hardware), base, params, exc)
         record.deliver(out, case, result, progress, on_case)

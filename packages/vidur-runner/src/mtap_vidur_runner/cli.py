@@ -178,10 +178,17 @@ def _artifacts(outdir: Path, keep_dir: Path | None, c: cases_mod.Case) -> list[d
     return refs
 
 
-def case_from_output(c: cases_mod.Case, outdir: Path, keep_dir: Path | None) -> tuple[dict, list | None]:
+def profile_independence(profile: str) -> dict[str, Any]:
+    """VIDUR predicts from an operator profile of the scored GPU: its cases are calibrated on that
+    profile, a microbenchmark that is not the scored cases (mtap_schemas.kinds.REFERENCE_CLASSES)."""
+    return tr.independence("calibrated-separately", f"VIDUR's {cases_mod.MODEL} operator profile of this GPU ({profile}), not the scored cases")
+
+
+def case_from_output(c: cases_mod.Case, outdir: Path, keep_dir: Path | None, profile: str | None = None) -> tuple[dict, list | None]:
     """(case, fingerprint) of one vidur output folder: ``ok`` with its metrics, or ``failed``
     (``parse-failed`` for a missing/unreadable file, ``invalid-value`` for a number no metric can take).
-    The fingerprint (metrics and the CSVs' sha256) is what the determinism check compares."""
+    The fingerprint (metrics and the CSVs' sha256) is what the determinism check compares. ``profile``
+    names the operator profile VIDUR predicted from (the case's ``independence``)."""
     try:
         metrics = parse_mod.parse_output(outdir)
     except parse_mod.ParseError as exc:
@@ -189,7 +196,8 @@ def case_from_output(c: cases_mod.Case, outdir: Path, keep_dir: Path | None) -> 
     except tr.InvalidValue as exc:
         return tr.failed(c.id, kind="invalid-value", message=f"vidur output {outdir.name}: {exc}", **_common(c)), None
     digests = {rel: tr.artifact(outdir / rel)["sha256"] for rel in parse_mod.ARTIFACTS if (outdir / rel).is_file()}
-    case = tr.ok(c.id, metrics=metrics, artifacts=_artifacts(outdir, keep_dir, c), **_common(c))
+    case = tr.ok(c.id, metrics=metrics, artifacts=_artifacts(outdir, keep_dir, c), **_common(c),
+                 independence=profile_independence(profile) if profile else None)
     return case, [metrics, digests]
 
 
@@ -206,6 +214,7 @@ class Unit:
     keep_dir: str | None = None
     repeat: bool = False  # the determinism check's second run of `case`
     print_timings: bool = False
+    profile: str | None = None  # the operator profile's folder, as the repository names it
 
     @property
     def ident(self) -> str:
@@ -230,7 +239,7 @@ def run_unit(u: Unit) -> dict[str, Any]:
             kind, message = res.error or ("parse-failed", "vidur wrote no output folder")
             return {"case": tr.from_error(c.id, kind=kind, message=message, **_common(c)), "fingerprint": None}
         keep = None if u.repeat or u.keep_dir is None else Path(u.keep_dir)
-        case, fingerprint = case_from_output(c, res.output_dir, keep)
+        case, fingerprint = case_from_output(c, res.output_dir, keep, u.profile)
     return {"case": case, "fingerprint": fingerprint}
 
 
@@ -265,6 +274,7 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
     roots += [Path(p) for p in os.environ.get("MTAP_VIDUR_PROFILES", "").split(os.pathsep) if p]
     roots.append(opts.data_dir / "profiles" / "vidur")
     datasets: dict[str, profiles_mod.Datasets | str] = {}
+    profile_of: dict[str, str] = {}
     if not vidur_err:
         for hw in sorted({c.hardware for c in cs}):
             dev, net = cases_mod.HARDWARE[hw]
@@ -274,13 +284,14 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
                 continue
             cache.mkdir(parents=True, exist_ok=True)
             datasets[hw] = profiles_mod.install(ps, cache)
+            profile_of[hw] = relative_to_repo(ps.compute["mlp"].parent)
     keep = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
     units: list[Unit] = []
     for c in cs:
         ds = datasets.get(c.hardware)
         if isinstance(ds, profiles_mod.Datasets):
             units.append(Unit(c, ds.compute_repo, ds.network_repo, str(cache), python, timeout, keep,
-                              print_timings=print_timings))
+                              print_timings=print_timings, profile=profile_of.get(c.hardware)))
     if units and cfg["determinism_check"]:
         units.append(dataclasses.replace(units[0], repeat=True))
     # the first call per profile trains vidur's predictors into the shared cache: run those alone first,

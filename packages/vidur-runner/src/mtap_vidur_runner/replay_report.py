@@ -33,6 +33,10 @@ __all__ = ["ReplayError", "write_all"]
 TIMINGS = ("device", "eager-end-to-end")
 CDF_POINTS = 21  # every 5th percentile
 SERIES = ("ttft", "tpot", "e2e_latency")
+#: the replayed timeline is VIDUR's own schedule with batches timed by a replay of VIDUR's own operators
+REPLAY_INDEPENDENCE = {"class": "shared-operators", "tools": ["vidur"],
+                       "what": "VIDUR's own schedule re-run with each batch's time measured by the replay of VIDUR's profiled operators "
+                               "on the GPU (groundtruth --suite replay)"}
 
 
 def read_measured(path: Path, hardware: str) -> tuple[dict[str, dict[str, float]], dict[str, Any]]:
@@ -138,7 +142,9 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
         missing = 0
         for b in cb.batches:
             pred_ms = round(b.predicted_s * 1e3, 6)
-            g = groups.setdefault((b.key, pred_ms), {"batches": 0, "schedulers": set(), "batch": b})
+            # the prediction keeps the vidur case's declaration (calibrated on the GPU's operator profile)
+            g = groups.setdefault((b.key, pred_ms), {"batches": 0, "schedulers": set(), "batch": b,
+                                                     "independence": cb.case.get("independence")})
             g["batches"] += 1
             g["schedulers"].add(sched)
             m = measured.get(b.key)
@@ -168,6 +174,7 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
         seen[key] += 1
         batch_cases.append(tr.ok(
             f"{wl}/{hardware}/batch/{key}/{i}", workload=wl, hardware=hardware, key=f"{model_key}.batch.{key}.fp16",
+            independence=g.get("independence"),
             parameters={"composition": key, "batches": g["batches"], "schedulers": ",".join(sorted(g["schedulers"])),
                         "batch_size": b.size, "batch_tokens": b.tokens, "mix": b.mix},
             metrics=[tr.metric("latency", pred_ms, "ms", "prediction", timing="simulated")]))
@@ -210,7 +217,7 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
                 for i, v in enumerate(pts):
                     pct = round(100 * i / (CDF_POINTS - 1))
                     metrics.append(tr.metric(f"{stem}_cdf_p{pct:03d}", round(v, 9), "s", kind, timing=timing))
-        rep_cases.append(tr.ok(c["id"], **base, parameters=params, metrics=metrics))
+        rep_cases.append(tr.ok(c["id"], **base, parameters=params, metrics=metrics, independence=REPLAY_INDEPENDENCE))
         request_rows.append((c, vidur_tl, timelines, params["vidur_timeline_max_rel_diff"]))
     saved = save(rep_builder.document(rep_cases), output, "vidur-replay", overwrite=overwrite)
     out.append(saved.message)
