@@ -93,6 +93,14 @@ def ok_case(case: Case, est: Estimate, hw: Hardware, artifacts: list[dict[str, s
     return toolrun.ok(case.id, metrics=metrics, parameters=params, artifacts=artifacts, **_where(case))
 
 
+def floor_independence(floor: Floor) -> dict[str, Any]:
+    """The floor is a microbenchmark of the scored GPU (never of another, never fitted to the scored cases):
+    the case is calibrated separately (mtap_schemas.kinds.REFERENCE_CLASSES)."""
+    document = floor.gemm_source.split("#", 1)[0]
+    return toolrun.independence("calibrated-separately", f"per-kernel launch floor measured on this GPU by an empty-kernel "
+                                                         f"microbenchmark ({document}), never fitted to the scored cases")
+
+
 def floor_case(case: Case, est: Estimate, hw: Hardware, floor: Floor, artifacts: list[dict[str, str]]) -> dict[str, Any]:
     """The roofline + per-kernel floor case: latency = sum over operators of max(roofline, floor)."""
     assert est.floor_latency_s is not None
@@ -125,7 +133,8 @@ def floor_case(case: Case, est: Estimate, hw: Hardware, floor: Floor, artifacts:
     except toolrun.InvalidValue as exc:
         return toolrun.failed(case.id, kind="invalid-value", message=f"{case.key} on {hw.id}: {exc}",
                               parameters=params, **_where(case))
-    return toolrun.ok(case.id, metrics=metrics, parameters=params, artifacts=artifacts, **_where(case))
+    return toolrun.ok(case.id, metrics=metrics, parameters=params, artifacts=artifacts, **_where(case),
+                      independence=floor_independence(floor))
 
 
 def evaluate(case: Case, trace: Any, hw: Hardware, artifacts: list[dict[str, str]],

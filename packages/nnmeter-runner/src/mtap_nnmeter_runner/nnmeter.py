@@ -25,7 +25,7 @@ from mtap_schemas import proc
 from mtap_schemas.paths import relative_to_repo
 
 from .cases import ModelSpec, Plan
-from .predictors import PREDICTORS, RULES_FILE, Check, check, predictor_kernels, read_verified
+from .predictors import PREDICTORS, RELEASED, RULES_FILE, Check, check, predictor_kernels, read_verified
 
 #: Packages whose versions decide the result (recorded in environment.packages).
 PACKAGES = ("nn-meter", "torch", "onnx", "onnxsim", "scikit-learn", "numpy", "setuptools", "protobuf", "onnxruntime",
@@ -248,6 +248,17 @@ def _slug(kernel_type: str) -> str:
 _KIND = {"predictor-unpinned": "predictor-hash-mismatch"}
 
 
+def predictor_independence(name: str) -> dict[str, Any]:
+    """nn-Meter predicts from kernel predictors fitted to kernels timed on the scored device, never to the
+    scored models: its cases are calibrated separately (mtap_schemas.kinds.REFERENCE_CLASSES)."""
+    if name in RELEASED:
+        what = f"nn-Meter's released kernel predictors ({name}), fitted by its authors to kernels timed on this device, not the scored models"
+    else:
+        what = ("kernel predictors built by nn-Meter's builder from kernels timed on this CPU with ONNX Runtime 1.30 "
+                "(data/profiles/nn-meter/), not the scored models")
+    return tr.independence("calibrated-separately", what)
+
+
 def _case(planned: dict[str, Any], outcome: Outcome | None, tool_missing: str | None, model: ModelSpec) -> dict[str, Any]:
     """One planned case as a tool-run case (through mtap_schemas.toolrun's constructors)."""
     hw, name = planned["hardware"], PREDICTORS[planned["hardware"]]
@@ -265,7 +276,8 @@ def _case(planned: dict[str, Any], outcome: Outcome | None, tool_missing: str | 
         except tr.InvalidValue as exc:
             return tr.failed(planned["id"], kind="invalid-value", message=f"nn-Meter output: {exc}", parameters=params,
                              artifacts=artifacts, **common)
-        return tr.ok(planned["id"], metrics=built, parameters=params, artifacts=artifacts, **common)
+        return tr.ok(planned["id"], metrics=built, parameters=params, artifacts=artifacts, **common,
+                     independence=predictor_independence(name))
 
     if tool_missing or outcome is None:
         return not_ok("package-missing", tool_missing or "nn-Meter was not run")
