@@ -118,9 +118,10 @@ def neusight(session: nox.Session) -> None:
 
 @nox.session(venv_backend=PACKAGES["aggregate"]["venv-backend"], tags=["consumer"])
 def aggregate(session: nox.Session) -> None:
-    """Aggregate every tool-run document under data/evaluation/ into one table, a coverage matrix and the MTAP tables."""
+    """Aggregate every tool-run document under data/evaluation/ into one table, a coverage matrix, the MTAP tables
+    and the README's generated D1 block."""
     install(session, "aggregate")
-    session.run("mtap-aggregate", "run", "--evaluation-dir", EVAL, *session.posargs)
+    session.run("mtap-aggregate", "run", "--evaluation-dir", EVAL, "--readme", "README.md", *session.posargs)
 
 
 @nox.session(venv_backend=PACKAGES["compose-analysis"]["venv-backend"], tags=["consumer"])

@@ -241,3 +241,27 @@ def test_each_pair_carries_the_measurements_own_spread(tmp_path: Path, write_doc
     spread = {p["measured_timing"]: p["measured_spread"] for p in doc["errors_vs_measured"]}
     assert spread == {"device": 0.05, "eager-end-to-end": None}
     ms.validate(doc, "aggregate", 2)
+
+
+def test_the_readme_d1_block_is_generated_from_the_committed_data(tmp_path: Path) -> None:
+    from mtap_aggregate.report import README_BEGIN, README_END, readme_summary
+
+    evaluation = REPO / "data" / "evaluation"
+    claims = ms.read(REPO / "data" / "claims" / "self-reported.json", "claims", 2)["claims"]
+    doc, _ = build(evaluation, claims=claims, hardware=ms.read(REPO / "data" / "hardware" / "hardware.json", "hardware"))
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    block = readme[readme.index(README_BEGIN):readme.index(README_END) + len(README_END)]
+    assert block == readme_summary(doc["d1_rows"], doc["claims_vs_measured"]), "README.md's D1 block is stale: run nox -s aggregate"
+    # and the committed aggregate is this data's
+    committed = ms.read(evaluation / "mtap-aggregate-results.json", "aggregate", 2)
+    assert committed["d1_rows"] == doc["d1_rows"] and committed["claims_vs_measured"] == doc["claims_vs_measured"]
+
+
+def test_readme_block_without_markers_is_one_line_and_nothing_written(tmp_path: Path, write_doc) -> None:
+    write_doc("e/a.tool-run.json", document("tool-a", [case("c")]))
+    readme = tmp_path / "README.md"
+    readme.write_text("# no block here\n")
+    result = CliRunner().invoke(main, ["run", "--evaluation-dir", str(tmp_path / "e"), "--output", str(tmp_path / "o.json"),
+                                       "--readme", str(readme), "--claims", str(tmp_path / "none.json")])
+    assert result.exit_code == 2 and "no generated D1 block" in result.output
+    assert not (tmp_path / "o.json").exists() and readme.read_text() == "# no block here\n"

@@ -14,7 +14,7 @@ from mtap_schemas.cli import UserError, runner_group
 
 from . import __version__
 from .collect import collect, read_training
-from .report import coverage_markdown
+from .report import coverage_markdown, readme_summary, replace_block
 from .table import ROW_SCHEMA, coverage, errors_vs_measured
 from .fidelity import claims_vs_measured, d1_rows
 from .tables import d1_claims, d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility, d5_new_hardware
@@ -157,9 +157,15 @@ def main() -> None:
     show_default=True,
     help="Hardware catalog (hardware v1): measurements filed under a hardware id whose GPU differs from the GPU they ran on are refused.",
 )
+@click.option(
+    "--readme",
+    type=click.Path(dir_okay=False, exists=True, path_type=Path),
+    default=None,
+    help="A Markdown file with the generated D1 block (between its two marker lines): the block is rewritten from this run.",
+)
 @click.option("--strict", is_flag=True, help="Exit 1 if any document was skipped.")
 def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tables_dir: Path | None, claims: Path,
-        extensibility: Path, hardware: Path, strict: bool) -> None:
+        extensibility: Path, hardware: Path, readme: Path | None, strict: bool) -> None:
     """Aggregate the documents and write the table, the coverage matrix and the MTAP tables."""
     if not evaluation_dir.is_dir():
         raise UserError(f"{evaluation_dir}: evaluation folder does not exist")
@@ -201,11 +207,19 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
     else:
         click.echo(f"note: {extensibility} not found; no D5 table", err=True)
     rows = frames[0]
+    readme_text = None
+    if readme is not None:  # checked before anything is written
+        try:
+            readme_text = replace_block(readme.read_text(encoding="utf-8"), readme_summary(doc["d1_rows"], doc["claims_vs_measured"]), str(readme))
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise UserError(str(exc)) from None
     write_aggregate(output, doc, rows)
     ms.write_text_atomic(coverage_md, markdown)
     for table in tables:
         ms.write_text_atomic(tables_dir / f"{table.name}.md", table.markdown())
         ms.write_text_atomic(tables_dir / f"{table.name}.tex", table.latex())
+    if readme_text is not None:
+        ms.write_text_atomic(readme, readme_text)
     click.echo(
         f"{len(doc['sources'])} documents, {rows.height} rows, {len(doc['errors_vs_measured'])} prediction/measurement pairs"
         f", {len(doc['skipped'])} skipped -> {output}, {coverage_md}",
