@@ -19,7 +19,11 @@ Platforms (``--platform``, config ``platform``): ``HGX-H100`` (the default, the 
 ``HGX-H100x8`` up to 8 NPUs and ``HGX-H100x16`` at 16) and ``HGX-H200`` (the same matrix on
 ``HGX-H200x8``: NPU counts the catalog has a node for, 2/4/8, so W10 and every 16-NPU case are
 left out, and no ``reference`` case, which is ASTRA-sim's HGX-H100 example). An H200 case id
-starts with ``hgx-h200/``; H100 ids are unchanged.
+starts with ``hgx-h200/``; H100 ids are unchanged. ``H200-x2-NVLink``: the lent 2-GPU host the
+multi-GPU measurements ran on (``H200-SXM-141GB-x2-nvlink``: two H200s joined directly by NVLink,
+no NVSwitch), as 2 NPUs with one direct link (FullyConnected of 2 = one link each way, the
+catalog's per-direction bandwidth and latency); only the studies its measurements cover (W6 and
+the W3 step at 2 NPUs); ids start with ``h200-x2-nvlink/``.
 
 Only the cases that model the hardware as it is (hardware network, ring algorithms,
 Congestion_Aware) carry a ``key`` (schemas/README.md), so ``aggregate`` pairs one ASTRA-sim
@@ -30,7 +34,7 @@ from __future__ import annotations
 
 import fnmatch
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all")
 SIZES = {"1mib": 1 << 20, "64mib": 64 << 20, "1gib": 1 << 30}
@@ -42,11 +46,28 @@ DDP_BATCH = 32
 PRIMARY_BINARY = "congestion-aware"
 STUDIES = ("w6", "ddp", "topology", "reference", "scaling")
 
-#: platform -> (case-id prefix, {max NPUs: catalog node id}, has ASTRA-sim's published reference example).
-#: A case runs on the smallest node with at least its NPU count; counts beyond every node are left out.
-PLATFORMS: dict[str, tuple[str, dict[int, str], bool]] = {
-    "HGX-H100": ("", {8: "HGX-H100x8", 16: "HGX-H100x16"}, True),
-    "HGX-H200": ("hgx-h200/", {8: "HGX-H200x8"}, False),
+
+class Platform(NamedTuple):
+    """A GPU machine the matrix runs on. A case runs on the smallest node with at least its NPU count;
+    counts beyond every node are left out."""
+
+    prefix: str  #: case-id prefix
+    nodes: dict[int, str]  #: {max NPUs: catalog node id}
+    reference: bool  #: has ASTRA-sim's published reference example (HGX-H100)
+    #: the ASTRA-sim topology of the machine's own network (the keyed cases; the catalog entry's
+    #: interconnect.topology must be :data:`CATALOG_TOPOLOGY`'s for it)
+    network: str = "Switch"
+    studies: tuple[str, ...] = STUDIES  #: the studies it plans
+
+
+#: catalog interconnect.topology -> the ASTRA-sim analytical topology that models it (a point-to-point
+#: pair is FullyConnected over its 2 NPUs: one link each way)
+CATALOG_TOPOLOGY = {"switch": "Switch", "ring": "Ring", "fully-connected": "FullyConnected", "point-to-point": "FullyConnected"}
+
+PLATFORMS: dict[str, Platform] = {
+    "HGX-H100": Platform("", {8: "HGX-H100x8", 16: "HGX-H100x16"}, True),
+    "HGX-H200": Platform("hgx-h200/", {8: "HGX-H200x8"}, False),
+    "H200-x2-NVLink": Platform("h200-x2-nvlink/", {2: "H200-SXM-141GB-x2-nvlink"}, False, "FullyConnected", ("w6", "ddp")),
 }
 DEFAULT_PLATFORM = "HGX-H100"
 
@@ -128,7 +149,7 @@ def build(platform: str = DEFAULT_PLATFORM) -> list[Case]:
     """Every case of a platform in a stable order."""
     if platform not in PLATFORMS:
         raise ValueError(f"unknown platform {platform!r} (known: {', '.join(PLATFORMS)})")
-    prefix, _, reference = PLATFORMS[platform]
+    prefix, _, reference, network, studies = PLATFORMS[platform]
     fits = lambda n: hardware_for(n, platform) is not None  # noqa: E731
     coll = lambda *a: _coll(*a, platform=platform)  # noqa: E731
     ddp = lambda *a: _ddp(*a, platform=platform)  # noqa: E731
@@ -138,19 +159,19 @@ def build(platform: str = DEFAULT_PLATFORM) -> list[Case]:
         for n in filter(fits, NPUS):
             for size in SIZES:
                 for b in BINARIES:
-                    out.append(coll("w6", "W6", c, n, size, b, "Switch", "ring", b == PRIMARY_BINARY))
+                    out.append(coll("w6", "W6", c, n, size, b, network, "ring", b == PRIMARY_BINARY))
     # W2/W3/W10
     for workload, ns in (("W3", (2, 4, 8)), ("W2", (8,)), ("W10", (16,))):
         for n in filter(fits, ns):
             for b in BINARIES:
-                out.append(ddp("ddp", workload, n, b, "Switch", "ring", b == PRIMARY_BINARY))
+                out.append(ddp("ddp", workload, n, b, network, "ring", b == PRIMARY_BINARY))
     # experiment 1b
     grid: list[tuple[str, Any]] = [("all-reduce", (8, s)) for s in SIZES]
     grid += [("all-reduce", (n, "64mib")) for n in (2, 4, 16)]
     grid += [(c, (8, "64mib")) for c in COLLECTIVES[1:]]
     grid += [("ddp", (8, None))]
     for what, (n, size) in grid:
-        if not fits(n):
+        if not fits(n) or "topology" not in studies:
             continue
         for topo in TOPOLOGIES:
             for alg in ALGORITHMS:
@@ -160,12 +181,14 @@ def build(platform: str = DEFAULT_PLATFORM) -> list[Case]:
                     else:
                         out.append(coll("topology", "W6", what, n, size, b, topo, alg, False))
     # the published reference (ASTRA-sim's HGX-H100 example)
-    if reference:
+    if reference and "reference" in studies:
         ref = coll("reference", "W6", "all-reduce", 8, "1mib", "congestion-aware", "Switch", "ring", False)
         params = dict(ref.params, **{k: v for k, v in REFERENCE.items()})
         out.append(Case(f"{prefix}reference/hgx-h100-validated/all-reduce.n8.1mib/congestion-aware", "reference", "W6",
                         hardware_for(8, platform), None, params))
     # derived: communication scaling 2 -> 8 NPUs
+    if "scaling" not in studies:
+        return out
     by_id = {c.id: c for c in out}
     node8 = hardware_for(8, platform)
     for c in COLLECTIVES:

@@ -81,12 +81,15 @@ def plan(opts: RunOptions, platform: str | None = None) -> list[cases_mod.Case]:
 
 platform_option = click.option(
     "--platform", type=click.Choice(sorted(cases_mod.PLATFORMS)), default=None,
-    help="The GPU node the matrix runs on: HGX-H100 (HGX-H100x8, HGX-H100x16 at 16 NPUs) or HGX-H200 (HGX-H200x8, "
-         "up to 8 NPUs, ids prefixed hgx-h200/; write it with --name astra-sim-h200).  [default: the config's platform, "
-         "else HGX-H100]")
+    help="The GPU machine the matrix runs on: HGX-H100 (HGX-H100x8, HGX-H100x16 at 16 NPUs), HGX-H200 (HGX-H200x8, "
+         "up to 8 NPUs, ids prefixed hgx-h200/) or H200-x2-NVLink (H200-SXM-141GB-x2-nvlink, the 2-GPU direct-NVLink "
+         "host: 2 NPUs, one direct link, W6 and the W3 step only, ids prefixed h200-x2-nvlink/; write it with "
+         "--name astra-sim-h200-x2-nvlink).  [default: the config's platform, else HGX-H100]")
 
 
-def load_hardware(data_dir: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
+def load_hardware(data_dir: Path, ids: set[str], network: str | None = None) -> dict[str, dict[str, Any]]:
+    """The catalog entries of ``ids``, each with the figures a network needs; with ``network`` (the
+    platform's ASTRA-sim topology) each entry's interconnect.topology must be the one it models."""
     path = data_dir / "hardware" / "hardware.json"
     if not path.is_file():
         raise UserError(f"{path}: not found (--data-dir must be the repository's data/ folder)")
@@ -102,6 +105,10 @@ def load_hardware(data_dir: Path, ids: set[str]) -> dict[str, dict[str, Any]]:
                              ("peak_flops.fp32", (h.get("peak_flops") or {}).get("fp32"))):
             if not isinstance(value, (int, float)) or value <= 0:
                 raise UserError(f"{path}: hardware {hid}: field {field}: expected a positive number")
+        modelled = cases_mod.CATALOG_TOPOLOGY.get(ic.get("topology", ""))
+        if network is not None and modelled != network:
+            raise UserError(f"{path}: hardware {hid}: field interconnect.topology: expected one ASTRA-sim models as {network} "
+                            f"(the platform's network), got {ic.get('topology')!r}")
     return by_id
 
 
@@ -176,7 +183,8 @@ def run_cmd(opts: RunOptions, image_bin_dir: str, compute_source: str | None, pl
     choice = compute_source or cfg.get("compute_source", "auto")
 
     selected = plan(opts, platform)
-    hardware = load_hardware(opts.data_dir, {c.hardware for c in selected})
+    hardware = load_hardware(opts.data_dir, {c.hardware for c in selected},
+                             cases_mod.PLATFORMS[platform_of(opts, platform)].network)
     check_workloads(opts.data_dir, {c.workload for c in selected})
     # per (batch, hardware) of the DDP cases: the same for a case whatever shard or selection it is in
     layer_times: dict[tuple[int, str], compute.LayerTimes] = {}

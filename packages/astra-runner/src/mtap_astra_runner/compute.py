@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import mtap_schemas as ms
+import mtap_schemas.toolrun as tr
 
 from .resnet50 import Layer
 
@@ -40,6 +41,18 @@ class LayerTimes:
     forward_us: dict[str, float]  #: layer name -> forward time in us
     layers: tuple[Layer, ...]  #: the layer table (data/workloads/layers/resnet50.layers.json)
     sha256: str | None = None  #: of the ground-truth document the numbers came from
+    document: str | None = None  #: the ground-truth document, repository-relative
+    gpu: str | None = None  #: the hardware id its cases are filed under (the simulated GPU)
+
+    def independence(self) -> dict[str, Any] | None:
+        """The DDP cases' ``independence`` (tool-run 2.2): compute taken from a measurement of the
+        simulated GPU is ``calibrated-separately`` (a microbenchmark of the scored hardware that is not
+        the scored step); a roofline over datasheet figures declares nothing (independent)."""
+        if self.source != "groundtruth" or self.document is None:
+            return None
+        on = f" on this {self.gpu}" if self.gpu else ""
+        return tr.independence("calibrated-separately",
+                               f"per-layer ResNet-50 forward compute (resnet50.layer.*) measured{on}: {self.document}")
 
     def step_layers(self, batch: int, dtype_bytes: int = 4) -> list[tuple[str, int, int, int, int]]:
         """(name, forward_us, backward_us, gradient_bytes, forward_flops) for traces.write_ddp_step."""
@@ -102,7 +115,7 @@ def from_groundtruth(layers: tuple[Layer, ...], data_dir: Path, batch: int, dtyp
             timings = sorted({str(TIMING_PREFERENCE[r]) if r < len(TIMING_PREFERENCE) else "other" for r, _ in found.values()})
             detail = f"{rel} resnet50.layer.*.b{batch}.{dtype} latency ({', '.join(timings)} timing) x1 forward, x2 backward"
             sha = hashlib.sha256(path.read_bytes()).hexdigest()
-            return LayerTimes("groundtruth", detail, {k: v for k, (_, v) in found.items()}, layers, sha)
+            return LayerTimes("groundtruth", detail, {k: v for k, (_, v) in found.items()}, layers, sha, rel, gpu)
     return None
 
 

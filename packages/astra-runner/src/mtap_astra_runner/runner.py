@@ -158,7 +158,9 @@ def run_unit(unit: Unit) -> dict[str, Any]:
     params["critical_npu"] = crit.npu
     if "expected_cycles" in params:
         params["reproduces_expected"] = crit.cycles == params["expected_cycles"]
-    return tr.ok(case.id, metrics=metrics, **{**common, **_common(case, params)})
+    # a step whose compute is the simulated GPU's own measurement says so (tool-run 2.2 case.independence)
+    dep = unit.layer_times.independence() if case.params.get("kind") == "ddp" and unit.layer_times is not None else None
+    return tr.ok(case.id, metrics=metrics, independence=dep, **{**common, **_common(case, params)})
 
 
 def derived_case(case: Case, done: dict[str, dict[str, Any]]) -> dict[str, Any]:
