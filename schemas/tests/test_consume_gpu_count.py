@@ -94,6 +94,11 @@ def test_what_is_not_checked():
     doc = _doc([("all-reduce.n2.1mib", "HGX-H200x8", {"ranks": 2})], gpu_count=2)
     assert consume.gpu_mismatch(doc, {"HGX-H200x8": "H200"}) is None
     assert consume.gpu_count_mismatch(doc, None) is None
+    # a case that measured nothing is not counted (a 4-GPU case a 2-GPU host could not run)
+    gone = _doc([("all-reduce.n2.1mib", "H200-SXM-141GB-x2-nvlink", {"ranks": 2})], gpu_count=2)
+    gone["cases"].append(tr.unavailable("all-reduce.n4.1mib", workload="W6", hardware="H200-SXM-141GB-x2-nvlink",
+                                        parameters={"npus": 4}, kind="gpus-missing", message="needs 4 GPUs, this host has 2"))
+    assert _why(gone) is None
     # a bool is not a count
     assert consume.case_gpus({"parameters": {"ranks": True, "npus": 2}}) == (2, "npus")
 

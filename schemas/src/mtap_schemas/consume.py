@@ -94,7 +94,7 @@ def case_gpus(case: dict[str, Any]) -> tuple[int, str] | None:
 
 
 def gpu_count_mismatch(doc: dict[str, Any], devices: dict[str, int] | None) -> str | None:
-    """Why a measured document's cases are filed under a hardware id with another GPU count, or None.
+    """Why a measured document's ok cases are filed under a hardware id with another GPU count, or None.
 
     A case's GPU count is its ``ranks``/``npus``/``gpus`` parameter, else the document's
     ``environment.gpu.count`` (the GPUs the run used). It must equal the catalog entry's ``devices``,
@@ -108,7 +108,7 @@ def gpu_count_mismatch(doc: dict[str, Any], devices: dict[str, int] | None) -> s
     env_count = env_count if isinstance(env_count, int) and not isinstance(env_count, bool) else None
     for case in doc["cases"]:
         want = devices.get(case["hardware"])
-        if want is None:
+        if want is None or case.get("status") != "ok":  # a case that measured nothing (failed, unavailable) is not counted
             continue
         stated = case_gpus(case)
         if stated is None:
