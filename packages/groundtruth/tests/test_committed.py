@@ -108,16 +108,30 @@ def test_h200_single_gpu_document_has_300_ok_cases_across_the_workloads() -> Non
 
 
 def test_multi_gpu_documents_name_their_cards() -> None:
+    """Multi-suite cases: a 1-GPU case under the GPU's own id, a multi-GPU case under the node of that GPU
+    with the GPU count the run had (h200-x2: the 2-GPU direct-NVLink host, not an 8-GPU HGX)."""
     multi = {k: v for k, v in docs().items() if any(c["key"].startswith(("resnet50.ddp-step", "all-")) for c in v["cases"])}
     if not multi:
         pytest.skip("no multi-GPU document committed")
     hw = catalog()
     for name, d in multi.items():
         card = Path(name).name.split("-")[0].upper()
+        count = d["environment"]["gpu"]["count"]
         assert card in d["environment"]["gpu"]["name"]
-        assert re.search(rf"-x{d['environment']['gpu']['count']}\b", name), name
+        assert re.search(rf"-x{count}\b", name), name
         for c in d["cases"]:
-            assert hw[c["hardware"]]["kind"] == "gpu-node" and card in c["hardware"] and card in c["parameters"]["gpu_name"]
+            entry = hw[c["hardware"]]
+            assert card in c["hardware"] and card in c["parameters"]["gpu_name"]
+            if c["parameters"]["ranks"] == 1:
+                assert entry["kind"] == "gpu" and entry["devices"] == 1, (name, c["id"])
+            else:
+                assert entry["kind"] == "gpu-node" and entry["devices"] == count == c["parameters"]["ranks"], (name, c["id"])
+                assert hw[entry["device"]]["kind"] == "gpu" and card in entry["device"]
+    x2 = multi.get("h200-x2.tool-run.json")
+    if x2 is not None:  # the 2-GPU host: two H200s joined directly by NVLink
+        assert {c["hardware"] for c in x2["cases"] if c["parameters"]["ranks"] == 2} == {"H200-SXM-141GB-x2-nvlink"}
+        assert hw["H200-SXM-141GB-x2-nvlink"]["interconnect"]["topology"] == "point-to-point"
+        assert "HGX-H100x8" not in x2["invocation"]["command"] and all("filing_note" in c["parameters"] for c in x2["cases"])
 
 
 def test_the_floor_was_measured_on_the_h200_with_its_spread() -> None:

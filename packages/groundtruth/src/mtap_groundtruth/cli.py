@@ -70,7 +70,7 @@ def plan_options(fn: Any) -> Any:
     opts = [
         click.option("--suite", type=click.Choice(cases_mod.SUITES), default="single", show_default=True, help="Which case matrix."),
         click.option("--gpus", type=click.IntRange(min=1), default=None, help="multi: GPUs to use (default: all visible; `cases` plans 2)."),
-        click.option("--hardware", default=None, help="Hardware id for the cases (default from the GPU: H100 -> H100-SXM5-80GB, H200 -> H200-SXM-141GB; for multi HGX-H100x8 / HGX-H200x8). Must name the GPU the machine has; `cases` defaults to the H100 ids."),
+        click.option("--hardware", default=None, help="Hardware id for the cases (default from the GPU: H100 -> H100-SXM5-80GB, H200 -> H200-SXM-141GB; for multi the catalog's node of that GPU with this host's GPU count, e.g. 2 x H200 -> H200-SXM-141GB-x2-nvlink, 8 -> HGX-H200x8, and 1-GPU cases under the GPU's id). Must name the GPU (multi: the node with the GPU count) the machine has; `cases` defaults to the H100 ids."),
         click.option("--tiny", is_flag=True, help="Small stand-in models and sizes with the same code paths (CPU tests; never evaluation data)."),
         click.option("--plan", "plan_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      help="replay: the batch-plan document (schemas/batch-plan.v1.schema.json) whose compositions to measure."),
@@ -131,13 +131,14 @@ def main() -> None:
 @plan_options
 def cases_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None, tiny: bool, plan_path: Path | None) -> None:
     """Print the planned cases as JSON lines; measures nothing and needs no GPU."""
-    hw_ids, _, _ = _load_catalogs(opts.data_dir)
+    hw_ids, _, hw_gpu = _load_catalogs(opts.data_dir)
     plan = _read_plan(suite, plan_path)
     hw = hardware or (plan["hardware"] if plan else "HGX-H100x8" if suite == "multi" else "H100-SXM5-80GB")
     if hw not in hw_ids:
         raise UserError(f"--hardware: {hw!r} is not an id in {opts.data_dir / 'hardware' / 'hardware.json'}")
     for case in _select(opts, suite, gpus or 2, plan, plan_path):
-        click.echo(json.dumps(case.planned(hw), sort_keys=True, separators=(",", ":")))
+        one_gpu = suite == "multi" and case.params.get("npus") == 1  # a 1-GPU case is filed under the node's GPU
+        click.echo(json.dumps(case.planned(hw_gpu[hw] if one_gpu else hw), sort_keys=True, separators=(",", ":")))
 
 
 @main.command("run")
@@ -211,6 +212,18 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
         if card is None or hw_gpu.get(hw) != card:
             raise UserError(f"--hardware: {hw!r} is not the GPU this machine has ({gpu_name!r}"
                             f"{', catalog id ' + card if card else ', which has no catalog id'}): a measurement is filed under the hardware it ran on")
+    # multi: each case under its GPU count's id (1 GPU: the card's; more: this host's node, by its GPU count)
+    ids = {1: hw}
+    if suite == "multi":
+        from . import multi
+    if suite == "multi" and gpu_name is not None:
+        try:
+            ids = multi.hardware_ids(ms.read(catalog, "hardware")["hardware"], str(card), len(env.nvidia_smi()) or visible, gpus,
+                                     hardware)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        hw = ids.get(0, ids[1])
+    hw_of = (lambda c: multi.case_hardware(c, ids)) if suite == "multi" else (lambda c: hw)  # noqa: E731
     if plan is not None and device.type == "cuda" and plan["hardware"] != hw:
         raise UserError(f"--plan {plan_path}: the plan's batches were predicted for {plan['hardware']}, this machine is {hw}: "
                         "replay them on that hardware (a measurement is filed under the hardware it ran on)")
@@ -224,8 +237,8 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
         common["gpu_name"] = gpu_name  # the card really measured
     builder.packages = env.packages(device)
     # the plan: cases, hardware and every setting that changes a measurement (a resumed run must match it)
-    cp = opts.checkpoint({"cases": [c.planned(hw) for c in selected], "settings": common | {"tiny": tiny, "tf32": tf32, "graphs": graphs}})
-    todo = [c for c in selected if c.case_id(hw) not in cp.done]
+    cp = opts.checkpoint({"cases": [c.planned(hw_of(c)) for c in selected], "settings": common | {"tiny": tiny, "tf32": tf32, "graphs": graphs}})
+    todo = [c for c in selected if c.case_id(hw_of(c)) not in cp.done]
     if cp.done:
         click.echo(f"--resume: {len(selected) - len(todo)} of {len(selected)} cases already measured", err=True)
     builder.setup_done()
@@ -234,10 +247,10 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
         """The finished cases in plan order; with ``pending``, the rest as failed/timeout (a checkpoint)."""
         out = []
         for c in selected:
-            if c.case_id(hw) in cp.done:
-                out.append(cp.done[c.case_id(hw)])
+            if c.case_id(hw_of(c)) in cp.done:
+                out.append(cp.done[c.case_id(hw_of(c))])
             elif pending:
-                out.append(tr.failed(c.case_id(hw), workload=c.workload, hardware=hw, key=c.key,
+                out.append(tr.failed(c.case_id(hw_of(c)), workload=c.workload, hardware=hw_of(c), key=c.key,
                                      parameters=dict(sorted((dict(c.params) | common).items())), kind="timeout",
                                      message="not measured: the run was cut off before this case (a checkpoint written during the run)"))
         return out
@@ -245,7 +258,7 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
     last_write = [time.monotonic()]
 
     def on_case(case: cases_mod.Case, result: dict) -> None:
-        cp.record(case.case_id(hw), result)
+        cp.record(case.case_id(hw_of(case)), result)
         if checkpoint_seconds and time.monotonic() - last_write[0] >= checkpoint_seconds:
             builder.gpu = env.gpu_info(device, used=gpus if device.type == "cuda" else 1)
             save(builder.document(document_cases(True), shard=opts.shard), opts.output, opts.name, overwrite=opts.overwrite)
@@ -257,7 +270,7 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
         if suite == "multi":
             from . import multi
 
-            for result, case in zip(multi.run_cases(todo, hw, device, gpus, iters, warmup, tiny, tf32, progress=step, common=common), todo):
+            for result, case in zip(multi.run_cases(todo, ids, device, gpus, iters, warmup, tiny, tf32, progress=step, common=common), todo):
                 on_case(case, result)
         elif suite == "replay":
             from . import replay

@@ -218,19 +218,23 @@ def summarize(case: Case, gathered: list[dict]) -> tuple[list[dict], dict[str, A
     return metrics, extra
 
 
-def run_cases(cases: list[Case], hardware: str, device: torch.device, gpus: int, iters: int, warmup: int, tiny: bool, tf32: bool,
-              progress: Callable[[Case], None] | None = None, common: dict[str, Any] | None = None) -> list[dict]:
-    """Run the multi-GPU cases, one process group per GPU count; returns tool-run cases."""
+def run_cases(cases: list[Case], hardware: str | dict[int, str], device: torch.device, gpus: int, iters: int, warmup: int,
+              tiny: bool, tf32: bool, progress: Callable[[Case], None] | None = None,
+              common: dict[str, Any] | None = None) -> list[dict]:
+    """Run the multi-GPU cases, one process group per GPU count; returns tool-run cases. ``hardware``: one
+    id for every case, or :func:`hardware_ids`' mapping (each case under its GPU count's id)."""
     os.environ.update(NO_MULTICAST)
+    ids = hardware if isinstance(hardware, dict) else None
     by_n: dict[int, list[Case]] = {}
     for c in cases:
         by_n.setdefault(c.params["npus"], []).append(c)
     results: dict[str, dict] = {}
     for n, group in sorted(by_n.items()):
         base_cases = {c.key: c for c in group}
+        hw = case_hardware(group[0], ids) if ids is not None else str(hardware)
         if n > gpus:
             for c in group:
-                results[c.key] = _failed(c, hardware, "unavailable", "gpus-missing", f"needs {n} GPUs, this host has {gpus}", common)
+                results[c.key] = _failed(c, hw, "unavailable", "gpus-missing", f"needs {n} GPUs, this host has {gpus}", common)
                 if progress:
                     progress(c)
             continue
@@ -244,12 +248,12 @@ def run_cases(cases: list[Case], hardware: str, device: torch.device, gpus: int,
             except RankError as exc:  # the whole group failed: record it
                 raw = {}
                 for c in group:
-                    results[c.key] = _failed(c, hardware, "failed", exc.kind, f"process group of {n} failed: {exc}", common)
+                    results[c.key] = _failed(c, hw, "failed", exc.kind, f"process group of {n} failed: {exc}", common)
         for key, gathered in raw.items():
             case = base_cases[key]
             bad = [g for g in gathered if not g["ok"]]
             if bad:
-                results[key] = _failed(case, hardware, "failed", "measurement-failed", bad[0]["error"], common)
+                results[key] = _failed(case, hw, "failed", "measurement-failed", bad[0]["error"], common)
             else:
                 metrics, extra = summarize(case, gathered)
                 params = dict(case.params) | extra | {"device": device.type, "nccl_nvls_enable": "0"} | dict(common or {})
@@ -260,14 +264,63 @@ def run_cases(cases: list[Case], hardware: str, device: torch.device, gpus: int,
 
                     metrics.append(tr.metric("forward_backward_flops", resnet50_train_flops(params["batch_run"], params["image"]),
                                              "FLOP", "derived"))
-                results[key] = tr.ok(case.case_id(hardware), workload=case.workload, hardware=hardware, key=case.key,
+                results[key] = tr.ok(case.case_id(hw), workload=case.workload, hardware=hw, key=case.key,
                                      parameters=dict(sorted(params.items())), metrics=metrics)
         for c in group:
             if c.key not in results:
-                results[c.key] = _failed(c, hardware, "failed", "measurement-failed", "no result came back from the process group", common)
+                results[c.key] = _failed(c, hw, "failed", "measurement-failed", "no result came back from the process group", common)
             if progress:
                 progress(c)
     return [results[c.key] for c in cases]
+
+
+def hardware_ids(catalog: list[dict[str, Any]], card: str, host_gpus: int, gpus: int, requested: str | None = None) -> dict[int, str]:
+    """The hardware id of each GPU count of the multi suite on a host of ``host_gpus`` GPUs of catalog id
+    ``card`` (the single GPU's), using ``gpus`` of them: ``{1: card}`` plus, when the run uses more than
+    one GPU, ``{0: node}`` for every count of 2 and more (0 = "any n > 1": see :func:`case_hardware`).
+
+    The node is the catalog's ``gpu-node`` of that GPU whose ``devices`` is the host's GPU count (the
+    2-GPU direct-NVLink H200 host is ``H200-SXM-141GB-x2-nvlink``, an 8-GPU HGX H200 ``HGX-H200x8``), or
+    ``requested`` (``--hardware``), which must be such an entry (or the GPU itself, for a 1-GPU run).
+    A 1-GPU case is always filed under the GPU: it uses no interconnect. Raises ValueError, one line,
+    when the catalog has no such node, several, or ``requested`` has another GPU count than the host,
+    and when the run would use only some of the node's GPUs for multi-GPU cases (they would read as a
+    smaller machine: ``environment.gpu.count`` is the GPUs used)."""
+    nodes = [h for h in catalog if h.get("kind") == "gpu-node" and h.get("device") == card]
+    if requested is not None and requested != card:
+        entry = next((h for h in nodes if h["id"] == requested), None)
+        if entry is None:
+            raise ValueError(f"--hardware: {requested!r} is not a multi-GPU node of {card} in the catalog "
+                             f"({', '.join(sorted(h['id'] for h in nodes)) or 'it has none'})")
+        if entry["devices"] != host_gpus:
+            raise ValueError(f"--hardware: {requested} has {entry['devices']} GPUs, this host has {host_gpus} "
+                             "(a measurement is filed under the machine it ran on)")
+        node: str | None = requested
+    elif gpus <= 1:
+        node = None
+    else:
+        if requested == card:
+            raise ValueError(f"--hardware: {card} is one GPU, the run uses {gpus} (--gpus): name this {host_gpus}-GPU host's "
+                             "node, or leave --hardware out")
+        fits = sorted(h["id"] for h in nodes if h["devices"] == host_gpus)
+        if not fits:
+            raise ValueError(f"--hardware: the catalog has no node of {host_gpus} x {card} (kind gpu-node, device {card}, "
+                             f"devices {host_gpus}): add this host to data/hardware/hardware.json with its interconnect, "
+                             "then name it with --hardware")
+        if len(fits) > 1:
+            raise ValueError(f"--hardware: the catalog has several nodes of {host_gpus} x {card} ({', '.join(fits)}): "
+                             "name the one this host is (its interconnect decides)")
+        node = fits[0]
+    if node is not None and 1 < gpus < host_gpus:
+        raise ValueError(f"--gpus: {gpus} of this host's {host_gpus}: its multi-GPU cases are filed under {node} "
+                         f"({host_gpus} GPUs) and need all of them (--gpus {host_gpus}), or --gpus 1")
+    return {1: card} if node is None else {1: card, 0: node}
+
+
+def case_hardware(case: Case, ids: dict[int, str]) -> str:
+    """The hardware id of one multi-suite case (:func:`hardware_ids`): its GPU count's, else the node's."""
+    n = case.params["npus"]
+    return ids.get(n) or ids.get(0) or ids[1]
 
 
 class RankError(RuntimeError):
