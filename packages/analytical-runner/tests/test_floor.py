@@ -117,6 +117,9 @@ def test_floor_run_writes_its_own_tool_and_unavailable_without_a_floor(tmp_path,
         assert c["parameters"]["operators"] == 1 and c["parameters"]["floored_operators"] == 1
         assert m["roofline_latency"]["value"] < 0.002 and m["latency"]["value"] == 0.002
         assert "floor.mm-16.graph = 0.002 ms" in m["latency"]["source"] and c["parameters"]["floor_gemm_s"] == pytest.approx(2e-6)
+        # D1 class: calibrated on a microbenchmark of the scored GPU, naming the floor document
+        assert c["independence"]["class"] == "calibrated-separately" and ms_rel(path) in c["independence"]["what"]
+        assert "independence" not in h100
     assert {"path": ms_rel(path), "sha256": ms.sha256_file(path)} in by["H200-SXM-141GB:resnet50.conv1.b1.fp16"]["artifacts"]
     # the pure roofline of the same cases: the floor variant's roofline_latency is its latency, digit for digit
     res = invoke("run", "--config", _cfg(tmp_path), "--data-dir", data_dir, "--output", tmp_path, "--jobs", "1")

@@ -179,6 +179,9 @@ def test_committed_predictor_prediction_and_tamper_refusal(tmp_path):
     cid = "W8/mobilenet-v2/xeon-emr-ort1.30-t4/latency"
     assert by_id(doc)[cid]["status"] == "ok"
     assert metrics(by_id(doc)[cid]) == metrics(committed[cid])
+    # D1 class: the predictors were fitted to kernels timed on this CPU, as the committed document declares
+    assert by_id(doc)[cid]["independence"] == committed[cid]["independence"]
+    assert committed[cid]["independence"]["class"] == "calibrated-separately"
 
     copy = tmp_path / "tampered"
     shutil.copytree(PREDICTORS, copy)
