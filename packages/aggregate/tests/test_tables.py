@@ -248,9 +248,9 @@ def test_a_serving_runs_percentiles_are_one_pair(tmp_path: Path, write_doc) -> N
 
 
 def test_intervals_are_seeded_and_cover_the_mape(tmp_path: Path, write_doc) -> None:
-    from mtap_aggregate.fidelity import interval
-
     import numpy as np
+
+    from mtap_aggregate.fidelity import interval
 
     values = np.array([1.0, 5.0, 9.0, 20.0, 3.0, 7.0, 40.0])
     a = interval(values, "mape", 42)

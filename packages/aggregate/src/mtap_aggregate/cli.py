@@ -14,9 +14,9 @@ from mtap_schemas.cli import UserError, runner_group
 
 from . import __version__
 from .collect import collect, read_training
+from .fidelity import claims_vs_measured, d1_rows
 from .report import coverage_markdown, readme_summary, replace_block
 from .table import ROW_SCHEMA, coverage, errors_vs_measured
-from .fidelity import claims_vs_measured, d1_rows
 from .tables import d1_claims, d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility, d5_new_hardware
 from .write import write_aggregate
 
