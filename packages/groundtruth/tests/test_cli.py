@@ -18,7 +18,7 @@ def invoke(*args: str):
 def test_help_and_version() -> None:
     r = invoke("--help")
     assert r.exit_code == 0 and "CUDA-graph" in r.output and "Example" in r.output
-    assert invoke("--version").output.strip().endswith("0.3.0")
+    assert invoke("--version").output.strip().endswith("0.4.0")
 
 
 def test_cases_prints_json_lines(data_dir: Path) -> None:

@@ -14,6 +14,13 @@ from typing import Any
 from .models import cnn_layers, layer_slug
 
 SUITES = ("single", "multi", "neusight", "floor", "replay")
+#: --attention: sdpa = the plain-PyTorch models (F.scaled_dot_product_attention, keys as before);
+#: eager = the Hugging Face models NeuSight traces, attn_implementation="eager" (mtap_groundtruth.hf),
+#: keys = the SDPA key + EAGER_SUFFIX (the key names the computation; the aggregate pairs on it).
+ATTENTIONS = ("sdpa", "eager")
+EAGER_SUFFIX = ".eager-attn"
+#: suites with transformer cases whose attention --attention chooses (single: its W4/W7 cases)
+ATTENTION_SUITES = ("single", "neusight")
 DTYPES = ("fp32", "fp16")
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all")
 SIZES = {"1mib": 1 << 20, "64mib": 64 << 20, "1gib": 1 << 30}
@@ -64,7 +71,15 @@ class Case:
         return {"id": self.case_id(hardware), "key": self.key, "workload": self.workload, "hardware": hardware, "suite": self.suite, "kind": self.kind, "parameters": dict(sorted(self.params.items()))}
 
 
-def single_cases() -> list[Case]:
+def _eager(case: Case) -> Case:
+    """The same configuration as NeuSight traces it: key + EAGER_SUFFIX, parameter attention eager."""
+    return Case(case.key + EAGER_SUFFIX, case.workload, case.suite, case.kind, dict(case.params) | {"attention": "eager"})
+
+
+def single_cases(attention: str = "sdpa") -> list[Case]:
+    """The single suite; with ``attention`` eager only its W4/W7 transformer cases, keys suffixed."""
+    if attention == "eager":
+        return [_eager(c) for c in single_cases() if c.kind == "transformer"]
     out: list[Case] = []
     for b in (1, 32):
         for dt in DTYPES:
@@ -76,12 +91,13 @@ def single_cases() -> list[Case]:
         for b in (1, 8):
             for s in (128, 512):
                 for dt in DTYPES:
-                    out.append(Case(f"{model}.model.b{b}.s{s}.{dt}", workload, "single", "transformer", {"model": model, "batch": b, "seq": s, "dtype": dt}))
+                    out.append(Case(f"{model}.model.b{b}.s{s}.{dt}", workload, "single", "transformer",
+                                    {"model": model, "batch": b, "seq": s, "dtype": dt, "attention": "sdpa"}))
     for t in PREFILL_TOKENS:
-        out.append(Case(f"llama2-7b.prefill.b1.t{t}.fp16", "W5", "single", "prefill", {"model": "llama2-7b", "batch": 1, "tokens": t, "dtype": "fp16"}))
+        out.append(Case(f"llama2-7b.prefill.b1.t{t}.fp16", "W5", "single", "prefill", {"model": "llama2-7b", "batch": 1, "tokens": t, "dtype": "fp16", "attention": "sdpa"}))
     for b in DECODE_BATCHES:
         for kv in DECODE_KV:
-            out.append(Case(f"llama2-7b.decode.b{b}.kv{kv}.fp16", "W5", "single", "decode", {"model": "llama2-7b", "batch": b, "kv": kv, "dtype": "fp16"}))
+            out.append(Case(f"llama2-7b.decode.b{b}.kv{kv}.fp16", "W5", "single", "decode", {"model": "llama2-7b", "batch": b, "kv": kv, "dtype": "fp16", "attention": "sdpa"}))
     for model, workload in EDGE_CNNS:
         for b in CNN_BATCHES:
             for dt in DTYPES:
@@ -113,12 +129,13 @@ def floor_cases() -> list[Case]:
     return out
 
 
-def neusight_cases() -> list[Case]:
-    return [
+def neusight_cases(attention: str = "sdpa") -> list[Case]:
+    cases = [
         Case(f"{model}.model.b{b}.s{s}.fp32", "W4" if model.startswith("bert") else "W7", "neusight", "transformer",
-             {"model": model, "batch": b, "seq": s, "dtype": "fp32", "neusight_tag": tag})
+             {"model": model, "batch": b, "seq": s, "dtype": "fp32", "neusight_tag": tag, "attention": "sdpa"})
         for tag, model, b, s in NEUSIGHT
     ]
+    return [_eager(c) for c in cases] if attention == "eager" else cases
 
 
 def npus_for(gpus: int) -> tuple[list[int], list[int]]:
@@ -139,11 +156,16 @@ def multi_cases(gpus: int, ddp_batch: int = 32) -> list[Case]:
     return out
 
 
-def plan(suite: str, gpus: int = 2) -> list[Case]:
+def plan(suite: str, gpus: int = 2, attention: str = "sdpa") -> list[Case]:
+    if attention not in ATTENTIONS:
+        raise ValueError(f"unknown attention {attention!r} (one of {', '.join(ATTENTIONS)})")
+    if attention != "sdpa" and suite not in ATTENTION_SUITES:
+        raise ValueError(f"suite {suite} has no transformer cases whose attention --attention chooses "
+                         f"(--attention {attention} is for suites {' and '.join(ATTENTION_SUITES)})")
     if suite == "single":
-        return single_cases()
+        return single_cases(attention)
     if suite == "neusight":
-        return neusight_cases()
+        return neusight_cases(attention)
     if suite == "multi":
         return multi_cases(gpus)
     if suite == "floor":

@@ -38,6 +38,9 @@ Suites (--suite):
             nccl-tests defines them); W3 ResNet-50 DDP training step at 1..N GPUs.
   neusight  NeuSight's H100 inference configurations (BERT-large, GPT-2-large,
             GPT-3-XL/2.7B, OPT-1.3B), FP32 with TF32 off, as its labels were measured.
+            --attention eager (also single's W4/W7 cases): the Hugging Face models
+            NeuSight traces (transformers 4.38.1, attn_implementation="eager",
+            BERT as AutoModelForSequenceClassification), keys <key>.eager-attn.
   floor     the per-kernel launch floor: an empty kernel and the smallest kernels the
             models launch (1-element fill and add, 16x16 GEMM), eager (host-observed,
             back-to-back launches) and in a CUDA graph (device time per node); no model
@@ -72,6 +75,11 @@ def plan_options(fn: Any) -> Any:
         click.option("--gpus", type=click.IntRange(min=1), default=None, help="multi: GPUs to use (default: all visible; `cases` plans 2)."),
         click.option("--hardware", default=None, help="Hardware id for the cases (default from the GPU: H100 -> H100-SXM5-80GB, H200 -> H200-SXM-141GB; for multi the catalog's node of that GPU with this host's GPU count, e.g. 2 x H200 -> H200-SXM-141GB-x2-nvlink, 8 -> HGX-H200x8, and 1-GPU cases under the GPU's id). Must name the GPU (multi: the node with the GPU count) the machine has; `cases` defaults to the H100 ids."),
         click.option("--tiny", is_flag=True, help="Small stand-in models and sizes with the same code paths (CPU tests; never evaluation data)."),
+        click.option("--attention", type=click.Choice(cases_mod.ATTENTIONS), default="sdpa", show_default=True,
+                     help="Transformer cases (suite neusight; single's W4/W7): sdpa = the plain-PyTorch models (fused "
+                          "F.scaled_dot_product_attention); eager = the Hugging Face models NeuSight traces, with "
+                          "attn_implementation=\"eager\" (transformers==4.38.1, NeuSight's pin; keys end in .eager-attn; "
+                          "single then plans only its W4/W7 cases)."),
         click.option("--plan", "plan_path", type=click.Path(path_type=Path, dir_okay=False), default=None,
                      help="replay: the batch-plan document (schemas/batch-plan.v1.schema.json) whose compositions to measure."),
     ]
@@ -102,9 +110,12 @@ def _read_plan(suite: str, plan_path: Path | None) -> dict[str, Any] | None:
     return plan
 
 
-def _plan_cases(suite: str, gpus: int, plan: dict[str, Any] | None, plan_path: Path | None) -> list[cases_mod.Case]:
+def _plan_cases(suite: str, gpus: int, plan: dict[str, Any] | None, plan_path: Path | None, attention: str = "sdpa") -> list[cases_mod.Case]:
+    if attention != "sdpa" and suite not in cases_mod.ATTENTION_SUITES:
+        raise UserError(f"--attention {attention}: suite {suite} has no transformer cases whose attention it chooses "
+                        f"(only suites {' and '.join(cases_mod.ATTENTION_SUITES)})")
     if plan is None:
-        return cases_mod.plan(suite, gpus)
+        return cases_mod.plan(suite, gpus, attention)
     from . import replay
 
     try:
@@ -113,9 +124,10 @@ def _plan_cases(suite: str, gpus: int, plan: dict[str, Any] | None, plan_path: P
         raise UserError(f"{plan_path}: field compositions: {exc}") from None
 
 
-def _select(opts: RunOptions, suite: str, gpus: int, plan: dict[str, Any] | None = None, plan_path: Path | None = None) -> list[cases_mod.Case]:
+def _select(opts: RunOptions, suite: str, gpus: int, plan: dict[str, Any] | None = None, plan_path: Path | None = None,
+            attention: str = "sdpa") -> list[cases_mod.Case]:
     config = opts.config_doc or {}
-    planned = cases_mod.select(_plan_cases(suite, gpus, plan, plan_path), config.get("include"), config.get("exclude"), None)
+    planned = cases_mod.select(_plan_cases(suite, gpus, plan, plan_path, attention), config.get("include"), config.get("exclude"), None)
     if not planned:
         raise UserError(f"config {opts.config}: selects no cases; nothing to run")
     return opts.select(planned)
@@ -129,14 +141,15 @@ def main() -> None:
 @main.command("cases")
 @run_options(tool=RUNNER, output=OUTPUT, verb="cases", config_schema=RUNNER, config_help=CONFIG_HELP)
 @plan_options
-def cases_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None, tiny: bool, plan_path: Path | None) -> None:
+def cases_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None, tiny: bool, attention: str,
+              plan_path: Path | None) -> None:
     """Print the planned cases as JSON lines; measures nothing and needs no GPU."""
     hw_ids, _, hw_gpu = _load_catalogs(opts.data_dir)
     plan = _read_plan(suite, plan_path)
     hw = hardware or (plan["hardware"] if plan else "HGX-H100x8" if suite == "multi" else "H100-SXM5-80GB")
     if hw not in hw_ids:
         raise UserError(f"--hardware: {hw!r} is not an id in {opts.data_dir / 'hardware' / 'hardware.json'}")
-    for case in _select(opts, suite, gpus or 2, plan, plan_path):
+    for case in _select(opts, suite, gpus or 2, plan, plan_path, attention):
         one_gpu = suite == "multi" and case.params.get("npus") == 1  # a 1-GPU case is filed under the node's GPU
         click.echo(json.dumps(case.planned(hw_gpu[hw] if one_gpu else hw), sort_keys=True, separators=(",", ":")))
 
@@ -158,7 +171,7 @@ def cases_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | No
 @click.option("--checkpoint-seconds", type=click.FloatRange(min=0), default=30.0, show_default=True,
               help="single/neusight/floor: also write the document with the cases measured so far this often, under the keep "
                    "policy (0: only at the end), so a run killed from outside leaves a document; --resume uses the progress file.")
-def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None, tiny: bool, plan_path: Path | None,
+def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None, tiny: bool, attention: str, plan_path: Path | None,
             iters: int | None, warmup: int | None, device_name: str, time_budget: float | None, tf32: bool, graphs: bool,
             checkpoint_seconds: float) -> None:
     """Measure the cases and write OUTPUT/NAME.tool-run.json.
@@ -227,7 +240,14 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
     if plan is not None and device.type == "cuda" and plan["hardware"] != hw:
         raise UserError(f"--plan {plan_path}: the plan's batches were predicted for {plan['hardware']}, this machine is {hw}: "
                         "replay them on that hardware (a measurement is filed under the hardware it ran on)")
-    selected = _select(opts, suite, gpus, plan, plan_path)
+    selected = _select(opts, suite, gpus, plan, plan_path, attention)
+    if attention == "eager":
+        from . import hf
+
+        try:
+            hf.require()
+        except hf.TransformersMissing as exc:
+            raise UserError(str(exc)) from None
     for c in selected:
         if c.workload not in wl_ids:
             raise UserError(f"{opts.data_dir / 'workloads' / 'workloads.json'}: no workload {c.workload} (case {c.key})")

@@ -62,7 +62,11 @@ class Bench:
         self._meta: dict[tuple, nn.Module] = {}
 
     # -- models -----------------------------------------------------------------
-    def _build(self, name: str, dtype: torch.dtype, device: torch.device) -> nn.Module:
+    def _build(self, name: str, dtype: torch.dtype, device: torch.device, attention: str = "sdpa") -> nn.Module:
+        if attention == "eager":  # the Hugging Face model NeuSight traces, its own initialisation, built in place
+            from . import hf
+
+            return hf.build(name, dtype, device, tiny=self.settings.tiny)
         with torch.device("meta"):
             if name in CNNS:
                 model = CNNS[name]()
@@ -75,15 +79,15 @@ class Bench:
         model = model.to_empty(device=device)
         return init_random_(model)
 
-    def model(self, name: str, dtype: torch.dtype, device: torch.device) -> nn.Module:
-        key = (name, dtype, device.type)
+    def model(self, name: str, dtype: torch.dtype, device: torch.device, attention: str = "sdpa") -> nn.Module:
+        key = (name, dtype, device.type, attention)
         if device.type == "meta":
             if key not in self._meta:
-                self._meta[key] = self._build(name, dtype, device)
+                self._meta[key] = self._build(name, dtype, device, attention)
             return self._meta[key]
         if self._model_key != key:
             self.release()
-            self._model = self._build(name, dtype, device)
+            self._model = self._build(name, dtype, device, attention)
             self._model_key = key
         assert self._model is not None
         return self._model
@@ -166,17 +170,30 @@ class Bench:
             return Work(infer_resnet, None, {"image": image, "batch_run": batch})
 
         if case.kind == "transformer":
-            model = self.model(p["model"], dtype, device)
-            cfg = model.cfg
             batch = min(p["batch"], 2) if tiny else p["batch"]
             seq = min(p["seq"], 32) if tiny else p["seq"]
+            if p.get("attention") == "eager":
+                from . import hf
+
+                hf_model = self.model(p["model"], dtype, device, "eager")
+                ids = randint(hf_model.config.vocab_size, batch, seq)
+                mask = torch.ones(batch, seq, device=device) if hf.needs_mask(hf_model) else None
+
+                def infer_hf() -> object:
+                    with torch.no_grad():
+                        return hf.forward(hf_model, ids, mask)
+
+                return Work(infer_hf, None, hf.describe(hf_model, p["model"]) | {"batch_run": batch, "seq_run": seq})
+            model = self.model(p["model"], dtype, device)
+            cfg = model.cfg
             ids = randint(cfg.vocab, batch, seq)
 
             def infer_tf() -> object:
                 with torch.no_grad():
                     return model(ids)
 
-            return Work(infer_tf, None, _cfg_params(cfg) | {"batch_run": batch, "seq_run": seq})
+            return Work(infer_tf, None, _cfg_params(cfg) | {"batch_run": batch, "seq_run": seq,
+                                                            "definition": f"mtap_groundtruth.models.{type(model).__name__} (F.scaled_dot_product_attention)"})
 
         if case.kind in ("prefill", "decode"):
             model = self.model("llama2-7b", dtype, device)
