@@ -121,8 +121,10 @@ def test_cases_from_mini(mini):
     assert list(skipped.values()) == [["NVIDIA_H100_80GB_HBM3/neusight/switchxl4-inf-512-1"]]
     by_id = {c["id"]: c for c in cases}
     bert = by_id["artifact:H100-SXM5-80GB:neusight:bert_large-inf-512-8"]
-    assert (bert["workload"], bert["key"]) == ("W4", "bert-large.model.b8.s512.fp32")
+    assert (bert["workload"], bert["key"]) == ("W4", "bert-large.model.b8.s512.fp32.eager-attn")
     assert bert["parameters"]["workload_fit"] == "family" and bert["parameters"]["tf32"] is False
+    # NeuSight traces and measures with attn_implementation="eager": every case says so, its label too
+    assert all(c["parameters"]["attention"] == "eager" and c["key"].endswith(".eager-attn") for c in cases)
     kinds = {m["name"] + "/" + m["kind"]: m for m in bert["metrics"]}
     assert kinds["latency/measurement"]["source"] == "label/NVIDIA_H100_80GB_HBM3/bert_large-inf-512-8.json"
     assert kinds["latency/prediction"]["timing"] == "reported"

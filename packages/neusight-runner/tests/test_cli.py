@@ -25,7 +25,7 @@ def test_help_and_version():
     r = run("--help")
     assert r.exit_code == 0 and "Artifact mode" in r.output and "Live mode" in r.output
     assert "neusight-runner run --artifact-dir" in r.output and "packages/README.md" in r.output
-    assert run("--version").output.startswith("neusight-runner, version 2.0.0")
+    assert run("--version").output.startswith("neusight-runner, version 2.1.0")
     run_help = run("run", "--help").output
     for offered in (
         "--tool-path",
@@ -77,7 +77,7 @@ def test_shards_partition_the_cases_and_merge_to_the_whole_run(mini, tmp_path, d
 def test_cases_verb_prints_json_lines(mini, data_dir):
     r = run("cases", "--artifact-dir", mini, "--data-dir", data_dir, "--limit", "2")
     lines = [json.loads(x) for x in r.output.splitlines()]
-    assert len(lines) == 2 and lines[0]["key"] == "bert-large.model.b8.s512.fp32"
+    assert len(lines) == 2 and lines[0]["key"] == "bert-large.model.b8.s512.fp32.eager-attn"
     r = run("cases", "--data-dir", data_dir)
     assert len(r.output.splitlines()) == 32
 

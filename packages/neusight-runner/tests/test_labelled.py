@@ -54,9 +54,9 @@ def test_device_tags_plan_each_devices_own_tags(tmp_path, data_dir):
     ]
     keys = {c["id"].rsplit(":", 1)[1]: c["key"] for c in cases}
     assert keys == {
-        "bert_large-inf-512-8-fusion": "bert-large.model-compiled.b8.s512.fp32",
-        "gpt2_large-train-1024-4-dp4": "gpt2-large.ddp-step.n4.b1.s1024.fp32",
-        "bert_large-train-512-2": "bert-large.train-step.b2.s512.fp32",
+        "bert_large-inf-512-8-fusion": "bert-large.model-compiled.b8.s512.fp32.eager-attn",
+        "gpt2_large-train-1024-4-dp4": "gpt2-large.ddp-step.n4.b1.s1024.fp32.eager-attn",
+        "bert_large-train-512-2": "bert-large.train-step.b2.s512.fp32.eager-attn",
     }
 
 

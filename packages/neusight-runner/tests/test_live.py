@@ -39,7 +39,8 @@ def test_plan_is_w4_w7_on_h100_and_a100():
     cases = live.plan()
     assert len(cases) == 32 and len({c.id for c in cases}) == 32
     keys = {(c.workload, c.key) for c in cases}
-    assert ("W4", "bert-base.model.b8.s128.fp32") in keys and ("W7", "gpt2.model.b1.s512.fp32") in keys
+    assert ("W4", "bert-base.model.b8.s128.fp32.eager-attn") in keys and ("W7", "gpt2.model.b1.s512.fp32.eager-attn") in keys
+    assert all(c.parameters()["attention"] == "eager" for c in cases)
     assert {c.hardware for c in cases} == {"H100-SXM5-80GB", "A100-SXM4-80GB"}
 
 
@@ -227,7 +228,8 @@ def test_own_configurations_plan_and_job(tmp_path):
         "live:H100-SXM5-80GB:roofline:bert_large-inf-512-8-fusion",
         "live:H100-SXM5-80GB:roofline:gpt3_27-inf-2048-2",
     ]
-    assert [c.key for c in cases] == ["bert-large.model-compiled.b8.s512.fp32", "gpt3-2.7b.model.b2.s2048.fp32"]
+    assert [c.key for c in cases] == ["bert-large.model-compiled.b8.s512.fp32.eager-attn", "gpt3-2.7b.model.b2.s2048.fp32.eager-attn"]
+    assert all(c.parameters()["attention"] == "eager" for c in cases)
     assert cases[0].parameters()["workload_fit"] == "family" and cases[0].workload == "W4"
     dev = tmp_path / "NVIDIA_H100_80GB_HBM3.json"
     dev.write_text(json.dumps({"Device": "NVIDIA H100 80GB HBM3"}))

@@ -11,14 +11,18 @@ def test_parse_tag_variants():
 
 
 def test_case_keys_follow_schema_readme():
-    key = lambda s: case_key(parse_tag(s))  # noqa: E731
+    """Every key names the eager attention NeuSight traces (suffix .eager-attn), in every mode."""
+    key = lambda s: case_key(parse_tag(s)).removesuffix(".eager-attn")  # noqa: E731
+    for tag in ("bert_large-inf-512-8", "bert_large-inf-512-8-fusion", "gpt3_27-train-2048-1", "gpt2_large-train-1024-16-dp4",
+                "gpt2_large-train-1024-16-tp4", "gpt3_xl-train-2048-4-pp4_1"):
+        assert case_key(parse_tag(tag)).endswith(".eager-attn") and parse_tag(tag).parameters()["attention"] == "eager"
     assert key("bert_large-inf-512-8") == "bert-large.model.b8.s512.fp32"
     assert key("bert_large-inf-512-8-fusion") == "bert-large.model-compiled.b8.s512.fp32"
     assert key("gpt3_27-train-2048-1") == "gpt3-2.7b.train-step.b1.s2048.fp32"
     assert key("gpt2_large-train-1024-16-dp4") == "gpt2-large.ddp-step.n4.b4.s1024.fp32"  # batch per GPU
     assert key("gpt2_large-train-1024-16-tp4") == "gpt2-large.tp-step.n4.b16.s1024.fp32"
     assert key("gpt3_xl-train-2048-4-pp4_1") == "gpt3-xl.pp-step.n4.mb1.b4.s2048.fp32"
-    assert key("switchxl4-inf-512-1") is None
+    assert case_key(parse_tag("switchxl4-inf-512-1")) is None
 
 
 def test_only_the_h100_maps_onto_the_catalog():

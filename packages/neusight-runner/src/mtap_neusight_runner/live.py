@@ -29,7 +29,7 @@ from typing import Any
 from mtap_schemas import proc
 from mtap_schemas import toolrun as tr
 
-from .mapping import MODELS, Tag, case_key, hardware_id
+from .mapping import ATTENTION, ATTENTION_SUFFIX, MODELS, Tag, case_key, hardware_id
 from .parse import ParseError, parse_e2e_line, read_latency_json
 from .weights import WeightsError, verify
 
@@ -88,7 +88,7 @@ class LiveCase:
 
     @property
     def key(self) -> str:
-        return f"{WORKLOADS[self.workload][2]}.model.b{self.batch}.s{self.seq_len}.fp32"
+        return f"{WORKLOADS[self.workload][2]}.model.b{self.batch}.s{self.seq_len}.fp32{ATTENTION_SUFFIX}"
 
     def parameters(self) -> dict[str, Any]:
         return {
@@ -103,6 +103,7 @@ class LiveCase:
             "seq_len": self.seq_len,
             "dtype": "fp32",
             "tf32": False,
+            "attention": ATTENTION,
             "precision_note": "FP32, TF32 off: NeuSight sets cudnn.allow_tf32=False; cuda.matmul.allow_tf32 is PyTorch's default False",
         }
 

@@ -15,6 +15,13 @@ key and in ``parameters`` and ``parameters.workload_fit = "family"``: BERT-large
 encoder); GPT-2 large, NeuSight's "GPT-3 XL" and "GPT-3 2.7B" (both GPT2LMHeadModel configs) and
 OPT-1.3B (decoder-only causal LM) -> W7. The Switch Transformer (encoder-decoder mixture of
 experts) fits no mtap workload: its pairs are skipped and counted.
+
+Attention. NeuSight builds every model with ``attn_implementation="eager"`` (``neusight/Tracing/
+trace.py`` ``get_model``: unfused matmul, scale, mask, softmax, matmul), for its predictions (the
+traced graph) and its labels (``measure_e2e``) alike, in every mode (inference, training,
+torch.compile, distributed). Every key therefore ends in ``.eager-attn`` (:data:`ATTENTION_SUFFIX`)
+and every case has ``parameters.attention = "eager"``: it pairs only with a measurement of that
+computation (groundtruth ``--attention eager``), never with one using fused SDPA attention.
 """
 
 from __future__ import annotations
@@ -46,6 +53,10 @@ UNMAPPED_MODELS = {
     "switchxl4": "encoder-decoder mixture-of-experts (Switch Transformer): no mtap workload",
     "switch4": "encoder-decoder mixture-of-experts (Switch Transformer): no mtap workload",
 }
+
+#: The attention implementation of every model NeuSight traces and measures, and the key suffix naming it.
+ATTENTION = "eager"
+ATTENTION_SUFFIX = ".eager-attn"
 
 #: The four methods of NeuSight's artifact; only "neusight" is NeuSight's own prediction.
 METHODS = ("neusight", "roofline", "micro", "habitat")
@@ -81,6 +92,7 @@ class Tag:
             "gpus": self.gpus,
             "dtype": "fp32",
             "tf32": False,
+            "attention": ATTENTION,
         }
 
 
@@ -99,7 +111,12 @@ def hardware_id(device: str) -> tuple[str, bool]:
 
 
 def case_key(tag: Tag) -> str | None:
-    """Cross-tool join key (schemas/README.md); None for models no workload fits."""
+    """Cross-tool join key (schemas/README.md) + ``.eager-attn``; None for models no workload fits."""
+    key = _key(tag)
+    return None if key is None else key + ATTENTION_SUFFIX
+
+
+def _key(tag: Tag) -> str | None:
     if tag.model not in MODELS:
         return None
     name = MODELS[tag.model][0]
