@@ -44,7 +44,7 @@ def test_own_configuration_on_a_catalog_id(tmp_path, data_dir):
     assert (case.id, case.hardware, case.key, case.workload) == (
         f"live:{H200}:roofline:bert_large-inf-512-8",
         H200,
-        "bert-large.model.b8.s512.fp32",
+        "bert-large.model.b8.s512.fp32.eager-attn",
         "W4",
     )
     p = case.parameters()
@@ -103,7 +103,9 @@ def test_config_h200_devices(tmp_path, data_dir):
 )
 def test_committed_h200_documents(repo, data_dir, tmp_path, name, config):
     """Every case on the H200, run with the shipped config, from a device config equal to the one
-    the current catalog gives, and paired with an H200 measurement of the same key."""
+    the current catalog gives, keyed for the eager attention NeuSight traces, and a configuration
+    groundtruth measures on the H200 (with SDPA: the key without .eager-attn); once eager-attention
+    H200 measurements are committed (groundtruth --attention eager), paired with one of the same key."""
     path = data_dir / "evaluation" / "neusight" / f"{name}.tool-run.json"
     if not path.is_file():
         pytest.skip(f"no committed {path.name}")
@@ -119,11 +121,14 @@ def test_committed_h200_documents(repo, data_dir, tmp_path, name, config):
     measured = set()
     for gt in (data_dir / "evaluation" / "groundtruth").glob("h200-*.tool-run.json"):
         measured |= {c["key"] for c in ms.read_tool_run(gt)["cases"] if c["hardware"] == H200 and c["status"] == "ok"}
+    eager = {k for k in measured if k.endswith(".eager-attn")}
     for c in doc["cases"]:
         (m,) = c["metrics"]
         assert m["name"] == "latency" and m["kind"] == "prediction" and m["timing"] == "simulated" and m["value"] > 0
         assert c["parameters"]["method"] == "roofline" and c["parameters"]["method_is_neusight"] is False
-        assert c["key"] in measured, c["key"]
+        assert c["key"].endswith(".eager-attn") and c["parameters"]["attention"] == "eager", c["key"]
+        assert c["key"].removesuffix(".eager-attn") in measured, c["key"]
+        assert not eager or c["key"] in eager, c["key"]
         shas = {a["path"]: a["sha256"] for a in c["artifacts"]}
         assert shas[kept.relative_to(repo).as_posix()] == ms.sha256_file(kept)
 
