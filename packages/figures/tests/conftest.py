@@ -26,6 +26,7 @@ CLAIMS = [
     claim("tool-sim", "ring-allreduce-2gpu", "geomean-error", 20.63, "nearest", 51.0, [38.0, 64.0], 12, why="2 GPUs direct NVLink, not HGX"),
     claim("tool-sim", "ring-allreduce-4gpu", "geomean-error", 12.01, "none", None, None, 0, why="no 4-GPU machine"),
     claim("tool-sim", "ring-allreduce-8gpu", "geomean-error", 9.69, "none", None, None, 0, why="no 8-GPU machine"),
+    claim("tool-sim", "tool-sim.v100-class.all-reduce", "geomean-error", None, "none", None, None, 0, why="several figures, no single one"),
     claim("tool-latency-predictor", "pixel4-cpu-within-10pct", "share-within-10pct", 99.0, "nearest", 6.25, [0.0, 18.75], 16),
     claim("tool-dataflow", "taped-out-chip-accuracy", "accuracy", 94.3, "none", None, None, 0),
     claim("tool-mapper", "silicon-validation", "none", None, "matching", 7.1, [4.2, 10.3], 5, classes=("published-silicon",)),
@@ -56,6 +57,8 @@ def aggregate_doc(version="2.1.0", claims=True, classes=True):
                 timing = ("device", "eager-end-to-end", "device (replayed)", "reported")[i % (1 + k % 4)]
                 cls = ("independent", "calibrated-separately", "published-silicon", "shared-operators", "tool-labels")[(k + i // 20) % 5]
                 pairs.append(pair(t, h, f"k{i}", m * (1 + 0.3 * math.sin(i + k)), m, timing=timing, cls=cls))
+    for i, cls in enumerate(("independent", "calibrated-separately", "published-silicon") * 4):  # four decades, three classes
+        pairs.append(pair("tool-b-short-range", HW[1], f"s{i}", 10 ** (-2 + i / 3) * 1.2, 10 ** (-2 + i / 3), cls=cls))
     doc = {
         "schema": "aggregate", "schema_version": version, "sources": [
             {"path": f"{t}/{t}.tool-run.json", "sha256": "0" * 64, "tool": t, "backend": "measured" if t in ("groundtruth", "onnxruntime") else
@@ -76,7 +79,7 @@ def compositional_doc():
         for model in ("resnet50", "mobilenet-v2", "vgg16"):
             for config in ("b1.fp16", "b1.fp32", "b32.fp16", "b32.fp32")[: 4 if model == "resnet50" else 2] + (("b8.fp32",) if model == "vgg16" else ()):
                 mean = 40 + len(rows) * 2.7
-                rows.append({"tool": tool, "hardware": "H200-SXM-141GB", "model": model, "config": config, "layers": 53, "layers_measured": 53,
+                rows.append({"tool": tool, "hardware": HW[len(rows) % 2] if tool == "analytical-roofline" else HW[1], "model": model, "config": config, "layers": 53, "layers_measured": 53,
                              "sum_layers_predicted_ms": 1.0, "model_predicted_ms": None if config == "b8.fp32" else 1.2, "measured_model_ms": 2.0,
                              "sum_layers_measured_ms": 1.9, "measured_timing": "device", "mean_layer_ape_percent": mean,
                              "composed_ape_percent": min(mean * 1.3, 99.0), "model_ape_percent": None if config == "b8.fp32" else mean * 1.1,

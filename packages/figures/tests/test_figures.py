@@ -314,7 +314,10 @@ def test_amplification_marks_a_missing_model_prediction_instead_of_a_zero_bar() 
     fig = plots.amplification_bars(compositional_doc(), width=7.0)
     ax = fig.axes[0]
     assert "n/a" in [t.get_text() for t in ax.texts]
-    assert [t.get_text() for t in ax.get_yticklabels()][-1] == "vgg16 b8.fp32"
+    labels = [t.get_text() for t in ax.get_yticklabels()]
+    assert labels[0] == "resnet50 b1.fp16 · H100" and labels[1] == "resnet50 b1.fp32 · H200"  # one tool on two GPUs: named per row
+    assert fig.axes[1].get_title() == "analytical-roofline-floor on H200-SXM-141GB"  # one GPU: named in the title
+    assert [t.get_text() for t in fig.axes[1].get_yticklabels()][-1] == "vgg16 b8.fp32"
     assert len([a for a in fig.axes if a.get_visible()]) == 2  # one panel per tool
 
 

@@ -201,7 +201,7 @@ def predicted_vs_measured(aggregate: dict[str, Any], width: float = TWO):
     below = 0 if legend_inside else 0.13 * math.ceil(entries / (2 if narrow else 4)) + 0.2
     fig = figure(width, nrows * (panel + 0.5) + 0.3 + below)
     gs = fig.add_gridspec(nrows, ncols)
-    wrap_at = 22 if narrow else 30
+    wrap_at = 30
     for k, tool in enumerate(tools):
         row, col = divmod(k, ncols)
         ax = fig.add_subplot(gs[row, col])
@@ -213,24 +213,26 @@ def predicted_vs_measured(aggregate: dict[str, Any], width: float = TWO):
         ref = np.geomspace(lo, hi, 50)
         ax.fill_between(ref, ref * 0.9, ref * 1.1, color=OKABE_ITO["sky"], alpha=0.45, lw=0, zorder=1)
         ax.plot(ref, ref, color="0.2", lw=0.6, zorder=2)
-        for h in hardware:
-            for t in timings:
-                pts = [(x, y) for x, y, p in zip(xs, ys, shown) if p["hardware"] == h and p["measured_timing"] == t]
-                if pts:
-                    px, py = zip(*pts)
-                    ax.scatter(px, py, s=5 if narrow else 8, marker=marker[t], color=colour[h], alpha=0.8, linewidths=0.25,
-                               edgecolors="0.15", zorder=3)
+        dense = len(shown) > 300
+        for t in timings:  # one scatter per marker, points in order of measured value so no hardware hides another
+            pts = sorted((x, y, p["hardware"], p["key"]) for x, y, p in zip(xs, ys, shown) if p["measured_timing"] == t)
+            if pts:
+                ax.scatter([x for x, *_ in pts], [y for _, y, *_ in pts], s=(3 if dense else 5) if narrow else (5 if dense else 8),
+                           marker=marker[t], c=[colour[h] for *_, h, _ in pts], alpha=0.6 if dense else 0.8, linewidths=0.2,
+                           edgecolors="0.15", zorder=3)
         ax.set_xscale("log")
         ax.set_yscale("log")
         ax.set_xlim(lo, hi)
         ax.set_ylim(lo, hi)
         ax.set_aspect("equal", adjustable="box")
-        log_axis(ax.xaxis, lo, hi, numticks=4, powers_from=2)
-        log_axis(ax.yaxis, lo, hi, numticks=4, powers_from=2)
-        classes = "\n".join(_wrap(" + ".join(sorted({p["reference_class"] for p in shown})), wrap_at, lines=3))
+        log_axis(ax.xaxis, lo, hi, numticks=max(2, int(panel / 0.3)), powers_from=2)  # a 10^k label is ~0.25 in wide
+        log_axis(ax.yaxis, lo, hi, numticks=5, powers_from=2)
+        names = sorted({p["reference_class"] for p in shown})
+        classes = ("\n+ ".join(names) if narrow else "\n".join(_wrap(" + ".join(names), wrap_at, lines=3)))
         hidden = len(mine) - len(shown)
         n = f"n={len(shown)}" + (f" (+{hidden} ≤ 0 not shown)" if hidden else "")
-        ax.set_title(f"{tool}\n{classes}\n{n}", fontsize=6, linespacing=1.05)
+        # one column: titles right-aligned over their panel, so the right-hand column's stays inside the figure
+        ax.set_title(f"{tool}\n{classes}\n{n}", fontsize=5.5 if narrow else 6, linespacing=1.05, loc="right" if narrow else "center")
         if row == nrows - 1 or (row == nrows - 2 and col >= ncols - spare):
             ax.set_xlabel("measured (ms)")
         if col == 0:
@@ -291,15 +293,15 @@ def _claim_rows(claims: list[dict[str, Any]]) -> list[dict[str, Any]]:
 
 
 def _wrap(text: str, limit: int, lines: int = 2) -> list[str]:
-    """``text`` in at most ``lines`` lines of ``limit`` characters, broken after ': ', '-' or ' ' where it can."""
+    """``text`` in at most ``lines`` lines of ``limit`` characters, broken after ' · ', ': ', ' ', '.',
+    '_' or '-' (the first of these that leaves a line at least a third full), else mid-word."""
     out: list[str] = []
     while text and len(out) < lines:
         if len(text) <= limit:
             out.append(text)
             text = ""
             break
-        cut = max(text.rfind(sep, 0, limit) + len(sep) for sep in (": ", "-", " ", "_", "."))
-        cut = cut if cut > limit // 3 else limit
+        cut = next((i + len(sep) for sep in (" · ", ": ", " ", ".", "_", "-") if (i := text.rfind(sep, 0, limit)) + len(sep) > limit // 3), limit)
         out.append(text[:cut].rstrip())
         text = text[cut:].lstrip()
     if text:
@@ -313,8 +315,12 @@ METRIC_LABELS = {"mape": "MAPE", "geomean-error": "geomean", "mean-error": "mean
 
 
 def _claim_label(r: dict[str, Any], limit: int) -> list[str]:
-    metric = "no published figure" if r["claimed"] is None else METRIC_LABELS[r["metric"]]
-    return [*_wrap(f"{r['tool']}: {r['claim']}", limit), f"{metric} · {r['status']}" if metric else r["status"]]
+    if r["claimed"] is None:  # no number to draw: none published, or not one figure (the statement has several)
+        metric = "no published figure" if r["metric"] == "none" else f"{METRIC_LABELS[r['metric']]} (no single figure)"
+    else:
+        metric = METRIC_LABELS[r["metric"]]
+    cid = r["claim"].removeprefix(f"{r['tool']}.")  # ids are often "<tool>.<what>": the tool is named once
+    return [*_wrap(f"{r['tool']}: {cid}", limit), *_wrap(f"{metric} · {r['status']}" if metric else r["status"], limit + 6)]
 
 
 def claimed_vs_measured(aggregate: dict[str, Any], width: float = TWO):
@@ -346,12 +352,14 @@ def claimed_vs_measured(aggregate: dict[str, Any], width: float = TWO):
             ax.set_xscale("log")
             ax.set_xlim(lo, hi)
             log_axis(ax.xaxis, lo, hi, numticks=8, steps=(1.0, 2.0, 5.0) if hi / lo < 1000 else (1.0,))
-            ax.set_xlabel("error (%), lower is better" if narrow else "error (%) in the claim's metric, lower is better")
+            ax.set_xlabel("error (%), lower is better" if narrow else "error (%) in the claim's metric, lower is better",
+                          loc="right" if narrow else "center")
         else:
             lo, hi = 0.0, 100.0
             ax.set_xlim(-3, 103)
             ax.set_xticks([0, 20, 40, 60, 80, 100])
-            ax.set_xlabel("share or accuracy (%), higher is better" if narrow else "share within ±10 % or accuracy (%), higher is better")
+            ax.set_xlabel("share or accuracy (%), higher is better" if narrow else "share within ±10 % or accuracy (%), higher is better",
+                          loc="right" if narrow else "center")
         ax.set_ylim(len(rs) - 0.5, -0.5)
         tools_seen: list[str] = []
         for y, r in enumerate(rs):
@@ -464,7 +472,7 @@ def collective_scaling(astra_docs: list[dict[str, Any]], width: float = TWO):
         name = ", ".join(hw) + (f" ({b})" if len(binaries) > 1 else "")
         handles.append(Line2D([], [], color="0.25", ls=ls, lw=0.9, marker="o", ms=3, mfc="white" if platforms.index(p) % 2 else "0.25", label=name))
     fig.legend(handles=handles, loc="outside lower center", ncol=2 if narrow else 4, frameon=False, columnspacing=1.0)
-    fig.suptitle("ASTRA-sim simulated collective time vs NPUs (switch topology)", wrap=True)
+    fig.suptitle("ASTRA-sim simulated collective time vs NPUs, per platform", wrap=True)
     return fig
 
 
@@ -693,13 +701,18 @@ def amplification_bars(compositional: dict[str, Any], width: float = TWO):
                 if r.get("amplification") is not None:
                     end = max(r.get(k) or 0 for k, *_ in AMPLIFICATION_SERIES)
                     ax.annotate(f"×{r['amplification']:.2f}", (end, yy), textcoords="offset points", xytext=(2, 0), va="center", fontsize=6)
-            ax.set_yticks(y, [f"{r['model']} {r['config']}" for r in mine])
+            hws = sorted({r["hardware"] for r in mine})
+            short = {h: h.split("-")[0] for h in hws}
+            if len(set(short.values())) < len(hws):
+                short = {h: h for h in hws}
+            # rows of one tool on several GPUs are told apart by the GPU; one GPU is named in the title
+            ax.set_yticks(y, [f"{r['model']} {r['config']}" + (f" · {short[r['hardware']]}" if len(hws) > 1 else "") for r in mine])
             ax.set_ylim(heights[g] - 0.5, -0.5)
             ax.set_xlim(0, top * 1.22 if top > 0 else 1)
             ax.tick_params(axis="y", length=0)
             ax.grid(False, axis="y")
             ax.set_axisbelow(True)
-            ax.set_title(group[c])
+            ax.set_title(group[c] + (f" on {hws[0]}" if len(hws) == 1 else ""))
             ax.set_xlabel("absolute percentage error (%)")
     handles = [Patch(facecolor=colour, edgecolor="0.15", linewidth=0.3, hatch=hatch, label=label) for _, label, colour, hatch in AMPLIFICATION_SERIES]
     fig.legend(handles=handles, loc="outside lower center", ncol=2 if narrow else 3, frameon=False)
