@@ -375,6 +375,54 @@ def batches_cmd(docs: tuple[Path, ...], hardware: str, output: Path, skip: tuple
                + (f" ({total - len(doc['compositions'])} already measured, left out)" if done else ""), err=True)
 
 
+@main.command("trace")
+@click.option("--point", "points", multiple=True, required=True, metavar="DIR:ID:QPS:N",
+              help="A kept case folder (with request_metrics.csv.xz), the point's id, its QPS ('static' for all at "
+                   "t = 0) and how many of its first requests to keep; repeatable, in the order to serve.")
+@click.option("--output", "output", type=click.Path(path_type=Path, dir_okay=False), required=True,
+              help="The serving-trace document to write (schemas/serving-trace.v1.schema.json).")
+def trace_cmd(points: tuple[str, ...], output: Path) -> None:
+    """Write VIDUR's W5 requests as a serving trace, for a serving engine to be measured on.
+
+    Each --point takes the first N requests of a kept case (vidur-runner run --keep-raw): their
+    prompt and output tokens and arrival times (request 0 at t = 0). serving-groundtruth serves
+    the trace on a GPU; vidur-runner run --trace predicts the same requests.
+
+    \b
+    Example:
+      vidur-runner trace --point data/evaluation/vidur/outputs/h200-vllm-qps1:qps1:1:80 \\
+                         --point data/evaluation/vidur/outputs/h200-vllm-static:static:static:200 \\
+                         --output data/workloads/serving/w5-serving-trace.json
+    """
+    import mtap_schemas as ms
+    from mtap_schemas.paths import repo_root
+    from mtap_vidur_runner import trace as trace_mod
+
+    specs = []
+    for spec in points:
+        parts = spec.rsplit(":", 3)
+        if len(parts) != 4:
+            raise UserError(f"--point {spec!r}: expected DIR:ID:QPS:N (e.g. outputs/h200-vllm-qps1:qps1:1:80)")
+        folder, pid, qps_text, n_text = parts
+        try:
+            qps = None if qps_text == "static" else float(qps_text)
+            n = int(n_text)
+        except ValueError:
+            raise UserError(f"--point {spec!r}: QPS must be a number or 'static' and N an integer") from None
+        if (qps is not None and qps <= 0) or n < 1:
+            raise UserError(f"--point {spec!r}: QPS must be > 0 and N >= 1")
+        path = Path(folder) / "request_metrics.csv.xz"
+        if not path.exists():
+            path = Path(folder) / "request_metrics.csv"
+        specs.append((path, pid, qps, n))
+    try:
+        doc = trace_mod.document(specs, repo_root())
+    except trace_mod.TraceError as exc:
+        raise UserError(str(exc)) from None
+    ms.write(output, doc, "serving-trace")
+    click.echo(f"{output}: {len(doc['points'])} points, {sum(len(p['requests']) for p in doc['points'])} requests", err=True)
+
+
 @main.command("replay")
 @click.argument("docs", nargs=-1, required=True, type=click.Path(path_type=Path, dir_okay=False))
 @click.option("--measured", "measured_paths", multiple=True, type=click.Path(path_type=Path, dir_okay=False), required=True,

@@ -1,0 +1,76 @@
+"""VIDUR's W5 requests as a ``serving-trace`` v1 document: what a serving engine is measured on.
+
+VIDUR generated W5's requests (uniform 128-512 tokens, prefill:decode 20, Poisson arrivals at
+each QPS, seed 42; the static variant all at t = 0) and kept them in each case's
+``request_metrics.csv.xz``: per request its prefill and decode tokens and the delay since the
+previous arrival. ``vidur-runner trace`` writes the first N requests of chosen cases as load
+points: arrival of request 0 is t = 0, request i arrives the recorded delay after request i-1.
+The engine (``serving-groundtruth run --trace``) serves exactly these requests, and
+``vidur-runner run --trace`` has VIDUR predict exactly these (its trace-replay generator).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import lzma
+from pathlib import Path
+from typing import Any
+
+import mtap_schemas as ms
+
+
+class TraceError(Exception):
+    """A kept output that cannot give a trace: one line naming the file and what was expected."""
+
+
+def read_requests(path: Path) -> list[dict[str, Any]]:
+    """[{id, delay_s, prompt_tokens, output_tokens}] in request-id order from a request_metrics.csv(.xz)."""
+    try:
+        raw = lzma.decompress(path.read_bytes()) if path.suffix == ".xz" else path.read_bytes()
+    except (OSError, lzma.LZMAError) as exc:
+        raise TraceError(f"{path}: cannot read: {exc}") from None
+    rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
+    need = ("Request Id", "request_inter_arrival_delay", "request_num_prefill_tokens", "request_num_decode_tokens")
+    if not rows or any(k not in rows[0] for k in need):
+        raise TraceError(f"{path}: expected VIDUR's request_metrics.csv with columns {', '.join(need)}")
+    out = []
+    for row in rows:
+        try:
+            out.append({"id": int(row["Request Id"]),
+                        "delay_s": float(row["request_inter_arrival_delay"] or 0.0),
+                        "prompt_tokens": int(row["request_num_prefill_tokens"]),
+                        "output_tokens": int(row["request_num_decode_tokens"])})
+        except ValueError:
+            raise TraceError(f"{path}: request {row.get('Request Id')!r}: expected numbers in {', '.join(need)}") from None
+    return sorted(out, key=lambda r: r["id"])
+
+
+def point(path: Path, point_id: str, qps: float | None, n: int) -> dict[str, Any]:
+    """The first ``n`` requests of one kept case as a load point (``qps`` None: static, all at t = 0)."""
+    reqs = read_requests(path)
+    if n > len(reqs):
+        raise TraceError(f"{path}: has {len(reqs)} requests, {n} asked for point {point_id}")
+    t = 0.0
+    out = []
+    for i, r in enumerate(reqs[:n]):
+        if i and qps is not None:
+            t += r["delay_s"]
+        out.append({"id": r["id"], "arrival_s": round(t, 9), "prompt_tokens": r["prompt_tokens"],
+                    "output_tokens": r["output_tokens"]})
+    return {"id": point_id, "arrival": "static" if qps is None else "poisson", "qps": qps, "requests": out}
+
+
+def document(specs: list[tuple[Path, str, float | None, int]], root: Path) -> dict[str, Any]:
+    """A serving-trace document from (request_metrics path, point id, qps or None, n) specs."""
+    points = [point(p, pid, qps, n) for p, pid, qps, n in specs]
+    files = []
+    for p, *_ in specs:
+        rel = p.resolve().relative_to(root.resolve()) if p.resolve().is_relative_to(root.resolve()) else p
+        files.append({"path": rel.as_posix(), "sha256": ms.sha256_file(p)})
+    what = ("VIDUR 0.0.26's W5 requests (synthetic: uniform 128-512 tokens, prefill:decode 20, seed 42; Poisson "
+            "arrivals at each point's QPS, or all at t = 0 for static), the first "
+            + ", ".join(f"{len(pt['requests'])} ({pt['id']})" for pt in points)
+            + " of 500, read from the kept request_metrics.csv.xz files by vidur-runner trace")
+    return {"schema": "serving-trace", "schema_version": ms.version("serving-trace"), "workload": "W5",
+            "model": "llama2-7b", "source": {"what": what, "files": files}, "points": points}
