@@ -183,7 +183,8 @@ def run_cmd(opts: RunOptions, trace_path: Path | None, points: str | None, repea
     # the machine that served the points, also when this call only assembles a resumed run's results
     builder._environment = environment
     cases = build_cases(planned, results, hw, trace, opts.keep_raw, tiny=tiny)
-    finish(builder, cases, opts, checkpoint)
+    # a point the time budget left out keeps the checkpoint, so --resume serves just the rest
+    finish(builder, cases, opts, None if len(measured) < len(results) else checkpoint)
 
 
 def _save_raw(path: Path, raw: dict[str, Any]) -> None:

@@ -34,6 +34,16 @@ DEFAULTS: dict[str, Any] = {
     "arrival": "poisson",  # or "static": every request at t=0 (qps unused)
     "determinism_check": True,  # run the first runnable case twice
     "timeout_s": 1800,
+    # a serving trace instead of the synthetic matrix (vidur-runner trace / serving-groundtruth): its points
+    "trace": None,  # path of a serving-trace v1 document
+    "trace_points": None,  # point ids (default: all)
+    "scheduler": None,  # the one scheduler of a trace run (default vllm)
+    "variant": "defaults",  # "defaults": VIDUR's settings; "matched": set from a serving engine's (the config says why)
+    "batch_size_cap": None,
+    "block_size": None,
+    "num_blocks": None,
+    "max_tokens_in_batch": None,
+    "reasoning": None,  # why each setting has its value (recorded in every case)
 }
 SCHEDULERS = ("vllm", "sarathi", "orca")
 
@@ -64,6 +74,14 @@ class Case:
     seed: int
     chunk_size: int
     arrival: str = "poisson"
+    #: a serving trace's point (trace runs only) and the settings the config sets
+    point: Any = None
+    variant: str | None = None
+    batch_size_cap: int | None = None
+    block_size: int | None = None
+    num_blocks: int | None = None
+    max_tokens_in_batch: int | None = None
+    reasoning: str | None = None
 
     @property
     def device(self) -> str:
@@ -72,6 +90,8 @@ class Case:
     @property
     def slug(self) -> str:
         """The case's folder name under --keep-raw: device-scheduler-rate[-lenMIN-MAX]."""
+        if self.point is not None:
+            return f"{self.device}-trace-{self.variant}-{self.scheduler}-{self.point['id']}".replace(".", "_")
         rate = "static" if self.arrival == "static" else f"qps{self.qps:g}"
         lens = length_tag(self.min_tokens, self.max_tokens)
         return (f"{self.device}-{self.scheduler}-{rate}" + (f"-len{lens}" if lens else "")).replace(".", "_")
@@ -81,6 +101,18 @@ class Case:
         return HARDWARE[self.hardware][1]
 
     def parameters(self) -> dict[str, Any]:
+        if self.point is not None:
+            out = {"model": MODEL_KEY, "scheduler": self.scheduler, "point": self.point["id"], "arrival": self.arrival,
+                   "qps": self.qps, "num_requests": self.num_requests, "request_generator": "trace_replay",
+                   "variant": self.variant, "tensor_parallel": 1, "pipeline_parallel": 1, "dtype": "fp16"}
+            if self.scheduler == "sarathi":
+                out["sarathi_chunk_size"] = self.chunk_size
+            for name in ("batch_size_cap", "block_size", "num_blocks", "max_tokens_in_batch"):
+                value = getattr(self, name)
+                out[name] = value if value is not None else "vidur default"
+            if self.reasoning:
+                out["reasoning"] = self.reasoning
+            return out
         return {
             "model": MODEL_KEY,
             "scheduler": self.scheduler,
@@ -134,8 +166,40 @@ def _qps_text(q: float) -> str:
     return f"{q:g}"
 
 
+def build_trace_cases(cfg: dict[str, Any], data_dir: Path, config_path: Path | None, hw_ids: set[str]) -> list[Case]:
+    """One case per hardware and trace point: VIDUR's trace-replay generator on exactly the served requests."""
+    import mtap_schemas as ms
+
+    from .trace import point_key
+
+    trace = ms.read(Path(cfg["trace"]), "serving-trace")
+    by_id = {p["id"]: p for p in trace["points"]}
+    ids = cfg["trace_points"] or list(by_id)
+    for pid in ids:
+        _check(pid in by_id, config_path, "trace_points", f"{pid!r} is not a point of {cfg['trace']} (it has {', '.join(by_id)})")
+    hardware = cfg["hardware"] or ["H200-SXM-141GB"]
+    for h in hardware:
+        _check(h in hw_ids, config_path, "hardware", f"{h!r} is not an id in {data_dir / 'hardware' / 'hardware.json'}")
+        _check(h in HARDWARE, config_path, "hardware", f"{h!r} has no VIDUR device (known: {', '.join(sorted(HARDWARE))})")
+    scheduler = cfg["scheduler"] or "vllm"
+    _check(scheduler in SCHEDULERS, config_path, "scheduler", f"{scheduler!r} is not one of {', '.join(SCHEDULERS)}")
+    out = []
+    for h in sorted(dict.fromkeys(hardware), key=lambda x: (x != "H100-SXM5-80GB", x)):
+        for pid in ids:
+            p = by_id[pid]
+            longest = max(r["prompt_tokens"] + r["output_tokens"] for r in p["requests"])
+            out.append(Case(f"{WORKLOAD}/{h}/trace-{cfg['variant']}/{scheduler}/{pid}", point_key(MODEL_KEY, p), h, scheduler,
+                            float(p["qps"] or 0.0), len(p["requests"]), 1, max(4096, longest), float(cfg["prefill_to_decode_ratio"]),
+                            cfg["seed"], cfg["sarathi_chunk_size"], p["arrival"], point=p, variant=cfg["variant"],
+                            batch_size_cap=cfg["batch_size_cap"], block_size=cfg["block_size"], num_blocks=cfg["num_blocks"],
+                            max_tokens_in_batch=cfg["max_tokens_in_batch"], reasoning=cfg["reasoning"]))
+    return out
+
+
 def build_cases(cfg: dict[str, Any], data_dir: Path, config_path: Path | None = None) -> list[Case]:
     w5, hw_ids = load_catalogs(data_dir)
+    if cfg.get("trace"):
+        return build_trace_cases(cfg, data_dir, config_path, hw_ids)
     params = w5.get("parameters", {})
     schedulers = cfg["schedulers"] or params.get("schedulers") or list(SCHEDULERS)
     qps = cfg["qps"] or params.get("qps") or [1.0, 2.0, 4.0]

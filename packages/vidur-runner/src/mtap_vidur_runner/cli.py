@@ -27,6 +27,7 @@ from mtap_vidur_runner.profiler import HARDWARE as HARDWARE_PROFILES  # stdlib-o
 
 RUNNER = "vidur-runner"
 TOOL = "vidur"
+TOOL_DEFAULTS = "vidur-defaults"
 VIDUR_PIN = "0.0.26"
 OUTPUT = "data/evaluation/vidur"
 DEFAULT_TIMEOUT_S = cases_mod.DEFAULTS["timeout_s"]
@@ -224,13 +225,20 @@ class Unit:
 def run_unit(u: Unit) -> dict[str, Any]:
     """Run vidur for one unit; {"case": tool-run case, "fingerprint": [metrics, sha256s] | None}."""
     c = u.case
-    sc = simulate.SimCase(
-        cases_mod.MODEL, c.device, c.network_device, c.scheduler, c.qps, c.num_requests,
-        c.min_tokens, c.max_tokens, c.pd_ratio, c.seed, c.chunk_size if c.scheduler == "sarathi" else None,
-        arrival=c.arrival,
-    )
     with tempfile.TemporaryDirectory(prefix=f"mtap-vidur-{c.slug}-") as tmp:
-        out_root = Path(tmp)
+        out_root = Path(tmp) / "out"
+        trace_file = None
+        if c.point is not None:
+            from mtap_vidur_runner import trace as trace_mod
+
+            trace_file = Path(tmp) / "trace.csv"
+            trace_mod.write_trace_csv(c.point, trace_file)
+        sc = simulate.SimCase(
+            cases_mod.MODEL, c.device, c.network_device, c.scheduler, c.qps, c.num_requests,
+            c.min_tokens, c.max_tokens, c.pd_ratio, c.seed, c.chunk_size if c.scheduler == "sarathi" else None,
+            arrival=c.arrival, trace_file=str(trace_file) if trace_file else None, batch_size_cap=c.batch_size_cap,
+            block_size=c.block_size, num_blocks=c.num_blocks, max_tokens_in_batch=c.max_tokens_in_batch,
+        )
         args = simulate.vidur_args(sc, u.compute_repo, u.network_repo, Path(u.cache), out_root)
         res = simulate.run_vidur(args, out_root, python=u.python, timeout=u.timeout, device=c.device, composition=True)
         if u.print_timings and not u.repeat:
@@ -239,8 +247,38 @@ def run_unit(u: Unit) -> dict[str, Any]:
             kind, message = res.error or ("parse-failed", "vidur wrote no output folder")
             return {"case": tr.from_error(c.id, kind=kind, message=message, **_common(c)), "fingerprint": None}
         keep = None if u.repeat or u.keep_dir is None else Path(u.keep_dir)
+        if c.point is not None:
+            return trace_cases_from_output(c, res.output_dir, keep, u.profile)
         case, fingerprint = case_from_output(c, res.output_dir, keep, u.profile)
     return {"case": case, "fingerprint": fingerprint}
+
+
+def trace_cases_from_output(c: cases_mod.Case, outdir: Path, keep_dir: Path | None, profile: str | None) -> dict[str, Any]:
+    """A trace point's case (TTFT / TPOT / e2e percentiles, makespan, throughput, defined as serving-groundtruth
+    defines them) and one case per request, keyed as the served trace's."""
+    from mtap_vidur_runner import trace as trace_mod
+
+    try:
+        lats = trace_mod.request_latencies(outdir, c.point)
+        summary = trace_mod.point_metrics(lats)
+    except (trace_mod.TraceError, KeyError, ValueError) as exc:
+        return {"case": tr.failed(c.id, kind="parse-failed", message=str(exc), **_common(c)), "fingerprint": None, "requests": []}
+    ind = profile_independence(profile) if profile else None
+    units = {"throughput_req_s": "req/s", "output_throughput_tok_s": "tok/s", "requests": "count"}
+    metrics = [tr.metric(k, v, units.get(k, "s"), "prediction", timing="simulated" if units.get(k, "s") == "s" else None)
+               for k, v in summary.items()]
+    case = tr.ok(c.id, metrics=metrics, artifacts=_artifacts(outdir, keep_dir, c), independence=ind, **_common(c))
+    requests = []
+    for req, lat in lats:
+        rkey = f"{c.key}.req{req['id']}"
+        requests.append(tr.ok(f"{c.id}/req{req['id']}", workload=cases_mod.WORKLOAD, hardware=c.hardware, key=rkey,
+                              parameters={"point": c.point["id"], "request": req["id"], "prompt_tokens": req["prompt_tokens"],
+                                          "output_tokens": req["output_tokens"], "arrival_s": req["arrival_s"],
+                                          "scheduler": c.scheduler, "variant": c.variant},
+                              metrics=[tr.metric(k, v, "s", "prediction", timing="simulated") for k, v in lat.items()],
+                              independence=ind))
+    digests = {rel: tr.artifact(outdir / rel)["sha256"] for rel in parse_mod.ARTIFACTS if (outdir / rel).is_file()}
+    return {"case": case, "fingerprint": [metrics, digests], "requests": requests}
 
 
 @main.command("run")
@@ -267,7 +305,11 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
     if version and version != VIDUR_PIN:
         click.echo(f"warning: vidur {version} found, mtap pins {VIDUR_PIN}", err=True)
     location = f"python -m vidur.main ({'--tool-path' if opts.tool_path is not None else 'runner environment'})"
-    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(TOOL, version, "native", location), config=opts.config, packages=pkgs)
+    # a serving trace predicted at VIDUR's own settings is its own row: tool vidur-defaults (matched settings: vidur)
+    tool = TOOL_DEFAULTS if cfg.get("trace") and cfg.get("variant") == "defaults" else TOOL
+    if cfg.get("trace") and click.get_current_context().get_parameter_source("name") == ParameterSource.DEFAULT and not opts.shard:
+        opts.name = f"vidur-serving-{cfg.get('variant')}"  # beside vidur.tool-run.json, never over it
+    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(tool, version, "native", location), config=opts.config, packages=pkgs)
 
     cache = predictor_cache((cache_dir or default_cache_dir()).expanduser(), pkgs).resolve()
     roots = list(profile_dirs)
@@ -324,6 +366,7 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
             out.append(tr.unavailable(c.id, kind="profile-missing", message=datasets[c.hardware], **_common(c)))
         else:
             out.append(results[c.id]["case"])
+            out.extend(results[c.id].get("requests", []))
     repeat = next((u for u in units if u.repeat), None)
     if repeat is not None:
         first_run, second_run = results[repeat.case.id], results[repeat.ident]

@@ -107,11 +107,17 @@ class SimCase:
     tensor_parallel: int = 1
     pipeline_stages: int = 1
     arrival: str = "poisson"  # or "static": every request at t=0
+    #: a serving trace's point as VIDUR's trace-replay CSV (replaces the synthetic generator)
+    trace_file: str | None = None
+    #: scheduler and cache settings a config sets to match a serving engine (None: VIDUR's defaults)
+    batch_size_cap: int | None = None
+    block_size: int | None = None
+    num_blocks: int | None = None
+    max_tokens_in_batch: int | None = None
 
 
 def vidur_args(case: SimCase, compute_repo: str, network_repo: str, cache_dir: Path, output_dir: Path) -> list[str]:
     """Arguments after `python -m vidur.main` for `case`."""
-    rf = "--random_forrest_execution_time_predictor_config_"
     a = [
         "--seed", str(case.seed),
         "--replica_config_model_name", case.model,
@@ -121,6 +127,23 @@ def vidur_args(case: SimCase, compute_repo: str, network_repo: str, cache_dir: P
         "--replica_config_num_pipeline_stages", str(case.pipeline_stages),
         "--cluster_config_num_replicas", "1",
         "--replica_scheduler_config_type", case.scheduler,
+    ]
+    if case.trace_file is not None:
+        a += [
+            "--request_generator_config_type", "trace_replay",
+            "--trace_request_generator_config_trace_file", case.trace_file,
+            "--trace_request_generator_config_prefill_scale_factor", "1",
+            "--trace_request_generator_config_decode_scale_factor", "1",
+            "--trace_request_generator_config_time_scale_factor", "1",
+            "--trace_request_generator_config_max_tokens", str(case.max_tokens),
+        ]
+    else:
+        a += _synthetic_args(case)
+    return a + _predictor_args(case, compute_repo, network_repo, cache_dir, output_dir)
+
+
+def _synthetic_args(case: SimCase) -> list[str]:
+    a = [
         "--request_generator_config_type", "synthetic",
         "--synthetic_request_generator_config_num_requests", str(case.num_requests),
         "--synthetic_request_generator_config_seed", str(case.seed),
@@ -138,7 +161,12 @@ def vidur_args(case: SimCase, compute_repo: str, network_repo: str, cache_dir: P
             "--poisson_request_interval_generator_config_qps", repr(float(case.qps)),
             "--poisson_request_interval_generator_config_seed", str(case.seed),
         ]
-    a += [
+    return a
+
+
+def _predictor_args(case: SimCase, compute_repo: str, network_repo: str, cache_dir: Path, output_dir: Path) -> list[str]:
+    rf = "--random_forrest_execution_time_predictor_config_"
+    a = [
         "--execution_time_predictor_config_type", "random_forrest",
         rf + "model_profiling_dataset", compute_repo,
         rf + "network_profiling_dataset", network_repo,
@@ -148,6 +176,14 @@ def vidur_args(case: SimCase, compute_repo: str, network_repo: str, cache_dir: P
         a += [rf + k, v]
     if case.scheduler == "sarathi" and case.chunk_size:
         a += ["--sarathi_scheduler_config_chunk_size", str(case.chunk_size)]
+    if case.batch_size_cap is not None:
+        a += [f"--{case.scheduler}_scheduler_config_batch_size_cap", str(case.batch_size_cap)]
+    if case.max_tokens_in_batch is not None and case.scheduler == "vllm":
+        a += ["--vllm_scheduler_config_max_tokens_in_batch", str(case.max_tokens_in_batch)]
+    if case.block_size is not None:
+        a += ["--cache_config_block_size", str(case.block_size)]
+    if case.num_blocks is not None:
+        a += ["--cache_config_num_blocks", str(case.num_blocks)]
     a += [
         "--metrics_config_output_dir", str(output_dir),
         "--no-metrics_config_store_plots",  # plots need kaleido + Chrome
