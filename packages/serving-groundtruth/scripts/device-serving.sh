@@ -6,7 +6,7 @@
 # mtap-schemas' dependencies are installed from WHEELS (default .whl; transformers/tokenizers/huggingface_hub
 # wheels there, for the eager suite, are left out so they cannot shadow it).
 # Environment: OUT (default /tmp/serving-out), SERVE_BUDGET (seconds, default 320: points that would not fit
-# are left for --resume), RESUME_DIR (an earlier call's OUT: its checkpoint is copied in and the run resumed).
+# are left for --resume), POINTS (comma-separated point ids, in order; default: the trace's), RESUME_DIR (an earlier call's OUT: its checkpoint is copied in and the run resumed).
 set -u
 OUT=${OUT:-/tmp/serving-out}; SERVE_BUDGET=${SERVE_BUDGET:-320}; WHEELS=${WHEELS:-.whl}
 mkdir -p "$OUT/raw"
@@ -20,11 +20,11 @@ export PYTHONUNBUFFERED=1 NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 
 python3 -c "import torch, transformers; print('torch', torch.__version__, torch.cuda.get_device_name(0), 'transformers', transformers.__version__)"
 card=$(python3 -c "import torch; n=torch.cuda.get_device_name(0); print('h200' if 'H200' in n else 'h100' if 'H100' in n else '')")
 [ -n "$card" ] || { echo "device-serving: not an H100 or H200; nothing measured" >&2; exit 2; }
-resume=()
+resume=(); points=(); [ -n "${POINTS:-}" ] && points=(--points "$POINTS")
 if [ -n "${RESUME_DIR:-}" ] && [ -f "$RESUME_DIR/.$card-serving.progress.jsonl" ]; then
   cp "$RESUME_DIR/.$card-serving.progress.jsonl" "$OUT/"; cp "$RESUME_DIR"/raw/*.json.xz "$OUT/raw/" 2>/dev/null; resume=(--resume)
 fi
 timeout --signal=INT $(( ${SERVE_BUDGET%.*} + 60 )) python3 -m mtap_serving_groundtruth.cli run \
   --trace data/workloads/serving/w5-serving-trace.json --repeat qps4 --output "$OUT" --name "$card-serving" \
-  --keep-raw "$OUT/raw" --time-budget "$SERVE_BUDGET" "${resume[@]}" 2>&1 | tee "$OUT/$card-serving.log" | grep -v '^points'
+  --keep-raw "$OUT/raw" --time-budget "$SERVE_BUDGET" "${points[@]}" "${resume[@]}" 2>&1 | tee "$OUT/$card-serving.log" | grep -v '^points'
 nvidia-smi --query-gpu=name,clocks.sm,clocks.mem,temperature.gpu,power.draw --format=csv >> "$OUT/$card-serving.log" 2>&1

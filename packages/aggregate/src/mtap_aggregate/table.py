@@ -34,10 +34,12 @@ INDEPENDENCE_SCHEMA = {"independence": pl.Utf8, "independence_tools": pl.Utf8, "
 
 #: What a pair's case key names, by the key's grammar (schemas/README.md): a layer of a model, a whole
 #: model (or the summed layers of one), one batch a serving simulator formed, a serving run's request
-#: latencies, a collective, or one training step. Rows of different scopes are never pooled.
-SCOPES = ("layer", "model", "batch", "request", "collective", "step")
+#: latencies (percentiles, makespan), one request of a serving run (its own TTFT/TPOT/e2e; keys end in
+#: .req<id>), a collective, or one training step. Rows of different scopes are never pooled.
+SCOPES = ("layer", "model", "batch", "request", "one-request", "collective", "step")
 _SCOPE_PATTERNS = (
     ("batch", re.compile(r"\.batch\.")),
+    ("one-request", re.compile(r"\.serving\..*\.req[0-9]+$")),
     ("request", re.compile(r"\.serving\.")),
     ("step", re.compile(r"\.ddp-step\.")),
     ("collective", re.compile(r"^(all-reduce|all-gather|reduce-scatter|all-to-all|broadcast)\.")),
