@@ -4,7 +4,6 @@ requests are exactly the trace's (vidur 0.0.26, offline, the committed H100 prof
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner

@@ -1,3 +1,3 @@
 """mtap's VIDUR runner: drives the real simulator (vidur from PyPI) offline on the W5 serving matrix."""
 
-__version__ = "1.2.0"
+__version__ = "1.3.0"

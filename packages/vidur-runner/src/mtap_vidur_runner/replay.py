@@ -79,6 +79,27 @@ class Batch:
         pre, (n, kv) = self.composition
         return "-".join([f"p{q}x{k}" for q, k in pre] + ([f"d{n}x{kv}"] if n else []))
 
+    @cached_property
+    def decode_groups(self) -> tuple[tuple[int, int], ...]:
+        """The decode requests as (count, KV) per distinct KV, by KV: each request's own length."""
+        counts: dict[int, int] = {}
+        for r in self.rows:
+            if not r.is_prefill:
+                counts[r.kv] = counts.get(r.kv, 0) + 1
+        return tuple((n, kv) for kv, n in sorted(counts.items()))
+
+    @cached_property
+    def exact_key(self) -> str:
+        """The batch-plan v2 key: prefill parts as :attr:`key`, then ``d<count>x<kv>`` per distinct decode KV.
+        Equal to :attr:`key` when every decode request has the same KV (what a v1 replay ran exactly)."""
+        pre, _ = self.composition
+        return "-".join([f"p{q}x{k}" for q, k in pre] + [f"d{n}x{kv}" for n, kv in self.decode_groups])
+
+    @property
+    def padded(self) -> bool:
+        """A v1 replay ran this batch's decode attention over K/V padded to the longest: not VIDUR's computation."""
+        return len(self.decode_groups) > 1
+
     @property
     def mix(self) -> str:
         pre = any(r.is_prefill for r in self.rows)

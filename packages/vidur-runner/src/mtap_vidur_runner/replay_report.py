@@ -139,24 +139,30 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
     for cb in cases:
         sched = cb.case["parameters"]["scheduler"]
         pairs: dict[str, list[tuple[float, float]]] = {t: [] for t in TIMINGS}
-        missing = 0
+        missing = padded = 0
         for b in cb.batches:
             pred_ms = round(b.predicted_s * 1e3, 6)
-            # the prediction keeps the vidur case's declaration (calibrated on the GPU's operator profile)
-            g = groups.setdefault((b.key, pred_ms), {"batches": 0, "schedulers": set(), "batch": b,
-                                                     "independence": cb.case.get("independence")})
+            # one D1 pair per distinct (exact composition, VIDUR prediction): the computation VIDUR predicted,
+            # each decode request at its own KV (batch-plan v2); the prediction keeps the vidur case's
+            # declaration (calibrated on the GPU's operator profile)
+            g = groups.setdefault((b.exact_key, pred_ms), {"batches": 0, "schedulers": set(), "batch": b,
+                                                           "independence": cb.case.get("independence")})
             g["batches"] += 1
             g["schedulers"].add(sched)
             m = measured.get(b.key)
             if m is None or "device" not in m:
                 missing += 1
                 continue
+            if measured.get(b.exact_key) is None:
+                # measured with its decode K/V padded to the longest: a different computation, stale for D1
+                padded += 1
+                continue
             for t in TIMINGS:
                 if t in m:
                     pairs[t].append((pred_ms, m[t]))
                     by_size[t][_size_bin(b.size)].append((pred_ms, m[t]))
                     by_mix[t][b.mix].append((pred_ms, m[t]))
-        per_case.append({"case": cb, "pairs": pairs, "missing": missing})
+        per_case.append({"case": cb, "pairs": pairs, "missing": missing, "padded": padded})
 
     wl = "W5"
     # backend artifact: VIDUR's own outputs (its per-batch predictions, kept by `run --keep-raw`) re-scored, not a new vidur run
@@ -167,7 +173,7 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
     batch_cases = []
     seen: dict[str, int] = defaultdict(int)
     for (key, pred_ms), g in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-        if key not in measured:  # no measurement to meet (a replay cut short): left out, counted in the report
+        if key not in measured:  # no exact measurement (a replay cut short, or padded decode): left out, counted in the report
             continue
         b: Batch = g["batch"]
         i = seen[key]
@@ -231,6 +237,32 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
     return out
 
 
+def _duplicates(groups: dict, measured: dict) -> str:
+    """Which measured exact compositions VIDUR predicted more than one time for, and under which schedulers."""
+    preds: dict[str, list[set[str]]] = defaultdict(list)
+    for (key, _), g in groups.items():
+        if key in measured:
+            preds[key].append(g["schedulers"])
+    dup = {k: v for k, v in preds.items() if len(v) > 1}
+    if not dup:
+        return "Every measured exact composition has one VIDUR prediction."
+    orca = sum(1 for v in dup.values() if any(s == {"orca"} for s in v))
+    return (f"{len(dup):,} measured exact compositions have more than one VIDUR prediction ({sum(len(v) for v in dup.values()):,} "
+            f"pairs); in {orca:,} of them one prediction is orca's alone: vidur 0.0.26's orca scheduler gives a newly "
+            "admitted request no KV entry, so VIDUR drops its prefill attention. Each prediction is its own "
+            "pair (the case names its schedulers); the aggregate scores a composition by the mean APE of its pairs.")
+
+
+def _v1(exact_key: str) -> str:
+    """The v1 key of an exact (v2) composition key: decode parts merged to (count, longest KV)."""
+    parts = exact_key.split("-")
+    pre = [x for x in parts if x.startswith("p")]
+    dec = [tuple(map(int, x[1:].split("x"))) for x in parts if x.startswith("d")]
+    if dec:
+        pre.append(f"d{sum(n for n, _ in dec)}x{max(kv for _, kv in dec)}")
+    return "-".join(pre)
+
+
 def _ms3(xs: list[float]) -> str:
     """p50 / p90 / p99 of seconds, in ms."""
     return " / ".join(f"{parse_mod.percentile(xs, p) * 1e3:.2f}" for p in (50, 90, 99))
@@ -259,13 +291,24 @@ def render(per_case, by_size, by_mix, request_rows, groups, measured, docs, meas
         "reacting to the measured times (the timeline keeps VIDUR's batches in VIDUR's order).",
         "",
         f"{n_batches:,} batches in {len(per_case)} cases; {len(measured):,} distinct compositions measured; "
-        f"{sum(1 for k, _ in groups if k in measured):,} of the {len(groups):,} distinct (composition, VIDUR prediction) "
-        "pairs have a measured composition and are in `vidur-batches.tool-run.json` (one D1 pair each).",
+        f"{sum(1 for k, _ in groups if k in measured):,} of the {len(groups):,} distinct (exact composition, VIDUR "
+        "prediction) pairs have an exact measurement and are in `vidur-batches.tool-run.json` (one D1 pair each).",
+        "",
+        "**Exact compositions only.** The v1 replay (batch-plan v1) ran a batch's decode attention over K/V padded to "
+        "its longest decode request, while VIDUR predicted each request at its own KV. A batch whose decode requests "
+        f"have different KVs ({sum(pc['padded'] for pc in per_case):,} of the measured batches; "
+        f"{sum(1 for k, _ in groups if k not in measured and _v1(k) in measured):,} distinct pairs) was therefore "
+        "measured as a different computation: it is left out of every batch-level number below and of D1 (stale) "
+        "until batch-plan v2 (`vidur-runner batches --plan-version 2`: each decode request at its own KV) is "
+        "measured. The request-level timeline still needs a time for every batch and uses the padded measurement "
+        "for those (an upper bound on their attention time).",
+        "",
+        _duplicates(groups, measured),
         "",
         "## Batch level (every batch of each case; APE = |VIDUR - measured| / measured)",
         "",
-        "| case | batches | device MAPE | median APE | p90 APE | bias | eager MAPE | eager median APE |",
-        "|---|---|---|---|---|---|---|---|",
+        "| case | batches | exact | device MAPE | median APE | p90 APE | bias | eager MAPE | eager median APE |",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     alld: list = []
     alle: list = []
@@ -275,10 +318,10 @@ def render(per_case, by_size, by_mix, request_rows, groups, measured, docs, meas
         alle += pc["pairs"]["eager-end-to-end"]
         lines.append(f"| {_label(pc['case'].case)} | {len(pc['case'].batches):,}"
                      + (f" ({pc['missing']} unmeasured)" if pc["missing"] else "")
-                     + f" | {_pct(d.get('mape'))} | {_pct(d.get('p50'))} | {_pct(d.get('p90'))} | {_pct(d.get('bias'))}"
+                     + f" | {len(pc['pairs']['device']):,} | {_pct(d.get('mape'))} | {_pct(d.get('p50'))} | {_pct(d.get('p90'))} | {_pct(d.get('bias'))}"
                      f" | {_pct(e.get('mape'))} | {_pct(e.get('p50'))} |")
     d, e = weighted_stats(alld), weighted_stats(alle)
-    lines.append(f"| **all** | {len(alld):,} | {_pct(d.get('mape'))} | {_pct(d.get('p50'))} | {_pct(d.get('p90'))} | "
+    lines.append(f"| **all** | {n_batches:,} | {len(alld):,} | {_pct(d.get('mape'))} | {_pct(d.get('p50'))} | {_pct(d.get('p90'))} | "
                  f"{_pct(d.get('bias'))} | {_pct(e.get('mape'))} | {_pct(e.get('p50'))} |")
     lines += ["", "Bias: mean signed error (VIDUR - measured) / measured; negative = VIDUR predicts faster batches.", "",
               "### By batch size (requests) and by mix (device time)", "",
