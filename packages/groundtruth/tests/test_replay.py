@@ -45,9 +45,37 @@ def test_composition_keys_round_trip_and_count_tokens() -> None:
     assert c.key == "p20x52-p40x40-d3x300"  # prefill parts sorted
     assert c.tokens == 63 and c.kv_tokens == 52 + 40 + 3 * 300
     assert replay.parse_key("d1x132").tokens == 1
-    for bad in ("", "p0x4", "p8x4", "d0x5", "q1x2", "d1x2-d1x3", "p1x2+d1x3"):
+    for bad in ("", "p0x4", "p8x4", "d0x5", "q1x2", "d1x3-d1x2", "d1x3-d2x3", "d1x2-p1x2", "p1x2+d1x3"):
         with pytest.raises(ValueError):
             replay.parse_key(bad)
+
+
+def test_v2_keys_name_each_decode_length_and_the_replay_reads_exactly_those_kv_rows() -> None:
+    c = replay.parse_key("p20x52-d2x120-d1x300")
+    assert c.groups == ((2, 120), (1, 300)) and c.decode == (3, 300)
+    assert c.key == "p20x52-d2x120-d1x300" and c.tokens == 23
+    assert c.kv_tokens == 52 + 2 * 120 + 300  # v1 (padded) would read 52 + 3 * 300
+    s = replay.ReplaySettings(device=torch.device("cpu"), tiny=True)
+    model = replay.Model(MODEL, c.kv_tokens, c.tokens, s)
+    with torch.inference_mode():
+        out = model.batch(c)()
+    assert out.shape == (23, replay.TINY["hidden"]) and torch.isfinite(out).all()
+    # the padded v1 composition of the same batch reads more K/V than these buffers hold
+    with pytest.raises(ValueError, match="K/V rows"):
+        model.batch(replay.parse_key("p20x52-d3x300"))
+
+
+def test_plan_v2_cases_and_a_v1_plan_refuses_several_decode_parts() -> None:
+    base = {"model": {"key": "llama2-7b"}, "workload": "W5"}
+    v2 = {**base, "schema_version": "2.0.0",
+          "compositions": [{"key": "d2x120-d1x300", "prefill": [], "decode": [[2, 120], [1, 300]], "batches": 4}]}
+    (case,) = replay.plan_cases(v2)
+    assert case.key == "llama2-7b.batch.d2x120-d1x300.fp16" and case.params["decode_groups"] == 2
+    assert case.params["decode_requests"] == 3
+    v1 = {**base, "schema_version": "1.0.0",
+          "compositions": [{"key": "d2x120-d1x300", "prefill": [], "decode": [3, 300], "batches": 4}]}
+    with pytest.raises(ValueError, match="batch-plan v2"):
+        replay.plan_cases(v1)
 
 
 def test_the_forward_pass_runs_every_attention_kind_with_the_right_shapes() -> None:

@@ -56,12 +56,30 @@ def test_every_batch_records_every_request_and_orca_gives_admitted_requests_no_k
 def test_batches_writes_the_committed_plan(tmp_path: Path, monkeypatch) -> None:
     monkeypatch.chdir(REPO)
     out = tmp_path / "plan.json"
-    r = CliRunner().invoke(main, ["batches", *[str(p.relative_to(REPO)) for p in DOCS], "--output", str(out)])
+    r = CliRunner().invoke(main, ["batches", *[str(p.relative_to(REPO)) for p in DOCS], "--output", str(out), "--plan-version", "1"])
     assert r.exit_code == 0, r.output
     assert json.loads(out.read_text()) == json.loads(PLAN.read_text())
     plan = ms.read(out, "batch-plan")
     assert len(plan["compositions"]) == len({c["key"] for c in plan["compositions"]})
     assert sum(c["batches"] for c in plan["compositions"]) == 111_329
+
+
+def test_plan_v2_groups_each_decode_request_at_its_own_kv(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(REPO)
+    out = tmp_path / "plan2.json"
+    r = CliRunner().invoke(main, ["batches", str(DOCS[0].relative_to(REPO)), "--output", str(out)])
+    assert r.exit_code == 0, r.output
+    plan = ms.read(out, "batch-plan", 2)
+    cases = replay.load_cases(DOCS[:1], H200, REPO)
+    batches = [b for cb in cases for b in cb.batches]
+    assert sum(c["batches"] for c in plan["compositions"]) == len(batches)
+    assert len(plan["compositions"]) == len({b.exact_key for b in batches})
+    padded = [b for b in batches if b.padded]
+    assert padded, "the W5 H200 cases have batches whose decode requests differ in KV"
+    b = padded[0]
+    comp = next(c for c in plan["compositions"] if c["key"] == b.exact_key)
+    kvs = sorted(r.kv for r in b.rows if not r.is_prefill)
+    assert sum(n for n, _ in comp["decode"]) == len(kvs) and sum(n * kv for n, kv in comp["decode"]) == sum(kvs)
 
 
 def test_user_errors_are_one_line_exit_2(tmp_path: Path, monkeypatch) -> None:

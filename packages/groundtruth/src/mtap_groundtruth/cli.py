@@ -104,7 +104,14 @@ def _read_plan(suite: str, plan_path: Path | None) -> dict[str, Any] | None:
     if plan_path is None:
         raise UserError("--plan: suite replay needs a batch-plan document (vidur-runner batches writes one)")
     try:
-        plan = ms.read(plan_path, "batch-plan")
+        # v2 (each decode request at its own KV) or v1 (decode padded to the longest): the file says which
+        major = 1
+        try:
+            version = str(json.loads(Path(plan_path).read_text(encoding="utf-8")).get("schema_version", "1"))
+            major = 2 if version.startswith("2.") else 1
+        except (OSError, ValueError, AttributeError):
+            pass  # ms.read names what is wrong with the file
+        plan = ms.read(plan_path, "batch-plan", major)
     except ms.SchemaError as exc:
         raise UserError(str(exc)) from None
     return plan

@@ -1,10 +1,12 @@
 """Suite ``replay``: a serving simulator's batches, run on the GPU and timed.
 
-Input is a ``batch-plan`` v1 document (``vidur-runner batches`` writes one from VIDUR's
+Input is a ``batch-plan`` document (``vidur-runner batches`` writes one from VIDUR's
 recorded batches): the model's shape and the distinct batch compositions, each a list of
-prefill requests (query tokens, KV tokens including the query) and the decode requests'
-count and longest KV. Each composition is one case, keyed
-``<model>.batch.<composition>.fp16`` (e.g. ``llama2-7b.batch.p130x130-d2x344.fp16``).
+prefill requests (query tokens, KV tokens including the query) and the decode requests — v1:
+their count and longest KV; v2: (count, KV) per distinct KV, so each request attends over its
+own KV as VIDUR predicted it. Each composition is one case, keyed
+``<model>.batch.<composition>.fp16`` (e.g. ``llama2-7b.batch.p130x130-d2x344.fp16``, v2
+``llama2-7b.batch.d1x120-d2x344.fp16``).
 
 What runs is one forward pass of the model's decoder layers over the batch's tokens, with
 random fp16 weights, built from the same operators and the same timing method as the VIDUR
@@ -18,9 +20,10 @@ measures the composition of the profiled kernels, nothing else:
   profile; GEMMs are cuBLAS through ``F.linear``;
 * attention is ``F.scaled_dot_product_attention`` (the FlashAttention-2 backend on Hopper)
   over contiguous K/V of each layer's own buffer: one call per prefill request (causal, the
-  lower-right mask when the request has KV before its chunk) and one call for all decode
-  requests over K/V padded to the longest decode KV (SDPA takes no per-row lengths; VIDUR's
-  predictor assumes the mean KV). The outputs are concatenated into the batch's rows;
+  lower-right mask when the request has KV before its chunk) and one call per decode group
+  (v1: all decode requests over K/V padded to the longest; v2: the requests of one KV length
+  over that KV — SDPA takes no per-row lengths, so a group of equal lengths is the exact
+  computation in the fewest calls). The outputs are concatenated into the batch's rows;
 * no embedding, final norm, LM head or sampling: VIDUR's batch time (``model_time``) counts
   the decoder layers only.
 
@@ -57,7 +60,14 @@ TINY = {"layers": 2, "hidden": 64, "heads": 4, "kv_heads": 4, "ffn": 128}
 @dataclass(frozen=True)
 class Composition:
     prefill: tuple[tuple[int, int], ...]  # (query tokens, KV tokens including them)
-    decode: tuple[int, int]  # (requests, longest KV)
+    #: (requests, KV) per decode group: batch-plan v1 has one group (the requests padded to the longest
+    #: KV), v2 one group per distinct KV (each request attends over its own KV)
+    groups: tuple[tuple[int, int], ...] = ()
+
+    @property
+    def decode(self) -> tuple[int, int]:
+        """(decode requests, longest KV), as batch-plan v1 names the decode part."""
+        return (sum(n for n, _ in self.groups), max((kv for _, kv in self.groups), default=0))
 
     @property
     def tokens(self) -> int:
@@ -65,15 +75,12 @@ class Composition:
 
     @property
     def kv_tokens(self) -> int:
-        """K/V rows attention reads (decode padded to the longest)."""
-        return sum(kv for _, kv in self.prefill) + self.decode[0] * self.decode[1]
+        """K/V rows attention reads (each decode group at its KV)."""
+        return sum(kv for _, kv in self.prefill) + sum(n * kv for n, kv in self.groups)
 
     @property
     def key(self) -> str:
-        parts = [f"p{q}x{kv}" for q, kv in self.prefill]
-        if self.decode[0]:
-            parts.append(f"d{self.decode[0]}x{self.decode[1]}")
-        return "-".join(parts)
+        return "-".join([f"p{q}x{kv}" for q, kv in self.prefill] + [f"d{n}x{kv}" for n, kv in self.groups])
 
 
 #: a replay is built from VIDUR's own operator set, in VIDUR's batches: a reference of class
@@ -84,9 +91,10 @@ INDEPENDENCE = {"class": "shared-operators", "tools": ["vidur"],
                         "SDPA; packages/groundtruth/src/mtap_groundtruth/replay.py)"}
 
 def parse_key(key: str) -> Composition:
-    """The composition a plan key names; ValueError for a malformed one."""
+    """The composition a plan key names (v1: at most one decode part; v2: one per distinct KV, by KV);
+    ValueError for a malformed one."""
     prefill: list[tuple[int, int]] = []
-    decode = (0, 0)
+    groups: list[tuple[int, int]] = []
     if not key:
         raise ValueError("empty composition key")
     for part in key.split("-"):
@@ -94,30 +102,38 @@ def parse_key(key: str) -> Composition:
         if not m:
             raise ValueError(f"composition key {key!r}: part {part!r} is not p<q>x<kv> or d<n>x<kv>")
         if m.group(2):
+            if groups:
+                raise ValueError(f"composition key {key!r}: prefill part {part!r} after a decode part")
             q, kv = int(m.group(2)), int(m.group(3))
             if q < 1 or kv < q:
                 raise ValueError(f"composition key {key!r}: prefill {part!r} needs 1 <= query <= kv")
             prefill.append((q, kv))
         else:
-            if decode[0]:
-                raise ValueError(f"composition key {key!r}: more than one decode part")
-            decode = (int(m.group(4)), int(m.group(5)))
-            if decode[0] < 1 or decode[1] < 1:
+            n, kv = int(m.group(4)), int(m.group(5))
+            if n < 1 or kv < 1:
                 raise ValueError(f"composition key {key!r}: decode {part!r} needs count and KV >= 1")
-    return Composition(tuple(sorted(prefill)), decode)
+            if groups and kv <= groups[-1][1]:
+                raise ValueError(f"composition key {key!r}: decode parts must have distinct KVs in increasing order")
+            groups.append((n, kv))
+    return Composition(tuple(sorted(prefill)), tuple(groups))
 
 
 def plan_cases(plan: dict[str, Any]) -> list[Case]:
-    """One case per composition of a (validated) batch-plan document, in the plan's order."""
+    """One case per composition of a (validated) batch-plan v1 or v2 document, in the plan's order."""
     model = plan["model"]["key"]
+    v2 = plan["schema_version"].startswith("2.")
     out = []
     for c in plan["compositions"]:
         comp = parse_key(c["key"])
-        if [list(p) for p in comp.prefill] != sorted(c["prefill"]) or list(comp.decode) != c["decode"]:
+        decode = [list(g) for g in comp.groups] if v2 else list(comp.decode)
+        if not v2 and len(comp.groups) > 1:
+            raise ValueError(f"composition {c['key']!r}: several decode parts need a batch-plan v2 document")
+        if [list(p) for p in comp.prefill] != sorted(c["prefill"]) or decode != c["decode"]:
             raise ValueError(f"composition {c['key']!r}: its prefill/decode fields disagree with the key")
         out.append(Case(f"{model}.batch.{c['key']}.fp16", plan["workload"], "replay", "replay",
                         {"composition": c["key"], "batch_tokens": comp.tokens, "prefill_requests": len(comp.prefill),
-                         "decode_requests": comp.decode[0], "simulator_batches": c["batches"]}))
+                         "decode_requests": comp.decode[0], "decode_groups": len(comp.groups),
+                         "simulator_batches": c["batches"]}))
     return out
 
 
@@ -245,8 +261,9 @@ class Model:
         positions: list[int] = []
         for q, kv in comp.prefill:
             positions += range(kv - q, kv)
-        n_dec, max_kv = comp.decode
-        positions += [max_kv - 1] * n_dec
+        n_dec = comp.decode[0]
+        for n, kv in comp.groups:
+            positions += [kv - 1] * n
         pos = torch.tensor(positions, device=dev, dtype=torch.long)
         # each request's new rows go to its own run of blocks, as with a block table
         blocks = torch.randperm(self.slots // BLOCK, device=dev, generator=self.gen)[: math.ceil(t / BLOCK) + len(comp.prefill) + n_dec]
@@ -258,8 +275,10 @@ class Model:
             calls.append((qo, q, ko, kv, 1, "lower-right" if kv > q else "causal"))
             qo += q
             ko += kv
-        if n_dec:
-            calls.append((qo, 1, ko, max_kv, n_dec, "none"))
+        for n, kv in comp.groups:  # one call per decode group: each request over its own KV
+            calls.append((qo, 1, ko, kv, n, "none"))
+            qo += n
+            ko += n * kv
         from torch.nn.attention.bias import causal_lower_right
 
         masks = {i: causal_lower_right(q, kv) for i, (_, q, _, kv, _, kind) in enumerate(calls) if kind == "lower-right"}

@@ -383,7 +383,10 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
               help="The batch-plan document to write (schemas/batch-plan.v1.schema.json).")
 @click.option("--skip-measured", "skip", multiple=True, type=click.Path(path_type=Path, dir_okay=False),
               help="A groundtruth replay document whose ok compositions to leave out (plan the rest; repeatable).")
-def batches_cmd(docs: tuple[Path, ...], hardware: str, output: Path, skip: tuple[Path, ...]) -> None:
+@click.option("--plan-version", type=click.Choice(["1", "2"]), default="2", show_default=True,
+              help="2: each decode request at its own KV (the computation VIDUR predicts); 1: decode requests padded "
+                   "to the longest KV (the committed replay/batch-plan.json of the first H200 replay).")
+def batches_cmd(docs: tuple[Path, ...], hardware: str, output: Path, skip: tuple[Path, ...], plan_version: str) -> None:
     """Write the batch plan for a GPU replay of VIDUR's batches.
 
     Reads the ok cases of HARDWARE in the vidur tool-run DOCS, and each one's kept
@@ -401,7 +404,7 @@ def batches_cmd(docs: tuple[Path, ...], hardware: str, output: Path, skip: tuple
         cases = replay_mod.load_cases(docs, hardware, repo_root())
     except replay_mod.ReplayError as exc:
         raise UserError(str(exc)) from None
-    doc = replay_mod.plan(cases, hardware)
+    doc = replay_mod.plan(cases, hardware, version=int(plan_version))
     done: set[str] = set()
     try:
         for p in skip:
@@ -412,7 +415,7 @@ def batches_cmd(docs: tuple[Path, ...], hardware: str, output: Path, skip: tuple
     doc["compositions"] = [c for c in doc["compositions"] if c["key"] not in done]
     if not doc["compositions"]:
         raise UserError(f"--skip-measured: every one of the {total} compositions is measured already; nothing to plan")
-    ms.write(output, doc, "batch-plan")
+    ms.write(output, doc, "batch-plan", int(plan_version))
     n = sum(len(c.batches) for c in cases)
     click.echo(f"{output}: {len(doc['compositions'])} distinct compositions of {n} batches in {len(cases)} cases"
                + (f" ({total - len(doc['compositions'])} already measured, left out)" if done else ""), err=True)

@@ -212,26 +212,33 @@ MODEL = {"name": "meta-llama/Llama-2-7b-hf", "key": "llama2-7b", "layers": 32, "
          "ffn": 11008, "vocab": 32768}
 
 
-def plan(cases: list[CaseBatches], hardware: str, workload: str = "W5") -> dict[str, Any]:
-    """The batch-plan v1 document: every distinct composition once, grouped by the first case that
-    needs it (so a replay cut short by its time budget completes whole cases first) and, within a
-    group, in a fixed pseudo-random order (sha256 of the key), so a partial group is a spread sample."""
+def plan(cases: list[CaseBatches], hardware: str, workload: str = "W5", version: int = 2) -> dict[str, Any]:
+    """The batch-plan document (``version`` 2: decode requests grouped by their own KV, the computation VIDUR
+    predicts; 1: decode padded to the longest KV): every distinct composition once, grouped by the first case
+    that needs it (so a replay cut short by its time budget completes whole cases first) and, within a group,
+    in a fixed pseudo-random order (sha256 of the key), so a partial group is a spread sample."""
     import hashlib
+
+    def key_of(b: Batch) -> str:
+        return b.exact_key if version == 2 else b.key
 
     counts: dict[str, int] = {}
     first: dict[str, tuple[int, Batch]] = {}
     for i, cb in enumerate(cases):
         for b in cb.batches:
-            counts[b.key] = counts.get(b.key, 0) + 1
-            first.setdefault(b.key, (i, b))
+            k = key_of(b)
+            counts[k] = counts.get(k, 0) + 1
+            first.setdefault(k, (i, b))
     order = sorted(counts, key=lambda k: (first[k][0], hashlib.sha256(k.encode()).hexdigest()))
     comps = []
     for key in order:
-        pre, dec = first[key][1].composition
-        comps.append({"key": key, "prefill": [list(p) for p in pre], "decode": list(dec), "batches": counts[key]})
+        b = first[key][1]
+        pre, dec = b.composition
+        decode = [list(g) for g in b.decode_groups] if version == 2 else list(dec)
+        comps.append({"key": key, "prefill": [list(p) for p in pre], "decode": decode, "batches": counts[key]})
     sources = [s for cb in cases for s in cb.sources]
-    return {"schema": "batch-plan", "schema_version": "1.0.0", "model": dict(MODEL), "hardware": hardware, "workload": workload,
-            "sources": sources, "compositions": comps}
+    return {"schema": "batch-plan", "schema_version": f"{version}.0.0", "model": dict(MODEL), "hardware": hardware,
+            "workload": workload, "sources": sources, "compositions": comps}
 
 
 # --------------------------------------------------------------------------- the timeline
