@@ -1,3 +1,3 @@
 """mtap runner for ASTRA-sim 2.0's analytical network backend."""
 
-__version__ = "2.0.0"
+__version__ = "2.1.0"

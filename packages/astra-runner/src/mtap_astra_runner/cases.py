@@ -70,6 +70,8 @@ PLATFORMS: dict[str, Platform] = {
     "H200-x2-NVLink": Platform("h200-x2-nvlink/", {2: "H200-SXM-141GB-x2-nvlink"}, False, "FullyConnected", ("w6", "ddp")),
 }
 DEFAULT_PLATFORM = "HGX-H100"
+#: the machine `astra-runner calibrate` fits by default: the one with multi-GPU measurements
+DEFAULT_CALIBRATION_PLATFORM = "H200-x2-NVLink"
 
 #: The reference example of the issue (ASTRA-sim's examples/*/HGX-H100-validated.*).
 REFERENCE = {"bandwidth_gbps": 400.0, "latency_ns": 936.25, "local_mem_bw_gbps": 3350, "expected_cycles": 57426}

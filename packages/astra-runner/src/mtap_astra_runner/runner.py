@@ -11,7 +11,7 @@ import re
 import tempfile
 from dataclasses import dataclass, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import mtap_schemas.toolrun as tr
 from mtap_schemas.kinds import OK, UNAVAILABLE
@@ -20,6 +20,9 @@ from . import inputs, parse, traces
 from .cases import Case, unsupported_reason
 from .compute import LayerTimes
 from .tool import Tool
+
+if TYPE_CHECKING:
+    from .calibration import Calibration
 
 
 @dataclass(frozen=True)
@@ -32,6 +35,8 @@ class Unit:
     layer_times: LayerTimes | None
     timeout: float
     keep_raw: str | None  #: absolute folder for --keep-raw, or None
+    #: the network calibration the case runs with (run --calibration), or None: its cases declare it
+    calibration: Calibration | None = None
 
 
 def _sha(text: str) -> str:
@@ -160,6 +165,9 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         params["reproduces_expected"] = crit.cycles == params["expected_cycles"]
     # a step whose compute is the simulated GPU's own measurement says so (tool-run 2.2 case.independence)
     dep = unit.layer_times.independence() if case.params.get("kind") == "ddp" and unit.layer_times is not None else None
+    # a network fitted to measurements of this machine (run --calibration): calibrated-separately, with both inputs
+    if unit.calibration is not None and case.hardware == unit.calibration.hardware:
+        dep = unit.calibration.independence(dep)
     return tr.ok(case.id, metrics=metrics, independence=dep, **{**common, **_common(case, params)})
 
 
