@@ -202,13 +202,13 @@ def _measured_like(tmp_path: Path, hardware: str, npus: int, times_ns: dict[str,
 
 
 @needs_tool
-@pytest.mark.parametrize("npus", [4, 8])
-def test_hgx_4_and_8_gpus_calibrate_and_run_with_the_calibration(tmp_path: Path, npus: int) -> None:
-    """The 4/8-GPU paths (issue 29 item 3): fit an HGX-H100 node at 4 or 8 NPUs from ASTRA-sim's own
+@pytest.mark.parametrize("platform, npus", [("HGX-H100", 4), ("HGX-H100", 8), ("HGX-H200", 8)])
+def test_hgx_4_and_8_gpus_calibrate_and_run_with_the_calibration(tmp_path: Path, platform: str, npus: int) -> None:
+    """The 4/8-GPU paths (issue 29 item 3): fit an HGX node at 4 or 8 NPUs from ASTRA-sim's own
     times at a known network (recovered), then run its 2/4/8-NPU collectives with that calibration."""
     from mtap_astra_runner.tool import native_tool
 
-    platform, hid = "HGX-H100", "HGX-H100x8"
+    prefix, hid = cases.PLATFORMS[platform].prefix, cases.PLATFORMS[platform].nodes[8]
     hw = {h["id"]: h for h in ms.read(REPO / "data/hardware/hardware.json", "hardware")["hardware"]}[hid]
     tool = native_tool(BIN, "test")
     known = (3000.0, 300e9)
@@ -238,15 +238,19 @@ def test_hgx_4_and_8_gpus_calibrate_and_run_with_the_calibration(tmp_path: Path,
     assert doc["fitted"]["latency_ns"] == pytest.approx(known[0], rel=2e-3)
     assert doc["fitted"]["bandwidth_bytes_per_s"] == pytest.approx(known[1], rel=2e-3)
     cfg = tmp_path / "cfg.json"
-    cfg.write_text(json.dumps({"studies": ["w6"], "binaries": ["congestion-aware"], "include": ["w6/all-reduce.*", "w6/all-gather.n8.*"]}))
+    cfg.write_text(
+        json.dumps(
+            {"studies": ["w6"], "binaries": ["congestion-aware"], "include": [f"{prefix}w6/all-reduce.*", f"{prefix}w6/all-gather.n8.*"]}
+        )
+    )
     common = ("--platform", platform, "--config", cfg, "--tool-path", BIN, "--data-dir", REPO / "data", "--jobs", "1")
     r = invoke("run", *common, "--calibration", out, "--name", "cal", "--output", tmp_path)
     r0 = invoke("run", *common, "--name", "raw", "--output", tmp_path)
     assert r.exit_code == r0.exit_code == 0, r.output + r0.output
     cal = {c["id"]: c for c in ms.read_tool_run(tmp_path / "cal.tool-run.json")["cases"]}
     raw = {c["id"]: c for c in ms.read_tool_run(tmp_path / "raw.tool-run.json")["cases"]}
-    assert set(cal) == set(raw) - {f"w6/all-reduce.n{npus}.{s}/switch.ring/congestion-aware" for s in ("1mib", "1gib")}
-    assert {c["parameters"]["npus"] for c in cal.values()} == {2, 4, 8, 16}
+    assert set(cal) == set(raw) - {f"{prefix}w6/all-reduce.n{npus}.{s}/switch.ring/congestion-aware" for s in ("1mib", "1gib")}
+    assert {c["parameters"]["npus"] for c in cal.values()} == ({2, 4, 8, 16} if platform == "HGX-H100" else {2, 4, 8})
     for cid, c in cal.items():
         assert c["status"] == "ok"
         if c["hardware"] != hid:  # 16 NPUs run on HGX-H100x16: another machine, not calibrated
