@@ -57,6 +57,8 @@ def main() -> None:
       astra-runner setup                      # build the pinned ASTRA-sim once
       astra-runner run                        # the full matrix -> data/evaluation/astra-sim
       astra-runner cases --shard 1/4          # the planned cases of one shard, run nothing
+      astra-runner calibrate --measured data/evaluation/groundtruth/h200-x2.tool-run.json
+                                              # fit the 2-GPU host's link latency and bandwidth
     """
 
 
