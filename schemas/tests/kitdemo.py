@@ -26,6 +26,14 @@ def plan(n: int, mode: str) -> list[dict]:
 
 
 def run_one(unit: dict) -> dict:
+    tool_sleep = os.environ.get("KITDEMO_TOOL_SLEEP")
+    if tool_sleep:  # a "tool" child process in its own group, run from a temp folder (fault tests)
+        import tempfile
+
+        from mtap_schemas.proc import run_tool
+
+        with tempfile.TemporaryDirectory(prefix="mtap-kitdemo-", dir=os.environ.get("KITDEMO_TMP")) as tmp:
+            run_tool(["sleep", tool_sleep], cwd=tmp)
     sleep = float(os.environ.get("KITDEMO_SLEEP", "0"))
     if sleep:
         time.sleep(sleep)

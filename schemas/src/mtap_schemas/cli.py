@@ -21,6 +21,7 @@ from __future__ import annotations
 import functools
 import os
 import re
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,10 +30,39 @@ from typing import Any, NoReturn
 
 import click
 
-from .execute import Checkpoint, Interrupted, available_cores, parse_shard, plan_digest, select_shard
+from .execute import Checkpoint, CheckpointError, Interrupted, available_cores, parse_shard, plan_digest, select_shard
 from .keep import OutputError, check_writable, save
 from .kinds import Exit
 from .paths import PathError
+
+#: True while a runner's ``main`` runs; before that (imports) a signal ends the process with one line
+_IN_MAIN = False
+
+
+def _early_signal(signum: int, _frame: Any) -> None:
+    """SIGINT/SIGTERM that arrive while a runner is still importing: exit 130 with one line (no
+    traceback, not 143); once ``main`` runs, SIGINT is Python's KeyboardInterrupt and SIGTERM raises
+    :class:`Interrupted`, which the group turns into the same exit 130."""
+    name = signal.Signals(signum).name
+    if _IN_MAIN:
+        if signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        from .proc import kill_active
+
+        kill_active()
+        raise Interrupted(f"received {name}")
+    sys.stderr.write(f"interrupted ({name}) before the run started; nothing was written\n")
+    raise SystemExit(int(Exit.INTERRUPTED))
+
+
+def _install_early_signals() -> None:
+    """Only in a process whose handlers are still Python's defaults (not under a test runner's own)."""
+    if signal.getsignal(signal.SIGTERM) == signal.SIG_DFL:
+        signal.signal(signal.SIGTERM, _early_signal)
+    if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
+        signal.signal(signal.SIGINT, _early_signal)
+    if hasattr(signal, "SIGXFSZ") and signal.getsignal(signal.SIGXFSZ) == signal.SIG_DFL:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past a file-size limit a write fails (EFBIG): one line, not a core dump
 
 
 class UserError(click.ClickException):
@@ -55,6 +85,8 @@ class RunnerGroup(click.Group):
 
     def main(self, args: Sequence[str] | None = None, prog_name: str | None = None, complete_var: str | None = None,
              standalone_mode: bool = True, **extra: Any) -> Any:
+        global _IN_MAIN
+        _IN_MAIN = True
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
         try:
@@ -74,7 +106,7 @@ class RunnerGroup(click.Group):
 
         try:
             return super().invoke(ctx)
-        except (SchemaError, OutputError, PathError) as exc:
+        except (SchemaError, OutputError, PathError, CheckpointError) as exc:
             raise UserError(str(exc)) from None
         except Interrupted as exc:
             click.echo(f"interrupted ({exc}); finished cases are kept for --resume", err=True)
@@ -206,6 +238,8 @@ def run_options(*, tool: str, output: str, verb: str = "run", tool_path: bool = 
             o = RunOptions(verb=verb, **common)
             if running and o.name is None:
                 o.name = f"{tool}.shard-{o.shard[0]}-of-{o.shard[1]}" if o.shard and o.shard[1] > 1 else tool
+            elif running:
+                check_name(o.name)
             if o.config is not None and config_schema is not None:
                 o.config_doc = read_config(o.config, config_schema)
             if running and o.output is not None:
@@ -218,6 +252,18 @@ def run_options(*, tool: str, output: str, verb: str = "run", tool_path: bool = 
         return wrapper
 
     return decorate
+
+
+#: a document's file stem: letters, digits, ``.``, ``_``, ``-``; not starting with ``.`` or ``-``
+NAME_PATTERN = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,127}")
+
+
+def check_name(name: str | None) -> str:
+    """``--name`` is a file stem inside ``--output``: never empty, a path, hidden, or odd characters."""
+    if name is None or not NAME_PATTERN.fullmatch(name) or ".." in name:
+        raise UserError(f"--name: got {name!r}, expected a file stem of letters, digits, '.', '_' or '-' "
+                        f"(no path separators, not starting with '.' or '-', at most 128 characters)")
+    return name
 
 
 def read_config(path: str | os.PathLike[str], runner: str) -> dict[str, Any]:
@@ -259,3 +305,6 @@ def finish(builder: Any, cases: Sequence[dict[str, Any]], opts: RunOptions, chec
         checkpoint.finish()
     click.echo(saved.message, err=True)
     click.get_current_context().exit(int(saved.exit_code))
+
+
+_install_early_signals()

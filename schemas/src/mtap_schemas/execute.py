@@ -13,11 +13,14 @@ value (a case dict or a list of them). Results come back in the order of ``units
 from __future__ import annotations
 
 import concurrent.futures as cf
+import fcntl
 import hashlib
 import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,6 +28,7 @@ from typing import Any, TypeVar
 
 import orjson
 
+from .paths import printable
 from .proc import kill_active
 
 T = TypeVar("T")
@@ -37,6 +41,37 @@ class Interrupted(KeyboardInterrupt):
 def _raise_interrupted(signum: int, _frame: Any) -> None:
     kill_active()
     raise Interrupted(f"received {signal.Signals(signum).name}")
+
+
+#: in a worker process: whether a unit is running now, and whether a stop was asked for
+_BUSY = False
+_STOPPING = False
+
+
+def _worker_signal(signum: int, _frame: Any) -> None:
+    """A worker's SIGTERM: kill its tools' process groups; unwind the running unit (its ``finally``
+    blocks remove temp folders), or leave at once when idle — quietly, exit 130, never a traceback."""
+    global _STOPPING
+    _STOPPING = True
+    kill_active()
+    if _BUSY:
+        raise Interrupted(f"received {signal.Signals(signum).name}")
+    os._exit(130)
+
+
+def _call(fn: Callable[[T], Any], unit: T) -> Any:
+    """What a worker runs for one unit: never starts after a stop, and exits once the unit has unwound."""
+    global _BUSY
+    if _STOPPING:
+        os._exit(130)
+    _BUSY = True
+    try:
+        return fn(unit)
+    finally:
+        _BUSY = False
+        if _STOPPING:  # the unit was interrupted: its clean-up ran; don't take the next queued one
+            kill_active()
+            os._exit(130)
 
 
 @contextmanager
@@ -81,28 +116,82 @@ def plan_digest(plan: Any) -> str:
     return hashlib.sha256(orjson.dumps(plan, option=orjson.OPT_SORT_KEYS, default=str)).hexdigest()
 
 
+#: lock files this process holds (real path -> [descriptor, holders])
+_HELD: dict[str, list[int]] = {}
+
+
+class CheckpointError(OSError):
+    """The progress file cannot be kept (disk full, file-size limit, …); ``str()`` is one line."""
+
+
+class CheckpointBusy(CheckpointError):
+    """Another live run holds this document's progress file; ``str()`` is one line."""
+
+
 class Checkpoint:
     """``OUTPUT/.NAME.progress.jsonl``: one line per finished unit, flushed as it finishes.
 
     ``resume=True`` takes the finished units of a previous run of the same plan; otherwise an
-    old progress file is replaced. :meth:`finish` removes it once the document is written."""
+    old progress file is replaced. :meth:`finish` removes it once the document is written.
+    A run holds ``OUTPUT/.NAME.lock`` (``flock``) from here to the end of the process, so a second
+    run into the same output and name is refused at once instead of clobbering the progress.
+    Lines that are not a finished unit (a list, a bare number, an entry without ``id`` or
+    ``result``, the line being written when the run was killed) are skipped and counted."""
 
     def __init__(self, output: str | os.PathLike[str], name: str, digest: str, *, resume: bool = False) -> None:
         self.path = Path(output) / f".{name}.progress.jsonl"
         self.digest = digest
         self.done: dict[str, Any] = {}
         self.stale = 0
+        self.skipped = 0
+        self._lock = self._take_lock(Path(output) / f".{name}.lock")
         if resume and self.path.exists():
             self._load()
         self._handle = None
 
+    @staticmethod
+    def _take_lock(path: Path) -> int:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        key = os.path.realpath(path)
+        if key in _HELD:  # this process already runs into it (a library caller running twice): the lock is ours
+            _HELD[key][1] += 1
+            return _HELD[key][0]
+        fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
+            raise CheckpointBusy(f"{printable(str(path.parent))}: another run (pid {holder}) is writing {path.name.removesuffix('.lock')[1:]}"
+                                 f" here; wait for it, or give this run another --output or --name") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD[key] = [fd, 1]
+        return fd
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            for key, held in list(_HELD.items()):
+                if held[0] == self._lock:
+                    held[1] -= 1
+                    if held[1] == 0:
+                        del _HELD[key]
+                        os.close(self._lock)  # closing the descriptor drops the flock
+            self._lock = None
+
     def _load(self) -> None:
-        lines = self.path.read_bytes().splitlines()
+        try:
+            lines = self.path.read_bytes().splitlines()
+        except OSError:
+            return
         if not lines:
             return
         try:
             header = orjson.loads(lines[0])
         except orjson.JSONDecodeError:
+            header = None
+        if not isinstance(header, dict) or "plan" not in header:
+            self.skipped = len(lines)
             return
         if header.get("plan") != self.digest:
             self.stale = len(lines) - 1
@@ -110,40 +199,78 @@ class Checkpoint:
         for line in lines[1:]:
             try:
                 entry = orjson.loads(line)
-            except orjson.JSONDecodeError:  # the line being written when the run was killed
+            except orjson.JSONDecodeError:  # e.g. the line being written when the run was killed
+                entry = None
+            if not isinstance(entry, dict) or not isinstance(entry.get("id"), str) or "result" not in entry:
+                self.skipped += 1
                 continue
             self.done[entry["id"]] = entry["result"]
+        if self.skipped:
+            sys.stderr.write(f"{self.path}: {self.skipped} line(s) are not finished units and were skipped; "
+                             f"{len(self.done)} finished unit(s) resumed\n")
+
+    def _failed(self, exc: OSError) -> CheckpointError:
+        return CheckpointError(f"{printable(str(self.path))}: cannot keep the run's progress: {exc.strerror or exc}")
 
     def open(self) -> None:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._handle = open(self.path, "wb")
-        self._handle.write(orjson.dumps({"plan": self.digest}) + b"\n")
-        for ident, result in self.done.items():
-            self._handle.write(orjson.dumps({"id": ident, "result": result}) + b"\n")
-        self._handle.flush()
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self._handle = open(self.path, "wb")
+            self._handle.write(orjson.dumps({"plan": self.digest}) + b"\n")
+            for ident, result in self.done.items():
+                self._handle.write(orjson.dumps({"id": ident, "result": result}) + b"\n")
+            self._handle.flush()
+        except OSError as exc:
+            raise self._failed(exc) from None
 
     def record(self, ident: str, result: Any) -> None:
         if self._handle is None:
             self.open()
         assert self._handle is not None
-        self._handle.write(orjson.dumps({"id": ident, "result": result}) + b"\n")
-        self._handle.flush()
-        os.fsync(self._handle.fileno())
+        try:
+            self._handle.write(orjson.dumps({"id": ident, "result": result}) + b"\n")
+            self._handle.flush()
+            os.fsync(self._handle.fileno())
+        except OSError as exc:
+            raise self._failed(exc) from None
         self.done[ident] = result
 
     def close(self) -> None:
         if self._handle is not None:
-            self._handle.close()
-            self._handle = None
+            handle, self._handle = self._handle, None
+            try:
+                handle.close()
+            except OSError:  # the write that failed already said why
+                pass
 
     def finish(self) -> None:
         self.close()
         self.path.unlink(missing_ok=True)
+        self._release()
 
 
-def _worker_init() -> None:
-    signal.signal(signal.SIGTERM, _raise_interrupted)
+def _worker_init(runner_pid: int) -> None:
+    signal.signal(signal.SIGTERM, _worker_signal)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides; it terminates workers on Ctrl-C
+    threading.Thread(target=_watch_runner, args=(runner_pid,), name="mtap-watch-runner", daemon=True).start()
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def _watch_runner(runner_pid: int, every: float = 0.5) -> None:
+    """A worker outlives no runner: when the runner is gone (``kill -9``), SIGTERM this worker, so
+    its tools' process groups are killed and its unit's temp folders removed within a second."""
+    while _alive(runner_pid):
+        time.sleep(every)
+    os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _progress(label: str, total: int):
@@ -184,9 +311,10 @@ def run_cases(units: Sequence[T], fn: Callable[[T], Any], *, jobs: int = 1, labe
 
 def _run_pool(todo, fn, jobs, results, checkpoint, bar, context) -> None:
     ctx = multiprocessing.get_context(context)
-    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init)
+    pool = cf.ProcessPoolExecutor(max_workers=min(jobs, len(todo)), mp_context=ctx, initializer=_worker_init,
+                                 initargs=(os.getpid(),))
     try:
-        futures = {pool.submit(fn, u): i for i, u in todo}
+        futures = {pool.submit(_call, fn, u): i for i, u in todo}
         for fut in cf.as_completed(futures):
             i = futures[fut]
             results[i] = fut.result()

@@ -27,6 +27,11 @@ class OutputError(OSError):
     """The output folder cannot take the document; ``str()`` is one line."""
 
 
+def _shown(path: Path) -> str:
+    """A path as one printable line, whatever bytes its name holds (a non-UTF-8 name is shown escaped)."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
 def target_path(output: str | os.PathLike[str], name: str) -> Path:
     return Path(output) / f"{name}{SUFFIX}"
 
@@ -52,6 +57,30 @@ def check_writable(output: str | os.PathLike[str], need_bytes: int = 1 << 20) ->
     if free < need_bytes:
         raise OutputError(f"{folder}: only {free} bytes free, the run needs at least {need_bytes}")
     return folder
+
+
+def newer_major(path: Path) -> int | None:
+    """The major version of the document at ``path`` when it is newer than this kit writes (else None):
+    a document written by a newer mtap is never replaced by this one, whatever its ok count."""
+    import orjson
+
+    try:
+        with open(path, "rb") as handle:
+            head = handle.read(4096)
+    except OSError:
+        return None
+    import re
+
+    found = re.search(rb'"schema_version"\s*:\s*"(\d+)\.', head)
+    if found is None:
+        try:
+            version = str(orjson.loads(path.read_bytes()).get("schema_version", ""))
+        except (OSError, orjson.JSONDecodeError, AttributeError):
+            return None
+        major = version.split(".")[0]
+    else:
+        major = found.group(1).decode()
+    return int(major) if major.isdigit() and int(major) > TOOL_RUN_MAJOR else None
 
 
 def ok_count(path: Path) -> int:
@@ -92,8 +121,15 @@ def save(doc: dict[str, Any], output: str | os.PathLike[str], name: str, *, over
     summary = ", ".join(f"{v} {k}" for k, v in sorted(counts.items())) or "no cases"
     target = target_path(output, name)
     existing = ok_count(target) if target.exists() else 0
+    future = newer_major(target) if target.exists() else None
     new_ok = counts.get(OK, 0)
     try:
+        if future is not None and not overwrite:
+            beside = Path(output) / f"{name}.{REFUSED}.json"
+            write(beside, doc, TOOL_RUN, TOOL_RUN_MAJOR, style="auto")
+            msg = (f"kept {target} (tool-run v{future}, newer than this runner's v{TOOL_RUN_MAJOR}); this run "
+                   f"({summary}) was written to {beside} (--overwrite replaces)")
+            return Saved(beside, True, counts, Exit.KEPT_EXISTING, msg)
         if existing > new_ok and not overwrite:
             beside = Path(output) / f"{name}.{REFUSED}.json"
             write(beside, doc, TOOL_RUN, TOOL_RUN_MAJOR, style="auto")
@@ -102,8 +138,8 @@ def save(doc: dict[str, Any], output: str | os.PathLike[str], name: str, *, over
             return Saved(beside, True, counts, Exit.KEPT_EXISTING, msg)
         write(target, doc, TOOL_RUN, TOOL_RUN_MAJOR, style="auto")
     except OSError as exc:
-        if exc.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT):
-            raise OutputError(f"{target}: cannot write: {exc.strerror}") from None
+        if exc.errno in (errno.ENOSPC, errno.EACCES, errno.EROFS, errno.EDQUOT, errno.EFBIG, errno.EIO, errno.ENAMETOOLONG):
+            raise OutputError(f"{_shown(target)}: cannot write: {exc.strerror}") from None
         raise
     code = exit_code_for(counts)
     msg = f"{len(doc['cases'])} cases ({summary}) -> {target}"

@@ -73,7 +73,13 @@ def portable_argv(argv: Sequence[str]) -> list[str]:
             out.append(relative_to_repo(os.path.expanduser(arg)) or arg)
         else:
             out.append(arg)
-    return out
+    return [printable(a) for a in out]
+
+
+def printable(text: str) -> str:
+    """``text`` as valid UTF-8: bytes a file name held that are not UTF-8 (surrogate escapes) are
+    written as ``\\xNN``, so a recorded command or a message never fails to encode."""
+    return os.fsencode(text).decode("utf-8", "backslashreplace") if isinstance(text, str) else text
 
 
 _PATH_TOKEN = re.compile(r"(?:(?<=^)|(?<=[\s=:,]))((?:/|~/|\.\./)[^\s,]+)")
