@@ -213,3 +213,24 @@ def test_a_non_utf8_output_path_works_or_fails_in_one_line(tmp_path: Path) -> No
     assert b"Traceback" not in r.stderr, r.stderr.decode("utf-8", "replace")
     assert r.returncode == 0, r.stderr
     assert os.path.exists(os.path.join(out, b"demo.tool-run.json"))
+
+
+@pytest.mark.parametrize("where", ["import", "command", "distribution"])
+def test_a_missing_tool_package_is_one_line_with_the_install_hint(tmp_path: Path, where: str) -> None:
+    runner = tmp_path / "toolless-runner"
+    missing = "import mtap_missing_tool_package_xyz\n"
+    body = {
+        "import": missing + "main = None\n",
+        "command": "",
+        "distribution": "",
+    }[where]
+    command = {"import": "pass", "command": missing.strip(),
+               "distribution": "from importlib import metadata; metadata.version('mtap-missing-dist-xyz')"}[where]
+    runner.write_text("import mtap_schemas.cli as kit\n" + body + (
+        "@kit.runner_group('toolless-runner', '0')\ndef main():\n    'demo'\n\n"
+        f"@main.command()\ndef run():\n    {command}\n\nmain()\n"))
+    r = subprocess.run([sys.executable, str(runner), "run"], capture_output=True, text=True, env=demo_env(), timeout=60)
+    assert r.returncode == kinds.Exit.USER_ERROR, r.stderr
+    assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "is not installed" in r.stderr and "pip install ./packages/toolless-runner" in r.stderr
+    assert ("mtap-missing-dist-xyz" if where == "distribution" else "mtap_missing_tool_package_xyz") in r.stderr

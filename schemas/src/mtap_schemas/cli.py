@@ -61,8 +61,40 @@ def _install_early_signals() -> None:
         signal.signal(signal.SIGTERM, _early_signal)
     if signal.getsignal(signal.SIGINT) is signal.default_int_handler:
         signal.signal(signal.SIGINT, _early_signal)
+    if sys.excepthook is sys.__excepthook__:
+        sys.excepthook = _excepthook
     if hasattr(signal, "SIGXFSZ") and signal.getsignal(signal.SIGXFSZ) == signal.SIG_DFL:
         signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # past a file-size limit a write fails (EFBIG): one line, not a core dump
+
+
+def missing_package_line(exc: BaseException, prog: str | None = None) -> str | None:
+    """One line for a tool's Python package that is not installed (``ModuleNotFoundError`` of a
+    module, ``PackageNotFoundError`` of a distribution), with the install hint; None for other errors."""
+    from importlib.metadata import PackageNotFoundError
+
+    if isinstance(exc, PackageNotFoundError):  # (a subclass of ModuleNotFoundError)
+        what = f"the Python package {str(exc.args[0] if exc.args else exc)!r} is not installed"
+    elif isinstance(exc, ModuleNotFoundError) and exc.name:
+        what = f"the Python module {exc.name.split('.')[0]!r} is not installed"
+    else:
+        return None
+    prog = prog or Path(sys.argv[0]).name or "this runner"
+    return (f"Error: {what} in this environment ({sys.executable}); {prog} needs it: install the runner with its "
+            f"dependencies (pip install ./packages/{prog} into a virtualenv, or run it through its nox session)")
+
+
+def _excepthook(kind: type[BaseException], exc: BaseException, tb: Any) -> None:
+    """A tool package missing while a runner imports (before ``main``): one line and exit 2, no traceback."""
+    line = missing_package_line(exc)
+    if line is None:
+        _previous_excepthook(kind, exc, tb)
+        return
+    sys.stderr.write(line + "\n")
+    sys.stderr.flush()
+    os._exit(int(Exit.USER_ERROR))
+
+
+_previous_excepthook = sys.excepthook
 
 
 class UserError(click.ClickException):
@@ -108,6 +140,11 @@ class RunnerGroup(click.Group):
             return super().invoke(ctx)
         except (SchemaError, OutputError, PathError, CheckpointError) as exc:
             raise UserError(str(exc)) from None
+        except ImportError as exc:  # a tool's package missing inside a command: one line with the hint
+            line = missing_package_line(exc, ctx.find_root().info_name)
+            if line is None:
+                raise
+            raise UserError(line.removeprefix("Error: ")) from None
         except Interrupted as exc:
             click.echo(f"interrupted ({exc}); finished cases are kept for --resume", err=True)
             ctx.exit(int(Exit.INTERRUPTED))
