@@ -14,6 +14,7 @@ from mtap_schemas.cli import UserError, runner_group
 
 from . import __version__
 from .collect import collect, read_training
+from .crosstool import w5_cross_tool
 from .fidelity import claims_vs_measured, d1_rows
 from .report import coverage_markdown, readme_summary, replace_block
 from .table import ROW_SCHEMA, coverage, errors_vs_measured
@@ -93,6 +94,7 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
         tables_out.append(d3_generalization(rows))
         tables_out.append(d3_sensitivity(collected.sources))
         tables_out.append(d4_deployment(collected.sources, read_training(evaluation_dir, on_skip)))
+        tables_out.extend(w5_cross_tool(errors))
     return doc, coverage_markdown(cov, rows_d1, skipped, sources)
 
 
