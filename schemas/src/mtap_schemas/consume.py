@@ -6,7 +6,8 @@ evaluation folder, validate it, drop exact copies and repeated case ids, and say
         ...
     skipped                                    # [Skipped(path, reason)] — recorded in every consumer's output
 
-A document is skipped (never a crash) when it is not UTF-8, not JSON, not a tool-run of the
+A document is skipped (never a crash) when its file name is not UTF-8 or it is a symbolic link
+(never followed; both listed by a printable name), when it is not UTF-8, not JSON, not a tool-run of the
 supported major version, or invalid; when its bytes equal an earlier document's; or when one of
 its measurements sits under a hardware id whose GPU is not the GPU its environment names, or
 whose GPU count is not the count the case ran on (:func:`gpu_count_mismatch`).
@@ -14,6 +15,7 @@ whose GPU count is not the count the case ran on (:func:`gpu_count_mismatch`).
 
 from __future__ import annotations
 
+import fnmatch
 import hashlib
 import os
 import re
@@ -38,19 +40,63 @@ class Skipped:
         return {"path": self.path, "reason": self.reason}
 
 
-def find(evaluation_dir: str | os.PathLike[str]) -> list[Path]:
-    """Every ``*.tool-run.json`` below the folder, sorted, links not followed out of it."""
+def display_name(path: str | os.PathLike[str]) -> str:
+    """A path as text that can be printed and written to JSON whatever its bytes: a name that is not
+    UTF-8 has each undecodable byte as ``\\xNN`` (from ``os.fsencode``), so it can be named, not crash."""
+    return os.fsencode(path).decode("utf-8", "backslashreplace")
+
+
+def _utf8(path: str) -> bool:
+    try:
+        path.encode("utf-8")
+    except UnicodeEncodeError:  # surrogate escapes: bytes the file system holds that are not UTF-8
+        return False
+    return True
+
+
+def _refused(path: Path, root: Path) -> str | None:
+    """Why a found path is not read: a symbolic link (never followed, not even inside the folder:
+    what a link points to can change under a reader) or a name that is not UTF-8."""
+    if not _utf8(os.path.relpath(path, root)):
+        return "file name is not UTF-8 (rename it to read it)"
+    if path.is_symlink():
+        try:
+            target = path.resolve()
+            where = f"to {display_name(target.relative_to(root.resolve()).as_posix())}"
+        except (ValueError, OSError, RuntimeError):  # outside the folder, or a loop: no machine path is recorded
+            where = "to a path outside the evaluation folder"
+        return f"symbolic link, not followed ({where})"
+    return None
+
+
+def find(evaluation_dir: str | os.PathLike[str], skipped: list[Skipped] | None = None, pattern: str = PATTERN) -> list[Path]:
+    """Every file matching ``pattern`` (``*.tool-run.json``) below the folder, sorted. Symbolic links
+    (to files or folders) are not followed, and a name that is not UTF-8 is not read: each is appended
+    to ``skipped`` (when given) by its printable name (:func:`display_name`) with the reason."""
     root = Path(evaluation_dir)
     out = []
-    for path in sorted(root.rglob(PATTERN)):
-        try:
-            real = path.resolve()
-            real.relative_to(root.resolve())
-        except (ValueError, OSError):
-            continue
-        if path.is_file():
-            out.append(path)
-    return out
+    refused: list[Path] = []
+    for folder, dirs, files in os.walk(root, followlinks=False):
+        base = Path(folder)
+        for name in dirs:
+            if (base / name).is_symlink():
+                refused.append(base / name)  # a linked folder is not walked: say so, it may hold documents
+        for name in files:
+            if not fnmatch.fnmatchcase(name, pattern):
+                continue
+            path = base / name
+            if _refused(path, root):
+                refused.append(path)
+            elif path.is_file():
+                out.append(path)
+    if skipped is not None:
+        for path in sorted(refused):
+            rel = display_name(os.path.relpath(path, root))
+            why = _refused(path, root)
+            if why and path.is_dir() and path.is_symlink():
+                why = why.replace("symbolic link", "symbolic link to a folder")
+            skipped.append(Skipped(rel, why or "symbolic link, not followed"))
+    return sorted(out)
 
 
 class HardwareGpus(dict):
@@ -153,8 +199,14 @@ def iter_tool_runs(evaluation_dir: str | os.PathLike[str], skipped: list[Skipped
 
     root = Path(evaluation_dir)
     seen: dict[str, str] = {}
-    for path in paths if paths is not None else find(root):
+    if paths is None:
+        paths = find(root, skipped)
+    for path in paths:
         rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+        why = _refused(path, root)
+        if why:  # a path given by the caller gets the same checks as a found one
+            skipped.append(Skipped(display_name(rel), why))
+            continue
         try:
             raw = path.read_bytes()
         except OSError as exc:

@@ -15,7 +15,7 @@ from typing import Any
 import polars as pl
 
 import mtap_schemas as ms
-from mtap_schemas.consume import Skipped, gpu_tokens, iter_tool_runs
+from mtap_schemas.consume import Skipped, find, gpu_tokens, iter_tool_runs
 
 from .table import INDEPENDENCE_SCHEMA, ROW_SCHEMA
 
@@ -175,7 +175,8 @@ def read_training(evaluation_dir: Path, on_skip=None) -> list[tuple[str, dict[st
     """Every training v1 document (a learned predictor trained here) under ``evaluation_dir``,
     as (path relative to it, document); one that is not valid is skipped with its reason."""
     out = []
-    for path in sorted(evaluation_dir.rglob("*.json")):
+    refused: list[Skipped] = []  # links and non-UTF-8 names, through the kit's finder (not followed, not read)
+    for path in find(evaluation_dir, refused, pattern="*.json"):
         if path.name.endswith(_NOT_TRAINING) or not path.is_file() or path.stat().st_size > _TRAINING_MAX_BYTES:
             continue
         try:
@@ -190,4 +191,8 @@ def read_training(evaluation_dir: Path, on_skip=None) -> list[tuple[str, dict[st
         except ms.SchemaError as exc:
             if on_skip:
                 on_skip(rel, str(exc))
+    if on_skip:  # a linked folder and a *.tool-run.json are listed by the tool-run reader already
+        for item in refused:
+            if item.path.endswith(".json") and not item.path.endswith(_NOT_TRAINING):
+                on_skip(item.path, f"not read as a training document: {item.reason}")
     return out
