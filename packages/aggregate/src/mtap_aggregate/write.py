@@ -1,18 +1,18 @@
 """Write the aggregate document (aggregate v2): the small JSON document, and its long table as a
-Parquet file beside it, named and sha256-checked in ``table.file``. Both appear only when complete
-(temp file + rename); the table's columns and values are checked before anything is written."""
+Parquet file beside it, named and sha256-checked in ``table.file``. The two appear together or not
+at all (``mtap_schemas.pairwrite``: both staged as temp files, then renamed; a failure leaves the
+old pair), with the mode the umask gives; the table's columns and values are checked before
+anything is written. A reader checks the table against its sha256 with ``mtap_schemas.pairwrite.check_recorded``."""
 
 from __future__ import annotations
 
-import hashlib
-import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
 import mtap_schemas as ms
+from mtap_schemas.pairwrite import write_together
 
 from .table import ROW_SCHEMA
 
@@ -32,19 +32,15 @@ def write_aggregate(path: Path, doc: dict[str, Any], rows: pl.DataFrame) -> Path
     ms.check_header(doc, "aggregate", MAJOR, str(path))
     ms.validate(doc, "aggregate", MAJOR, str(path))  # before any file is written
     target = table_path(path)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
-    os.close(fd)
-    try:
+    # the pair appears together or not at all: a failure between the table and the document leaves the old pair
+    with write_together() as stage:
+        tmp = stage.path(target)
         rows.write_parquet(tmp, compression="zstd", statistics=False)
-        digest = hashlib.sha256(Path(tmp).read_bytes()).hexdigest()
-        full = dict(doc, table={**doc["table"], "file": {"path": target.name, "sha256": digest}})
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, target)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return ms.write(path, full, "aggregate", MAJOR, style="lines")
+        full = dict(doc, table={**doc["table"], "file": {"path": target.name, "sha256": ms.sha256_file(tmp)}})
+        ms.check_header(full, "aggregate", MAJOR, str(path))
+        ms.validate(full, "aggregate", MAJOR, str(path))
+        stage.text(path, ms.dumps(full, "lines"))
+    return path
 
 
 def _check_frame(rows: pl.DataFrame, path: Path) -> None:
@@ -54,3 +50,4 @@ def _check_frame(rows: pl.DataFrame, path: Path) -> None:
     bad = rows.filter(pl.col("value").is_not_null() & ~pl.col("value").is_finite())
     if bad.height:
         raise ms.SchemaError(f"{path}: field table: {bad.height} non-finite value(s), first in case {bad['case'][0]}")
+
