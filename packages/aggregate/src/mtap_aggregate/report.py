@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from mtap_schemas.markdown import cell, code, text
+
 from .table import STATUSES
 
 WORKLOADS = [f"W{i}" for i in range(1, 11)]
@@ -39,7 +41,7 @@ def coverage_markdown(coverage: pl.DataFrame, d1_rows: list[dict], skipped: list
         total = sum(sum(c.values()) for c in row_counts if c)
         not_ok = sum(sum(c.values()) - c["ok"] for c in row_counts if c)
         rate = f"{100 * not_ok / total:.0f}% ({not_ok}/{total})" if total else "—"
-        lines.append(f"| {tool} | " + " | ".join(_cell(c) for c in row_counts) + f" | {rate} |")
+        lines.append(f"| {cell(tool)} | " + " | ".join(_cell(c) for c in row_counts) + f" | {rate} |")
     if not tools:
         lines.append("| (no documents) |" + " — |" * (len(WORKLOADS) + 1))
     lines += ["", "## Error against measurements (D1)", ""]
@@ -53,20 +55,18 @@ def coverage_markdown(coverage: pl.DataFrame, d1_rows: list[dict], skipped: list
         lines.append("|---|---|---|---|---|---|---|---|")
         for row in d1_rows:
             star = "*" if row["headline"] else ""
-            lines.append(
-                f"| {row['tool']} | {row['workload']} | {row['hardware']} | {row['scope']} | {row['measured_timing'] or '—'} | "
-                f"{row['reference_class']} | {row['pairs']} | {row['mape']:.1f}%{star} |"
-            )
+            cells = [row["tool"], row["workload"], row["hardware"], row["scope"], row["measured_timing"] or "—", row["reference_class"]]
+            lines.append("| " + " | ".join(map(cell, cells)) + f" | {row['pairs']} | {row['mape']:.1f}%{star} |")
     lines += ["", "## Sources", ""]
     for src in sources:
         extra = f"; {src['superseded']} more superseded by another document's better status for the same case id" if src["superseded"] else ""
         if src.get("stale_inputs"):
-            extra += f"; **stale provenance**: {', '.join(src['stale_inputs'])} changed since the run (re-run it)"
-        lines.append(f"- `{src['path']}` — {src['tool']} ({src['backend']}), {src['cases']} cases{extra}")
+            extra += f"; **stale provenance**: {', '.join(map(text, src['stale_inputs']))} changed since the run (re-run it)"
+        lines.append(f"- {code(src['path'])} — {text(src['tool'])} ({text(src['backend'])}), {src['cases']} cases{extra}")
     if skipped:
         lines += ["", "## Skipped documents", ""]
         for item in skipped:
-            lines.append(f"- `{item['path']}`: {item['reason']}")
+            lines.append(f"- {code(item['path'])}: {text(item['reason'])}")
     return "\n".join(lines) + "\n"
 
 
@@ -91,20 +91,21 @@ def readme_summary(d1_rows: list[dict], claims: list[dict]) -> str:
         for cls in sorted({r["reference_class"] for r in rows if r["headline"]}):
             for timing in sorted({r["measured_timing"] or "—" for r in rows if r["headline"] and r["reference_class"] == cls}):
                 sel = [r for r in rows if r["headline"] and r["reference_class"] == cls and (r["measured_timing"] or "—") == timing]
-                hw = ", ".join(sorted({r["hardware"] for r in sel}))
+                hw = ", ".join(sorted({cell(r["hardware"]) for r in sel}))
                 parts.append(f"{_span([r['mape'] for r in sel])} over {len(sel)} row{'s' if len(sel) > 1 else ''} "
-                             f"(n {sum(r['pairs'] for r in sel)}, {timing}, {cls}; {hw})")
+                             f"(n {sum(r['pairs'] for r in sel)}, {cell(timing)}, {cell(cls)}; {hw})")
         out = [r for r in rows if not r["headline"]]
-        why = sorted({(r["why_not_headline"] or "").split(":")[0] for r in out})
+        why = sorted({cell((r["why_not_headline"] or "").split(":")[0]) for r in out})
         plural = "s" if len(out) > 1 else ""
         kept = f"{len(out)} row{plural}: " + ", ".join(why) if out else "—"
-        lines.append(f"| {tool} | {'; '.join(parts) or '—'} | {kept} |")
+        lines.append(f"| {cell(tool)} | {'; '.join(parts) or '—'} | {kept} |")
     lines += ["", "| claim | claimed | ours (same metric) | match |", "|---|---|---|---|"]
     for c in claims:
         ours = "no matching measurement here" if c["match"] == "none" else (
             f"{c['ours']:.1f} %" + (f" [{c['ours_ci95'][0]:.1f}–{c['ours_ci95'][1]:.1f}]" if c["ours_ci95"] else "") + f", n {c['n']}")
         claimed = "none published" if c["claimed"] is None else f"{c['claimed']:g} %"
-        lines.append(f"| {c['tool']}: {c['metric']}, {c['subset'][:70]}{'…' if len(c['subset']) > 70 else ''} | {claimed} | {ours} | {c['match']} |")
+        subset = c["subset"][:70] + ("…" if len(c["subset"]) > 70 else "")
+        lines.append(f"| {cell(c['tool'])}: {cell(c['metric'])}, {cell(subset)} | {claimed} | {ours} | {cell(c['match'])} |")
     lines += ["", README_END]
     return "\n".join(lines)
 

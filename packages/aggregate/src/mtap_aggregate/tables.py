@@ -8,6 +8,7 @@ from typing import Any
 
 import polars as pl
 
+from mtap_schemas.markdown import cell, tex, text
 from mtap_schemas.paths import confined
 
 from .collect import CONFIG_PARAMETERS, Source
@@ -23,16 +24,14 @@ class Table:
     notes: list[str]
 
     def markdown(self) -> str:
-        out = [f"### {self.caption}", "", "| " + " | ".join(self.columns) + " |", "|" + "---|" * len(self.columns)]
-        out += ["| " + " | ".join(r) + " |" for r in self.rows] or ["| " + " | ".join(["—"] * len(self.columns)) + " |"]
+        # every cell through the kit's escaping: a | or a line break in a name adds no column or row
+        out = [f"### {text(self.caption)}", "", "| " + " | ".join(map(cell, self.columns)) + " |", "|" + "---|" * len(self.columns)]
+        out += ["| " + " | ".join(map(cell, r)) + " |" for r in self.rows] or ["| " + " | ".join(["—"] * len(self.columns)) + " |"]
         out += [""] + [f"- {n}" for n in self.notes]
         return "\n".join(out).rstrip() + "\n"
 
     def latex(self) -> str:
-        def esc(text: str) -> str:
-            for a, b in (("\\", r"\textbackslash{}"), ("&", r"\&"), ("%", r"\%"), ("#", r"\#"), ("_", r"\_"), ("$", r"\$"), ("{", r"\{"), ("}", r"\}"), ("—", "--"), ("±", r"$\pm$"), ("×", r"$\times$"), ("→", r"$\rightarrow$"), ("·", r"$\cdot$")):
-                text = text.replace(a, b)
-            return text
+        esc = tex  # one pass: & % _ # $ { } ~ ^ \\ and line breaks (mtap_schemas.markdown.tex)
 
         spec = "l" * len(self.columns)
         out = [
@@ -100,7 +99,7 @@ def d1_fidelity(rows: list[dict[str, Any]], long_rows: pl.DataFrame | None = Non
     """The headline D1 table (independent, separately calibrated and silicon rows with n >= 5) and the rest, with why."""
     headline = [r for r in rows if r["headline"]]
     other = [r for r in rows if not r["headline"]]
-    calibrated = sorted({f"{r['tool']} on {r['hardware']}: {r['reference_note']}" for r in headline if r["reference_class"] == "calibrated-separately"})
+    calibrated = sorted({text(f"{r['tool']} on {r['hardware']}: {r['reference_note']}") for r in headline if r["reference_class"] == "calibrated-separately"})
     seen = {r["tool"] for r in rows}
     unpaired = []
     if long_rows is not None:  # a replayed timeline's own prediction series is not a tool's prediction
@@ -110,7 +109,7 @@ def d1_fidelity(rows: list[dict[str, Any]], long_rows: pl.DataFrame | None = Non
     if calibrated:
         notes.append("calibrated-separately rows, what the tool used: " + " | ".join(calibrated) + ".")
     if unpaired:
-        notes.append("tools with predictions but no measurement pair here: " + ", ".join(unpaired) + ".")
+        notes.append("tools with predictions but no measurement pair here: " + ", ".join(map(text, unpaired)) + ".")
     return [
         Table("d1-fidelity",
               "D1 prediction fidelity (headline): error against references independent of the tool, separately calibrated, or published silicon; n >= 5",
