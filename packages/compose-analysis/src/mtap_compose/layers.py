@@ -12,21 +12,28 @@ import polars as pl
 TIMING_PREFERENCE = ["device", "eager-end-to-end"]
 
 
+#: ``<model>.<scope>.<rest>``: the model is everything before the first ``.layer.`` or ``.model.``, so a
+#: model name with dots (``llama-3.1-8b.model.b1.fp16``) stays whole
+KEY = r"^(.+?)\.(layer|model)\.(.+)$"
+
+
 def _split(frame: pl.DataFrame) -> pl.DataFrame:
-    parts = pl.col("key").str.split(".")
+    parts = pl.col("key").str.extract_groups(KEY)
+    rest = pl.col("_rest").str.split(".")
     return frame.with_columns(
-        parts.list.get(0).alias("model"),
-        parts.list.get(1).alias("scope"),
+        parts.struct.field("1").alias("model"),
+        parts.struct.field("2").alias("scope"),
+        parts.struct.field("3").alias("_rest"),
     ).with_columns(
         pl.when(pl.col("scope") == "layer")
-        .then(parts.list.get(2))
+        .then(rest.list.get(0))
         .otherwise(None)
         .alias("layer"),
         pl.when(pl.col("scope") == "layer")
-        .then(parts.list.slice(3).list.join("."))
-        .otherwise(parts.list.slice(2).list.join("."))
+        .then(rest.list.slice(1).list.join("."))
+        .otherwise(pl.col("_rest"))
         .alias("config"),
-    )
+    ).drop("_rest")
 
 
 def _measured(frame: pl.DataFrame) -> pl.DataFrame:

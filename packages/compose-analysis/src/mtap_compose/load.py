@@ -4,6 +4,7 @@ reader; a case id a tool has in several documents (a re-run, a shard) is taken o
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 
 import polars as pl
@@ -12,8 +13,12 @@ from mtap_schemas.consume import Skipped, iter_tool_runs
 
 MS_PER_UNIT = {"ns": 1e-6, "us": 1e-3, "µs": 1e-3, "ms": 1.0, "s": 1e3}
 
+class InputError(ValueError):
+    """An input document holds a value the analysis cannot use (one line naming the document and case)."""
+
+
 COLUMNS = {
-    "tool": pl.Utf8, "backend": pl.Utf8, "hardware": pl.Utf8, "key": pl.Utf8, "case": pl.Utf8,
+    "source": pl.Utf8, "tool": pl.Utf8, "backend": pl.Utf8, "hardware": pl.Utf8, "key": pl.Utf8, "case": pl.Utf8,
     "metric": pl.Utf8, "ms": pl.Float64, "kind": pl.Utf8, "timing": pl.Utf8,
 }
 
@@ -40,9 +45,12 @@ def load(evaluation_dir: Path, on_skip=None, hardware_gpus: dict[str, str] | Non
                 scale = MS_PER_UNIT.get(m["unit"])
                 if scale is None:
                     continue
+                value = m["value"] * scale
+                if not math.isfinite(value):
+                    raise InputError(f"{rel}: case {case['id']}: metric {m['name']} {m['value']!r} {m['unit']} is not finite in ms")
                 for col, val in (
-                    ("tool", tool), ("backend", doc["tool"]["backend"]), ("hardware", case["hardware"]),
-                    ("key", case["key"]), ("case", case["id"]), ("metric", m["name"]), ("ms", m["value"] * scale),
+                    ("source", rel), ("tool", tool), ("backend", doc["tool"]["backend"]), ("hardware", case["hardware"]),
+                    ("key", case["key"]), ("case", case["id"]), ("metric", m["name"]), ("ms", value),
                     ("kind", m["kind"]), ("timing", m.get("timing")),
                 ):
                     rows[col].append(val)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from mtap_schemas.markdown import cell, code, text
+
 
 def _f(x, fmt="{:.3g}") -> str:
     return "—" if x is None else fmt.format(x)
@@ -36,9 +38,9 @@ def render(doc: dict) -> str:
         ]
         for r in rows:
             lines.append(
-                f"| {r['tool']} | {r['hardware']} | {r['model']} | {r['config']} | {r['layers']} ({r['layers_measured']}) "
+                f"| {cell(r['tool'])} | {cell(r['hardware'])} | {cell(r['model'])} | {cell(r['config'])} | {r['layers']} ({r['layers_measured']}) "
                 f"| {_f(r['sum_layers_predicted_ms'])} ms | {_f(r['model_predicted_ms'])} | {_f(r['measured_model_ms'])}"
-                f"{' (' + r['measured_timing'] + ')' if r['measured_timing'] else ''} | {_f(r['sum_layers_measured_ms'])} "
+                f"{' (' + cell(r['measured_timing']) + ')' if r['measured_timing'] else ''} | {_f(r['sum_layers_measured_ms'])} "
                 f"| {_pct(r['mean_layer_ape_percent'])} | {_pct(r['composed_ape_percent'])} | {_pct(r['model_ape_percent'])} | {_f(r['amplification'], '{:.2f}')} |"
             )
         lines += ["", "Times in ms. A dash means the quantity does not exist for that tool or no measurement covers it (e.g. Timeloop's Eyeriss-like accelerator has no GPU measurement)."]
@@ -61,9 +63,9 @@ def render(doc: dict) -> str:
         for r in rows:
             ms = lambda ns: None if ns is None else ns / 1e6  # noqa: E731
             lines.append(
-                f"| {r['tool']} | {r['case']} | {r['npus']} | {_f(ms(r['total_ns']))} | {_f(ms(r['compute_ns']))} | {_f(ms(r['exposed_communication_ns']))} "
+                f"| {cell(r['tool'])} | {cell(r['case'])} | {r['npus']} | {_f(ms(r['total_ns']))} | {_f(ms(r['compute_ns']))} | {_f(ms(r['exposed_communication_ns']))} "
                 f"| {_f(r['exposed_fraction'], '{:.2f}')} | {_f(r['system_over_compute'], '{:.2f}')} | {_f(r['measured_ms'])}"
-                f"{' (' + r['measured_timing'] + ')' if r['measured_timing'] else ''} | {_pct(r['ape_percent'])} |"
+                f"{' (' + cell(r['measured_timing']) + ')' if r['measured_timing'] else ''} | {_pct(r['ape_percent'])} |"
             )
     lines += [
         "",
@@ -85,10 +87,10 @@ def render(doc: dict) -> str:
         ]
         for r in rows:
             lines.append(
-                f"| {r['tool']} | {r['hardware']} | {r['case']} | {r['batch_pairs']} | {_pct(r['batch_mape_percent'])} | {r['metric']} "
+                f"| {cell(r['tool'])} | {cell(r['hardware'])} | {cell(r['case'])} | {r['batch_pairs']} | {_pct(r['batch_mape_percent'])} | {cell(r['metric'])} "
                 f"| {_f(r['predicted_ms'])} | {_f(r['replayed_ms'])} | {_pct(r['ape_percent'])} | {_f(r['amplification'], '{:.2f}')} |"
             )
-    lines += ["", "## Sources", ""] + [f"- `{s['path']}` ({s['sha256'][:12]})" for s in doc["sources"]]
+    lines += ["", "## Sources", ""] + [f"- {code(s['path'])} ({s['sha256'][:12]})" for s in doc["sources"]]
     if doc.get("skipped"):
-        lines += ["", "## Skipped", ""] + [f"- `{s['path']}`: {s['reason']}" for s in doc["skipped"]]
+        lines += ["", "## Skipped", ""] + [f"- {code(s['path'])}: {text(s['reason'])}" for s in doc["skipped"]]
     return "\n".join(lines) + "\n"

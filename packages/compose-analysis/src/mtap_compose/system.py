@@ -12,7 +12,8 @@ import polars as pl
 
 from .layers import _measured
 
-STEP = re.compile(r"^[a-z0-9-]+\.ddp-step\.n(\d+)\.")
+#: the NPU count of a training-step key; the model before it may hold dots (``llama-3.1-8b.ddp-step.n2.b1.fp16``)
+STEP = re.compile(r"\.ddp-step\.n(\d+)\.")
 
 
 def compute_to_system(frame: pl.DataFrame) -> list[dict]:
@@ -36,7 +37,7 @@ def compute_to_system(frame: pl.DataFrame) -> list[dict]:
             "hardware": r["hardware"],
             "key": r["key"],
             "case": r["case"],
-            "npus": int(STEP.match(r["key"]).group(1)),
+            "npus": int(STEP.search(r["key"]).group(1)),
             "total_ns": total * 1e6,
             "compute_ns": None if compute is None else compute * 1e6,
             "exposed_communication_ns": None if exposed is None else exposed * 1e6,
