@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import csv
 import io
 import math
 import re
@@ -497,6 +498,30 @@ def _artifact_path(art_path: str, roots: list[Path], confine: Path | None) -> Pa
     return None
 
 
+def _check_csv_shape(path: Path, text: str) -> None:
+    """Every row as wide as the header, and the header's names unique: polars would read a ragged row
+    or rename a repeated column (``request_e2e_time_duplicated_0``) and go on."""
+    rows = csv.reader(io.StringIO(text, newline=""))
+    try:
+        header = next(rows)
+        seen: set[str] = set()
+        for name in header:
+            if name in seen:
+                raise DataError(f"{path}: request_metrics CSV column {name!r} appears more than once in the header")
+            seen.add(name)
+        for number, row in enumerate(rows, start=2):
+            if row and len(row) != len(header):
+                raise DataError(f"{path}: request_metrics CSV line {number}: {len(row)} fields, the header has {len(header)}")
+    except csv.Error as exc:
+        raise DataError(f"{path}: request_metrics CSV cannot be parsed: {exc}") from None
+
+
+def _text(value: Any, where: str) -> str:
+    if not isinstance(value, str):
+        raise DataError(f"{where}: expected a string, got {value!r}")
+    return value
+
+
 def _read_e2e(path: Path, data: bytes) -> list[float]:
     """The sorted ``request_e2e_time`` column of a request_metrics CSV; anything else is a DataError."""
     try:
@@ -509,6 +534,7 @@ def _read_e2e(path: Path, data: bytes) -> list[float]:
         raise DataError(f"{path}: request_metrics CSV cannot be parsed: {str(exc).splitlines()[0] if str(exc) else type(exc).__name__}") from None
     if E2E_COLUMN not in header:
         raise DataError(f"{path}: request_metrics CSV has no column {E2E_COLUMN} (columns: {', '.join(header[:8]) or 'none'})")
+    _check_csv_shape(path, text)
     try:
         frame = pl.read_csv(io.StringIO(text), columns=[E2E_COLUMN], schema_overrides={E2E_COLUMN: pl.Float64})
     except (pl.exceptions.PolarsError, ValueError):
@@ -552,6 +578,7 @@ def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Pat
             if c["parameters"].get("arrival", "poisson") != "poisson" or c["parameters"].get("min_tokens", 128) != 128:
                 continue  # the static and long-context workloads are not the W5 QPS sweep
             qps = _number(qps, f"{doc_path}: case {c['id']}: parameter qps")
+            sched = _text(sched, f"{doc_path}: case {c['id']}: parameter scheduler")
             lat = _request_latencies(c, [*(roots or []), doc_path.parent], confine)
             if lat:
                 ys = [(i + 1) / len(lat) for i in range(len(lat))]
@@ -599,7 +626,7 @@ def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Pat
     return fig
 
 
-def vidur_replay_cdf(replay_docs: list[dict[str, Any]], qps: float = 8.0, width: float = TWO):
+def vidur_replay_cdf(replay_docs: list[dict[str, Any]], qps: float = 8.0, width: float = TWO, paths: list[Path] | None = None):
     """Predicted vs replayed request latency CDFs per scheduler (vidur-replay documents).
 
     Each case of a ``vidur-replay`` document carries CDF points (every 5th percentile) of TTFT and
@@ -609,7 +636,7 @@ def vidur_replay_cdf(replay_docs: list[dict[str, Any]], qps: float = 8.0, width:
     cdf = re.compile(r"^(ttft|e2e_latency)_cdf_p(\d{3})$")
     panels: dict[tuple[str, str], dict[str, list[tuple[int, float]]]] = {}
     hardware = None
-    for doc in replay_docs:
+    for n, doc in enumerate(replay_docs):
         for c in doc["cases"]:
             if c["status"] != "ok":
                 continue
@@ -618,6 +645,7 @@ def vidur_replay_cdf(replay_docs: list[dict[str, Any]], qps: float = 8.0, width:
             rate = label[3] if len(label) > 3 else ""
             if sched is None or rate not in (f"qps={qps:g}", "static") or len(label) > 4:
                 continue
+            sched = _text(sched, f"{paths[n] if paths else 'vidur-replay document'}: case {c['id']}: parameter scheduler")
             hardware = hardware or c["hardware"]
             for m in c["metrics"]:
                 if (g := cdf.match(m["name"])) is None:
