@@ -496,6 +496,8 @@ def replay_cmd(docs: tuple[Path, ...], measured_paths: tuple[Path, ...], hardwar
         raise UserError(str(exc)) from None
     for line in written:
         click.echo(line, err=True)
+    if written.exit_code:
+        sys.exit(written.exit_code)  # 4: a document on disk had more ok cases and was kept, with its report
 
 
 @main.command("profile")

@@ -107,9 +107,20 @@ class Batch:
         return "mixed" if pre and dec else "prefill" if pre else "decode"
 
 
+#: the largest CSV a kept artifact may decompress to (the committed ones are under 1 MB): a larger one is refused
+MAX_CSV_BYTES = 256 << 20
+
+
 def _read_xz_csv(path: Path) -> list[dict[str, str]]:
+    from mtap_schemas.paths import PathError, read_lzma_bounded
+
     try:
-        text = lzma.decompress(path.read_bytes()).decode("utf-8") if path.suffix == ".xz" else path.read_text("utf-8")
+        data = read_lzma_bounded(path, MAX_CSV_BYTES) if path.suffix == ".xz" else path.read_bytes()
+        if len(data) > MAX_CSV_BYTES:
+            raise PathError(f"{path}: larger than {MAX_CSV_BYTES} bytes, refused")
+        text = data.decode("utf-8")
+    except PathError as exc:
+        raise ReplayError(str(exc)) from None
     except (OSError, lzma.LZMAError, UnicodeDecodeError) as exc:
         raise ReplayError(f"{path}: cannot read: {exc}") from None
     return list(csv.DictReader(io.StringIO(text)))
@@ -169,10 +180,17 @@ class CaseBatches:
     vidur_version: str | None  # of the document the case came from
 
 
-def _artifact(case: dict[str, Any], name: str, root: Path) -> tuple[Path, str]:
+def _artifact(case: dict[str, Any], name: str, root: Path, doc_path: Path | None = None) -> tuple[Path, str]:
+    """The artifact ``name`` of a case, inside the repository ``root`` (as figures reads them: no absolute
+    path, no ``..`` or link out of it; mtap_schemas.paths.confined)."""
+    from mtap_schemas.paths import PathError, confined
+
     for a in case.get("artifacts") or []:
         if a["path"].rsplit("/", 1)[-1] == name:
-            return root / a["path"], a["sha256"]
+            try:
+                return confined(root, a["path"], "artifact"), a["sha256"]
+            except PathError as exc:
+                raise ReplayError(f"{doc_path or 'document'}: case {case['id']}: {exc}") from None
     raise ReplayError(f"case {case['id']}: no artifact {name} (run vidur-runner with --keep-raw)")
 
 
@@ -192,9 +210,9 @@ def load_cases(docs: Iterable[Path], hardware: str, root: Path) -> list[CaseBatc
         for case in doc["cases"]:
             if case["status"] != "ok" or case["hardware"] != hardware:
                 continue
-            comp, comp_sha = _artifact(case, "batch_composition.csv.xz", root)
-            bm, bm_sha = _artifact(case, "batch_metrics.csv.xz", root)
-            req, req_sha = _artifact(case, "request_metrics.csv.xz", root)
+            comp, comp_sha = _artifact(case, "batch_composition.csv.xz", root, path)
+            bm, bm_sha = _artifact(case, "batch_metrics.csv.xz", root, path)
+            req, req_sha = _artifact(case, "request_metrics.csv.xz", root, path)
             for p, sha in ((comp, comp_sha), (bm, bm_sha), (req, req_sha)):
                 if not p.is_file():
                     raise ReplayError(f"{path}: case {case['id']}: artifact {p} does not exist")

@@ -118,10 +118,18 @@ def read_all_measured(paths: Iterable[Path], hardware: str) -> tuple[dict[str, d
     return merged, first
 
 
+class Written(list):
+    """The lines :func:`write_all` reports, and its exit code: 4 (kinds.Exit.KEPT_EXISTING) when a document
+    on disk had more ok cases and was kept; the report on disk is kept then too, the new one written beside it."""
+
+    exit_code: int = 0
+
+
 def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: str, output: Path, root: Path,
-              overwrite: bool = False) -> list[str]:
+              overwrite: bool = False) -> Written:
     import mtap_schemas.toolrun as tr
-    from mtap_schemas.keep import save
+    from mtap_schemas.keep import REFUSED, save
+    from mtap_schemas.kinds import Exit
     from mtap_schemas.paths import relative_to_repo
 
     docs = list(docs)
@@ -184,9 +192,10 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
             parameters={"composition": key, "batches": g["batches"], "schedulers": ",".join(sorted(g["schedulers"])),
                         "batch_size": b.size, "batch_tokens": b.tokens, "mix": b.mix},
             metrics=[tr.metric("latency", pred_ms, "ms", "prediction", timing="simulated")]))
-    out = []
+    out = Written()
     saved = save(batch_builder.document(batch_cases), output, "vidur-batches", overwrite=overwrite)
     out.append(saved.message)
+    kept = [saved.kept_existing]
 
     # ---------------------------------------------------------------- request level
     rep_builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur-replay", __version__, "replayed",
@@ -227,13 +236,22 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
         request_rows.append((c, vidur_tl, timelines, params["vidur_timeline_max_rel_diff"]))
     saved = save(rep_builder.document(rep_cases), output, "vidur-replay", overwrite=overwrite)
     out.append(saved.message)
+    kept.append(saved.kept_existing)
 
     report = output / "vidur-replay-report.md"
     text = render(per_case, by_size, by_mix, request_rows, groups, measured, docs, measured_text, hardware)
     from mtap_schemas import write_text_atomic
 
-    write_text_atomic(report, text)
-    out.append(f"{report}: written")
+    if any(kept) and report.exists():
+        # the report describes the documents beside it: while one of them is kept, so is the report
+        beside = output / f"vidur-replay-report.{REFUSED}.md"
+        write_text_atomic(beside, text)
+        out.append(f"kept {report} (a document it describes was kept); this run's report written to {beside}")
+    else:
+        write_text_atomic(report, text)
+        out.append(f"{report}: written")
+    if any(kept):
+        out.exit_code = int(Exit.KEPT_EXISTING)
     return out
 
 
