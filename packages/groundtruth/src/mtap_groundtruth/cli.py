@@ -96,6 +96,10 @@ def _load_catalogs(data_dir: Path) -> tuple[set[str], set[str], dict[str, str]]:
     return set(gpu_of), {w["id"] for w in wl["workloads"]}, gpu_of
 
 
+#: the largest batch-plan file read (the committed ones are under 3 MB)
+MAX_PLAN_BYTES = 64 << 20
+
+
 def _read_plan(suite: str, plan_path: Path | None) -> dict[str, Any] | None:
     if suite != "replay":
         if plan_path is not None:
@@ -103,18 +107,30 @@ def _read_plan(suite: str, plan_path: Path | None) -> dict[str, Any] | None:
         return None
     if plan_path is None:
         raise UserError("--plan: suite replay needs a batch-plan document (vidur-runner batches writes one)")
+    # read once, at most MAX_PLAN_BYTES (an endless file, a FIFO or /dev/zero, is refused, not read to the end)
     try:
-        # v2 (each decode request at its own KV) or v1 (decode padded to the longest): the file says which
-        major = 1
-        try:
-            version = str(json.loads(Path(plan_path).read_text(encoding="utf-8")).get("schema_version", "1"))
-            major = 2 if version.startswith("2.") else 1
-        except (OSError, ValueError, AttributeError):
-            pass  # ms.read names what is wrong with the file
-        plan = ms.read(plan_path, "batch-plan", major)
+        with open(plan_path, "rb") as handle:
+            raw = handle.read(MAX_PLAN_BYTES + 1)
+    except OSError as exc:
+        raise UserError(f"{plan_path}: cannot read: {exc.strerror or exc}") from None
+    if len(raw) > MAX_PLAN_BYTES:
+        raise UserError(f"{plan_path}: larger than {MAX_PLAN_BYTES:,} bytes, refused (a plan of 10^5 compositions is ~40 MB)")
+    import orjson  # the kit's JSON reader (as ms.read, from the bytes read here)
+
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        what = "not UTF-8 text" if "utf-8" in str(exc).lower() or "surrogate" in str(exc).lower() else "not valid JSON"
+        raise UserError(f"{plan_path}: {what}: {exc.msg} at line {exc.lineno} column {exc.colno}") from None
+    # v2 (each decode request at its own KV) or v1 (decode padded to the longest): the file says which
+    version = str(doc.get("schema_version", "1")) if isinstance(doc, dict) else "1"
+    major = 2 if version.startswith("2.") else 1
+    try:
+        ms.check_header(doc, "batch-plan", major, str(plan_path))
+        ms.validate(doc, "batch-plan", major, str(plan_path))
     except ms.SchemaError as exc:
         raise UserError(str(exc)) from None
-    return plan
+    return doc
 
 
 def _plan_cases(suite: str, gpus: int, plan: dict[str, Any] | None, plan_path: Path | None, attention: str = "sdpa") -> list[cases_mod.Case]:

@@ -123,8 +123,14 @@ def plan_cases(plan: dict[str, Any]) -> list[Case]:
     model = plan["model"]["key"]
     v2 = plan["schema_version"].startswith("2.")
     out = []
-    for c in plan["compositions"]:
+    seen: dict[Composition, tuple[int, str]] = {}
+    for i, c in enumerate(plan["compositions"]):
         comp = parse_key(c["key"])
+        if comp in seen:  # measured twice, paired twice: refused, never planned twice
+            j, first = seen[comp]
+            same = f"{c['key']!r}" + ("" if first == c["key"] else f" (the same composition as {first!r})")
+            raise ValueError(f"composition {same} is listed twice (entries {j} and {i}); a plan lists each composition once")
+        seen[comp] = (i, c["key"])
         decode = [list(g) for g in comp.groups] if v2 else list(comp.decode)
         if not v2 and len(comp.groups) > 1:
             raise ValueError(f"composition {c['key']!r}: several decode parts need a batch-plan v2 document")
