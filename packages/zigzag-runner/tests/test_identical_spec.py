@@ -22,8 +22,7 @@ def _timeloop_levels(arch: dict) -> dict[str, dict]:
 
     def walk(node):
         for level in node.get("local", []):
-            out[level["name"].split("[")[0]] = {**level.get("attributes", {}), "_name": level["name"],
-                                                "class": level.get("class")}
+            out[level["name"].split("[")[0]] = {**level.get("attributes", {}), "_name": level["name"], "class": level.get("class")}
         for sub in node.get("subtree", []):
             if "[" in sub["name"]:
                 out[sub["name"].split("[")[0]] = {"_name": sub["name"]}
@@ -57,8 +56,7 @@ def test_zigzags_chip_file_transcribes_timeloops_spec():
     assert tl["DRAM"]["width"] == mem["dram"]["ports"][0]["bandwidth_max"] == 64
     # the global buffer holds ifmaps and psums, filters bypass it (Timeloop's constraints)
     cons = yaml.safe_load((TIMELOOP / "eyeriss-like" / "constraints.yaml").read_text())
-    (keep,) = [t for t in cons["architecture_constraints"]["targets"]
-               if t["target"] == "GlobalBuffer" and t["type"] == "bypass"]
+    (keep,) = [t for t in cons["architecture_constraints"]["targets"] if t["target"] == "GlobalBuffer" and t["type"] == "bypass"]
     assert keep["keep"] == ["Inputs", "Outputs"] and keep["bypass"] == ["Weights"]
     assert mem["global_buffer"]["operands"] == ["I1", "O"]
     # Eyeriss's relative energies per 16 bits: MAC 1, scratch pad 1, global buffer 6, DRAM 200
@@ -83,9 +81,22 @@ def test_timeloop_map_spatial_unrolling():
 
 def test_identical_spec_table_from_the_committed_documents(tmp_path):
     out = tmp_path / "t.md"
-    r = CliRunner().invoke(eyeriss.main, [
-        "identical-spec", "--timeloop", str(REPO / eyeriss.TIMELOOP_RESNET), "--zigzag", str(REPO / eyeriss.ZIGZAG_SPEC),
-        "--shipped", str(REPO / eyeriss.ZIGZAG_SHIPPED), "--repo", str(REPO), "--output", str(out)])
+    r = CliRunner().invoke(
+        eyeriss.main,
+        [
+            "identical-spec",
+            "--timeloop",
+            str(REPO / eyeriss.TIMELOOP_RESNET),
+            "--zigzag",
+            str(REPO / eyeriss.ZIGZAG_SPEC),
+            "--shipped",
+            str(REPO / eyeriss.ZIGZAG_SHIPPED),
+            "--repo",
+            str(REPO),
+            "--output",
+            str(out),
+        ],
+    )
     assert r.exit_code == 0, r.output
     assert out.read_text() == (REPO / eyeriss.IDENTICAL_TABLE).read_text()
     rows = [line for line in out.read_text().splitlines() if line.startswith("| ")]
@@ -94,10 +105,14 @@ def test_identical_spec_table_from_the_committed_documents(tmp_path):
 
 @pytest.mark.parametrize("missing", ["--timeloop", "--zigzag", "--shipped"])
 def test_identical_spec_table_needs_its_documents(tmp_path, missing):
-    args = {"--timeloop": str(REPO / eyeriss.TIMELOOP_RESNET), "--zigzag": str(REPO / eyeriss.ZIGZAG_SPEC),
-            "--shipped": str(REPO / eyeriss.ZIGZAG_SHIPPED)}
+    args = {
+        "--timeloop": str(REPO / eyeriss.TIMELOOP_RESNET),
+        "--zigzag": str(REPO / eyeriss.ZIGZAG_SPEC),
+        "--shipped": str(REPO / eyeriss.ZIGZAG_SHIPPED),
+    }
     args[missing] = str(tmp_path / "none.tool-run.json")
-    r = CliRunner().invoke(eyeriss.main, ["identical-spec", *sum(args.items(), ()), "--repo", str(REPO),
-                                          "--output", str(tmp_path / "t.md")])
+    r = CliRunner().invoke(
+        eyeriss.main, ["identical-spec", *sum(args.items(), ()), "--repo", str(REPO), "--output", str(tmp_path / "t.md")]
+    )
     assert r.exit_code == 2 and "none.tool-run.json: cannot read" in r.output
     assert r.output.count("\n") == 1 and not (tmp_path / "t.md").exists()
