@@ -15,7 +15,7 @@ def test_help_and_version():
     assert "--jobs" in run_help and "--timeout" in run_help and "--keep-raw" in run_help
     assert "--tool-path PATH" not in run_help and "--image" not in run_help  # ZigZag is the installed package
     r = invoke("--version")
-    assert r.exit_code == 0 and "2.0.0" in r.output
+    assert r.exit_code == 0 and "2.1.0" in r.output
 
 
 def test_cases_plan_full_matrix(data_dir):
@@ -23,11 +23,11 @@ def test_cases_plan_full_matrix(data_dir):
     assert r.exit_code == 0, r.output
     plan = [json.loads(line) for line in r.output.splitlines()]
     # per accelerator: W1 conv1 + 54 ResNet-50 layers + total + 6 BERT matmuls + total
-    assert len(plan) == 2 * 63
+    assert len(plan) == 3 * 63
     keys = {p["key"] for p in plan}
     assert "resnet50.conv1.b1.int16" in keys and "resnet50.layer.layer4-2-conv3.b1.int8" in keys
     assert "bert-base.layer.attention-qkv.b1.s128.int16" in keys and "bert-base.model.b1.s128.int8" in keys
-    assert {p["hardware"] for p in plan} == {"Eyeriss-like", "TPU-like"}
+    assert {p["hardware"] for p in plan} == {"Eyeriss-like", "TPU-like", "Edge-TPU-like"}
     assert len({p["id"] for p in plan}) == len(plan)
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from mtap_schemas import sha256_file
 from mtap_schemas.layers import Layer, LayerTable, key_tail, model_total
 
 #: The accelerators: hardware id in hardware.json, the key's dtype, the accelerator and mapping
@@ -15,12 +16,16 @@ HARDWARE: dict[str, dict] = {
                      "mapping": "mapping/default.yaml", "precision": {"W": 16, "I": 16, "O": 16, "O_final": 16}},
     "tpu-like": {"hardware": "TPU-like", "dtype": "int8", "accelerator": "hardware/tpu_like.yaml",
                  "mapping": "mapping/tpu_like.yaml", "precision": {"W": 8, "I": 8, "O": 16, "O_final": 8}},
+    # ZigZag's Edge-TPU-like example: 8x8x4x4 MACs (K, C, OX, OY), the pairing of its own tests
+    # (tests/main/test_origin/test_edge_tpu_like.py); 8-bit operands as its example workloads.
+    "edge-tpu-like": {"hardware": "Edge-TPU-like", "dtype": "int8", "accelerator": "hardware/edge_tpu_like.yaml",
+                      "mapping": "mapping/edge_tpu_like.yaml", "precision": {"W": 8, "I": 8, "O": 16, "O_final": 8}},
     # The chip's row-stationary unrolling is written per layer (run.rs_mapping): no mapping file.
     "eyeriss-chip": {"hardware": "Eyeriss", "dtype": "int16", "accelerator": "eyeriss_chip.yaml",
                      "mapping": None, "precision": {"W": 16, "I": 16, "O": 16, "O_final": 16}, "own": True},
 }
-#: What runs when a config does not say: ZigZag's two shipped examples on ResNet-50 and BERT-base.
-DEFAULT_HARDWARE = ("eyeriss-like", "tpu-like")
+#: What runs when a config does not say: ZigZag's three shipped examples on ResNet-50 and BERT-base.
+DEFAULT_HARDWARE = ("eyeriss-like", "tpu-like", "edge-tpu-like")
 DEFAULT_MODELS = ("resnet50", "bert-base")
 
 
@@ -60,6 +65,24 @@ class Case:
                 "parameters": self.parameters}
 
 
+def spec_params(arch: str) -> dict:
+    """Which accelerator and mapping files a case of ``arch`` runs on and their sha256: ZigZag's
+    shipped examples (``spec: zigzag-shipped``, files of the installed zigzag-dse) or this
+    package's own (``spec: ours``)."""
+    from .run import spec_file, spec_where  # run imports this module
+
+    hw = HARDWARE[arch]
+    p = {"spec": "ours" if hw.get("own") else "zigzag-shipped",
+         "accelerator_file": spec_where(arch, "accelerator"),
+         "accelerator_sha256": sha256_file(spec_file(arch, "accelerator"))}
+    if hw["mapping"] is None:
+        p["mapping_file"] = "ours: row-stationary spatial unrolling written per layer (mtap_zigzag_runner.run.rs_mapping)"
+    else:
+        p["mapping_file"] = spec_where(arch, "mapping")
+        p["mapping_sha256"] = sha256_file(spec_file(arch, "mapping"))
+    return p
+
+
 def _layer_params(arch: str, layer: Layer) -> dict:
     p = {"accelerator": arch, "model": layer.model, "layer": layer.name, "shape": layer.shape_text(),
          "padding": layer.padding, "macs": layer.case_macs, "repeats": layer.repeats}
@@ -67,7 +90,7 @@ def _layer_params(arch: str, layer: Layer) -> dict:
         p["instances"] = layer.instances
     if layer.note:
         p["note"] = layer.note
-    return p
+    return {**p, **spec_params(arch)}
 
 
 def plan_cases(cfg: Config, tables: dict[str, LayerTable]) -> list[Case]:
@@ -96,5 +119,6 @@ def plan_cases(cfg: Config, tables: dict[str, LayerTable]) -> list[Case]:
                 key, scope = model_total(table, layers, tail)
                 macs = sum(la.case_macs * la.repeats for la in layers)
                 out.append(Case(f"{arch}/{key}", key, table.workload, hw, arch, dtype, "total", layers,
-                                {"accelerator": arch, "model": model, "layers": len(layers), "macs": macs, "scope": scope}))
+                                {"accelerator": arch, "model": model, "layers": len(layers), "macs": macs, "scope": scope,
+                                 **spec_params(arch)}))
     return out

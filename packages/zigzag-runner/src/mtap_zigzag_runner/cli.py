@@ -16,7 +16,7 @@ from mtap_schemas.layers import LayerTableError, select_tables
 
 from . import __version__
 from .cases import HARDWARE, Case, Config, config_from, plan_cases
-from .run import SETTINGS, Unit, build_case, run_unit, spec_file
+from .run import SETTINGS, Unit, build_case, run_unit, spec_file, spec_where
 
 TOOL = "zigzag"
 PROG = "zigzag-runner"
@@ -36,17 +36,19 @@ def main() -> None:
     \b
     Cases: every ResNet-50 convolution and its fc layer (W1, batch 1; conv1 also as the W1
     headline case) and BERT-base's encoder matmuls as 1x1 convolutions (W4, batch 1, seq 128)
-    on ZigZag's shipped eyeriss-like (14x12 PEs, 16-bit operands, hardware Eyeriss-like) and
-    tpu-like (32x32 MACs, 8-bit, hardware TPU-like) examples, with ZigZag's LOMA mapper
-    minimising latency; a config can add eyeriss-chip (the Eyeriss chip with row-stationary
-    unrolling, hardware Eyeriss) and the AlexNet and VGG-16 tables. Layer shapes come from
+    on ZigZag's shipped eyeriss-like (14x12 PEs, 16-bit operands, hardware Eyeriss-like),
+    tpu-like (32x32 MACs, 8-bit, hardware TPU-like) and edge-tpu-like (8x8x4x4 MACs, 8-bit,
+    hardware Edge-TPU-like) examples with their mapping files, ZigZag's LOMA mapper minimising
+    latency; every case names the files and their sha256. A config can add eyeriss-chip (our
+    Eyeriss chip spec with row-stationary unrolling, hardware Eyeriss) and the AlexNet and VGG-16
+    tables. Layer shapes come from
     data/workloads/layers/*.layers.json. Keys match timeloop-runner's, so `aggregate` can join
     the two tools. Each distinct layer shape runs once per accelerator and yields cycles,
     energy, utilization, pJ/MAC and MACs; model totals sum their layers' runs.
 
     \b
     Examples:
-      zigzag-runner run                            # the full matrix (~24 min on 1 core)
+      zigzag-runner run                            # the full matrix (90 ZigZag runs)
       zigzag-runner run --limit 3 --output /tmp/zz # a smoke test
       zigzag-runner cases --shard 1/4              # the planned cases of one shard, run nothing
     """
@@ -121,8 +123,7 @@ def run_cmd(opts: RunOptions) -> None:
             file = HARDWARE[arch][part]
             if file is None:  # written per layer by the runner
                 continue
-            where = (f"mtap-zigzag-runner=={__version__}:mtap_zigzag_runner/inputs/{file}" if HARDWARE[arch].get("own")
-                     else f"{DIST}=={version}:zigzag/inputs/{file}")
+            where = spec_where(arch, part)
             artifacts[arch].append({"path": where, "sha256": ms.sha256_file(spec_file(arch, part))})
     settings = ", ".join(f"{k}={v}" for k, v in SETTINGS.items())
     builder.setup_done()

@@ -61,6 +61,19 @@ def spec_file(arch: str, part: str) -> Path:
     return (own_inputs_dir() if hw.get("own") else inputs_dir()) / hw[part]
 
 
+def spec_where(arch: str, part: str) -> str:
+    """Where the file is, as the document records it: ``zigzag-dse==<v>:zigzag/inputs/<file>``
+    for a shipped example, ``mtap-zigzag-runner==<v>:mtap_zigzag_runner/inputs/<file>`` for ours."""
+    from importlib import metadata
+
+    from . import __version__
+
+    file = HARDWARE[arch][part]
+    if HARDWARE[arch].get("own"):
+        return f"mtap-zigzag-runner=={__version__}:mtap_zigzag_runner/inputs/{file}"
+    return f"zigzag-dse=={metadata.version('zigzag-dse')}:zigzag/inputs/{file}"
+
+
 #: The Eyeriss array: 12 PEs down a column (ZigZag's D1), 14 columns (D2).
 EYERISS_ROWS, EYERISS_COLS = 12, 14
 
