@@ -84,3 +84,13 @@ def test_a_selection_of_no_cases_is_exit_2(tmp_path, data_dir):
     r = invoke("run", "--config", cfg, "--data-dir", data_dir, "--output", tmp_path / "o", "--shard", "2/2")
     assert r.exit_code == 2 and "selects no cases in shard 2/2" in r.output
     assert not (tmp_path / "o" / "zigzag.shard-2-of-2.tool-run.json").exists()
+
+
+def test_a_config_can_select_each_accelerator(tmp_path, data_dir):
+    # every accelerator of the default matrix is selectable through the config schema
+    for name, hardware in (("eyeriss-like", "Eyeriss-like"), ("tpu-like", "TPU-like"), ("edge-tpu-like", "Edge-TPU-like"),
+                           ("eyeriss-chip", "Eyeriss")):
+        cfg = config(tmp_path, json.dumps({"hardware": [name]}), f"{name}.json")
+        r = invoke("cases", "--config", cfg, "--data-dir", data_dir, "--limit", "1")
+        assert r.exit_code == 0, r.output
+        assert json.loads(r.output.splitlines()[0])["hardware"] == hardware
