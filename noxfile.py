@@ -12,6 +12,7 @@ package's own ``pyproject.toml`` under ``[tool.mtap]``, read here with ``nox.pro
 from __future__ import annotations
 
 import os
+import time
 from pathlib import Path
 from typing import Any
 
@@ -68,13 +69,57 @@ def _register_runner(package: str, settings: dict[str, Any]) -> None:
     def _session(session: nox.Session) -> None:
         install(session, package)
         _setup_first(session, command, settings)
+        started = time.time()
         # exit 4: the document on disk has more ok cases and was kept (the new one is beside it) — not a failure here
         session.run(command, "run", "--output", settings["output"], *settings.get("args", []), *session.posargs,
                     success_codes=[0, 4])
         for more in settings.get("also", []):  # further documents of the same runner (e.g. a second method)
             session.run(command, "run", "--output", settings["output"], *more, *session.posargs, success_codes=[0, 4])
+        _summarise(session, _output_of(session.posargs, settings["output"]), started)
 
     _session.__doc__ = doc
+
+
+def _output_of(posargs: list[str], default: str) -> Path:
+    """The folder the runner wrote to: the last --output among the session's arguments, else the package's."""
+    out = default
+    for i, arg in enumerate(posargs):
+        if arg == "--output" and i + 1 < len(posargs):
+            out = posargs[i + 1]
+        elif arg.startswith("--output="):
+            out = arg.split("=", 1)[1]
+    return Path(out)
+
+
+def _summarise(session: nox.Session, folder: Path, since: float) -> None:
+    """One line per document the session wrote, kept or had refused, so a run that produced nothing
+    (no ok case, every document refused) says so at the end instead of a bare "successful"."""
+    import json
+
+    written, refused = [], []
+    for path in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        if path.stat().st_mtime < since - 1:
+            continue
+        try:
+            doc = json.loads(path.read_bytes())
+            statuses = [c.get("status") for c in doc.get("cases", [])]
+        except (OSError, ValueError, AttributeError):
+            continue
+        counts = ", ".join(f"{statuses.count(k)} {k}" for k in ("ok", "failed", "unavailable", "unsupported") if statuses.count(k))
+        first_reason = next(((c.get("error") or {}).get("message", "") for c in doc.get("cases", []) if c.get("status") != "ok"), "")
+        entry = (path, statuses.count("ok"), counts or "no cases", first_reason)
+        (refused if path.name.endswith(".refused-fewer-ok.json") else written).append(entry)
+    for path, _, counts, _ in written:
+        session.log(f"wrote {path} ({counts})")
+    for path, _, counts, _ in refused:
+        kept = path.with_name(path.name.replace(".refused-fewer-ok.json", ".tool-run.json"))
+        session.warn(f"kept {kept}: it has more ok cases than this run ({counts}), which is in {path} (git-ignored; "
+                     f"--overwrite replaces)")
+    if not written and not refused:
+        session.warn(f"no document was written to {folder}")
+    elif written and not any(ok for _, ok, _, _ in written):
+        reason = next((r for *_, r in written + refused if r), "")
+        session.warn("this session produced no ok case" + (f"; the first reason: {reason[:300]}" if reason else ""))
 
 
 def _setup_first(session: nox.Session, command: str, settings: dict[str, Any]) -> None:
