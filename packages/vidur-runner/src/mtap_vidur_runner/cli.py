@@ -554,5 +554,9 @@ def profile_cmd(hardware, output_dir, model, device, max_tokens, max_seq_len, ma
     click.echo(json.dumps(meta["coverage"], indent=2, sort_keys=True))
 
 
+from mtap_vidur_runner.w5keys import w5keys_cmd  # noqa: E402 - VIDUR at the ground truth's W5 keys (issue 30)
+
+main.add_command(w5keys_cmd)
+
 if __name__ == "__main__":  # pragma: no cover
     main()
