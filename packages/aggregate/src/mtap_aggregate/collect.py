@@ -8,6 +8,7 @@ A bad document is skipped with its reason, never lost, never a crash.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -88,19 +89,37 @@ def _rows(rel: str, doc: dict[str, Any], index: int) -> tuple[pl.DataFrame, list
 
 
 class Provenance:
-    """Which recorded inputs of a document are files of the repository whose bytes changed since the run."""
+    """Which recorded inputs of a document are files of the repository whose bytes changed since the run.
+
+    Paths are handled as strings (one ``stat`` per distinct path, one sha256 per distinct file): a
+    document lists one artifact per case, and pathlib objects for each cost more than the check."""
 
     def __init__(self, root: Path | None) -> None:
-        self.root = root
+        self.root = None if root is None else os.fspath(root)
         self._digest: dict[str, str | None] = {}
+        self._files: dict[str, frozenset[str]] = {}
+
+    def _regular_files(self, folder: str) -> frozenset[str]:
+        """The regular files of one repository folder, listed once (not a stat per recorded path)."""
+        if folder not in self._files:
+            try:
+                with os.scandir(os.path.join(self.root, folder) if folder else self.root) as entries:
+                    self._files[folder] = frozenset(e.name for e in entries if e.is_file(follow_symlinks=False))
+            except (OSError, ValueError):
+                self._files[folder] = frozenset()
+        return self._files[folder]
 
     def _sha(self, rel: str) -> str | None:
         if rel not in self._digest:
-            path = self.root / rel
-            try:
-                self._digest[rel] = ms.sha256_file(path) if not Path(rel).is_absolute() and ".." not in Path(rel).parts and path.is_file() else None
-            except OSError:
-                self._digest[rel] = None
+            self._digest[rel] = None
+            parts = rel.replace("\\", "/")
+            if not parts.startswith("/") and ".." not in parts.split("/"):
+                folder, _, name = parts.rpartition("/")
+                if name in self._regular_files(folder):
+                    try:
+                        self._digest[rel] = ms.sha256_file(os.path.join(self.root, rel))
+                    except OSError:
+                        pass
         return self._digest[rel]
 
     def stale(self, doc: dict[str, Any]) -> list[str]:
