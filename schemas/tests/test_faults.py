@@ -234,3 +234,9 @@ def test_a_missing_tool_package_is_one_line_with_the_install_hint(tmp_path: Path
     assert "Traceback" not in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "is not installed" in r.stderr and "pip install ./packages/toolless-runner" in r.stderr
     assert ("mtap-missing-dist-xyz" if where == "distribution" else "mtap_missing_tool_package_xyz") in r.stderr
+
+
+def test_a_finished_run_leaves_no_lock_or_progress_file(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    assert demo("run", "--output", str(out), "--cases", "2", "--jobs", "1").returncode == 0
+    assert sorted(p.name for p in out.iterdir()) == ["demo.tool-run.json"]

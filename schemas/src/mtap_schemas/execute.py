@@ -133,8 +133,9 @@ class Checkpoint:
 
     ``resume=True`` takes the finished units of a previous run of the same plan; otherwise an
     old progress file is replaced. :meth:`finish` removes it once the document is written.
-    A run holds ``OUTPUT/.NAME.lock`` (``flock``) from here to the end of the process, so a second
-    run into the same output and name is refused at once instead of clobbering the progress.
+    A run holds ``OUTPUT/.NAME.lock`` (``flock``) from here until :meth:`finish` (which removes it)
+    or the end of the process, so a second run into the same output and name is refused at once
+    instead of clobbering the progress.
     Lines that are not a finished unit (a list, a bare number, an entry without ``id`` or
     ``result``, the line being written when the run was killed) are skipped and counted."""
 
@@ -176,6 +177,10 @@ class Checkpoint:
                     held[1] -= 1
                     if held[1] == 0:
                         del _HELD[key]
+                        try:  # the document is written: leave no lock file behind (a run that died leaves one,
+                            os.unlink(key)  # harmless: the lock went with its process)
+                        except OSError:
+                            pass
                         os.close(self._lock)  # closing the descriptor drops the flock
             self._lock = None
 
