@@ -43,7 +43,8 @@ def test_tables(tmp_path: Path, write_doc) -> None:
     none = dict(CLAIM, id="tool-b.none", tool="tool-b", match={"hardware": ["A100-SXM4-80GB"]})
     doc, _ = build(tmp_path, claims=[CLAIM, gone, none], tables_out=tables)
     by_name = {t.name: t for t in tables}
-    assert sorted(by_name) == ["d1-claims", "d1-fidelity", "d1-fidelity-other", "d3-coverage", "d3-sensitivity", "d4-deployment"]
+    assert sorted(by_name) == ["d1-claims", "d1-fidelity", "d1-fidelity-other", "d3-coverage", "d3-sensitivity", "d4-deployment",
+                               "w5-cross-tool", "w5-cross-tool-cases"]
     assert by_name["d1-fidelity"].rows == []  # one pair per tool: n = 1 < 5, so no headline row
     other = by_name["d1-fidelity-other"].rows
     # tool, workload, models, hardware, scope, timing, reference, n, MAPE, CI, median, max, within, spread, why
@@ -81,6 +82,7 @@ def test_cli_writes_tables(tmp_path: Path, write_doc) -> None:
         "d1-claims.md", "d1-claims.tex", "d1-fidelity-other.md", "d1-fidelity-other.tex",
         "d1-fidelity.md", "d1-fidelity.tex", "d3-coverage.md", "d3-coverage.tex",
         "d3-sensitivity.md", "d3-sensitivity.tex", "d4-deployment.md", "d4-deployment.tex",
+        "w5-cross-tool-cases.md", "w5-cross-tool-cases.tex", "w5-cross-tool.md", "w5-cross-tool.tex",
     ]
     assert "none.json not found" in result.output
     bad = tmp_path / "claims.json"
