@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 import mtap_schemas as ms
@@ -68,23 +69,59 @@ def _slim(case: dict[str, Any]) -> dict[str, Any]:
     return slim
 
 
+#: the frame's per-case and per-metric columns, built as column lists (not one tuple per row)
+_CASE_COLUMNS = ("workload", "hardware", "case", "key", "status", "error_kind", "independence", "independence_tools",
+                 "independence_what")
+_METRIC_COLUMNS = ("metric", "value", "unit", "kind", "timing")
+
+
 def _rows(rel: str, doc: dict[str, Any], index: int) -> tuple[pl.DataFrame, list[tuple]]:
-    out: list[tuple] = []
-    append = out.append
-    ids: list[tuple] = []
+    """One row per metric of each case (a case without metrics: one row of nulls), and the cases' ids.
+
+    The case columns are listed once per case and repeated by its metric count in polars; this is
+    ~3x faster than building a tuple per row (the aggregate bench)."""
     tool, backend = doc["tool"]["name"], doc["tool"]["backend"]
-    for case in doc["cases"]:
+    cases = doc["cases"]
+    ids = [(tool, c["id"], STATUS_RANK[c["status"]], index) for c in cases]
+    per_case: tuple[list[Any], ...] = tuple([] for _ in _CASE_COLUMNS)
+    per_metric: tuple[list[Any], ...] = tuple([] for _ in _METRIC_COLUMNS)
+    workload, hardware, case_id, key, status, error_kind, dep_class, dep_tools, dep_what = per_case
+    name, value, unit, kind, timing = per_metric
+    repeats: list[int] = []
+    for case in cases:
         error = case["error"]
-        ids.append((tool, case["id"], STATUS_RANK[case["status"]], index))
-        base = (tool, backend, rel, case["workload"], case["hardware"], case["id"], case.get("key"), case["status"],
-                error["kind"] if error else None)
+        workload.append(case["workload"])
+        hardware.append(case["hardware"])
+        case_id.append(case["id"])
+        key.append(case.get("key"))
+        status.append(case["status"])
+        error_kind.append(error["kind"] if error else None)
         dep = case.get("independence")
-        declared = (dep["class"], ",".join(dep.get("tools", ())), dep["what"]) if dep else (None, None, None)
-        if not case["metrics"]:
-            append(base + (None, None, None, None, None) + declared)
-        for m in case["metrics"]:
-            append(base + (m["name"], float(m["value"]), m["unit"], m["kind"], m.get("timing")) + declared)
-    frame = pl.DataFrame(out, schema=FRAME_SCHEMA, orient="row").with_columns(pl.lit(index, dtype=pl.Int32).alias("_doc"))
+        dep_class.append(dep["class"] if dep else None)
+        dep_tools.append(",".join(dep.get("tools", ())) if dep else None)
+        dep_what.append(dep["what"] if dep else None)
+        metrics = case["metrics"]
+        repeats.append(len(metrics) or 1)
+        if not metrics:
+            for column in per_metric:
+                column.append(None)
+        for m in metrics:
+            name.append(m["name"])
+            value.append(float(m["value"]))
+            unit.append(m["unit"])
+            kind.append(m["kind"])
+            timing.append(m.get("timing"))
+    frame_cases = pl.DataFrame(dict(zip(_CASE_COLUMNS, per_case)), schema={c: FRAME_SCHEMA[c] for c in _CASE_COLUMNS})
+    if cases:
+        frame_cases = frame_cases[np.repeat(np.arange(len(cases)), repeats)]
+    frame_metrics = pl.DataFrame(dict(zip(_METRIC_COLUMNS, per_metric)), schema={c: FRAME_SCHEMA[c] for c in _METRIC_COLUMNS})
+    frame = (
+        pl.concat([frame_cases, frame_metrics], how="horizontal")
+        .with_columns(pl.lit(tool, dtype=pl.Utf8).alias("tool"), pl.lit(backend, dtype=pl.Utf8).alias("backend"),
+                      pl.lit(rel, dtype=pl.Utf8).alias("source"))
+        .select(list(FRAME_SCHEMA))
+        .with_columns(pl.lit(index, dtype=pl.Int32).alias("_doc"))
+    )
     return frame, ids
 
 
