@@ -240,3 +240,22 @@ def test_a_finished_run_leaves_no_lock_or_progress_file(tmp_path: Path) -> None:
     out = tmp_path / "out"
     assert demo("run", "--output", str(out), "--cases", "2", "--jobs", "1").returncode == 0
     assert sorted(p.name for p in out.iterdir()) == ["demo.tool-run.json"]
+
+
+def test_a_truncated_or_corrupt_xz_is_refused_not_returned_in_part(tmp_path: Path) -> None:
+    import lzma
+
+    from mtap_schemas.paths import PathError, read_lzma_bounded
+
+    whole = lzma.compress(b"x" * 100_000 + b"end")
+    good = tmp_path / "good.xz"
+    good.write_bytes(whole)
+    assert read_lzma_bounded(good).endswith(b"end")
+    cut = tmp_path / "cut.xz"
+    cut.write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(PathError, match="truncated"):
+        read_lzma_bounded(cut)
+    bad = tmp_path / "bad.xz"
+    bad.write_bytes(b"\xfd7zXZ\x00" + b"\x00" * 64)
+    with pytest.raises(PathError, match="not a readable"):
+        read_lzma_bounded(bad)

@@ -123,7 +123,12 @@ def read_lzma_bounded(path: str | os.PathLike[str], limit: int = 256 << 20) -> b
             chunk = handle.read(1 << 16) if decomp.needs_input else b""
             if decomp.needs_input and not chunk:
                 break
-            out += decomp.decompress(chunk, max_length=limit + 1 - len(out))
+            try:
+                out += decomp.decompress(chunk, max_length=limit + 1 - len(out))
+            except lzma.LZMAError as exc:
+                raise PathError(f"{path}: not a readable .xz stream ({exc})") from None
             if len(out) > limit:
                 raise PathError(f"{path}: decompresses to more than {limit} bytes, refused")
+    if not decomp.eof:  # the file ended inside the stream: never hand back part of it as if it were all
+        raise PathError(f"{path}: truncated .xz stream (the file ends before the stream does)")
     return bytes(out)

@@ -206,6 +206,21 @@ def _read_csv_text(text: str, where: str, header: list[str], complete_only: bool
     return rows
 
 
+def _read_xz(path: Path, limit: int = 1 << 30) -> bytes:
+    """Decompress with a bound (stdlib only: the profiler runs where mtap-schemas may not be installed)."""
+    out = bytearray()
+    decomp = lzma.LZMADecompressor()
+    with open(path, "rb") as handle:
+        while not decomp.eof:
+            chunk = handle.read(1 << 16) if decomp.needs_input else b""
+            if decomp.needs_input and not chunk:
+                raise ValueError("truncated .xz stream")
+            out += decomp.decompress(chunk, max_length=limit + 1 - len(out))
+            if len(out) > limit:
+                raise ValueError(f"decompresses to more than {limit} bytes")
+    return bytes(out)
+
+
 def read_rows(folder: Path, kind: str) -> list[dict[str, str]]:
     """Rows of `<kind>.csv.xz` then `<kind>.partial.csv` in `folder` (strings, as written)."""
     header = mlp_header() if kind == "mlp" else attention_header()
@@ -213,8 +228,8 @@ def read_rows(folder: Path, kind: str) -> list[dict[str, str]]:
     xz = folder / f"{kind}.csv.xz"
     if xz.is_file():
         try:
-            text = lzma.decompress(xz.read_bytes()).decode()
-        except (lzma.LZMAError, UnicodeDecodeError) as exc:
+            text = _read_xz(xz).decode()
+        except (lzma.LZMAError, UnicodeDecodeError, ValueError) as exc:
             raise ProfileError(f"{xz}: not a readable xz CSV ({exc})") from None
         rows += _read_csv_text(text, str(xz), header, complete_only=False)
     part = folder / PARTIAL[kind]

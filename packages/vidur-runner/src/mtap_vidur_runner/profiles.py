@@ -113,8 +113,10 @@ def locate(roots: list[Path], device: str, model: str, network_sku: str) -> Prof
 
 
 def read_csv_bytes(path: Path) -> bytes:
-    data = path.read_bytes()
-    return lzma.decompress(data) if path.name.endswith(".xz") else data
+    """A profile CSV's bytes; an .xz one decompressed with the kit's bound (a bomb or a truncated file is refused)."""
+    from mtap_schemas.paths import read_lzma_bounded
+
+    return read_lzma_bounded(path) if path.name.endswith(".xz") else path.read_bytes()
 
 
 def content_hash(files: dict[str, Path]) -> str:

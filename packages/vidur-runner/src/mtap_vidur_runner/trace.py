@@ -26,8 +26,12 @@ class TraceError(Exception):
 
 def read_requests(path: Path) -> list[dict[str, Any]]:
     """[{id, delay_s, prompt_tokens, output_tokens}] in request-id order from a request_metrics.csv(.xz)."""
+    from mtap_schemas.paths import PathError, read_lzma_bounded
+
     try:
-        raw = lzma.decompress(path.read_bytes()) if path.suffix == ".xz" else path.read_bytes()
+        raw = read_lzma_bounded(path) if path.suffix == ".xz" else path.read_bytes()
+    except PathError as exc:
+        raise TraceError(str(exc)) from None
     except (OSError, lzma.LZMAError) as exc:
         raise TraceError(f"{path}: cannot read: {exc}") from None
     rows = list(csv.DictReader(io.StringIO(raw.decode("utf-8"))))
