@@ -53,7 +53,7 @@ PACKAGES = _load()
 
 
 def install(session: nox.Session, package: str, extras: str = "") -> None:
-    pre = PACKAGES[package]["pre-install"]
+    pre = PACKAGES[package]["pre-install"] + (PACKAGES[package].get("tests-pre-install", []) if extras == "[test]" else [])
     if pre:
         session.install(*pre)
     session.install(SCHEMAS, f"./packages/{package}{extras}")
@@ -236,8 +236,9 @@ for _name, _spec in BENCHES.items():
 
 def _register_package_tests(package: str) -> str:
     name = f"tests-{package}"
+    settings = PACKAGES[package]
 
-    @nox.session(name=name, venv_backend=PACKAGES[package]["venv-backend"], tags=["tests"])
+    @nox.session(name=name, venv_backend=settings.get("tests-venv-backend", settings["venv-backend"]), tags=["tests"])
     def _tests(session: nox.Session) -> None:
         _skip_unsupported_python(session, package)
         install(session, package, "[test]")

@@ -56,7 +56,7 @@ import sys
 import time
 from pathlib import Path
 
-from mtap_vidur_runner import grid
+from mtap_vidur_runner import engine_ops, grid
 
 #: VIDUR's model configs (vidur/config/model_config.py) for the models this profiler knows.
 MODELS: dict[str, dict] = {
@@ -129,6 +129,11 @@ MLP_WARMUP, MLP_ACTIVE = 2, 20  # vidur's MlpWrapper
 #: checks ~50-100 us a call), seen as medians 5-15x the min on a few H100/H200 points; 20 ms since 1.1.
 MLP_SLEEP_MS, ATTN_SLEEP_MS = 20.0, 1.0
 ATTN_WARMUP, ATTN_ACTIVE = 2, 5  # vidur's AttentionWrapper
+#: the engine's attention step is ~10 launches (K/V write and read-back, copies, SDPA): a longer sleep
+#: so the host queues all ACTIVE calls before the GPU reaches them
+ENGINE_ATTN_SLEEP_MS = 5.0
+#: operator sets: "vidur" (vLLM-like fused ops, the committed profiles) or "hf-cb" (transformers' engine's own)
+OPS = ("vidur", "hf-cb")
 
 
 def stats(times_ms: list[float]) -> dict[str, float]:
@@ -401,9 +406,10 @@ def _maybe_compile(torch, fn, enabled: bool, log):
 
 def profile_mlp(
     torch, cfg: dict, device: str, dtype, token_counts: list[int], timer: Timer, compile_ops: bool, log,
-    sink: _Appender, deadline: float = math.inf,
+    sink: _Appender, deadline: float = math.inf, engine: dict | None = None,
 ) -> tuple[int, int]:
-    """Measure each token count, appending its row to `sink`; (measured, skipped for time)."""
+    """Measure each token count, appending its row to `sink`; (measured, skipped for time). ``engine``
+    (``--ops hf-cb``: {q_pad, kv_pad, max_batch_tokens}) times transformers' engine's modules instead."""
     F = torch.nn.functional
     dt = dtype
     h, heads, kv_heads = cfg["embedding_dim"], cfg["num_q_heads"], cfg["num_kv_heads"]
@@ -454,12 +460,21 @@ def profile_mlp(
     rope_c = _maybe_compile(torch, rope, compile_ops, log)
     act_c = _maybe_compile(torch, silu_and_mul if cfg["use_gated_mlp"] else F.gelu, compile_ops, log)
 
+    engine_model = None
+    if engine is not None:  # the engine's own modules (engine_ops), not the fused set below
+        engine_model = engine_ops.layer(torch, cfg, device, dt)
     measured = 0
     with torch.inference_mode():
         for i, n in enumerate(token_counts):
             if time.monotonic() > deadline:
                 log(f"mlp: time budget reached, {len(token_counts) - i} of {len(token_counts)} token counts not profiled")
                 return measured, len(token_counts) - i
+            if engine_model is not None:
+                ops = engine_ops.mlp_ops(torch, cfg, device, dt, n, engine.get("q_pad", 0), engine.get("max_batch_tokens"),
+                                         model=engine_model)
+                sink.add(_mlp_row(cfg, n, ops, timer))
+                measured += 1
+                continue
             ids = torch.randint(0, vocab, (n,), device=device, generator=gen)
             pos = torch.arange(n, device=device) % max_pos
             x = torch.randn(n, h, device=device, dtype=dt, generator=gen)
@@ -481,31 +496,39 @@ def profile_mlp(
                 "mlp_down_proj": lambda: F.linear(act, down_w),  # noqa: B023 - called within this iteration
                 "add": lambda: add(x, attn_out),  # noqa: B023 - called within this iteration
             }
-            row = {
-                "n_head": heads,
-                "n_kv_head": kv_heads,
-                "n_embd": h,
-                "n_expanded_embd": ffn,
-                "vocab_size": vocab,
-                "use_gated_mlp": cfg["use_gated_mlp"],
-                "num_tokens": n,
-                "num_tensor_parallel_workers": 1,
-            }
-            for op, fn in ops.items():
-                for s, v in stats(timer.time(fn, MLP_WARMUP, MLP_ACTIVE, sleep_ms=MLP_SLEEP_MS)).items():
-                    row[f"time_stats.{op}.{s}"] = v
-            sink.add(row)
+            sink.add(_mlp_row(cfg, n, ops, timer))
             measured += 1
     return measured, 0
 
 
+def _mlp_row(cfg: dict, n: int, ops: dict, timer: Timer) -> dict:
+    """One mlp.csv row: the model columns, then each op's time stats over vidur's warm-up/active calls."""
+    row = {
+        "n_head": cfg["num_q_heads"],
+        "n_kv_head": cfg["num_kv_heads"],
+        "n_embd": cfg["embedding_dim"],
+        "n_expanded_embd": cfg["mlp_hidden_dim"],
+        "vocab_size": cfg["vocab_size"],
+        "use_gated_mlp": cfg["use_gated_mlp"],
+        "num_tokens": n,
+        "num_tensor_parallel_workers": 1,
+    }
+    for op, fn in ops.items():
+        for s, v in stats(timer.time(fn, MLP_WARMUP, MLP_ACTIVE, sleep_ms=MLP_SLEEP_MS)).items():
+            row[f"time_stats.{op}.{s}"] = v
+    return row
+
+
 def profile_attention(
     torch, cfg: dict, device: str, dtype, inputs: list[grid.AttentionInput], timer: Timer, block_size: int,
-    deadline: float, log, sink: _Appender,
+    deadline: float, log, sink: _Appender, engine: dict | None = None,
 ) -> tuple[int, int]:
-    """Measure each input, appending its row to `sink`; (measured, skipped for time)."""
+    """Measure each input, appending its row to `sink`; (measured, skipped for time). ``engine`` as for
+    profile_mlp: the engine's paged SDPA step (engine_ops.attention_ops) instead of per-sequence SDPA."""
     if not inputs:
         return 0, 0
+    if engine is not None:
+        return _profile_attention_engine(torch, cfg, device, dtype, inputs, timer, block_size, deadline, log, sink, engine)
     F = torch.nn.functional
     from torch.nn.attention.bias import causal_lower_right
 
@@ -588,6 +611,58 @@ def profile_attention(
     return measured, skipped
 
 
+def _attention_row(cfg: dict, ai: grid.AttentionInput, block_size: int, backend: str) -> dict:
+    return {
+        "n_embd": cfg["embedding_dim"],
+        "n_q_head": cfg["num_q_heads"],
+        "n_kv_head": cfg["num_kv_heads"],
+        "block_size": block_size,
+        "num_tensor_parallel_workers": 1,
+        "max_model_len": cfg["max_model_len"],
+        "batch_size": ai.batch_size,
+        "prefill_chunk_size": ai.prefill_chunk_size,
+        "kv_cache_size": ai.kv_cache_size,
+        "is_prefill": ai.is_prefill,
+        "attention_backend": backend,
+    }
+
+
+def _profile_attention_engine(torch, cfg, device, dtype, inputs, timer, block_size, deadline, log, sink, engine) -> tuple[int, int]:
+    heads, kv_heads = cfg["num_q_heads"], cfg["num_kv_heads"]
+    hd = cfg["embedding_dim"] // heads
+    q_pad, kv_pad, cap = engine.get("q_pad", 0), engine.get("kv_pad", 0), engine.get("max_batch_tokens")
+    # one paged cache for the whole grid: every point's blocks (rounded up per request) plus the padding
+    need = max(ai.batch_size * math.ceil((ai.kv_cache_size + max(ai.prefill_chunk_size, 1)) / block_size) * block_size
+               for ai in inputs)
+    num_slots = engine_ops.pad_to(need, kv_pad, None) + block_size
+    gen = torch.Generator(device=device).manual_seed(1)
+    caches = (torch.randn(num_slots, kv_heads, hd, device=device, dtype=dtype, generator=gen),
+              torch.randn(num_slots, kv_heads, hd, device=device, dtype=dtype, generator=gen))
+    measured = skipped = 0
+    t_loop = time.monotonic()
+    with torch.inference_mode():
+        for i, ai in enumerate(inputs):
+            if time.monotonic() > deadline:
+                skipped = len(inputs) - i
+                log(f"attention: time budget reached, {skipped} of {len(inputs)} grid points not profiled")
+                break
+            save, attend = engine_ops.attention_ops(
+                torch, cfg, device, dtype, batch=ai.batch_size, new=ai.prefill_chunk_size if ai.is_prefill else 1,
+                kv=ai.kv_cache_size, block_size=block_size, num_slots=num_slots, q_pad=q_pad, kv_pad=kv_pad,
+                max_batch_tokens=cap, gen=gen, caches=caches)
+            row = _attention_row(cfg, ai, block_size, "hf-paged-sdpa")
+            name = "attn_prefill" if ai.is_prefill else "attn_decode"
+            for s, val in stats(timer.time(save, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=ATTN_SLEEP_MS)).items():
+                row[f"time_stats.attn_kv_cache_save.{s}"] = val
+            for s, val in stats(timer.time(attend, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=ENGINE_ATTN_SLEEP_MS)).items():
+                row[f"time_stats.{name}.{s}"] = val
+            sink.add(row)
+            measured += 1
+            if i % 500 == 0:
+                log(f"attention: {i}/{len(inputs)} after {time.monotonic() - t_loop:.1f}s")
+    return measured, skipped
+
+
 def _command(argv: list[str] | None) -> str:
     import shlex
 
@@ -626,6 +701,9 @@ def check_resumable(folder: Path, model: str, gpu_name: str | None, params: dict
         raise ProfileError(
             f"{folder}/profile-meta.json: measured on {meta.get('gpu_name')!r}, this GPU is {gpu_name!r}; "
             "a profile holds one GPU model's measurements only (use another --output)")
+    if meta.get("ops", "vidur") != params.get("ops", "vidur"):
+        raise ProfileError(f"{folder}/profile-meta.json: operator set {meta.get('ops', 'vidur')!r}, this run is "
+                           f"{params.get('ops', 'vidur')!r}; a profile holds one operator set (use another --output)")
     old = meta.get("grid")
     if old is None:  # a profile written before the grid was recorded (the H100 one)
         old = {k: meta.get("attention", {}).get(k) for k in ("max_seq_len", "max_batch_size", "max_chunk_size", "block_size")}
@@ -668,6 +746,15 @@ def drop_mlp_rows(folder: Path, token_counts: list[int]) -> dict[int, dict[str, 
     return gone
 
 
+def _version(name: str) -> str | None:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version(name)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
 def _write_json(path: Path, doc: dict) -> None:
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(doc, indent=2, sort_keys=True) + "\n")
@@ -689,6 +776,8 @@ def run_profile(
     hardware: str | None = None,
     command: str | None = None,
     remeasure_mlp: list[int] | None = None,
+    ops: str = "vidur",
+    engine: dict | None = None,
 ) -> dict:
     """Profile `model` on `device` into `<output_dir>/<model>/`, measuring only the grid points not
     already there; write mlp.csv.xz, attention.csv.xz, profile-meta.json. Returns the meta."""
@@ -705,9 +794,18 @@ def run_profile(
     gpu_name = torch.cuda.get_device_properties(0).name if device.startswith("cuda") else None
     if hardware is not None and device.startswith("cuda") and HARDWARE[hardware][1] not in gpu_name:
         raise ProfileError(f"--hardware {hardware}: this GPU is {gpu_name!r} (expected a name with {HARDWARE[hardware][1]!r})")
+    if ops not in OPS:
+        raise ValueError(f"unknown operator set {ops!r}; known: {', '.join(OPS)}")
+    if ops == "hf-cb":
+        compile_ops = False  # the engine runs its modules eagerly (default_compile_level 0)
+        engine = {"q_pad": 0, "kv_pad": 0, "max_batch_tokens": None, **(engine or {})}
+    else:
+        engine = None
     if compile_ops is None:
         compile_ops = device.startswith("cuda")
     params = _grid_params(max_tokens, max_seq_len, max_batch_size, max_chunk_size, block_size)
+    if engine is not None:  # a profile is one operator set: resuming with another is refused
+        params.update(ops=ops, **{f"engine_{k}": v for k, v in sorted(engine.items())})
     out = output_dir / model
     old_meta = check_resumable(out, model, gpu_name, params, device)
     out.mkdir(parents=True, exist_ok=True)
@@ -737,7 +835,8 @@ def run_profile(
     sink = _Appender(out / PARTIAL["mlp"], mlp_header())
     t0 = time.monotonic()
     try:
-        mlp_n, mlp_skipped = profile_mlp(torch, cfg, device, dtype, todo_t, timer, compile_ops, log, sink, deadline) if todo_t else (0, 0)
+        mlp_n, mlp_skipped = profile_mlp(torch, cfg, device, dtype, todo_t, timer, compile_ops, log, sink, deadline,
+                                         engine=engine) if todo_t else (0, 0)
     finally:
         sink.close()
     mlp_s = time.monotonic() - t0
@@ -747,7 +846,8 @@ def run_profile(
     sink = _Appender(out / PARTIAL["attention"], attention_header())
     t0 = time.monotonic()
     try:
-        attn_n, skipped = profile_attention(torch, cfg, device, dtype, todo_a, timer, block_size, deadline, log, sink)
+        attn_n, skipped = profile_attention(torch, cfg, device, dtype, todo_a, timer, block_size, deadline, log, sink,
+                                            engine=engine)
     finally:
         sink.close()
     attn_s = time.monotonic() - t0
@@ -797,6 +897,9 @@ def run_profile(
         "weights": "random (uniform +-1e-3), no checkpoint",
         "timing": "CUDA events per call, launches queued behind torch.cuda._sleep (device time); median over active calls",
         "grid": params,
+        "ops": ops,
+        **({"engine": {"implementation": engine_ops.ENGINE, **engine,
+                       "transformers": _version("transformers")}} if engine is not None else {}),
         "mlp": {"token_counts": cov["mlp"]["measured"], "max_tokens": max_tokens, "warmup": MLP_WARMUP, "active": MLP_ACTIVE,
                 "seconds": round(mlp_s + sum((r.get("mlp_seconds") or 0) for r in runs[:-1]), 1)},
         "attention": {
@@ -807,7 +910,9 @@ def run_profile(
             "max_batch_size": max_batch_size,
             "max_chunk_size": max_chunk_size,
             "block_size": block_size,
-            "backend": "torch.nn.functional.scaled_dot_product_attention, contiguous KV",
+            "backend": ("transformers paged|sdpa (sdpa_attention_paged_forward: paged K/V write and index_select read-back, "
+                        "one masked SDPA per step over the packed requests)" if engine is not None
+                        else "torch.nn.functional.scaled_dot_product_attention, contiguous KV"),
             "order": "prefill points first, then decode points in a fixed-seed (42) random order",
             "warmup": ATTN_WARMUP,
             "active": ATTN_ACTIVE,
@@ -841,11 +946,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--remeasure-mlp", type=lambda v: [int(x) for x in v.split(",") if x], default=None, metavar="N,N,...",
                    help="measure these MLP token counts again (their old medians go into the run's provenance record)")
     p.add_argument("--coverage", action="store_true", help="merge a killed run's partial files and print coverage; measures nothing (no torch)")
+    p.add_argument("--block-size", type=int, default=None,
+                   help="KV block of the attention rows (vidur filters its profile by it)  [default 16; 256 with --ops hf-cb, the engine's]")
+    p.add_argument("--ops", choices=OPS, default="vidur",
+                   help="operator set: vidur = vLLM-like fused ops (the committed profiles); hf-cb = transformers' "
+                        "continuous-batching engine's own modules and paged SDPA (engine_ops)")
+    p.add_argument("--q-pad", type=int, default=0, help="--ops hf-cb: the engine's q_padding_interval_size (0 = no padding)")
+    p.add_argument("--kv-pad", type=int, default=0, help="--ops hf-cb: the engine's kv_padding_interval_size (0 = no padding)")
+    p.add_argument("--max-batch-tokens", type=int, default=None, help="--ops hf-cb: the engine's max_batch_tokens (caps query padding)")
     a = p.parse_args(argv)
+    if a.ops != "hf-cb" and (a.q_pad or a.kv_pad or a.max_batch_tokens):
+        p.error("--q-pad/--kv-pad/--max-batch-tokens: only with --ops hf-cb")
+    block_size = a.block_size or (256 if a.ops == "hf-cb" else 16)
     if a.output_dir is None:
         if a.hardware is None:
             p.error("give --output-dir or --hardware")
-        a.output_dir = Path("data/profiles/vidur") / HARDWARE[a.hardware][0]
+        a.output_dir = Path("data/profiles/vidur" if a.ops == "vidur" else f"data/profiles/vidur-{a.ops}") / HARDWARE[a.hardware][0]
     if a.time_budget_s <= 0:
         p.error("--time-budget: expected a positive number of seconds")
     try:
@@ -855,8 +971,9 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         meta = run_profile(
             a.output_dir, a.model, a.device, a.max_tokens, a.max_seq_len, a.max_batch_size, a.max_chunk_size,
-            compile_ops=a.compile_ops, time_budget_s=a.time_budget_s, hardware=a.hardware, command=_command(argv),
-            remeasure_mlp=a.remeasure_mlp,
+            block_size=block_size, compile_ops=a.compile_ops, time_budget_s=a.time_budget_s, hardware=a.hardware,
+            command=_command(argv), remeasure_mlp=a.remeasure_mlp, ops=a.ops,
+            engine={"q_pad": a.q_pad, "kv_pad": a.kv_pad, "max_batch_tokens": a.max_batch_tokens} if a.ops == "hf-cb" else None,
         )
     except (ProfileError, ValueError, RuntimeError) as exc:
         print(f"Error: {exc}", file=sys.stderr)
