@@ -210,6 +210,10 @@ def test_reference_classes_decide_the_headline(tmp_path: Path, write_doc) -> Non
     assert row["reference_class"] == "shared-operators" and not row["headline"]
     assert row["why_not_headline"] == "reference shared-operators: a replay of tool-a's operators"
     assert {p["reference_class"] for p in doc["errors_vs_measured"]} == {"shared-operators"}
+    # the note is listed once and each pair names it by index (aggregate 2.3), never repeated per pair
+    assert doc["reference_notes"] == ["a replay of tool-a's operators"]
+    assert {p["reference_note_index"] for p in doc["errors_vs_measured"]} == {0}
+    assert not any("reference_note" in p for p in doc["errors_vs_measured"])
 
 
 def test_a_calibrated_prediction_is_a_headline_row_that_says_what_it_used(tmp_path: Path, write_doc) -> None:

@@ -6,6 +6,7 @@ import gc
 import sys
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import click
 
@@ -20,6 +21,9 @@ from .report import coverage_markdown, readme_summary, replace_block
 from .table import ROW_SCHEMA, coverage, errors_vs_measured
 from .tables import d1_claims, d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility, d5_new_hardware
 from .write import write_aggregate
+
+if TYPE_CHECKING:
+    import polars as pl
 
 
 @contextmanager
@@ -82,7 +86,7 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
         "skipped": skipped,
         "table": {"columns": list(ROW_SCHEMA), "rows": rows.height},
         "coverage": cov.to_dicts(),
-        "errors_vs_measured": errors.to_dicts(),
+        **_pairs_and_notes(errors),
         "d1_rows": rows_d1,
         "claims_vs_measured": claimed,
     }
@@ -96,6 +100,20 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
         tables_out.append(d4_deployment(collected.sources, read_training(evaluation_dir, on_skip)))
         tables_out.extend(w5_cross_tool(errors))
     return doc, coverage_markdown(cov, rows_d1, skipped, sources)
+
+
+def _pairs_and_notes(errors: pl.DataFrame) -> dict[str, Any]:
+    """errors_vs_measured with each pair's reference note as an index into reference_notes (aggregate 2.3):
+    one sentence per declaration, not one per pair."""
+    notes = sorted({n for n in errors["reference_note"].to_list() if n})
+    index = {n: i for i, n in enumerate(notes)}
+    pairs = []
+    for row in errors.to_dicts():
+        note = row.pop("reference_note")
+        if note:
+            row["reference_note_index"] = index[note]
+        pairs.append(row)
+    return {"errors_vs_measured": pairs, "reference_notes": notes}
 
 
 @runner_group("mtap-aggregate", __version__)
