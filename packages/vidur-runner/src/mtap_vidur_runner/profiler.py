@@ -410,6 +410,8 @@ def profile_mlp(
 ) -> tuple[int, int]:
     """Measure each token count, appending its row to `sink`; (measured, skipped for time). ``engine``
     (``--ops hf-cb``: {q_pad, kv_pad, max_batch_tokens}) times transformers' engine's modules instead."""
+    if engine is not None:
+        return _profile_mlp_engine(torch, cfg, device, dtype, token_counts, timer, log, sink, deadline, engine)
     F = torch.nn.functional
     dt = dtype
     h, heads, kv_heads = cfg["embedding_dim"], cfg["num_q_heads"], cfg["num_kv_heads"]
@@ -460,21 +462,12 @@ def profile_mlp(
     rope_c = _maybe_compile(torch, rope, compile_ops, log)
     act_c = _maybe_compile(torch, silu_and_mul if cfg["use_gated_mlp"] else F.gelu, compile_ops, log)
 
-    engine_model = None
-    if engine is not None:  # the engine's own modules (engine_ops), not the fused set below
-        engine_model = engine_ops.layer(torch, cfg, device, dt)
     measured = 0
     with torch.inference_mode():
         for i, n in enumerate(token_counts):
             if time.monotonic() > deadline:
                 log(f"mlp: time budget reached, {len(token_counts) - i} of {len(token_counts)} token counts not profiled")
                 return measured, len(token_counts) - i
-            if engine_model is not None:
-                ops = engine_ops.mlp_ops(torch, cfg, device, dt, n, engine.get("q_pad", 0), engine.get("max_batch_tokens"),
-                                         model=engine_model)
-                sink.add(_mlp_row(cfg, n, ops, timer))
-                measured += 1
-                continue
             ids = torch.randint(0, vocab, (n,), device=device, generator=gen)
             pos = torch.arange(n, device=device) % max_pos
             x = torch.randn(n, h, device=device, dtype=dt, generator=gen)
@@ -496,6 +489,21 @@ def profile_mlp(
                 "mlp_down_proj": lambda: F.linear(act, down_w),  # noqa: B023 - called within this iteration
                 "add": lambda: add(x, attn_out),  # noqa: B023 - called within this iteration
             }
+            sink.add(_mlp_row(cfg, n, ops, timer))
+            measured += 1
+    return measured, 0
+
+
+def _profile_mlp_engine(torch, cfg, device, dtype, token_counts, timer, log, sink, deadline, engine) -> tuple[int, int]:
+    """profile_mlp for ``--ops hf-cb``: a real Llama decoder layer's modules (engine_ops.mlp_ops)."""
+    model = engine_ops.layer(torch, cfg, device, dtype)
+    measured = 0
+    with torch.inference_mode():
+        for i, n in enumerate(token_counts):
+            if time.monotonic() > deadline:
+                log(f"mlp: time budget reached, {len(token_counts) - i} of {len(token_counts)} token counts not profiled")
+                return measured, len(token_counts) - i
+            ops = engine_ops.mlp_ops(torch, cfg, device, dtype, n, engine.get("q_pad", 0), engine.get("max_batch_tokens"), model=model)
             sink.add(_mlp_row(cfg, n, ops, timer))
             measured += 1
     return measured, 0
@@ -586,19 +594,7 @@ def profile_attention(
                 def attn():
                     return F.scaled_dot_product_attention(q, k, v, scale=scale)  # noqa: B023 - called within this iteration
 
-            row = {
-                "n_embd": h,
-                "n_q_head": heads,
-                "n_kv_head": kv_heads,
-                "block_size": block_size,
-                "num_tensor_parallel_workers": 1,
-                "max_model_len": cfg["max_model_len"],
-                "batch_size": b,
-                "prefill_chunk_size": ai.prefill_chunk_size,
-                "kv_cache_size": ai.kv_cache_size,
-                "is_prefill": ai.is_prefill,
-                "attention_backend": "torch-sdpa",
-            }
+            row = _attention_row(cfg, ai, block_size, "torch-sdpa")
             name = "attn_prefill" if ai.is_prefill else "attn_decode"
             for s, val in stats(timer.time(save, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=ATTN_SLEEP_MS)).items():
                 row[f"time_stats.attn_kv_cache_save.{s}"] = val
