@@ -34,8 +34,10 @@ def _load() -> dict[str, dict[str, Any]]:
     out = {}
     for pyproject in sorted((ROOT / "packages").glob("*/pyproject.toml")):
         settings = nox.project.load_toml(pyproject).get("tool", {}).get("mtap", {})
-        requires = nox.project.load_toml(pyproject)["project"].get("requires-python", "")
-        out[pyproject.parent.name] = {"venv-backend": "uv|venv", "pre-install": [], "tags": [], "requires-python": requires, **settings}
+        project = nox.project.load_toml(pyproject)["project"]
+        requires, extras = project.get("requires-python", ""), sorted(project.get("optional-dependencies", {}))
+        out[pyproject.parent.name] = {"venv-backend": "uv|venv", "pre-install": [], "tags": [], "requires-python": requires,
+                                      "extras": extras, **settings}
     return out
 
 
@@ -67,7 +69,9 @@ def _register_runner(package: str, settings: dict[str, Any]) -> None:
 
     @nox.session(name=name, venv_backend=settings["venv-backend"], tags=settings["tags"])
     def _session(session: nox.Session) -> None:
-        install(session, package)
+        # --image runs the tool through the docker SDK: the package's [docker] extra, where it has one
+        image = any(a.split("=")[0] == "--image" for a in session.posargs)
+        install(session, package, "[docker]" if image and "docker" in settings["extras"] else "")
         _setup_first(session, command, settings)
         started = time.time()
         # exit 4: the document on disk has more ok cases and was kept (the new one is beside it) — not a failure here
@@ -203,6 +207,136 @@ def ci_timing(session: nox.Session) -> None:
     session.log("ci-timing: no --repo given and GITHUB_REPOSITORY unset, not scraping; "
                 "to scrape: nox -s ci-timing -- --repo OWNER/NAME --runs 20")
     session.run("ci-timing", "report")
+
+
+#: `nox -s images`: the base the runner images are built FROM (their Dockerfiles' ARG BASE), and the one
+#: made here from Debian packages (debootstrap) when no registry answers
+IMAGE_BASE = "python:3.11-slim-bookworm"
+LOCAL_BASE = "localhost/mtap-base:bookworm"
+IMAGE_ENGINES = ("docker", "podman", "buildah")
+
+
+def _quiet(argv: list[str], timeout: float = 60) -> bool:
+    import subprocess
+
+    try:
+        return subprocess.run(argv, capture_output=True, timeout=timeout).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def _has_image(engine: str, name: str) -> bool:
+    return _quiet([engine, "inspect", "--type", "image", name] if engine == "buildah" else [engine, "image", "inspect", name])
+
+
+def _debian_mirror() -> str:
+    """MTAP_DEBIAN_MIRROR, else this host's first Debian archive in /etc/apt/sources.list*, else deb.debian.org."""
+    import re
+
+    if os.environ.get("MTAP_DEBIAN_MIRROR"):
+        return os.environ["MTAP_DEBIAN_MIRROR"]
+    for f in [Path("/etc/apt/sources.list"), *sorted(Path("/etc/apt/sources.list.d").glob("*"))]:
+        text = f.read_text(errors="replace") if f.is_file() else ""
+        for url in re.findall(r"^(?:URIs:|deb)\s+(?:\[[^]]*\]\s+)?(\S+)", text, flags=re.M):
+            if url.rstrip("/").endswith("/debian"):
+                return url
+    return "http://deb.debian.org/debian"
+
+
+def _local_base(session: nox.Session, engine: str) -> None:
+    """LOCAL_BASE from Debian packages: debootstrap (minbase) of bookworm with python3, its venv module and pip,
+    trusting this host's local CAs (/usr/local/share/ca-certificates, e.g. a proxy's) as the host's pip does."""
+    import shutil
+    import tempfile
+
+    if os.geteuid() != 0 or not shutil.which("debootstrap"):
+        session.error(f"no registry base and no way to build {LOCAL_BASE}: that needs root and debootstrap "
+                      "(apt-get install debootstrap), or give a base with MTAP_IMAGE_BASE")
+    started = time.time()
+    with tempfile.TemporaryDirectory(prefix="mtap-base-") as tmp:
+        root, tar = Path(tmp) / "rootfs", Path(tmp) / "base.tar"
+        session.run("debootstrap", "--variant=minbase", "--include=python3,python3-venv,python3-pip,ca-certificates",
+                    "bookworm", str(root), _debian_mirror(), external=True, silent=True)
+        for junk in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            for f in (root / junk).glob("*"):
+                if f.is_file():
+                    f.unlink()
+        cas = sorted(Path("/usr/local/share/ca-certificates").glob("*.crt"))
+        for ca in cas:
+            shutil.copy(ca, root / "usr/local/share/ca-certificates" / ca.name)
+        if cas:
+            session.run("chroot", str(root), "update-ca-certificates", external=True, silent=True)
+        session.run("tar", "-C", str(root), "-cf", str(tar), ".", external=True)
+        env = "PIP_CERT=/etc/ssl/certs/ca-certificates.crt"
+        if engine == "buildah":
+            ctr = session.run("buildah", "from", "scratch", external=True, silent=True).strip()
+            session.run("buildah", "add", ctr, str(tar), "/", external=True, silent=True)
+            session.run("buildah", "config", "--env", env, ctr, external=True)
+            session.run("buildah", "commit", "--rm", ctr, LOCAL_BASE, external=True, silent=True)
+        else:
+            session.run(engine, "import", "--change", f"ENV {env}", str(tar), LOCAL_BASE, external=True, silent=True)
+    session.log(f"{LOCAL_BASE}: built from Debian packages in {time.time() - started:.0f} s")
+
+
+def _image_size(engine: str, name: str) -> int | None:
+    import json
+    import subprocess
+
+    argv = [engine, "images", "--json", name] if engine == "buildah" else [engine, "image", "inspect", "--format", "{{.Size}}", name]
+    res = subprocess.run(argv, capture_output=True, text=True)
+    if res.returncode:
+        return None
+    return int(json.loads(res.stdout)[0]["size"]) if engine == "buildah" else int(res.stdout.strip())
+
+
+@nox.session(python=False, tags=["images"])
+def images(session: nox.Session) -> None:
+    """Build the runner images (packages/<runner>/Dockerfile; -- astra-runner timeloop-runner picks) with docker,
+    podman or buildah, whichever answers (MTAP_IMAGE_ENGINE picks), FROM python:3.11-slim-bookworm, or, when no
+    registry answers, a Debian base built here (MTAP_IMAGE_BASE gives one). MTAP_<TOOL>_SOURCE (the runner's
+    offline clone, as for `nox -s <runner>`) goes into the build context; without it setup clones from GitHub."""
+    import re
+    import shutil
+    import tempfile
+
+    wanted = {p: s for p, s in PACKAGES.items() if "image" in s and (not session.posargs or p in session.posargs)}
+    unknown = set(session.posargs) - set(wanted)
+    if unknown or not wanted:
+        session.error(f"no image for {', '.join(sorted(unknown)) or 'any package'}; packages with an image: "
+                      f"{', '.join(p for p, s in PACKAGES.items() if 'image' in s)}")
+    engine = os.environ.get("MTAP_IMAGE_ENGINE") or next((e for e in IMAGE_ENGINES if _quiet([e, "info"])), None)
+    if engine is None:
+        session.error(f"no container engine answers ({', '.join(IMAGE_ENGINES)}: `<engine> info` failed)")
+    base = os.environ.get("MTAP_IMAGE_BASE")
+    if not base:
+        base = IMAGE_BASE
+        if not _has_image(engine, IMAGE_BASE) and not _quiet([engine, "pull", IMAGE_BASE], timeout=300):
+            session.warn(f"{IMAGE_BASE}: not pulled ({engine} pull failed); using {LOCAL_BASE}")
+            base = LOCAL_BASE
+            if not _has_image(engine, LOCAL_BASE):
+                _local_base(session, engine)
+    build = {"docker": ["docker", "build"], "podman": ["podman", "build", "--isolation", "chroot"],
+             "buildah": ["buildah", "bud", "--isolation", "chroot"]}[engine]
+    for package, settings in wanted.items():
+        dockerfile = ROOT / "packages" / package / "Dockerfile"
+        with tempfile.TemporaryDirectory(prefix="mtap-image-") as ctx:
+            # the build context: what the Dockerfile copies from the repository, and the tool's offline clone
+            for src in re.findall(r"^COPY\s+(?!--from)(\S+)\s", dockerfile.read_text(), flags=re.M):
+                if (ROOT / src).is_dir():
+                    shutil.copytree(ROOT / src, Path(ctx) / src, ignore=shutil.ignore_patterns("__pycache__", "*.pyc"))
+                elif (ROOT / src).is_file():
+                    (Path(ctx) / src).parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy(ROOT / src, Path(ctx) / src)
+            source = os.environ.get(settings.get("setup-env", {}).get("source", ""), "")
+            if source:
+                shutil.copytree(source, Path(ctx) / "tool-source" / settings["image-source"], symlinks=True)
+            started = time.time()
+            session.run(*build, "--build-arg", f"BASE={base}", "-t", settings["image"], "-f", str(dockerfile), ctx,
+                        external=True)
+        size = _image_size(engine, settings["image"])
+        session.log(f"{settings['image']}: built in {time.time() - started:.0f} s with {engine} FROM {base} "
+                    f"({'source ' + source if source else 'source cloned by setup'}); "
+                    f"{'size ' + format(size / 1e6, '.0f') + ' MB' if size else 'size unknown'}")
 
 
 BENCHES = {

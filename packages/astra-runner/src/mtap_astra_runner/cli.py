@@ -161,7 +161,7 @@ def cached_build() -> Path | None:
     return find_cached_build()
 
 
-def find_tool(opts: RunOptions, image_bin_dir: str) -> Tool:
+def find_tool(opts: RunOptions, image_bin_dir: str | None) -> Tool:
     """--tool-path, then --image, then the environment, then a cached setup build (module doc of tool.py)."""
     ctx = click.get_current_context()
     sources = {name: ctx.get_parameter_source(name) for name in ("tool_path", "_alias_tool_path_0")}
@@ -201,14 +201,15 @@ def cases_cmd(opts: RunOptions, platform: str | None, calibration_path: Path | N
              config_help=CONFIG_HELP, aliases=["--binary"], env_aliases=[OLD_ENV_VAR], keep_raw_aliases=["--keep-logs"],
              tool_path_help="ASTRA-sim's analytical binary, its folder, a `setup` build folder or a built checkout.  "
                             "[default: a cached `astra-runner setup` build]")
-@click.option("--image-bin-dir", default=IMAGE_BIN_DIR, show_default=True,
-              help="With --image: the folder of the binaries inside the image.")
+@click.option("--image-bin-dir", default=None,
+              help="With --image: the folder of the binaries inside the image.  [default: the image's "
+                   f"{ENV_VAR} (or {OLD_ENV_VAR}) variable, as mtap's images set it, else {IMAGE_BIN_DIR}]")
 @click.option("--compute-source", type=click.Choice(["auto", "groundtruth", "roofline"]), default=None,
               help="Per-layer ResNet-50 compute: committed GPU ground truth, the roofline, or auto (ground truth when "
                    "complete).  [default: the config's compute_source, else auto]")
 @platform_option
 @calibration_option
-def run_cmd(opts: RunOptions, image_bin_dir: str, compute_source: str | None, platform: str | None,
+def run_cmd(opts: RunOptions, image_bin_dir: str | None, compute_source: str | None, platform: str | None,
             calibration_path: Path | None) -> None:
     """Run the cases and write one tool-run v2 document."""
     calib = calibration.load(calibration_path) if calibration_path is not None else None

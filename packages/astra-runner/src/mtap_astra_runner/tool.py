@@ -6,8 +6,11 @@ binaries (``AstraSim_Analytical_Congestion_Aware`` and ``..._Congestion_Unaware`
 1. ``--tool-path PATH`` (hidden alias ``--binary``): a binary (the other one is looked up beside
    it), a folder holding them, a ``setup`` build folder or a built ASTRA-sim checkout (its
    ``build/astra_analytical/build/bin``);
-2. ``--image NAME``: the same binaries inside a Docker image, through the ``docker`` Python SDK,
-   in the folder ``--image-bin-dir`` (default ``/app/astra-sim/build/astra_analytical/build/bin``);
+2. ``--image NAME``: the same binaries inside a Docker image, through the ``docker`` Python SDK
+   (any engine serving the Docker API: ``DOCKER_HOST``, e.g. podman's service), in the folder
+   ``--image-bin-dir``, else the image's own ``MTAP_ASTRA_SIM_PATH`` (or ``ASTRA_SIM_BIN``) variable
+   (mtap's images set it), else ``/app/astra-sim/build/astra_analytical/build/bin`` (ASTRA-sim's
+   own Dockerfile's layout); the image's entrypoint is replaced by the binary;
 3. the environment, ``MTAP_ASTRA_SIM_PATH`` (old name ``ASTRA_SIM_BIN``), like ``--tool-path``;
 4. a verified build made by ``astra-runner setup`` (``~/.cache/mtap/astra-sim/<commit>/``).
 
@@ -141,10 +144,29 @@ def native_tool(path: str | os.PathLike[str], found_by: str) -> Tool:
     return tool
 
 
-def docker_tool(image: str, bin_dir: str) -> Tool:
-    folder = PurePosixPath(bin_dir)
+def _image_env(img: object) -> dict[str, str]:
+    env = ((getattr(img, "attrs", None) or {}).get("Config") or {}).get("Env") or []
+    return dict(e.split("=", 1) for e in env if "=" in e)
+
+
+def _image_build_version(client: object, image: str, bin_dir: PurePosixPath) -> str | None:
+    """The ``version`` of a ``setup`` build's ``build.json`` beside the image's bin folder (mtap's images), else None."""
+    import json
+
+    try:
+        # bin/.. inside the image: the kernel resolves it after a symlinked bin folder (/opt/astra-sim)
+        out = client.containers.run(image, [f"{bin_dir}/../build.json"], entrypoint=["cat"], remove=True,
+                                    stdout=True, stderr=False)
+        version = json.loads(out).get("version")
+        return version if isinstance(version, str) else None
+    except Exception:  # noqa: BLE001 - an image without one (ASTRA-sim's own) has no recorded version
+        return None
+
+
+def docker_tool(image: str, bin_dir: str | None) -> Tool:
     tool = Tool("docker", image, image=image, found_by="--image")
     reason: tuple[str, str] | None = None
+    folder = PurePosixPath(bin_dir or IMAGE_BIN_DIR)
     try:
         import docker
         from docker.errors import DockerException, ImageNotFound
@@ -155,6 +177,10 @@ def docker_tool(image: str, bin_dir: str) -> Tool:
             img = client.images.get(image)
             tool.packages["astra-sim:image-id"] = img.id
             tool.packages["docker-sdk"] = docker.__version__
+            if bin_dir is None:
+                env = _image_env(img)
+                folder = PurePosixPath(env.get(ENV_VAR) or env.get(OLD_ENV_VAR) or IMAGE_BIN_DIR)
+            tool.version = _image_build_version(client, image, folder)
         except ImageNotFound:
             reason = ("image-missing", f"Docker image {image!r} not found locally (build it or `docker pull {image}`); or {HOW_TO}")
         except DockerException as exc:
@@ -189,7 +215,9 @@ def _docker_run(tool: Tool, binary: str, workdir: Path, args: list[str], timeout
     try:
         if _CLIENT is None:
             _CLIENT = docker.from_env()
-        container = _CLIENT.containers.run(tool.image, list(argv), volumes={str(workdir): {"bind": MOUNT, "mode": "rw"}},
+        # the binary replaces the image's entrypoint (mtap's images start astra-runner)
+        container = _CLIENT.containers.run(tool.image, list(argv[1:]), entrypoint=[argv[0]],
+                                           volumes={str(workdir): {"bind": MOUNT, "mode": "rw"}},
                                            working_dir=MOUNT, detach=True)
     except (APIError, DockerException) as exc:  # e.g. the binary is not at that path in the image
         first = (str(exc).splitlines() or [""])[0][:300]

@@ -4,7 +4,10 @@ Timeloop is C++ and on no package registry. The runner takes the first of:
 
 1. ``--tool-path PATH`` (hidden alias ``--timeloop-bin``): the ``timeloop-mapper`` binary, its
    folder, or a build tree with ``bin/`` and ``lib/`` (``lib/`` goes on ``LD_LIBRARY_PATH``);
-2. ``--image NAME``: ``timeloop-mapper`` inside a Docker image (the docker Python SDK);
+2. ``--image NAME``: ``timeloop-mapper`` inside a Docker image (the docker Python SDK; any engine
+   serving the Docker API: ``DOCKER_HOST``, e.g. podman's service), found on the image's PATH; an
+   image made by mtap's Dockerfile (its ``MTAP_TIMELOOP_PATH`` variable names a ``setup`` build)
+   gives its build's version and the PAT energy model;
 3. ``MTAP_TIMELOOP_PATH``, like ``--tool-path``;
 4. a verified build made by ``timeloop-runner setup`` (``~/.cache/mtap/timeloop/<commit>/``).
 
@@ -124,8 +127,27 @@ def find_docker(image: str) -> Tool:
         return unavailable("image-missing", f"--image {image}: image not present and could not be pulled "
                            f"({str(exc).splitlines()[0][:200]})", "docker", image)
     digest = (img.attrs.get("RepoDigests") or [img.id])[0]
-    return Tool("docker", digest, os.environ.get(ENV_VERSION), image=digest, energy_model=IMAGE_ENERGY_MODEL,
-                found_by="--image")
+    env = dict(e.split("=", 1) for e in (img.attrs.get("Config") or {}).get("Env") or [] if "=" in e)
+    build = _image_build(client, img.id, env.get("MTAP_TIMELOOP_PATH"))
+    version = os.environ.get(ENV_VERSION) or (build or {}).get("version")
+    # mtap's image holds a `timeloop-runner setup` build: the same PAT model as a native setup build
+    energy = PAT_ENERGY_MODEL if build else IMAGE_ENERGY_MODEL
+    return Tool("docker", digest, version, image=img.id, energy_model=energy, found_by="--image")
+
+
+def _image_build(client: object, image: str, path: str | None) -> dict | None:
+    """The ``build.json`` of the ``setup`` build an mtap image names (MTAP_TIMELOOP_PATH), else None."""
+    import json
+
+    if not path:
+        return None
+    try:
+        out = client.containers.run(image, [f"{path}/build.json"], entrypoint=["cat"], remove=True, stdout=True,
+                                    stderr=False)
+        info = json.loads(out)
+        return info if isinstance(info, dict) else None
+    except Exception:  # noqa: BLE001 - no build record: the image's own Timeloop, version unknown
+        return None
 
 
 def _docker_run(tool: Tool, workdir: Path, inputs: list[str], timeout: float) -> ToolResult:

@@ -1,0 +1,42 @@
+"""``run --image`` through the docker SDK on ASTRA-sim's reference example (57426 cycles), against
+whatever engine DOCKER_HOST names (Docker, or podman's `podman system service`), with the image
+`nox -s images -- astra-runner` builds (MTAP_ASTRA_IMAGE names another). Skipped, saying why,
+where there is no SDK, no engine answering or no such image (GitHub's test jobs have none)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import config, invoke
+
+import mtap_schemas as ms
+
+IMAGE = os.environ.get("MTAP_ASTRA_IMAGE", "mtap-astra-sim")
+
+
+def _image_or_skip() -> None:
+    docker = pytest.importorskip("docker", reason="no docker SDK (pip install docker)")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach an engine is a skip
+        pytest.skip(f"no container engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(default)')}: "
+                    f"{str(exc).splitlines()[0][:120]}")
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"no image {IMAGE} (build it: nox -s images -- astra-runner)")
+
+
+def test_image_reproduces_the_reference_57426_cycles(tmp_path, data_dir):
+    _image_or_skip()
+    res = invoke("run", "--output", tmp_path, "--data-dir", data_dir, "--image", IMAGE, "--name", "img",
+                 "--config", config(tmp_path, {"studies": ["reference"]}))
+    assert res.exit_code == 0, res.output
+    doc = ms.read_tool_run(tmp_path / "img.tool-run.json")
+    assert doc["tool"]["backend"] == "docker" and doc["tool"]["location"] == IMAGE
+    (case,) = doc["cases"]
+    assert case["status"] == "ok", case["error"]
+    assert {m["name"]: m["value"] for m in case["metrics"]}["cycles"] == 57426
+    assert case["parameters"]["reproduces_expected"] is True

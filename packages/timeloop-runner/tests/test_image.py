@@ -1,0 +1,43 @@
+"""``run --image`` through the docker SDK on ResNet-50 conv1 on the Eyeriss-like spec (1,204,224
+cycles), against whatever engine DOCKER_HOST names (Docker, or podman's `podman system service`),
+with the image `nox -s images -- timeloop-runner` builds (MTAP_TIMELOOP_IMAGE names another).
+Skipped, saying why, where there is no SDK, no engine answering or no such image (GitHub's test
+jobs have none)."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from conftest import config, invoke
+
+import mtap_schemas as ms
+
+IMAGE = os.environ.get("MTAP_TIMELOOP_IMAGE", "mtap-timeloop")
+
+
+def _image_or_skip() -> None:
+    docker = pytest.importorskip("docker", reason="no docker SDK (pip install 'mtap-timeloop-runner[docker]')")
+    try:
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach an engine is a skip
+        pytest.skip(f"no container engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(default)')}: "
+                    f"{str(exc).splitlines()[0][:120]}")
+    try:
+        client.images.get(IMAGE)
+    except docker.errors.ImageNotFound:
+        pytest.skip(f"no image {IMAGE} (build it: nox -s images -- timeloop-runner)")
+
+
+def test_image_reproduces_conv1_1204224_cycles(tmp_path, data_dir):
+    _image_or_skip()
+    cfg = config(tmp_path, {"architectures": ["eyeriss-like"], "models": ["resnet50"], "layers": ["conv1"]})
+    r = invoke("run", "--config", cfg, "--data-dir", data_dir, "--output", tmp_path, "--image", IMAGE, "--jobs", "1")
+    assert r.exit_code == 0, r.output
+    doc = ms.read_tool_run(tmp_path / "timeloop.tool-run.json")
+    assert doc["tool"]["backend"] == "docker"
+    assert doc["tool"]["version"] == "v3.0.3"  # from the image's setup build (build.json)
+    w1 = next(c for c in doc["cases"] if c["key"] == "resnet50.conv1.b1.int16")
+    assert w1["status"] == "ok", w1["error"]
+    assert {m["name"]: m["value"] for m in w1["metrics"]}["cycles"] == 1_204_224
