@@ -25,9 +25,12 @@ class OrtCpuProfiler(BaseProfiler):
     def __init__(self, threads: int = 1, timing: dict[str, Any] | None = None) -> None:
         self.threads = threads
         self.timing = dict(timing or ortprofile.KERNEL_TIMING)
+        #: model path -> the full statistics of its runs (nn-Meter keeps only Latency(median, std))
+        self.records: dict[str, dict[str, Any]] = {}
 
     def profile(self, model_path: str, **kwargs: Any) -> str:
         stats = ortprofile.measure(Path(model_path).read_bytes(), [self.threads], **self.timing)[f"t{self.threads}"]
+        self.records[str(model_path)] = stats
         return json.dumps(stats)
 
 
@@ -55,6 +58,8 @@ class OrtCpuBackend(BaseBackend):
         configs = self.configs or {}
         self.parser_kwargs = {}
         self.profiler_kwargs = {"threads": int(configs.get("THREADS", 1))}
+        if configs.get("TIMING"):  # ortprofile.time_session's arguments (default: KERNEL_TIMING)
+            self.profiler_kwargs["timing"] = dict(configs["TIMING"])
 
     def convert_model(self, model_path: str, save_path: str, input_shape: Any = None) -> str:
         return model_path  # kernels are already ONNX

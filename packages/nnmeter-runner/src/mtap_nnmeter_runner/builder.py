@@ -9,8 +9,9 @@ step can run on another machine:
    timed with onnxruntime on the CPU (``ortprofile``; the same code as the ``ort_cpu`` nn-Meter
    backend of ``backend.py``), at one or more fixed thread counts.
 3. ``fit``: per kernel type nn-Meter's ``build_predictor_by_data`` (RandomForestRegressor, 80/20
-   split), in a worker (``worker.fit``); the pickles, an empty fusion-rule file (nn-Meter's
-   default rules: no fusion rules were measured) and the sha256 list are written to one folder.
+   split), in a worker (``worker.fit``); the pickles, the fusion-rule file (detected by
+   ``detect-fusion`` and given with ``--fusion-rules``, else ``{}``: nn-Meter's default rules) and the
+   sha256 list are written to one folder.
 
 The predictors are then used by ``nnmeter-runner run --tool-path DIR --predictor-hashes
 DIR/hashes.json``: sha256-checked before unpickling like nn-Meter's released ones.
@@ -50,22 +51,22 @@ DEFAULT_SAMPLES: dict[str, int] = {
 }
 BACKEND = "ort_cpu"
 
-#: kernel types whose fitted predictor is measured and scored but not put in the predictor folder,
-#: and why: nn-Meter 2.0's builder and predictor disagree on the features of these kernels
-NOT_SHIPPED: dict[str, str] = {
-    "concat": (
-        "nn-Meter 2.0's builder fits concat on 5 features (HW, CIN1..CIN4: builder feature_for_kernel) but "
-        "its predictor extracts 6 (HW, number of inputs, CIN1..CIN4: predictor get_predict_features), so "
-        "nn_predict fails on every model with a concat ('X has 6 features, but RandomForestRegressor is "
-        "expecting 5'); left out, nn_predict counts concat kernels as 0 ms (kernel_count_without_predictor)"
-    ),
-}
+#: kernel types whose fitted predictor is measured and scored but not put in the predictor folder, and
+#: why (none since issue #28: concat, whose builder and predictor features differ, is shipped behind a
+#: feature shim, worker.FEATURE_SHIMS)
+NOT_SHIPPED: dict[str, str] = {}
 BUILD_FORMAT = "mtap-nnmeter-predictor-build/1"
 
 
-def scaled_samples(scale: float, only: list[str] | None = None) -> dict[str, int]:
-    """nn-Meter's default sample counts times ``scale`` (at least 2 per kernel type)."""
-    return {k: max(2, round(n * scale)) for k, n in DEFAULT_SAMPLES.items() if not only or k in only}
+def scaled_samples(scale: float, only: list[str] | None = None, per_kernel: dict[str, float] | None = None) -> dict[str, int]:
+    """nn-Meter's default sample counts times ``scale`` (``per_kernel[type]`` where given; at least 2 per
+    kernel type)."""
+    per_kernel = per_kernel or {}
+    return {k: max(2, round(n * per_kernel.get(k, scale))) for k, n in DEFAULT_SAMPLES.items() if not only or k in only}
+
+
+#: issue #28's campaign: nn-Meter's full default count for these kernel types, 25 % for the others
+CAMPAIGN_FULL = ("conv-bn-relu", "dwconv-bn-relu", "fc", "add", "maxpool", "avgpool", "global-avgpool")
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -109,7 +110,13 @@ class Built:
     sklearn: str
 
 
-def fit(name: str, data: dict[str, dict[str, dict[str, Any]]], out_root: Path, timeout: float) -> Built:
+#: the fusion-rule file of a predictor without detected rules: an empty rule file reads exactly like no
+#: rule file (nn-Meter's default rules)
+DEFAULT_RULES_BYTES = b"{}\n"
+
+
+def fit(name: str, data: dict[str, dict[str, dict[str, Any]]], out_root: Path, timeout: float,
+        rules: bytes = DEFAULT_RULES_BYTES) -> Built:
     """Fit every kernel type of ``data`` with nn-Meter's builder into ``out_root/name/``."""
     from .nnmeter import _worker
 
@@ -126,8 +133,9 @@ def fit(name: str, data: dict[str, dict[str, dict[str, Any]]], out_root: Path, t
         if ktype not in NOT_SHIPPED:
             (folder / f"{ktype}.pkl.xz").write_bytes(lzma.compress(pkl.read_bytes(), preset=9))
         pkl.unlink()
-    # nn-Meter's default fusion rules: an empty rule file reads exactly like no rule file
-    (folder / RULES_FILE).write_text("{}\n", encoding="utf-8")
+    # nn-Meter's predictor reads <predictor folder>/fusion_rules.json (predictor/utils.py
+    # loading_customized_predictor -> KernelDetector(fusion_rule)): detected rules, or {} = its defaults
+    (folder / RULES_FILE).write_bytes(rules)
     return Built(name, folder, result["results"], result["sklearn"])
 
 

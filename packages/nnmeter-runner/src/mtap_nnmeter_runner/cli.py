@@ -201,25 +201,61 @@ def _sample(counts: dict[str, int], seed: int, timeout: float) -> dict[str, Any]
 @click.option("--scale", type=click.FloatRange(min=0, min_open=True, max=1), default=0.01, show_default=True,
               help="Fraction of nn-Meter's default INIT_SAMPLE_NUM per kernel type (10000 conv-bn-relu, 5000 "
                    "dwconv-bn-relu, 3000 each other type); at least 2 each.")
+@click.option("--scale-for", "scale_for", multiple=True,
+              help="TYPES=S: another fraction for these kernel types (comma-separated; repeat), e.g. "
+                   "conv-bn-relu,dwconv-bn-relu=1 for nn-Meter's full count of those.")
 @click.option("--kernels", default=None, help="Kernel types, comma-separated (default: nn-Meter's 16).")
 @click.option("--models", default=None, help="Models to time end to end as well, comma-separated (default: none).")
 @click.option("--seed", type=int, default=19, show_default=True)
-def sample(output: Path, scale: float, kernels: str | None, models: str | None, seed: int) -> None:
-    """Sample kernel configurations with nn-Meter's builder samplers (prior mode)."""
+def sample(output: Path, scale: float, scale_for: tuple[str, ...], kernels: str | None, models: str | None,
+           seed: int) -> None:
+    """Sample kernel configurations with nn-Meter's builder samplers (prior mode).
+
+    Resumable: a plan already at --output with the same settings is kept (nothing is re-sampled), so a
+    campaign's command can be repeated; `profile --resume` then times what is left of it."""
     from .builder import scaled_samples, write_json
 
     names = [m for m in (models or "").split(",") if m]
     bad = [m for m in names if m not in MODEL_NAMES]
     if bad:
         raise UserError(f"--models: unknown model {bad[0]!r}; expected some of {', '.join(MODEL_NAMES)}")
+    per_kernel = _scale_for(scale_for)
+    counts = scaled_samples(scale, _kernel_list(kernels), per_kernel)
+    sampling = {"mode": "prior", "scale": scale, "scale_for": dict(sorted(per_kernel.items())), "counts": counts,
+                "seed": seed, "sampler": f"nn-meter {nnmeter_version()}"}
+    check_parent(output)
+    if output.exists():
+        try:
+            old = json.loads(output.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise UserError(f"{output}: exists and is not a readable plan ({exc}); remove it or choose another --output") from None
+        if old.get("sampling") != sampling or old.get("models") != names:
+            raise UserError(f"{output}: a plan with other settings exists (sampling {old.get('sampling')}); remove it "
+                            "or choose another --output")
+        click.echo(f"{output}: kept (same settings, {sum(len(v) for v in old['kernels'].values())} kernel "
+                   "configurations)", err=True)
+        return
     if nnmeter_package_dir() is None:
         raise UserError("nn-meter is not installed in this environment: pip install nn-meter==2.0 'setuptools<81'")
-    check_parent(output)
-    plan = {"kernels": _sample(scaled_samples(scale, _kernel_list(kernels)), seed, 1800), "models": names,
-            "sampling": {"mode": "prior", "scale": scale, "seed": seed, "sampler": f"nn-meter {nnmeter_version()}"}}
+    plan = {"kernels": _sample(counts, seed, 1800), "models": names, "sampling": sampling}
     write_json(output, plan)
     click.echo(f"{output}: {sum(len(v) for v in plan['kernels'].values())} kernel configurations, {len(names)} models",
                err=True)
+
+
+def _scale_for(values: tuple[str, ...]) -> dict[str, float]:
+    out: dict[str, float] = {}
+    for value in values:
+        types, sep, frac = value.rpartition("=")
+        try:
+            f = float(frac)
+        except ValueError:
+            f = -1.0
+        if not sep or not types or not 0 < f <= 1:
+            raise UserError(f"--scale-for: got {value!r}, expected TYPES=S with S in (0, 1], e.g. conv-bn-relu,fc=1")
+        for k in _kernel_list(types) or []:
+            out[k] = f
+    return out
 
 
 def check_parent(path: Path) -> None:
@@ -238,7 +274,10 @@ def check_parent(path: Path) -> None:
               help="'auto': pin to as many distinct physical cores as the largest thread count; or a CPU list 2,3,4,5.")
 @click.option("--deadline-s", type=click.FloatRange(min=0, min_open=True), default=None,
               help="Stop starting kernels after this many seconds (results so far are kept).")
-def profile(plan_path: Path, output: Path, threads: str, cpus: str, deadline_s: float | None) -> None:
+@click.option("--resume", is_flag=True,
+              help="Continue a campaign in --output: skip kernels (and models) already timed there; repeat the "
+                   "same command until it reports nothing left.")
+def profile(plan_path: Path, output: Path, threads: str, cpus: str, deadline_s: float | None, resume: bool) -> None:
     """Time the plan's kernels (nn-Meter's torch blocks) and models with ONNX Runtime on this CPU."""
     from . import ortprofile
 
@@ -256,6 +295,11 @@ def profile(plan_path: Path, output: Path, threads: str, cpus: str, deadline_s: 
             "--cpus", cpus, "--models-first"]
     if deadline_s is not None:
         argv += ["--deadline-s", str(deadline_s)]
+    if resume:
+        argv += ["--resume"]
+    elif (output / "kernels.jsonl").exists():
+        raise UserError(f"{output}: holds kernels.jsonl of an earlier run; pass --resume to continue it, or choose "
+                        "another --output")
     raise SystemExit(ortprofile.main(argv))
 
 
@@ -270,9 +314,13 @@ def profile(plan_path: Path, output: Path, threads: str, cpus: str, deadline_s: 
 @click.option("--scale", type=click.FloatRange(min=0, min_open=True, max=1), default=0.01, show_default=True,
               help="Without --measurements: fraction of nn-Meter's default sample counts.")
 @click.option("--kernels", default=None, help="Without --measurements: kernel types (default nn-Meter's 16).")
+@click.option("--fusion-rules", "fusion_rules", multiple=True,
+              help="Fusion rules for the predictors' fusion_rules.json (nn-Meter's predictor reads them from the "
+                   "predictor folder): FILE for every thread count, or T=FILE for one (repeat), e.g. the "
+                   "fusion_rules.json of `detect-fusion`. Default {} (nn-Meter's default rules).")
 @click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=1800, show_default=True)
 def build_predictor(measurements: tuple[Path, ...], name: str, threads: str, output: Path, scale: float,
-                    kernels: str | None, timeout: float) -> None:
+                    kernels: str | None, fusion_rules: tuple[str, ...], timeout: float) -> None:
     """Fit nn-Meter kernel predictors (nn-Meter's build_predictor_by_data) from kernel timings."""
     import re
     import tempfile
@@ -281,6 +329,7 @@ def build_predictor(measurements: tuple[Path, ...], name: str, threads: str, out
     from .predictors import load_hashes
 
     counts = _threads(threads)
+    rules = _fusion_rules(fusion_rules, counts)
     if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$", name):
         raise UserError(f"--name: got {name!r}, expected letters, digits, '_', '.', '-'")
     if nnmeter_package_dir() is None:
@@ -309,14 +358,17 @@ def build_predictor(measurements: tuple[Path, ...], name: str, threads: str, out
             if not data:
                 raise UserError(f"{measurements[0]}: no kernel timed with {t} thread(s)")
             pname = name if len(counts) == 1 else f"{name}_t{t}"
-            built.append(builder.fit(pname, data, output, timeout))
+            built.append(builder.fit(pname, data, output, timeout,
+                                     rules[t][1] if t in rules else builder.DEFAULT_RULES_BYTES))
     hashes = builder.hashes_document(built)
     builder.write_json(output / "hashes.json", hashes)
     load_hashes(output / "hashes.json")  # the runner must be able to read what was written
     build = {"format": builder.BUILD_FORMAT, "nn_meter": nnmeter_version(), "backend": builder.BACKEND,
              "fit": "nn_meter.builder.kernel_predictor_builder.build_predictor_by_data (RandomForestRegressor, "
                     "80/20 split, random_state 10; the kept predictor is fitted on the 80 %)",
-             "fusion_rules": "{} (none measured: nn-Meter's default rules, KernelDetector reads it like no rule file)",
+             "fusion_rules": {b.name: (rules[t][2] if t in rules else "{} (none given: nn-Meter's default rules, "
+                                                                        "KernelDetector reads it like no rule file)")
+                              for b, t in zip(built, counts)},
              "measurements": sources, "label": "median latency of session.run (ms)",
              "not_shipped": {k: why for k, why in builder.NOT_SHIPPED.items()
                              if any(k in b.results for b in built)},
@@ -327,6 +379,40 @@ def build_predictor(measurements: tuple[Path, ...], name: str, threads: str, out
         click.echo(f"{b.name}: " + ", ".join(f"{k} {r['samples']} (acc10 {r['acc10']:.2f})"
                                             for k, r in sorted(b.results.items())), err=True)
     click.echo(f"{output}: predictors, hashes.json, build.json written", err=True)
+
+
+def _fusion_rules(values: tuple[str, ...], counts: list[int]) -> dict[int, tuple[Path, bytes, dict[str, Any]]]:
+    """--fusion-rules FILE / T=FILE -> {threads: (path, bytes, provenance)}; a bad file is one line."""
+    from . import builder, fusion
+
+    out: dict[int, tuple[Path, bytes, dict[str, Any]]] = {}
+    for value in values:
+        head, sep, rest = value.partition("=")
+        if sep and head.isdigit():
+            targets, path = [int(head)], Path(rest)
+        else:
+            targets, path = list(counts), Path(value)
+        for t in targets:
+            if t not in counts:
+                raise UserError(f"--fusion-rules: {value!r} names {t} thread(s), which --threads does not build")
+        try:
+            fusion.read_rules(path)
+        except ValueError as exc:
+            raise UserError(f"--fusion-rules: {exc}") from None
+        data = path.read_bytes()
+        record: dict[str, Any] = {"path": relative_to_repo(path), "sha256": builder.sha256_file(path)}
+        detection = path.parent / fusion.DETECTION_FILE
+        if detection.is_file():
+            try:
+                det = json.loads(detection.read_text(encoding="utf-8"))
+                record.update({"detection": relative_to_repo(detection), "label": det.get("label"),
+                               "cpu": (det.get("cpu") or {}).get("model"), "threads": det.get("threads"),
+                               "onnxruntime": det.get("onnxruntime"), "fused": (det.get("summary") or {}).get("obey")})
+            except (OSError, ValueError):
+                pass
+        for t in targets:
+            out[t] = (path, data, record)
+    return out
 
 
 @main.command("measured")
@@ -346,6 +432,133 @@ def measured_cmd(opts: RunOptions, measurements: Path) -> None:
                          environment=measured.environment(env, __version__))
     builder.setup_done()
     finish(builder, measured.cases(env, records, artifact), opts)
+
+
+# ----------------------------------------------------------------------------- issue #28: fusion rules detected
+# with nn-Meter's builder on the ort_cpu backend
+
+
+@main.command("detect-fusion")
+@click.option("--output", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Folder for fusion_rules.json (nn-Meter's detect_fusion_rule output, what a predictor folder "
+                   "carries) and detection.json (provenance, every measured latency, the decision per rule).")
+@click.option("--threads", default="1", show_default=True, help="ONNX Runtime intra-op threads (one count).")
+@click.option("--cpus", default="auto", show_default=True,
+              help="'auto': pin to as many distinct physical cores as threads (ortprofile.pick_cpus); or a CPU list.")
+@click.option("--rounds", type=click.IntRange(min=1, max=20), default=3, show_default=True,
+              help="Passes over all test-case models; the decision uses the per-model median.")
+@click.option("--testcases", default=None, help="Only these test cases, comma-separated (BF_conv_relu,...; default "
+                                                "all of nn-Meter's basic test cases).")
+@click.option("--label", default=None, help="Label recorded in detection.json (default: the output folder's name).")
+@click.option("--generate", "generate_dir", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="Only write the test cases (ONNX files + testcases.json) to this folder, for "
+                   "`python -m mtap_nnmeter_runner.ortprofile --fusion DIR` on the machine to measure.")
+@click.option("--measurements", type=click.Path(path_type=Path, file_okay=False), default=None,
+              help="ortprofile --fusion output (fusion.jsonl, environment.json): detect from these timings "
+                   "instead of measuring here.")
+@click.option("--timeout", type=click.FloatRange(min=0, min_open=True), default=3600, show_default=True)
+def detect_fusion(output: Path | None, threads: str, cpus: str, rounds: int, testcases: str | None, label: str | None,
+                  generate_dir: Path | None, measurements: Path | None, timeout: float) -> None:
+    """Detect the ONNX Runtime CPU's fusion rules with nn-Meter's rule tester (generate test cases, profile
+    them on the ort_cpu backend, detect_fusion_rule)."""
+    import tempfile
+
+    from . import builder, fusion, ortprofile
+    from .nnmeter import _worker
+
+    counts = _threads(threads)
+    if len(counts) != 1:
+        raise UserError(f"--threads: got {threads!r}, expected one thread count (one rule file per thread count)")
+    t = counts[0]
+    names = [n.strip() for n in (testcases or "").split(",") if n.strip()] or None
+    if generate_dir is not None and (output is not None or measurements is not None):
+        raise UserError("--generate: only writes test cases; leave out --output and --measurements")
+    if generate_dir is None and output is None:
+        raise UserError("--output: required (or --generate DIR to write the test cases only)")
+    if nnmeter_package_dir() is None:
+        raise UserError("nn-meter is not installed in this environment: pip install nn-meter==2.0 'setuptools<81'")
+    for path in (output, generate_dir):
+        if path is not None:
+            check_parent(path)
+    spec: dict[str, Any] = {"threads": t, "testcases": names, "timing": ortprofile.RULE_TIMING}
+
+    def work(mode: str, **more: Any) -> dict[str, Any]:
+        with tempfile.TemporaryDirectory(prefix="mtap-nnmeter-fusion-") as tmp:
+            result = _worker("fusion", {**spec, **more, "mode": mode, "workspace": tmp}, f"fusion-{mode}", timeout)
+        if not result.get("ok"):
+            if result.get("kind") == "invalid-value":
+                raise UserError(f"--testcases: {result.get('message')}")
+            raise RuntimeError(f"nn-Meter's fusion-rule tester failed: {result.get('kind')}: {result.get('message')}")
+        return result
+
+    if generate_dir is not None:
+        generate_dir.mkdir(exist_ok=True)
+        result = work("generate", out=str(generate_dir))
+        builder.write_json(generate_dir / fusion.TESTCASES_FILE,
+                           {"nn_meter": nnmeter_version(), "testcases": result["testcases"], "failed": result["failed"],
+                            "not_tested": result["not_tested"], "ruletest_config": result["ruletest_config"]})
+        click.echo(f"{generate_dir}: {len(result['testcases'])} test cases ({len(result['failed'])} could not be built)",
+                   err=True)
+        return
+    assert output is not None
+    if measurements is not None:
+        env_path, jsonl = measurements / "environment.json", measurements / "fusion.jsonl"
+        try:
+            env = json.loads(env_path.read_text(encoding="utf-8"))
+            records = builder.read_jsonl(jsonl)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"{measurements}: --measurements: cannot read environment.json and fusion.jsonl: {exc}") from None
+        measured, null, errors, ort_ops = fusion.measured_from_jsonl(records, t)
+        if not measured:
+            raise UserError(f"{jsonl}: no test case timed with {t} thread(s)")
+        if names:
+            measured = {n: v for n, v in measured.items() if n in names}
+        generated = {}
+        tc_path = measurements / fusion.TESTCASES_FILE
+        if tc_path.is_file():
+            generated = json.loads(tc_path.read_text(encoding="utf-8"))
+        result = work("detect", measured=measured, failed={**(generated.get("failed") or {}), **errors})
+        result["ort_ops"] = ort_ops
+        affinity = env.get("affinity") or []
+        timing = (env.get("timing") or {}).get("fusion") or ortprofile.RULE_TIMING
+        source = {"measured_by": "python -m mtap_nnmeter_runner.ortprofile --fusion",
+                  "measurements": [{"path": relative_to_repo(p), "sha256": builder.sha256_file(p)}
+                                   for p in (jsonl, env_path)]}
+    else:
+        chosen = ortprofile.pick_cpus(t) if cpus == "auto" else _cpu_list(cpus)
+        result = work("local", cpus=chosen, rounds=rounds)
+        env = ortprofile.environment()
+        null, affinity, timing = result["null_model"], result["affinity"], result["timing"]
+        source = {"measured_by": "nn-Meter's profile_models(backend=ort_cpu, mode='ruletest') in the worker process, "
+                                 "this machine"}
+    output.mkdir(exist_ok=True)
+    data = fusion.rules_bytes(result)
+    (output / fusion.RULES_FILE).write_bytes(data)
+    doc = fusion.detection_document(result, label=label or output.name, nn_meter=nnmeter_version(), environment=env,
+                                    threads=t, affinity=affinity, timing=timing, rules_bytes=data, null_model=null,
+                                    source=source)
+    graph_rules = fusion.ort_graph_rules_bytes(doc)
+    if graph_rules is not None:
+        (output / fusion.ORT_GRAPH_RULES_FILE).write_bytes(graph_rules)
+        doc["ort_graph_rule_file"] = {"path": fusion.ORT_GRAPH_RULES_FILE, "sha256": fusion.sha256_bytes(graph_rules)}
+    builder.write_json(output / fusion.DETECTION_FILE, doc)
+    summary = doc["summary"]
+    click.echo(f"{output}: {summary['tested']} rules tested, fused: {', '.join(summary['obey']) or 'none'}; "
+               f"{len(summary['unstable_across_rounds'])} differ between rounds; "
+               f"{len(summary['not_built'])} test cases could not be built", err=True)
+
+
+def _cpu_list(value: str) -> list[int]:
+    import os
+
+    try:
+        cpus = [int(c) for c in value.split(",")]
+    except ValueError:
+        cpus = []
+    allowed = os.sched_getaffinity(0)
+    if not cpus or any(c not in allowed for c in cpus):
+        raise UserError(f"--cpus: got {value!r}, expected 'auto' or CPUs this process may use ({sorted(allowed)})")
+    return cpus
 
 
 if __name__ == "__main__":  # pragma: no cover

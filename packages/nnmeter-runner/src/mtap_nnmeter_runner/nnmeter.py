@@ -305,6 +305,9 @@ def _case(planned: dict[str, Any], outcome: Outcome | None, tool_missing: str | 
             out += [tr.metric(f"kernel_count.{_slug(t)}", n, "count", "prediction") for t, n in detection["by_type"].items()]
             if "without_predictor" in detection:
                 out.append(tr.metric("kernel_count_without_predictor", detection["without_predictor"], "count", "prediction"))
+            if "concat_over_4_inputs" in detection:
+                out.append(tr.metric("kernel_count_concat_over_4_inputs", detection["concat_over_4_inputs"], "count",
+                                     "prediction"))
             return out
 
         return ok(counts)

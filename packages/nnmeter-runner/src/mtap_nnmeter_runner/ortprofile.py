@@ -1,10 +1,16 @@
 """ONNX Runtime CPU profiler: the measuring half of the nn-Meter backend ``ort_cpu`` (backend.py).
 
-Imports only the standard library, numpy, torch and onnxruntime (never mtap_schemas or
+Imports only the standard library, numpy, torch, onnx and onnxruntime (never mtap_schemas or
 nn_meter), so it runs as it is on a measurement machine that has nothing else:
 
     python -m mtap_nnmeter_runner.ortprofile --plan PLAN.json --out DIR [--threads 1,4]
         [--nn-modules DIR] [--deadline-s S] [--done FILE]
+    python -m mtap_nnmeter_runner.ortprofile --fusion TESTCASES_DIR --out DIR [--threads 1,4] [--rounds 3]
+
+``--fusion``: nn-Meter's fusion-rule test cases (ONNX files and ``testcases.json`` written by
+``nnmeter-runner detect-fusion --generate``), each model timed ``--rounds`` times at every thread
+count with ``RULE_TIMING``, and a null model (one Identity node) per round: ``fusion.jsonl``, read
+back by ``nnmeter-runner detect-fusion --measurements``.
 
 PLAN.json: ``{"kernels": {kernel_type: {id: {"config": {...}}}}, "models": [name, ...]}`` (kernel
 configurations sampled with nn-Meter's own samplers by ``nnmeter-runner sample``). Each kernel is
@@ -98,6 +104,28 @@ def session(onnx_bytes: bytes, threads: int):
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
     return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+
+
+def optimized_ops(onnx_bytes: bytes, threads: int) -> list[str]:
+    """The operator types of the graph ONNX Runtime runs: the session's optimised model (same options as
+    ``session``, saved through ``optimized_model_filepath``), node by node. Where ONNX Runtime fused
+    two operators the list shows one (e.g. Conv + Relu -> FusedConv)."""
+    import tempfile
+
+    import onnx
+    import onnxruntime as ort
+
+    with tempfile.TemporaryDirectory(prefix="mtap-ort-opt-") as tmp:
+        opts = ort.SessionOptions()
+        opts.intra_op_num_threads = threads
+        opts.inter_op_num_threads = 1
+        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+        opts.log_severity_level = 3
+        opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
+        ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+        graph = onnx.load(opts.optimized_model_filepath, load_external_data=False).graph
+        return [n.op_type for n in graph.node]
 
 
 def feeds_for(sess, seed: int = 0) -> dict[str, Any]:
@@ -196,6 +224,23 @@ def export_kernel(blocks, kernel_type: str, config: dict[str, Any]) -> tuple[byt
 
 KERNEL_TIMING = {"warmup_runs": 3, "warmup_s": 0.01, "min_runs": 10, "target_s": 0.05, "max_runs": 100}
 MODEL_TIMING = {"warmup_runs": 5, "warmup_s": 0.3, "min_runs": 20, "target_s": 1.0, "max_runs": 300}
+#: fusion-rule test cases (nn-Meter's rule tester compares a two-operator block with its two operators
+#: alone: differences of a few microseconds, so more runs than a kernel gets)
+RULE_TIMING = {"warmup_runs": 5, "warmup_s": 0.05, "min_runs": 20, "target_s": 0.2, "max_runs": 2000}
+
+
+def null_model() -> bytes:
+    """ONNX bytes of one Identity node on a [1, 1] float tensor: what ``session.run`` costs with
+    (almost) no work, recorded beside the fusion-rule test cases, whose decision compares one
+    session's time with the sum of two."""
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["input"], ["output"])], "null",
+                              [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 1])],
+                              [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 1])])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", KERNEL_OPSET)])
+    model.ir_version = 7
+    return model.SerializeToString()
 
 
 def interleaved(kernels: dict[str, dict[str, Any]]) -> list[tuple[str, str, dict[str, Any]]]:
@@ -258,6 +303,24 @@ def environment() -> dict[str, Any]:
         gov = Path("/sys/devices/system/cpu/cpu0/cpufreq/scaling_governor").read_text().strip()
     except OSError:
         pass
+    mhz: list[float] = []
+    try:
+        mhz = [float(line.split(":", 1)[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
+               if line.startswith("cpu MHz")]
+    except (OSError, ValueError):
+        pass
+    cpufreq: dict[str, Any] = {}
+    for n in sorted(os.sched_getaffinity(0)):
+        folder = Path(f"/sys/devices/system/cpu/cpu{n}/cpufreq")
+        entry = {}
+        for name in ("scaling_governor", "scaling_driver", "scaling_cur_freq", "scaling_min_freq", "scaling_max_freq",
+                     "cpuinfo_max_freq"):
+            try:
+                entry[name] = (folder / name).read_text().strip()
+            except OSError:
+                pass
+        if entry:
+            cpufreq[str(n)] = entry
     return {
         "cpu": cpu,
         "cpu_count": os.cpu_count(),
@@ -267,6 +330,8 @@ def environment() -> dict[str, Any]:
         "packages": versions,
         "lscpu": text(["lscpu"]),
         "governor": gov,
+        "cpu_mhz": mhz,  # /proc/cpuinfo, every CPU, when environment() ran
+        "cpufreq": cpufreq or None,  # /sys/.../cpufreq of the pinned CPUs (absent in many VMs)
         "loadavg": os.getloadavg(),
     }
 
@@ -314,15 +379,23 @@ def _append(path: Path, record: dict[str, Any]) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="python -m mtap_nnmeter_runner.ortprofile", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--plan", required=True, type=Path)
+    ap.add_argument("--plan", type=Path, default=None)
     ap.add_argument("--out", required=True, type=Path)
     ap.add_argument("--threads", default="1,4")
     ap.add_argument("--nn-modules", default=None, help="folder nn_meter/builder (holding nn_modules/)")
     ap.add_argument("--deadline-s", type=float, default=None, help="stop starting kernels after this many seconds")
     ap.add_argument("--done", type=Path, default=None, help="kernels.jsonl of an earlier run: skip its kernels")
     ap.add_argument("--models-first", action="store_true")
+    ap.add_argument("--resume", action="store_true",
+                    help="continue in --out: skip kernels and models already timed there (kernels.jsonl, models.jsonl)")
     ap.add_argument("--cpus", default=None, help="'auto': pin the process to max(threads) physical cores")
+    ap.add_argument("--fusion", type=Path, default=None,
+                    help="folder of nn-Meter fusion-rule test cases (testcases.json + ONNX files, written by "
+                         "`nnmeter-runner detect-fusion --generate`): time them instead of a plan")
+    ap.add_argument("--rounds", type=int, default=3, help="--fusion: passes over all test-case models")
     args = ap.parse_args(argv)
+    if (args.plan is None) == (args.fusion is None):
+        ap.error("give exactly one of --plan and --fusion")
     t_start = time.monotonic()
     threads = [int(t) for t in args.threads.split(",")]
     before = os.sched_getaffinity(0)
@@ -331,9 +404,45 @@ def main(argv: list[str] | None = None) -> int:
     elif args.cpus:
         os.sched_setaffinity(0, [int(c) for c in args.cpus.split(",")])
     try:
-        return _run(args, threads, t_start)
+        return _run_fusion(args, threads, t_start) if args.fusion else _run(args, threads, t_start)
     finally:  # a caller in the same process (build-predictor) gets its CPUs back
         os.sched_setaffinity(0, before)
+
+
+def _run_fusion(args: argparse.Namespace, threads: list[int], t_start: float) -> int:
+    """Time every model of nn-Meter's fusion-rule test cases ``rounds`` times (one pass over all models
+    per round) at each thread count, and the null model once per round: ``fusion.jsonl``."""
+    listing = (args.fusion / "testcases.json").read_bytes()
+    cases = json.loads(listing)["testcases"]
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "testcases.json").write_bytes(listing)  # what was timed, beside the timings
+    env = environment()
+    env["threads"] = threads
+    env["timing"] = {"fusion": RULE_TIMING}
+    env["testcases_sha256"] = __import__("hashlib").sha256((args.fusion / "testcases.json").read_bytes()).hexdigest()
+    (args.out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True))
+    print(f"cpu {env['cpu']}, affinity {env['affinity']}, {env['packages']}", flush=True)
+    out = args.out / "fusion.jsonl"
+    for r in range(1, args.rounds + 1):
+        if args.deadline_s is not None and time.monotonic() - t_start > args.deadline_s:
+            print(f"deadline reached before round {r}", flush=True)
+            break
+        _append(out, {"null_model": True, "round": r, **measure(null_model(), threads, **RULE_TIMING)})
+        for name, parts in cases.items():
+            for part, model in parts.items():
+                try:
+                    onnx_bytes = (args.fusion / model["model"]).read_bytes()
+                    rec = {"testcase": name, "part": part, "model": model["model"], "round": r,
+                           **measure(onnx_bytes, threads, **RULE_TIMING)}
+                    if r == 1:
+                        rec["ort_ops"] = optimized_ops(onnx_bytes, max(threads))
+                except Exception as exc:  # noqa: BLE001 - recorded per model
+                    rec = {"testcase": name, "part": part, "model": model["model"], "round": r,
+                           "error": f"{type(exc).__name__}: {exc}"[:500]}
+                _append(out, rec)
+        print(f"round {r} done, {time.monotonic() - t_start:.0f} s", flush=True)
+    print(f"done in {time.monotonic() - t_start:.0f} s", flush=True)
+    return 0
 
 
 def _run(args: argparse.Namespace, threads: list[int], t_start: float) -> int:
@@ -343,8 +452,24 @@ def _run(args: argparse.Namespace, threads: list[int], t_start: float) -> int:
     env["threads"] = threads
     env["nn_modules_sha256"] = file_hashes(args.nn_modules)
     env["timing"] = {"kernels": KERNEL_TIMING, "models": MODEL_TIMING, "kernel_opset": KERNEL_OPSET, "model_opset": MODEL_OPSET}
-    (args.out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True))
+    if args.resume and (args.out / "environment.json").exists():
+        # the first call's environment stays; every later call's is one more line
+        env["at"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+        _append(args.out / "environments.jsonl", env)
+    else:
+        (args.out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True))
     print(f"cpu {env['cpu']}, affinity {env['affinity']}, {env['packages']}", flush=True)
+
+    def timed(path: Path, key: str) -> set[Any]:
+        if not path.is_file():
+            return set()
+        out = set()
+        for line in path.read_text().splitlines():
+            if line.strip():
+                r = json.loads(line)
+                if "error" not in r:
+                    out.add(tuple(r[k] for k in key.split(",")))
+        return out
 
     def do_models(names: list[str], tag: str = "") -> None:
         for name in names:
@@ -370,17 +495,16 @@ def _run(args: argparse.Namespace, threads: list[int], t_start: float) -> int:
             )
 
     models = list(plan.get("models", []))
+    if args.resume:
+        models = [m for m in models if (m,) not in timed(args.out / "models.jsonl", "model")]
     if models and args.models_first:
         do_models(models)
     kernels = plan.get("kernels", {})
     if kernels:
         blocks = load_blocks(args.nn_modules)
-        done: set[tuple[str, str]] = set()
-        if args.done and args.done.is_file():
-            for line in args.done.read_text().splitlines():
-                r = json.loads(line)
-                if "error" not in r:
-                    done.add((r["kernel"], r["id"]))
+        done: set[Any] = timed(args.done, "kernel,id") if args.done else set()
+        if args.resume:
+            done |= timed(args.out / "kernels.jsonl", "kernel,id")
         count = 0
         for ktype, kid, entry in interleaved(kernels):
             if (ktype, kid) in done:
@@ -406,10 +530,17 @@ def _run(args: argparse.Namespace, threads: list[int], t_start: float) -> int:
                 rec = {"kernel": ktype, "id": kid, "config": entry["config"], "error": f"{type(exc).__name__}: {exc}"[:500]}
             _append(args.out / "kernels.jsonl", rec)
             count += 1
+            if "error" not in rec:
+                done.add((ktype, kid))
             if count % 50 == 0:
                 print(f"{count} kernels, {time.monotonic() - t_start:.0f} s", flush=True)
+        total = sum(len(v) for v in kernels.values())
+        left = sum((k, i) not in done for k, v in kernels.items() for i in v)
+        print(f"kernels: {total - left} of {total} timed ({count} attempted in this call), {left} left", flush=True)
     if models and not args.models_first:
         do_models(models)
+    if args.resume and (args.out / "models.jsonl").exists():
+        plan = {**plan, "recheck_models": []}  # a resumed call re-times nothing
     for name in plan.get("recheck_models", []):
         do_models([name], tag="recheck")
     print(f"done in {time.monotonic() - t_start:.0f} s", flush=True)

@@ -94,6 +94,11 @@ def _counts(kernels: list[dict[str, Any]], predictor_kernels: list[str] | None) 
 
     by_type = collections.Counter(k["op"] for k in kernels)
     out: dict[str, Any] = {"total": len(kernels), "by_type": dict(sorted(by_type.items()))}
+    concats = [k for k in kernels if k["op"] == "concat"]
+    if concats:
+        # nn-Meter's predictor features keep the channels of the first 4 inputs only (get_predict_features);
+        # the builder samples 2-4 inputs: concats of more inputs are predicted from a truncated vector
+        out["concat_over_4_inputs"] = sum(len(k.get("input_tensors") or []) > 4 for k in concats)
     if predictor_kernels is not None:
         # Which kernels nn_predict would actually predict: get_predict_features skips op types it
         # has no features for, and predict_model skips kernels whose predictor is not in the set.
@@ -253,6 +258,58 @@ def sample(spec: dict[str, Any]) -> dict[str, Any]:
     return {"ok": True, "kernels": out}
 
 
+#: kernel types whose builder features differ from the features nn-Meter's predictor passes, and the
+#: columns of the predictor's feature vector that are the builder's. concat: nn-Meter 2.0's builder fits
+#: [HW, CIN1, CIN2, CIN3, CIN4] (predictor_builder/extract_feature.py feature_for_kernel, absent inputs 0)
+#: while its predictor passes [HW, number of inputs, CIN1, CIN2, CIN3, CIN4] (prediction/extract_feature.py
+#: get_predict_features, padded with 0): dropping column 1 gives the builder's vector.
+FEATURE_SHIMS: dict[str, list[int]] = {"concat": [0, 2, 3, 4, 5]}
+
+
+def regressor_of(predictor: Any) -> Any:
+    """The fitted regressor (the last step of a shimmed predictor)."""
+    return predictor.steps[-1][1] if hasattr(predictor, "steps") else predictor
+
+
+def _with_feature_shim(ktype: str, regressor: Any, entries: dict[str, Any]) -> tuple[Any, dict[str, Any]]:
+    """The builder's fitted regressor behind a scikit-learn ``ColumnTransformer`` that keeps the builder's
+    columns of the predictor's feature vector: ``Pipeline([features, regressor])``, plain scikit-learn, so
+    nn-Meter's ``nn_predict`` calls its ``predict`` like any kernel predictor and nn-Meter's own loader can
+    unpickle it. Checked on every fitted configuration: the pipeline on the predictor's features (built
+    as nn-Meter's get_predict_features builds them from a kernel) equals the regressor on the builder's."""
+    import numpy as np
+    from nn_meter.builder.kernel_predictor_builder.predictor_builder.extract_feature import get_feature_parser
+    from nn_meter.predictor.prediction.extract_feature import get_predict_features
+    from sklearn.compose import ColumnTransformer
+    from sklearn.pipeline import Pipeline
+
+    keep = FEATURE_SHIMS[ktype]
+    parser = get_feature_parser(ktype)
+    builder_x, predictor_x = [], []
+    for e in entries.values():
+        cfg = dict(e["config"])
+        builder_x.append(parser.get_feature_by_config(dict(cfg)))
+        predictor_x.append(next(iter(get_predict_features([_kernel_for(ktype, cfg)])[0].values())))
+    width = len(predictor_x[0])
+    columns = ColumnTransformer([("builder_features", "passthrough", keep)], remainder="drop")
+    columns.fit(np.zeros((1, width)))
+    pipeline = Pipeline([("predictor_to_builder_features", columns), ("regressor", regressor)])
+    same = np.allclose(pipeline.predict(predictor_x), regressor.predict(builder_x))
+    if not same:
+        raise AssertionError(f"{ktype}: the feature shim does not reproduce the builder's features")
+    return pipeline, {"kind": "sklearn Pipeline(ColumnTransformer(passthrough columns), regressor)",
+                      "predictor_features": width, "builder_features": len(builder_x[0]), "keep_columns": keep,
+                      "checked_configs": len(builder_x)}
+
+
+def _kernel_for(ktype: str, cfg: dict[str, Any]) -> dict[str, Any]:
+    """An nn-Meter kernel (as KernelDetector writes it, NHWC shapes) for a builder configuration."""
+    if ktype == "concat":
+        cins = [cfg[f"CIN{i}"] for i in range(1, 5) if cfg.get(f"CIN{i}")]
+        return {"op": "concat", "input_tensors": [[1, cfg["HW"], cfg["HW"], c] for c in cins]}
+    raise KeyError(ktype)
+
+
 def fit(spec: dict[str, Any]) -> dict[str, Any]:
     """Fit kernel predictors with nn-Meter's builder (``build_predictor_by_data``).
 
@@ -289,14 +346,18 @@ def fit(spec: dict[str, Any]) -> dict[str, Any]:
         true = np.array([float(r["True"]) for r in rows])
         pred = np.array([float(r["Pred"]) for r in rows])
         rmse, rmspe, _error, acc5, _acc10, acc15 = latency_metrics(pred, true)
+        shim = None
+        if ktype in FEATURE_SHIMS:
+            predictor, shim = _with_feature_shim(ktype, predictor, data[ktype])
         (out_dir / f"{ktype}.pkl").write_bytes(pickle.dumps(predictor))
         results[ktype] = {
+            **({"shim": shim} if shim else {}),
             "samples": len(entries), "train": len(entries) - len(rows), "test": len(rows),
             "rmse_ms": float(rmse), "rmspe_percent": float(rmspe), "acc5": float(acc5), "acc10": float(acc10),
             "acc15": float(acc15), "test_latency_mean_ms": float(true.mean()),
             "error_configs": json.loads(json.dumps(error_configs, default=_jsonable)),
-            "regressor": type(predictor).__name__,
-            "regressor_params": {k: v for k, v in sorted(predictor.get_params().items())
+            "regressor": type(regressor_of(predictor)).__name__,
+            "regressor_params": {k: v for k, v in sorted(regressor_of(predictor).get_params().items())
                                  if isinstance(v, (int, float, str, bool)) or v is None}}
     return {"ok": True, "results": results, "sklearn": sklearn.__version__}
 
@@ -310,6 +371,27 @@ def _nnmeter_cli(*args: str) -> None:
                           timeout=600)
     if done.returncode != 0:
         raise RuntimeError(f"nn-meter {' '.join(args)} failed: {done.stderr.strip()[-400:]}")
+
+
+def _register_ort_workspace(ws: Path, backend_config: dict[str, Any]) -> Path:
+    """Register the ``ort_cpu`` backend and create an nn-Meter workspace for it, as nn-Meter documents a
+    customized backend (``nn-meter register --backend META.yaml``; ``nn-meter create --customized-workspace
+    WS --backend ort_cpu``). Returns the workspace folder (``ws/workspace``)."""
+    import yaml
+
+    import mtap_nnmeter_runner
+
+    ws.mkdir(parents=True, exist_ok=True)
+    config = ws / "ort_cpu_config.yaml"
+    config.write_text(yaml.safe_dump(backend_config))
+    meta = ws / "ort_cpu_meta.yaml"
+    package_location = str(Path(mtap_nnmeter_runner.__file__).resolve().parents[1])
+    meta.write_text(yaml.safe_dump({"builtin_name": "ort_cpu", "package_location": package_location,
+                                    "class_module": "mtap_nnmeter_runner.backend", "class_name": "OrtCpuBackend",
+                                    "defaultConfigFile": str(config)}))
+    _nnmeter_cli("register", "--backend", str(meta))
+    _nnmeter_cli("create", "--customized-workspace", str(ws / "workspace"), "--backend", "ort_cpu")
+    return ws / "workspace"
 
 
 def smoke(spec: dict[str, Any]) -> dict[str, Any]:
@@ -326,22 +408,11 @@ def smoke(spec: dict[str, Any]) -> dict[str, Any]:
     import random
 
     import numpy as np
-    import yaml
 
-    import mtap_nnmeter_runner
     from mtap_nnmeter_runner.ortprofile import export_kernel, load_blocks
 
     ws = Path(spec["workspace"])
-    ws.mkdir(parents=True, exist_ok=True)
-    config = ws / "ort_cpu_config.yaml"
-    config.write_text(yaml.safe_dump({"THREADS": int(spec["threads"])}))
-    meta = ws / "ort_cpu_meta.yaml"
-    package_location = str(Path(mtap_nnmeter_runner.__file__).resolve().parents[1])
-    meta.write_text(yaml.safe_dump({"builtin_name": "ort_cpu", "package_location": package_location,
-                                    "class_module": "mtap_nnmeter_runner.backend", "class_name": "OrtCpuBackend",
-                                    "defaultConfigFile": str(config)}))
-    _nnmeter_cli("register", "--backend", str(meta))
-    _nnmeter_cli("create", "--customized-workspace", str(ws / "workspace"), "--backend", "ort_cpu")
+    _register_ort_workspace(ws, {"THREADS": int(spec["threads"])})
 
     import nn_meter  # noqa: F401
     from nn_meter.builder import builder_config, profile_models
@@ -383,7 +454,156 @@ def smoke(spec: dict[str, Any]) -> dict[str, Any]:
             "threads": backend.profiler.threads, "results": results}
 
 
-VERBS = ("parse", "predict", "sample", "fit", "smoke")
+def _save_model_legacy_export(model, model_path, implement):
+    """nn-Meter's fusion_rule_tester.utils.save_model for ``implement == "torch"`` with one change:
+    ``dynamo=False``. nn-Meter calls ``torch.onnx.export`` with torch's default exporter, which in torch
+    >= 2.9 is the dynamo exporter (needs onnxscript); every other argument is nn-Meter's."""
+    import torch
+    from nn_meter.builder.nn_modules.torch_networks.utils import get_inputs_by_shapes
+
+    if implement != "torch":
+        raise NotImplementedError("only nn-Meter's torch test cases are built here")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(model["model"], get_inputs_by_shapes(model["shapes"]), model_path + ".onnx",
+                          input_names=["input"], output_names=["output"], verbose=False, export_params=True,
+                          opset_version=12, do_constant_folding=True, dynamo=False)
+    return model_path + ".onnx"
+
+
+def fusion(spec: dict[str, Any]) -> dict[str, Any]:
+    """nn-Meter's fusion-rule detection (``nn_meter.builder.backend_meta.fusion_rule_tester``) on the
+    ``ort_cpu`` backend.
+
+    The workspace is made as nn-Meter documents it (register the backend, create a customized
+    workspace); its ``ruletest_config.yaml`` is nn-Meter's default with ``IMPLEMENT: torch`` (the
+    default is tensorflow), ``DETAIL: true`` (the decision keeps the latencies) and without ``MON``
+    (nn-Meter 2.0's torch ``MultipleOutNodes`` raises NotImplementedError for every model).
+
+    spec["mode"]:
+    - ``generate``: nn-Meter's ``FusionRuleTester`` test cases, each saved with its ``save_testcase()``
+      (a failure is recorded instead of ending the run, as nn-Meter's ``generate()`` would), exported
+      with ``dynamo=False`` (``_save_model_legacy_export``); the ONNX files are copied to ``spec["out"]``.
+    - ``local``: generate, then profile with nn-Meter's ``profile_models(backend, testcases,
+      mode="ruletest")`` through ``ort_cpu`` in this process, pinned to ``spec["cpus"]``, ``rounds``
+      times over the same files, then detect.
+    - ``detect``: nn-Meter's ``detect_fusion_rule`` on latencies measured elsewhere (``spec["measured"]``:
+      {test case: {model: [stats of each round]}}, e.g. by ``ortprofile --fusion`` on the device).
+
+    Detection: nn-Meter's ``detect_fusion_rule`` on the per-model median over the rounds (the rules
+    kept) and on each round alone (its stability)."""
+    import copy
+    import shutil
+
+    import yaml
+
+    mode = spec["mode"]
+    ws = _register_ort_workspace(Path(spec["workspace"]),
+                                 {"THREADS": int(spec.get("threads", 1)), "TIMING": spec.get("timing") or None})
+    cfg_path = ws / "configs" / "ruletest_config.yaml"
+    ruletest = yaml.safe_load(cfg_path.read_text())
+    default_basic = list(ruletest["BASIC_TESTCASES"])
+    dropped_other = list(ruletest.get("OTHER_TESTCASES") or [])
+    ruletest["IMPLEMENT"] = "torch"
+    ruletest["DETAIL"] = True
+    ruletest["OTHER_TESTCASES"] = []
+    wanted = spec.get("testcases")
+    if wanted:
+        unknown = [t for t in wanted if t.removeprefix("BF_") not in default_basic]
+        if unknown:
+            return {"ok": False, "kind": "invalid-value", "message": f"unknown test case {unknown[0]!r}; nn-Meter's are "
+                    + ", ".join("BF_" + b for b in default_basic)}
+        ruletest["BASIC_TESTCASES"] = [t.removeprefix("BF_") for t in wanted]
+    cfg_path.write_text(yaml.safe_dump(ruletest, sort_keys=False))
+
+    import nn_meter  # noqa: F401
+    from nn_meter.builder import builder_config, profile_models
+    from nn_meter.builder.backend_meta import fusion_rule_tester as frt
+    from nn_meter.builder.backend_meta.fusion_rule_tester import utils as frt_utils
+    from nn_meter.builder.backend_meta.utils import Latency
+    from nn_meter.builder.backends import connect_backend
+
+    _quiet_nnmeter()
+    builder_config.init(str(ws))
+    frt_utils.save_model = _save_model_legacy_export  # BaseTestCase.save_testcase imports it at call time
+    from nn_meter.builder.backend_meta.fusion_rule_tester.test_fusion_rule import FusionRuleTester
+
+    config = builder_config.get_module("ruletest")
+    common = {"ruletest_config": {k: v for k, v in ruletest.items() if k != "WORKSPACE"},
+              "not_tested": {t: "nn-Meter 2.0's torch MultipleOutNodes raises NotImplementedError for every model"
+                             for t in dropped_other}}
+    testcases: dict[str, Any] = {}
+    failed: dict[str, str] = dict(spec.get("failed") or {})
+    if mode in ("generate", "local"):
+        for name, cls in FusionRuleTester()._testcases.items():
+            try:
+                testcases[name] = cls(config).save_testcase()
+            except Exception as exc:  # noqa: BLE001 - recorded per test case
+                failed[name] = f"{_one_line(exc)} ({_where(exc)})"
+    if mode == "generate":
+        out = Path(spec["out"])
+        out.mkdir(parents=True, exist_ok=True)
+        plan: dict[str, Any] = {}
+        for name, case in testcases.items():
+            plan[name] = {}
+            for part, model in case.items():
+                src = Path(model["model"])
+                shutil.copyfile(src, out / src.name)
+                plan[name][part] = {"model": src.name, "shapes": json.loads(json.dumps(model["shapes"], default=_jsonable))}
+        return {"ok": True, "testcases": plan, "failed": failed, **common}
+
+    measured: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    info: dict[str, Any] = {}
+    if mode == "local":
+        if spec.get("cpus"):
+            os.sched_setaffinity(0, [int(c) for c in spec["cpus"]])
+        backend = connect_backend("ort_cpu")
+        backend.test_connection()
+        for r in range(int(spec.get("rounds", 1))):
+            backend.profiler.records = {}
+            profile_models(backend, copy.deepcopy(testcases), mode="ruletest", save_name=f"profiled_results_round{r + 1}.json")
+            for name, case in testcases.items():
+                for part, model in case.items():
+                    rec = backend.profiler.records.get(str(model["model"]))
+                    if rec is not None:
+                        measured.setdefault(name, {}).setdefault(part, []).append(rec)
+        from mtap_nnmeter_runner import ortprofile
+
+        ort_ops = {name: {part: ortprofile.optimized_ops(Path(model["model"]).read_bytes(), backend.profiler.threads)
+                          for part, model in case.items()} for name, case in testcases.items()}
+        info = {"ort_ops": ort_ops, "affinity": sorted(os.sched_getaffinity(0)), "threads": backend.profiler.threads,
+                "timing": backend.profiler.timing,
+                "null_model": ortprofile.measure(ortprofile.null_model(), [backend.profiler.threads],
+                                                 **backend.profiler.timing)[f"t{backend.profiler.threads}"]}
+        error_log = ws / "fusion_rule_test" / "results" / "profile_error.log"
+        if error_log.is_file():
+            info["profile_errors"] = error_log.read_text()
+    else:
+        measured = spec["measured"]
+
+    def as_profiled(pick) -> dict[str, Any]:
+        """nn-Meter's profiled-results form ({case: {model: {"latency": Latency}}}) of the complete test cases."""
+        out: dict[str, Any] = {}
+        for name, parts in measured.items():
+            lat = {part: pick(runs) for part, runs in parts.items()}
+            if all(v is not None for v in lat.values()):
+                out[name] = {part: {"latency": Latency(*v)} for part, v in lat.items()}
+        return out
+
+    import statistics
+
+    pooled = as_profiled(lambda runs: (statistics.median(x["median"] for x in runs),
+                                       statistics.median(x["std"] for x in runs)) if runs else None)
+    decisions = frt.detect_fusion_rule(pooled)
+    rounds = max((len(runs) for parts in measured.values() for runs in parts.values()), default=0)
+    per_round = []
+    for r in range(rounds):
+        one = as_profiled(lambda runs, r=r: (runs[r]["median"], runs[r]["std"]) if len(runs) > r else None)
+        per_round.append({n: d["obey"] for n, d in frt.detect_fusion_rule(one).items()})
+    return {"ok": True, "rules": json.loads(json.dumps(decisions, default=_jsonable)), "per_round": per_round,
+            "measured": measured, "failed": failed, "emp_alpha": config["EMP_ALPHA"], **info, **common}
+
+VERBS = ("parse", "predict", "sample", "fit", "smoke", "fusion")
 
 
 def main(argv: list[str]) -> int:
@@ -392,7 +612,7 @@ def main(argv: list[str]) -> int:
         return 2
     verb, spec_path, out_path = argv
     spec = json.loads(Path(spec_path).read_text())
-    result = {"parse": parse, "predict": predict, "sample": sample, "fit": fit, "smoke": smoke}[verb](spec)
+    result = {"parse": parse, "predict": predict, "sample": sample, "fit": fit, "smoke": smoke, "fusion": fusion}[verb](spec)
     Path(out_path).write_text(json.dumps(result, sort_keys=True, default=_jsonable))
     return 0
 
