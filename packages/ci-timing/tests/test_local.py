@@ -113,7 +113,7 @@ def test_two_cold_passes_timed_compared_and_reported(tmp_path, repo):
     for job in zz:
         assert 0 < job["setup_seconds"] < job["first_result_seconds"] <= job["total_seconds"] + 0.001
         assert job["first_result_seconds"] == pytest.approx(job["setup_seconds"] + job["run_seconds"], abs=0.01)
-        assert job["install_path"] == {"kind": "registry", "detail": "zigzag from a fake index", "reason": None}
+        assert job["install_path"] == {"kind": "registry", "detail": "zigzag from a fake index", "reason": None, "attempted": "registry"}
     assert zz[0]["determinism"] is None  # the first pass is what later passes are compared with
     assert zz[1]["determinism"] == {"compared": 2, "identical": 2, "differing": [], "unmatched": 0}
     vd = jobs_of(doc, "vidur")

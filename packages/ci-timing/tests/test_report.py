@@ -115,7 +115,7 @@ def test_v2_schema_is_strict_and_github_or_local():
 
     v2 = upgrade_v1(copy.deepcopy(MINIMAL))
     mtap_schemas.validate(v2, "ci-timing", 2)
-    assert mtap_schemas.version("ci-timing", 2) == "2.0.0"
+    assert mtap_schemas.version("ci-timing", 2) == "2.1.0"  # 2.1: optional job.image and install_path.attempted
     for source in ({**v2["source"], "kind": "local"}, {**v2["source"], "token": "x"}, {"kind": "local"}):
         bad = copy.deepcopy(v2)
         bad["source"] = source

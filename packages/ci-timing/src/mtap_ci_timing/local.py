@@ -50,7 +50,9 @@ from .timing import tool_summaries
 INSTALL_KINDS = ("registry", "source-build", "docker-image")
 #: cache variables pointed at an empty folder per pass (cold caches)
 COLD_CACHE_VARS = ("XDG_CACHE_HOME", "PIP_CACHE_DIR", "UV_CACHE_DIR", "MTAP_CACHE_DIR")
-KEYS = {"session", "job", "args", "setup", "install", "detail", "reuse_build"}
+KEYS = {"session", "job", "args", "setup", "install", "detail", "reuse_build", "image"}
+#: container engines asked, in order, for the size of a runner's image (docker, or podman / buildah without a daemon)
+IMAGE_ENGINES = ("docker", "podman", "buildah")
 
 
 class LocalError(ValueError):
@@ -69,6 +71,7 @@ class Runner:
     install: str = "registry"
     detail: str = ""
     reuse_build: str | None = None  # tool folder under the mtap cache whose verified build.json is reused
+    image: str | None = None  # docker-image runners: the image their setup builds (its size is recorded)
 
 
 #: mtap's runners, as measured by `ci-timing local` with no --runners file. ``{ext}`` and
@@ -125,6 +128,9 @@ def runners_from(data: Any, source: str, subst: dict[str, str]) -> list[Runner]:
         reuse = item.get("reuse_build")
         if reuse is not None and not isinstance(reuse, str):
             raise LocalError(f"{source}: field {where}.reuse_build: expected a tool folder name or null")
+        image = item.get("image")
+        if image is not None and (not isinstance(image, str) or not image):
+            raise LocalError(f"{source}: field {where}.image: expected an image name or null")
 
         def fill(text: str) -> str:
             for key, value in subst.items():
@@ -140,11 +146,14 @@ def runners_from(data: Any, source: str, subst: dict[str, str]) -> list[Runner]:
                 install=install,
                 detail=str(item.get("detail", "")),
                 reuse_build=reuse,
+                image=image,
             )
         )
-    sessions = [r.session for r in out]
-    if len(set(sessions)) != len(sessions):
-        raise LocalError(f"{source}: a session is listed twice")
+    # a session may be measured along several install paths (e.g. `astra` natively and through its image),
+    # each its own job
+    jobs = [r.job for r in out]
+    if len(set(jobs)) != len(jobs):
+        raise LocalError(f"{source}: a job is listed twice")
     return out
 
 
@@ -214,6 +223,26 @@ def package_sources(env: dict[str, str]) -> list[str]:
     return out
 
 
+def image_record(name: str, env: dict[str, str]) -> dict[str, Any] | None:
+    """The image a docker-image runner's setup built: {name, id, size_bytes, engine}, from the first engine
+    that knows it (``docker image inspect``, ``podman image inspect``, ``buildah images --json``); None if none does."""
+    for engine in IMAGE_ENGINES:
+        if not shutil.which(engine, path=env.get("PATH")):
+            continue
+        argv = [engine, "images", "--json", name] if engine == "buildah" else [engine, "image", "inspect", name]
+        res = run_tool(argv, timeout=120, env=env)
+        if not res.ok:
+            continue
+        try:
+            info = json.loads(res.stdout)[0]
+            image_id = str(info.get("Id") or info.get("id"))
+            size = int(info.get("Size") if "Size" in info else info.get("size"))
+        except (ValueError, TypeError, IndexError, KeyError, AttributeError):
+            continue
+        return {"name": name, "id": image_id, "size_bytes": size, "engine": engine}
+    return None
+
+
 def _now() -> datetime:
     return datetime.now(UTC)
 
@@ -263,6 +292,7 @@ class Pass:
     install_path: dict[str, Any]
     cases: dict[str, dict[str, Any]]
     output: Path
+    image: dict[str, Any] | None = None
 
 
 def _step(number: int, name: str, argv: list[str], cwd: Path | None, env: dict[str, str], timeout: float, log: Path,
@@ -293,10 +323,12 @@ def measure_pass(runner: Runner, repo: Path, commit: str, work: Path, nox: list[
     log = work / "commands.log"
     started = _now()
     steps: list[dict[str, Any]] = []
-    install = {"kind": runner.install, "detail": runner.detail, "reason": None}
+    # attempted: the path tried, kept when it gave no result (kind is then "unavailable"), for the success table
+    install = {"kind": runner.install, "detail": runner.detail, "reason": None, "attempted": runner.install}
+    image: dict[str, Any] | None = None
 
     def fail(what: str, result: Any) -> Pass:
-        return Pass(started, steps, "unavailable", {"kind": "unavailable", "detail": runner.detail, "reason": _why(result, what)}, {}, out)
+        return Pass(started, steps, "unavailable", {**install, "kind": "unavailable", "reason": _why(result, what)}, {}, out, image)
 
     named = {str(work): "<pass>", str(repo): "<repository>"}
     step, res = _step(1, "Clone the repository (git clone)", ["git", "clone", "--quiet", "--no-hardlinks", "--no-checkout", str(repo), str(clone)],
@@ -327,22 +359,26 @@ def measure_pass(runner: Runner, repo: Path, commit: str, work: Path, nox: list[
 
     for command in runner.setup:
         argv = [fill(a) for a in command]
-        step, res = _step(len(steps) + 1, f"Build and verify the tool ({Path(argv[0]).name} {' '.join(argv[1:2])})", argv, clone, env, timeout, log, named)
+        # a docker-image runner's setup builds its image: named so that the rules count it as a Docker build
+        what = "Build the image" if runner.install == "docker-image" else "Build and verify the tool"
+        step, res = _step(len(steps) + 1, f"{what} ({Path(argv[0]).name} {' '.join(argv[1:2])})", argv, clone, env, timeout, log, named)
         steps.append(step)
         if not res.ok:
             return fail(shlex.join(argv[:2]), res)
+    if runner.image:
+        image = image_record(runner.image, env)
     argv = [*nox, "-s", runner.session, "--no-install", "--", *[fill(a) for a in runner.args]]
     step, res = _step(len(steps) + 1, "First result", argv, clone, env, timeout, log, named)
     steps.append(step)
     cases = read_cases(out)
     if not res.ok:
-        return Pass(started, steps, "failure", install, cases, out)
+        return Pass(started, steps, "failure", install, cases, out, image)
     ok = sum(1 for c in cases.values() if c.get("status") == "ok")
     if not ok:
         # the runner ran but produced no ok case: the install path did not give a result
         reason = f"first result: no ok case in {len(cases)} case(s) written under --output"
-        return Pass(started, steps, "failure", {"kind": "unavailable", "detail": runner.detail, "reason": reason}, cases, out)
-    return Pass(started, steps, "success", install, cases, out)
+        return Pass(started, steps, "failure", {**install, "kind": "unavailable", "reason": reason}, cases, out, image)
+    return Pass(started, steps, "success", install, cases, out, image)
 
 
 def measure(
@@ -389,36 +425,38 @@ def measure(
             if runner.reuse_build:
                 found = find_build(mtap_cache, runner.reuse_build)
                 build = reused_record(*found) if found else None
-            reused[runner.session] = build
-            per_runner[runner.session] = []
+            reused[runner.job] = build
+            per_runner[runner.job] = []
+            folder = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in runner.job)
             for k in range(1, passes + 1):
                 if progress:
-                    progress(f"{runner.session}: pass {k}/{passes}")
-                p = measure_pass(runner, repo, commit, root / runner.session / f"pass-{k}", nox, base_env, timeout, mtap_cache if build else None)
-                per_runner[runner.session].append(p)
+                    progress(f"{runner.job}: pass {k}/{passes}")
+                p = measure_pass(runner, repo, commit, root / folder / f"pass-{k}", nox, base_env, timeout, mtap_cache if build else None)
+                per_runner[runner.job].append(p)
                 if log_dir is not None:
                     log_dir.mkdir(parents=True, exist_ok=True)
-                    log = root / runner.session / f"pass-{k}" / "commands.log"
+                    log = root / folder / f"pass-{k}" / "commands.log"
                     if log.is_file():
-                        shutil.copyfile(log, log_dir / f"{runner.session}.pass-{k}.log")
+                        shutil.copyfile(log, log_dir / f"{folder}.pass-{k}.log")
                 if not keep:
-                    shutil.rmtree(root / runner.session / f"pass-{k}" / "clone", ignore_errors=True)
-                    shutil.rmtree(root / runner.session / f"pass-{k}" / "caches", ignore_errors=True)
+                    shutil.rmtree(root / folder / f"pass-{k}" / "clone", ignore_errors=True)
+                    shutil.rmtree(root / folder / f"pass-{k}" / "caches", ignore_errors=True)
         records = []
         for k in range(1, passes + 1):
             jobs = []
             for index, runner in enumerate(runners, 1):
-                p = per_runner[runner.session][k - 1]
-                first = per_runner[runner.session][0]
+                p = per_runner[runner.job][k - 1]
+                first = per_runner[runner.job][0]
                 # each later pass against the first; the first pass carries no comparison of its own
                 det = compare(first.cases, p.cases) if k > 1 and first.cases and p.cases else None
                 jobs.append({
                     "id": index, "name": runner.job, "run_attempt": 1, "conclusion": p.conclusion,
                     "created_at": p.started, "started_at": p.started, "completed_at": p.steps[-1]["completed_at"],
                     "runner_name": f"local {platform.node() or 'host'}", "steps": p.steps,
-                    "install_path": p.install_path, "determinism": det, "reused_build": reused[runner.session],
+                    "install_path": p.install_path, "determinism": det, "reused_build": reused[runner.job],
+                    **({"image": p.image} if runner.image else {}),
                 })
-            starts = [per_runner[r.session][k - 1].started for r in runners]
+            starts = [per_runner[r.job][k - 1].started for r in runners]
             concl = "success" if all(j["conclusion"] == "success" for j in jobs) else "failure"
             run = {"id": k, "run_number": k, "run_attempt": 1, "workflow": "ci-timing local", "event": "local",
                    "head_branch": branch, "head_sha": commit, "conclusion": concl, "created_at": min(starts), "html_url": None}

@@ -175,6 +175,8 @@ def run_record(run: dict[str, Any], jobs: list[dict[str, Any]], rules: Rules) ->
                 "install_path": job.get("install_path"),
                 "reused_build": job.get("reused_build"),
                 "determinism": job.get("determinism"),
+                # v2.1: a docker-image runner's image (local only; absent elsewhere)
+                **({"image": job["image"]} if "image" in job else {}),
             }
         )
     job_records.sort(key=lambda j: (j["name"], j["attempt"] or 0, j["id"]))
