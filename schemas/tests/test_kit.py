@@ -306,6 +306,30 @@ def test_reader_skips_bad_bytes_copies_and_repeated_ids(tmp_path: Path) -> None:
     assert len(dict(documents)["d.tool-run.json"]["cases"]) == 1
 
 
+def _case_ids(rel: str, doc: dict, sha: str) -> tuple[str, list[str]]:  # a reduce for map_tool_runs (module level: it pickles)
+    return sha, [c["id"] for c in doc["cases"]]
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_map_tool_runs_gives_the_readers_results_in_order_whatever_the_workers(tmp_path: Path, jobs: int) -> None:
+    """map_tool_runs (issue 32: a large folder read by worker processes) yields what iter_tool_runs yields, reduced,
+    in path order, and skips the same files for the same reasons in the same order (copies, bad bytes, repeated ids)."""
+    doc = doc_with([ok_case(0), ok_case(1)])
+    ms.write(tmp_path / "a" / "x.tool-run.json", doc, "tool-run", 2)
+    ms.write(tmp_path / "b" / "copy.tool-run.json", doc, "tool-run", 2)
+    (tmp_path / "c.tool-run.json").write_bytes(b'{"schema": "tool-run", "x": "\xff\xfe"}')
+    (tmp_path / "d.tool-run.json").write_text(ms.dumps(doc_with([ok_case(5), ok_case(5), ok_case(6)])))
+    for i in range(4):
+        ms.write(tmp_path / "e" / f"{i}.tool-run.json", doc_with([ok_case(10 + i)]), "tool-run", 2)
+    want_skipped: list = []
+    want = [(rel, sha, _case_ids(rel, d, sha)) for rel, d, sha in consume.iter_tool_runs(tmp_path, want_skipped)]
+    skipped: list = []
+    got = list(consume.map_tool_runs(tmp_path, skipped, _case_ids, jobs=jobs, min_bytes=0))
+    assert got == want and skipped == want_skipped
+    assert [rel for rel, _, _ in got] == ["a/x.tool-run.json", "d.tool-run.json"] + [f"e/{i}.tool-run.json" for i in range(4)]
+    assert got[1][2][1] == ["c5", "c6"]
+
+
 def test_reader_refuses_a_measurement_filed_under_another_gpu(tmp_path: Path) -> None:
     run = tr.ToolRun("groundtruth", "1", tr.Tool("groundtruth", "1", "measured", "torch 2.11"), argv=["run"],
                      environment={"python": "3", "platform": "linux", "cpu": "x", "gpu": {"name": "NVIDIA H200", "count": 2}})

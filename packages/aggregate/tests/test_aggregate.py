@@ -265,3 +265,27 @@ def test_readme_block_without_markers_is_one_line_and_nothing_written(tmp_path: 
                                        "--readme", str(readme), "--claims", str(tmp_path / "none.json")])
     assert result.exit_code == 2 and "no generated D1 block" in result.output
     assert not (tmp_path / "o.json").exists() and readme.read_text() == "# no block here\n"
+
+
+def test_worker_processes_give_the_same_aggregate(tmp_path: Path, write_doc, monkeypatch) -> None:
+    """A large folder is read by worker processes (issue 32's scale path); the aggregate, skipped list
+    and long table are those of the one-process read, row for row."""
+    from mtap_aggregate import collect as collect_module
+    from mtap_schemas import consume
+
+    for t in range(5):
+        write_doc(f"t{t}/tool-{t}.tool-run.json", document(f"tool-{t % 3}", [
+            case(f"c{i}", key=f"k{i}", status="ok" if (i + t) % 4 else "failed",
+                 metrics=[metric("latency", 1.0 + i + t), metric("cycles", 10 * i, "cycles")]) for i in range(20)]))
+    write_doc("t0/copy.tool-run.json", (tmp_path / "t0/tool-0.tool-run.json").read_text())
+    write_doc("t9/broken.tool-run.json", "{")
+    write_doc("z/m.tool-run.json", document("groundtruth", [case(f"m{i}", key=f"k{i}", metrics=[metric("latency", 2.0 + i, kind="measurement", timing="device")])
+                                                            for i in range(20)], backend="measured"))
+    one = collect_module.collect(tmp_path, jobs=1)
+    monkeypatch.setattr(consume, "PARALLEL_MIN_BYTES", 0)
+    two = collect_module.collect(tmp_path, jobs=2)
+    assert one.rows.equals(two.rows) and one.skipped == two.skipped
+    assert [vars(s) for s in one.sources] == [vars(s) for s in two.sources]
+    assert [s.path for s in two.skipped] == ["t0/tool-0.tool-run.json", "t9/broken.tool-run.json"]
+    assert two.skipped[0].reason == "identical to t0/copy.tool-run.json"
+    assert sum(s.superseded for s in two.sources) > 0  # t3 re-runs tool-0's case ids: de-duplicated alike

@@ -4,6 +4,8 @@ evaluation folder, validate it, drop exact copies and repeated case ids, and say
     skipped: list[Skipped] = []
     for rel, doc, sha256 in iter_tool_runs("data/evaluation", skipped):   # sorted by path, one at a time
         ...
+    for rel, sha256, kept in map_tool_runs("data/evaluation", skipped, reduce, jobs=4):  # reduce(rel, doc, sha256)
+        ...                                    # in worker processes for a large folder; same order, same result
     skipped                                    # [Skipped(path, reason)] — recorded in every consumer's output
 
 A document is skipped (never a crash) when its file name is not UTF-8 or it is a symbolic link
@@ -19,7 +21,7 @@ import fnmatch
 import hashlib
 import os
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -190,52 +192,126 @@ def gpu_mismatch(doc: dict[str, Any], hardware_gpus: dict[str, str] | None) -> s
     return gpu_count_mismatch(doc, getattr(hardware_gpus, "devices", None))
 
 
+def read_tool_run(path: Path, root: Path, *, hardware_gpus: dict[str, str] | None = None,
+                  seen: dict[str, str] | None = None) -> tuple[str, dict[str, Any] | None, str | None, list[Skipped]]:
+    """One document, checked as :func:`iter_tool_runs` checks it: (relative path, document or None,
+    sha256 or None, what was skipped). The document is None when it is skipped; ``seen`` (sha256 ->
+    relative path of a document already taken) skips an identical copy before it is parsed."""
+    from . import SchemaError, check_header, validate
+
+    rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+    why = _refused(path, root)
+    if why:  # a path given by the caller gets the same checks as a found one
+        return rel, None, None, [Skipped(display_name(rel), why)]
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        return rel, None, None, [Skipped(rel, f"cannot read: {exc.strerror or exc}")]
+    digest = hashlib.sha256(raw).hexdigest()
+    if seen is not None and digest in seen:
+        return rel, None, digest, [Skipped(rel, f"identical to {seen[digest]}")]
+    try:
+        doc = orjson.loads(raw)
+    except orjson.JSONDecodeError as exc:
+        what = "not UTF-8 text" if "utf-8" in str(exc).lower() or "surrogate" in str(exc).lower() else "not valid JSON"
+        return rel, None, digest, [Skipped(rel, f"{what}: {exc.msg}")]
+    del raw
+    try:
+        check_header(doc, TOOL_RUN, TOOL_RUN_MAJOR, rel)
+        validate(doc, TOOL_RUN, TOOL_RUN_MAJOR, rel)
+    except SchemaError as exc:
+        return rel, None, digest, [Skipped(rel, str(exc).removeprefix(f"{rel}: "))]
+    why = gpu_mismatch(doc, hardware_gpus)
+    if why:
+        return rel, None, digest, [Skipped(rel, f"hardware mislabel: {why}")]
+    notes: list[Skipped] = []
+    _dedupe_case_ids(doc, rel, notes)
+    return rel, doc, digest, notes
+
+
 def iter_tool_runs(evaluation_dir: str | os.PathLike[str], skipped: list[Skipped], *,
                    hardware_gpus: dict[str, str] | None = None,
                    paths: list[Path] | None = None) -> Iterator[tuple[str, dict[str, Any], str]]:
     """Yield (relative path, document, sha256) one at a time, appending what is skipped to ``skipped``:
     a consumer can reduce each document and let it go (large evaluation folders)."""
-    from . import SchemaError, check_header, validate
-
     root = Path(evaluation_dir)
     seen: dict[str, str] = {}
     if paths is None:
         paths = find(root, skipped)
     for path in paths:
-        rel = path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
-        why = _refused(path, root)
-        if why:  # a path given by the caller gets the same checks as a found one
-            skipped.append(Skipped(display_name(rel), why))
-            continue
-        try:
-            raw = path.read_bytes()
-        except OSError as exc:
-            skipped.append(Skipped(rel, f"cannot read: {exc.strerror or exc}"))
-            continue
-        digest = hashlib.sha256(raw).hexdigest()
-        if digest in seen:
-            skipped.append(Skipped(rel, f"identical to {seen[digest]}"))
-            continue
-        try:
-            doc = orjson.loads(raw)
-        except orjson.JSONDecodeError as exc:
-            what = "not UTF-8 text" if "utf-8" in str(exc).lower() or "surrogate" in str(exc).lower() else "not valid JSON"
-            skipped.append(Skipped(rel, f"{what}: {exc.msg}"))
-            continue
-        del raw
-        try:
-            check_header(doc, TOOL_RUN, TOOL_RUN_MAJOR, rel)
-            validate(doc, TOOL_RUN, TOOL_RUN_MAJOR, rel)
-        except SchemaError as exc:
-            skipped.append(Skipped(rel, str(exc).removeprefix(f"{rel}: ")))
-            continue
-        why = gpu_mismatch(doc, hardware_gpus)
-        if why:
-            skipped.append(Skipped(rel, f"hardware mislabel: {why}"))
+        rel, doc, digest, notes = read_tool_run(path, root, hardware_gpus=hardware_gpus, seen=seen)
+        skipped.extend(notes)
+        if doc is None:
             continue
         seen[digest] = rel
-        _dedupe_case_ids(doc, rel, skipped)
         yield rel, doc, digest
+
+
+#: below this many bytes of documents, :func:`map_tool_runs` reads in this process (starting workers costs more)
+PARALLEL_MIN_BYTES = 64 << 20
+
+
+def _read_and_reduce(path: Path, root: Path, hardware_gpus: dict[str, str] | None, reduce: Callable[[str, dict[str, Any], str], Any]):
+    rel, doc, digest, notes = read_tool_run(path, root, hardware_gpus=hardware_gpus)
+    return rel, digest, notes, None if doc is None else reduce(rel, doc, digest), doc is not None
+
+
+def map_tool_runs(evaluation_dir: str | os.PathLike[str], skipped: list[Skipped], reduce: Callable[[str, dict[str, Any], str], Any], *,
+                  hardware_gpus: dict[str, str] | None = None, paths: list[Path] | None = None, jobs: int = 1,
+                  min_bytes: int | None = None) -> Iterator[tuple[str, str, Any]]:
+    """:func:`iter_tool_runs` with each document reduced by ``reduce(rel, document, sha256)``: yield
+    (relative path, sha256, what ``reduce`` returned), in path order, appending what is skipped to
+    ``skipped`` in path order — the same results and the same skipped list whatever ``jobs`` is.
+
+    With ``jobs`` > 1 and at least ``min_bytes`` (default :data:`PARALLEL_MIN_BYTES`) of documents, up to ``jobs`` worker processes
+    (started fresh: ``spawn``) read, validate and reduce documents, a few ahead of the one being
+    yielded, so each holds one document at a time; ``reduce`` must be a module-level function (or
+    a ``functools.partial`` of one) whose result pickles. An identical copy of an earlier document
+    is still skipped as identical to it."""
+    root = Path(evaluation_dir)
+    if paths is None:
+        paths = find(root, skipped)
+    if min_bytes is None:
+        min_bytes = PARALLEL_MIN_BYTES
+    if jobs > 1 and len(paths) > 1:
+        total = 0
+        for path in paths:
+            try:
+                total += path.lstat().st_size
+            except OSError:
+                pass
+        if total < min_bytes:
+            jobs = 1
+    if jobs <= 1 or len(paths) < 2:
+        for rel, doc, digest in iter_tool_runs(root, skipped, hardware_gpus=hardware_gpus, paths=paths):
+            yield rel, digest, reduce(rel, doc, digest)
+        return
+    import multiprocessing
+    from collections import deque
+    from concurrent.futures import ProcessPoolExecutor
+
+    seen: dict[str, str] = {}
+    todo = iter(paths)
+    with ProcessPoolExecutor(max_workers=min(jobs, len(paths)), mp_context=multiprocessing.get_context("spawn")) as pool:
+        window: deque = deque()
+
+        def submit() -> None:
+            path = next(todo, None)
+            if path is not None:
+                window.append(pool.submit(_read_and_reduce, path, root, hardware_gpus, reduce))
+
+        for _ in range(2 * jobs):
+            submit()
+        while window:
+            rel, digest, notes, result, ok = window.popleft().result()
+            submit()
+            if ok and digest in seen:  # as iter_tool_runs: an identical copy of a document already taken
+                skipped.append(Skipped(rel, f"identical to {seen[digest]}"))
+                continue
+            skipped.extend(notes)
+            if ok:
+                seen[digest] = rel
+                yield rel, digest, result
 
 
 def _dedupe_case_ids(doc: dict[str, Any], rel: str, skipped: list[Skipped]) -> None:

@@ -1,15 +1,18 @@
 """Read every tool-run document once, through the kit's reader, and reduce each to what the
 aggregate needs before reading the next (large evaluation folders stay within memory).
 
-Each document becomes: its rows of the long table (a polars frame), one line per case for
-de-duplication, and a slim copy (tool, wall clock, per case the fields the D3/D4 tables read).
-A bad document is skipped with its reason, never lost, never a crash.
+Each document becomes (:mod:`.reduce`): its rows of the long table (here a polars frame), one line
+per case for de-duplication, and a slim copy (tool, wall clock, per case the fields the D3/D4
+tables read). Large folders are read and reduced by worker processes (``jobs``), in path order, so
+the result is the same whatever the number of workers. A bad document is skipped with its reason,
+never lost, never a crash.
 """
 
 from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -17,18 +20,18 @@ import numpy as np
 import polars as pl
 
 import mtap_schemas as ms
-from mtap_schemas.consume import Skipped, find, gpu_tokens, iter_tool_runs
+from mtap_schemas.consume import Skipped, find, gpu_tokens, map_tool_runs
+from mtap_schemas.execute import available_cores
 
+from .reduce import CASE_COLUMNS, CONFIG_PARAMETERS, METRIC_COLUMNS, STATUS_RANK, Reduced, reduce_document
 from .table import INDEPENDENCE_SCHEMA, ROW_SCHEMA
 
 #: the reader's frame: the table file's columns and each case's declared independence
 FRAME_SCHEMA = {**ROW_SCHEMA, **INDEPENDENCE_SCHEMA}
 
-#: When one tool's case id appears in several documents (re-runs, shards, an `unavailable`
-#: run beside a real one), the best status wins; the first document on ties.
-STATUS_RANK = {"ok": 0, "failed": 1, "unsupported": 2, "unavailable": 3}
-#: Case parameters that name a configuration choice (D3 sensitivity reads only cases that have one).
-CONFIG_PARAMETERS = ("topology", "algorithm", "scheduler", "binary")
+__all__ = ["CONFIG_PARAMETERS", "STATUS_RANK", "Collected", "Source", "collect", "read_catalog", "read_training"]
+#: worker processes for large folders: the cores this process may use, at most 4 (each holds one document)
+JOBS = min(available_cores(), 4)
 
 
 @dataclass
@@ -53,148 +56,48 @@ class Collected:
         return [s.as_dict() for s in self.skipped]
 
 
-#: an artifact path prefix naming weights a tool was trained to here (a training v1 document lists their sha256)
-TRAINED_WEIGHTS = "trained-weights:"
-
-
-def _slim(case: dict[str, Any]) -> dict[str, Any]:
-    slim = {"id": case["id"], "status": case["status"], "deterministic": case.get("deterministic")}
-    weights = sorted({a["sha256"] for a in case.get("artifacts") or [] if a["path"].startswith(TRAINED_WEIGHTS)})
-    if weights:
-        slim["trained_weights"] = weights
-    params = case["parameters"]
-    if case["status"] == "ok" and any(k in params for k in CONFIG_PARAMETERS):
-        slim.update(workload=case["workload"], hardware=case["hardware"], key=case.get("key"), parameters=params,
-                    metrics=case["metrics"])
-    return slim
-
-
-#: the frame's per-case and per-metric columns, built as column lists (not one tuple per row)
-_CASE_COLUMNS = ("workload", "hardware", "case", "key", "status", "error_kind", "independence", "independence_tools",
-                 "independence_what")
-_METRIC_COLUMNS = ("metric", "value", "unit", "kind", "timing")
-
-
-def _rows(rel: str, doc: dict[str, Any], index: int) -> tuple[pl.DataFrame, list[tuple]]:
-    """One row per metric of each case (a case without metrics: one row of nulls), and the cases' ids.
-
-    The case columns are listed once per case and repeated by its metric count in polars; this is
-    ~3x faster than building a tuple per row (the aggregate bench)."""
-    tool, backend = doc["tool"]["name"], doc["tool"]["backend"]
-    cases = doc["cases"]
-    ids = [(tool, c["id"], STATUS_RANK[c["status"]], index) for c in cases]
-    per_case: tuple[list[Any], ...] = tuple([] for _ in _CASE_COLUMNS)
-    per_metric: tuple[list[Any], ...] = tuple([] for _ in _METRIC_COLUMNS)
-    workload, hardware, case_id, key, status, error_kind, dep_class, dep_tools, dep_what = per_case
-    name, value, unit, kind, timing = per_metric
-    repeats: list[int] = []
-    for case in cases:
-        error = case["error"]
-        workload.append(case["workload"])
-        hardware.append(case["hardware"])
-        case_id.append(case["id"])
-        key.append(case.get("key"))
-        status.append(case["status"])
-        error_kind.append(error["kind"] if error else None)
-        dep = case.get("independence")
-        dep_class.append(dep["class"] if dep else None)
-        dep_tools.append(",".join(dep.get("tools", ())) if dep else None)
-        dep_what.append(dep["what"] if dep else None)
-        metrics = case["metrics"]
-        repeats.append(len(metrics) or 1)
-        if not metrics:
-            for column in per_metric:
-                column.append(None)
-        for m in metrics:
-            name.append(m["name"])
-            value.append(float(m["value"]))
-            unit.append(m["unit"])
-            kind.append(m["kind"])
-            timing.append(m.get("timing"))
-    frame_cases = pl.DataFrame(dict(zip(_CASE_COLUMNS, per_case)), schema={c: FRAME_SCHEMA[c] for c in _CASE_COLUMNS})
-    if cases:
-        frame_cases = frame_cases[np.repeat(np.arange(len(cases)), repeats)]
-    frame_metrics = pl.DataFrame(dict(zip(_METRIC_COLUMNS, per_metric)), schema={c: FRAME_SCHEMA[c] for c in _METRIC_COLUMNS})
-    frame = (
+def _frame(rel: str, reduced: Reduced, index: int) -> pl.DataFrame:
+    """One document's rows of the long table: the case columns are listed once per case and repeated
+    by its metric count in polars (~3x faster than a tuple per row: the aggregate bench)."""
+    frame_cases = pl.DataFrame(dict(zip(CASE_COLUMNS, reduced.per_case)), schema={c: FRAME_SCHEMA[c] for c in CASE_COLUMNS})
+    if reduced.repeats:
+        frame_cases = frame_cases[np.repeat(np.arange(len(reduced.repeats)), reduced.repeats)]
+    frame_metrics = pl.DataFrame(dict(zip(METRIC_COLUMNS, reduced.per_metric)), schema={c: FRAME_SCHEMA[c] for c in METRIC_COLUMNS})
+    return (
         pl.concat([frame_cases, frame_metrics], how="horizontal")
-        .with_columns(pl.lit(tool, dtype=pl.Utf8).alias("tool"), pl.lit(backend, dtype=pl.Utf8).alias("backend"),
+        .with_columns(pl.lit(reduced.tool["name"], dtype=pl.Utf8).alias("tool"), pl.lit(reduced.tool["backend"], dtype=pl.Utf8).alias("backend"),
                       pl.lit(rel, dtype=pl.Utf8).alias("source"))
         .select(list(FRAME_SCHEMA))
         .with_columns(pl.lit(index, dtype=pl.Int32).alias("_doc"))
     )
-    return frame, ids
 
 
-class Provenance:
-    """Which recorded inputs of a document are files of the repository whose bytes changed since the run.
-
-    Paths are handled as strings (one ``stat`` per distinct path, one sha256 per distinct file): a
-    document lists one artifact per case, and pathlib objects for each cost more than the check."""
-
-    def __init__(self, root: Path | None) -> None:
-        self.root = None if root is None else os.fspath(root)
-        self._digest: dict[str, str | None] = {}
-        self._files: dict[str, frozenset[str]] = {}
-
-    def _regular_files(self, folder: str) -> frozenset[str]:
-        """The regular files of one repository folder, listed once (not a stat per recorded path)."""
-        if folder not in self._files:
-            try:
-                with os.scandir(os.path.join(self.root, folder) if folder else self.root) as entries:
-                    self._files[folder] = frozenset(e.name for e in entries if e.is_file(follow_symlinks=False))
-            except (OSError, ValueError):
-                self._files[folder] = frozenset()
-        return self._files[folder]
-
-    def _sha(self, rel: str) -> str | None:
-        if rel not in self._digest:
-            self._digest[rel] = None
-            parts = rel.replace("\\", "/")
-            if not parts.startswith("/") and ".." not in parts.split("/"):
-                folder, _, name = parts.rpartition("/")
-                if name in self._regular_files(folder):
-                    try:
-                        self._digest[rel] = ms.sha256_file(os.path.join(self.root, rel))
-                    except OSError:
-                        pass
-        return self._digest[rel]
-
-    def stale(self, doc: dict[str, Any]) -> list[str]:
-        if self.root is None:
-            return []
-        refs = [doc["invocation"].get("config")] + [a for c in doc["cases"] for a in c.get("artifacts") or ()]
-        out = set()
-        for ref in refs:
-            if ref and ref["path"] not in out:
-                now = self._sha(ref["path"])
-                if now is not None and now != ref["sha256"]:
-                    out.add(ref["path"])
-        return sorted(out)
-
-
-def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None = None, root: Path | None = None) -> Collected:
+def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None = None, root: Path | None = None,
+            jobs: int = JOBS) -> Collected:
     """Every valid tool-run document below ``evaluation_dir``, reduced and de-duplicated.
 
     ``hardware`` (the catalog) enables the mislabel check: a measurement filed under a hardware
     id whose GPU is not the GPU the document ran on is skipped, with the reason. ``root`` (the
     repository) enables the provenance check: recorded inputs that are repository files whose
-    sha256 changed since the run are listed per source (``stale_inputs``)."""
-    provenance = Provenance(root)
+    sha256 changed since the run are listed per source (``stale_inputs``). ``jobs``: worker
+    processes for a large folder (the kit's :func:`~mtap_schemas.consume.map_tool_runs`); the
+    result does not depend on it."""
     out = Collected()
     frames: list[pl.DataFrame] = []
     case_ids: list[tuple] = []
     tokens = gpu_tokens(hardware) if hardware else None
-    for index, (rel, doc, sha) in enumerate(iter_tool_runs(evaluation_dir, out.skipped, hardware_gpus=tokens)):
-        frame, ids = _rows(rel, doc, index)
-        frames.append(frame)
-        case_ids.extend(ids)
-        out.sources.append(Source(rel, sha, doc["tool"], doc["wall_clock"], [_slim(c) for c in doc["cases"]],
-                                  stale_inputs=provenance.stale(doc)))
-        del doc
+    reduce = partial(reduce_document, root=None if root is None else os.fspath(root))
+    for index, (rel, sha, reduced) in enumerate(map_tool_runs(evaluation_dir, out.skipped, reduce, hardware_gpus=tokens, jobs=jobs)):
+        frames.append(_frame(rel, reduced, index))
+        tool = reduced.tool["name"]
+        case_ids.extend((tool, cid, rank, index) for cid, rank in reduced.ids)
+        out.sources.append(Source(rel, sha, reduced.tool, reduced.wall_clock, reduced.cases, stale_inputs=reduced.stale_inputs))
+        del reduced
     if on_skip:
         for s in out.skipped:
             on_skip(s.path, s.reason)
-    rows = pl.concat(frames, how="vertical") if frames else pl.DataFrame(schema={**FRAME_SCHEMA, "_doc": pl.Int32})
+    # not rechunked: one copy of the long table fewer at the peak (10^6 cases: ~0.3 GB)
+    rows = pl.concat(frames, how="vertical", rechunk=False) if frames else pl.DataFrame(schema={**FRAME_SCHEMA, "_doc": pl.Int32})
     out.rows = _dedupe(out, rows, case_ids)
     return out
 
