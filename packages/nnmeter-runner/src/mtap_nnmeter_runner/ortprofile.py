@@ -94,7 +94,8 @@ def stats(samples_ms: list[float]) -> dict[str, Any]:
     }
 
 
-def session(onnx_bytes: bytes, threads: int):
+def _options(threads: int):
+    """The session options every timing and the optimised-graph check use (one place)."""
     import onnxruntime as ort
 
     opts = ort.SessionOptions()
@@ -103,7 +104,13 @@ def session(onnx_bytes: bytes, threads: int):
     opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
     opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     opts.log_severity_level = 3
-    return ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
+    return opts
+
+
+def session(onnx_bytes: bytes, threads: int):
+    import onnxruntime as ort
+
+    return ort.InferenceSession(onnx_bytes, sess_options=_options(threads), providers=["CPUExecutionProvider"])
 
 
 def optimized_ops(onnx_bytes: bytes, threads: int) -> list[str]:
@@ -116,12 +123,7 @@ def optimized_ops(onnx_bytes: bytes, threads: int) -> list[str]:
     import onnxruntime as ort
 
     with tempfile.TemporaryDirectory(prefix="mtap-ort-opt-") as tmp:
-        opts = ort.SessionOptions()
-        opts.intra_op_num_threads = threads
-        opts.inter_op_num_threads = 1
-        opts.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-        opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-        opts.log_severity_level = 3
+        opts = _options(threads)
         opts.optimized_model_filepath = str(Path(tmp) / "optimized.onnx")
         ort.InferenceSession(onnx_bytes, sess_options=opts, providers=["CPUExecutionProvider"])
         graph = onnx.load(opts.optimized_model_filepath, load_external_data=False).graph
