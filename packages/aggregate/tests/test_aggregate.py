@@ -289,3 +289,24 @@ def test_worker_processes_give_the_same_aggregate(tmp_path: Path, write_doc, mon
     assert [s.path for s in two.skipped] == ["t0/tool-0.tool-run.json", "t9/broken.tool-run.json"]
     assert two.skipped[0].reason == "identical to t0/copy.tool-run.json"
     assert sum(s.superseded for s in two.sources) > 0  # t3 re-runs tool-0's case ids: de-duplicated alike
+
+
+def test_the_table_file_does_not_depend_on_how_the_frame_is_chunked(tmp_path: Path) -> None:
+    """The long table is built one chunk per document (issue 32's scale path); the Parquet file's bytes,
+    whose sha256 the document records, are those of the same rows in one chunk."""
+    import polars as pl
+
+    from mtap_aggregate.table import ROW_SCHEMA
+    from mtap_aggregate.write import table_path, write_aggregate
+
+    n, per_doc = 100_000, 2_000  # polars writes chunks this size as pages of their own (fewer rows: not)
+    whole = pl.DataFrame({c: (pl.Series([float(i) for i in range(n)]) if c == "value" else [f"{c}{i % 7}" for i in range(n)])
+                          for c in ROW_SCHEMA}, schema=ROW_SCHEMA)
+    chunked = pl.concat([whole[i:i + per_doc] for i in range(0, n, per_doc)], rechunk=False)
+    assert chunked.n_chunks() == 50 and chunked.equals(whole)
+    doc, _ = build(tmp_path / "empty")
+    files = []
+    for name, frame in (("one", whole), ("many", chunked)):
+        doc["table"]["rows"] = frame.height
+        files.append(table_path(write_aggregate(tmp_path / name / "agg.json", doc, frame)).read_bytes())
+    assert files[0] == files[1]

@@ -56,7 +56,7 @@ class Collected:
         return [s.as_dict() for s in self.skipped]
 
 
-def _frame(rel: str, reduced: Reduced, index: int) -> pl.DataFrame:
+def _frame(rel: str, reduced: Reduced) -> pl.DataFrame:
     """One document's rows of the long table: the case columns are listed once per case and repeated
     by its metric count in polars (~3x faster than a tuple per row: the aggregate bench)."""
     frame_cases = pl.DataFrame(dict(zip(CASE_COLUMNS, reduced.per_case)), schema={c: FRAME_SCHEMA[c] for c in CASE_COLUMNS})
@@ -68,7 +68,6 @@ def _frame(rel: str, reduced: Reduced, index: int) -> pl.DataFrame:
         .with_columns(pl.lit(reduced.tool["name"], dtype=pl.Utf8).alias("tool"), pl.lit(reduced.tool["backend"], dtype=pl.Utf8).alias("backend"),
                       pl.lit(rel, dtype=pl.Utf8).alias("source"))
         .select(list(FRAME_SCHEMA))
-        .with_columns(pl.lit(index, dtype=pl.Int32).alias("_doc"))
     )
 
 
@@ -84,33 +83,42 @@ def collect(evaluation_dir: Path, on_skip=None, hardware: dict[str, Any] | None 
     result does not depend on it."""
     out = Collected()
     frames: list[pl.DataFrame] = []
-    case_ids: list[tuple] = []
     tokens = gpu_tokens(hardware) if hardware else None
     reduce = partial(reduce_document, root=None if root is None else os.fspath(root))
-    for index, (rel, sha, reduced) in enumerate(map_tool_runs(evaluation_dir, out.skipped, reduce, hardware_gpus=tokens, jobs=jobs)):
-        frames.append(_frame(rel, reduced, index))
-        tool = reduced.tool["name"]
-        case_ids.extend((tool, cid, rank, index) for cid, rank in reduced.ids)
+    for rel, sha, reduced in map_tool_runs(evaluation_dir, out.skipped, reduce, hardware_gpus=tokens, jobs=jobs):
+        frames.append(_frame(rel, reduced))
         out.sources.append(Source(rel, sha, reduced.tool, reduced.wall_clock, reduced.cases, stale_inputs=reduced.stale_inputs))
         del reduced
     if on_skip:
         for s in out.skipped:
             on_skip(s.path, s.reason)
     # not rechunked: one copy of the long table fewer at the peak (10^6 cases: ~0.3 GB)
-    rows = pl.concat(frames, how="vertical", rechunk=False) if frames else pl.DataFrame(schema={**FRAME_SCHEMA, "_doc": pl.Int32})
-    out.rows = _dedupe(out, rows, case_ids)
+    heights = [f.height for f in frames]
+    rows = pl.concat(frames, how="vertical", rechunk=False) if frames else pl.DataFrame(schema=FRAME_SCHEMA)
+    del frames
+    out.rows = _dedupe(out, rows, heights)
     return out
 
 
-def _dedupe(out: Collected, rows: pl.DataFrame, case_ids: list[tuple]) -> pl.DataFrame:
-    """Keep each (tool, case id) once; the dropped count per document is reported, never hidden."""
-    if len({(t, c) for t, c, _r, _d in case_ids}) == len(case_ids):
-        return rows.drop("_doc")
+def _dedupe(out: Collected, rows: pl.DataFrame, heights: list[int]) -> pl.DataFrame:
+    """Keep each (tool, case id) once; the dropped count per document is reported, never hidden.
+
+    The table comes back in one chunk (read in one chunk per document; what follows, a unique or
+    a filter over ~2 million rows, would copy it once per operation otherwise). With duplicates,
+    each row's document index (``heights``: rows per document) selects the kept rows."""
     best: dict[tuple[str, str], tuple[int, int]] = {}
-    for tool, cid, rank, index in case_ids:
-        key = (tool, cid)
-        if key not in best or (rank, index) < best[key]:
-            best[key] = (rank, index)
+    duplicates = False
+    for index, source in enumerate(out.sources):
+        tool = source.tool["name"]
+        for case in source.cases:
+            key, ranked = (tool, case["id"]), (STATUS_RANK[case["status"]], index)
+            if key not in best:
+                best[key] = ranked
+            else:
+                duplicates = True
+                best[key] = min(best[key], ranked)
+    if not duplicates:
+        return rows.rechunk()
     keep = pl.DataFrame([(t, c, i) for (t, c), (_r, i) in best.items()], schema={"tool": pl.Utf8, "case": pl.Utf8, "_doc": pl.Int32},
                         orient="row")
     for index, source in enumerate(out.sources):
@@ -118,7 +126,8 @@ def _dedupe(out: Collected, rows: pl.DataFrame, case_ids: list[tuple]) -> pl.Dat
         kept = [c for c in source.cases if best[(tool, c["id"])][1] == index]
         source.superseded = len(source.cases) - len(kept)
         source.cases = kept
-    return rows.join(keep, on=["tool", "case", "_doc"], how="semi", maintain_order="left").drop("_doc")
+    doc = pl.Series("_doc", np.repeat(np.arange(len(heights), dtype=np.int32), heights))
+    return rows.with_columns(doc).join(keep, on=["tool", "case", "_doc"], how="semi", maintain_order="left").drop("_doc")
 
 
 def read_catalog(path: Path) -> dict[str, Any]:

@@ -3,7 +3,7 @@ worker process of :func:`mtap_schemas.consume.map_tool_runs` for large folders):
 dicts that pickle cheaply, so this module imports neither polars nor numpy.
 
 :func:`reduce_document` returns a :class:`Reduced`: the long table's columns (one entry per case,
-one per metric), the cases' ids for de-duplication, the slim copy of each case the D3/D4 tables
+one per metric), the slim copy of each case the D3/D4 tables
 read, and the recorded inputs whose bytes changed since the run (:class:`Provenance`).
 """
 
@@ -36,7 +36,6 @@ class Reduced:
     per_case: tuple[list[Any], ...]  # CASE_COLUMNS, one entry per case
     per_metric: tuple[list[Any], ...]  # METRIC_COLUMNS, one entry per metric (a case without metrics: one of nulls)
     repeats: list[int]  # rows per case
-    ids: list[tuple[str, int]]  # (case id, STATUS_RANK) per case
     cases: list[dict[str, Any]]  # slim: id, status, deterministic; + workload/hardware/key/parameters/metrics for D3
     stale_inputs: list[str]
 
@@ -151,6 +150,5 @@ def reduce_document(rel: str, doc: dict[str, Any], sha256: str, root: str | None
     """What the aggregate keeps of one valid document (``root``: the repository, for the provenance check)."""
     cases = doc["cases"]
     per_case, per_metric, repeats = columns(cases)
-    return Reduced(doc["tool"], doc["wall_clock"], per_case, per_metric, repeats,
-                   [(c["id"], STATUS_RANK[c["status"]]) for c in cases], [slim(c) for c in cases],
+    return Reduced(doc["tool"], doc["wall_clock"], per_case, per_metric, repeats, [slim(c) for c in cases],
                    provenance(root).stale(doc))

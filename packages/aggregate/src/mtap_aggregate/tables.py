@@ -155,7 +155,8 @@ def d1_claims(claims: list[dict[str, Any]]) -> Table:
 
 
 def d3_generalization(rows: pl.DataFrame) -> Table:
-    cases = rows.unique(subset=["tool", "source", "case"], keep="first", maintain_order=True)
+    cases = rows.select("tool", "source", "case", "workload", "status").unique(
+        subset=["tool", "source", "case"], keep="first", maintain_order=True)
     per_tool = cases.group_by("tool").agg(
         pl.col("workload").filter(pl.col("status") == "ok").n_unique().alias("ok_workloads"),
         pl.col("workload").n_unique().alias("workloads"),

@@ -35,7 +35,8 @@ def write_aggregate(path: Path, doc: dict[str, Any], rows: pl.DataFrame) -> Path
     # the pair appears together or not at all: a failure between the table and the document leaves the old pair
     with write_together() as stage:
         tmp = stage.path(target)
-        rows.write_parquet(tmp, compression="zstd", statistics=False)
+        # one chunk: the file's bytes depend on the frame's chunks, which depend on how it was built
+        rows.rechunk().write_parquet(tmp, compression="zstd", statistics=False)
         full = dict(doc, table={**doc["table"], "file": {"path": target.name, "sha256": ms.sha256_file(tmp)}})
         ms.check_header(full, "aggregate", MAJOR, str(path))
         ms.validate(full, "aggregate", MAJOR, str(path))
