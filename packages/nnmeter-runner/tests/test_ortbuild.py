@@ -132,9 +132,72 @@ def test_committed_predictors_match_their_hash_list_and_build_record():
         assert json.loads((PREDICTORS / name / "fusion_rules.json").read_text()) == {}
         shipped = set(build["predictors"][name]["kernels"]) - set(build["not_shipped"])
         assert {f"{k}.pkl.xz" for k in shipped} | {"fusion_rules.json"} == set(files)
-    assert set(build["not_shipped"]) == {"concat"}  # nn-Meter's builder/predictor feature mismatch
+        # every kernel type fitted is shipped, concat included (issue #28: behind the 6 -> 5 feature shim)
+        assert shipped == set(builder.DEFAULT_SAMPLES) and "concat.pkl.xz" in files
+    assert build["not_shipped"] == {} and builder.NOT_SHIPPED == {}
     # the fits used kernel timings only: no whole-model measurement is in their data
     assert all(s["path"].endswith("kernels.jsonl") for s in build["measurements"])
+
+
+def test_committed_concat_predictor_is_shimmed_and_scored_like_the_others():
+    """concat ships as nn-Meter's builder fitted it, behind the feature shim, with its held-out 20 % recorded."""
+    build = json.loads((PREDICTORS / "build.json").read_text())
+    for name, pred in build["predictors"].items():
+        concat = pred["kernels"]["concat"]
+        assert concat["shim"]["predictor_features"] == 6 and concat["shim"]["builder_features"] == 5
+        assert concat["shim"]["keep_columns"] == [0, 2, 3, 4, 5] and concat["shim"]["checked_configs"] == concat["samples"]
+        assert concat["samples"] == concat["train"] + concat["test"] and concat["test"] >= 5
+        for key in ("acc5", "acc10", "acc15"):
+            assert 0 <= concat[key] <= 1, (name, key)
+        assert math.isfinite(concat["rmse_ms"]) and concat["rmse_ms"] > 0
+        # the other kernel types carry the same record, without the shim
+        assert all("shim" not in k and {"acc5", "acc10", "acc15", "test"} <= set(k)
+                   for t, k in pred["kernels"].items() if t != "concat")
+        model = pickle.loads(lzma.decompress((PREDICTORS / name / "concat.pkl.xz").read_bytes()))
+        assert type(model).__name__ == "Pipeline" and type(model.steps[-1][1]).__name__ == concat["regressor"]
+
+
+def test_committed_concat_predictor_gives_a_models_concats_their_time():
+    """SqueezeNet 1.0 (W8: 8 concats of its Fire modules) through nn-Meter's kernel detector and nn_predict with
+    the committed 1-thread predictors: its concat kernels get a positive time (0 ms while concat was not
+    shipped), the model's time is the sum of the parts, and the committed document has that prediction."""
+    name = "xeonemr_ort130_t1"
+    hashes = load_hashes(PREDICTORS / "hashes.json")[name]
+    spec = {"model": "squeezenet", "input": "image", "input_shape": [1, 3, 224, 224], "opsets": [10],
+            "rules": {name: str(PREDICTORS / name / "fusion_rules.json")},
+            "kernel_lists": {name: sorted(f.split(".pkl")[0] for f in hashes if f.endswith(".pkl.xz"))}}
+    parsed = _worker("parse", spec, "parse-squeezenet", 600)
+    assert parsed["ok"], parsed
+    detection = parsed["detections"][name]
+    assert detection["by_type"]["concat"] == 8 and detection["without_predictor"] == 0
+    assert detection["concat_over_4_inputs"] == 0
+    kernels = parsed["kernels"][name]
+    parts = {"model": kernels, "concat": [k for k in kernels if k["op"] == "concat"],
+             "rest": [k for k in kernels if k["op"] != "concat"]}
+    files = {f: e["sha256"] for f, e in hashes.items()}
+    result = _worker("predict", {"predictor": name, "folder": str(PREDICTORS / name), "files": files, "kernels": parts},
+                     "predict", 600)
+    assert result["ok"] and all(r["ok"] for r in result["results"].values()), result
+    got = {k: r["latency_ms"] for k, r in result["results"].items()}
+    assert 0 < got["concat"] < got["model"]
+    assert got["model"] == pytest.approx(got["concat"] + got["rest"], rel=1e-9)
+    committed = by_id(ms.read_tool_run(EVALUATION / "xeon-emr-ort1.30.tool-run.json"))
+    assert metrics(committed["W8/squeezenet/xeon-emr-ort1.30-t1/latency"])["latency"] == pytest.approx(got["model"], rel=1e-9)
+
+
+def test_committed_document_predicts_every_concat():
+    """No concat kernel of the committed ORT document counts 0 ms: the models with concats (SqueezeNet,
+    GoogLeNet, DenseNet-121, ShuffleNet-V2) have a predictor for every kernel."""
+    doc = ms.read_tool_run(EVALUATION / "xeon-emr-ort1.30.tool-run.json")
+    with_concat = set()
+    for case in doc["cases"]:
+        if case["parameters"]["stage"] == "kernel-detection" and case["status"] == "ok":
+            m = metrics(case)
+            if m.get("kernel_count.concat"):
+                with_concat.add(case["parameters"]["model"])
+                assert m["kernel_count_without_predictor"] == 0, case["id"]
+                assert "kernel_count_concat_over_4_inputs" in m
+    assert with_concat == {"squeezenet", "googlenet", "densenet121", "shufflenet-v2"}
 
 
 def test_committed_measured_document_is_reproduced(tmp_path):
