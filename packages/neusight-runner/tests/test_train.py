@@ -232,3 +232,45 @@ def test_real_training_one_epoch_is_deterministic(tmp_path):
     assert doc["determinism"]["bit_identical"] is True and doc["determinism"]["max_abs_param_diff"] == 0.0
     assert (tmp_path / "w" / "dataset" / "train" / "bmm.csv").stat().st_size > 1 << 20
     shutil.rmtree(tmp_path / "w")
+
+
+def _train_line(name: str, ok: bool = True) -> str:
+    return "MTAP-TRAIN " + json.dumps({"name": name, "ok": ok, "error": None if ok else {"message": "boom"}})
+
+
+def test_a_predictor_without_a_result_is_named_with_its_reason_and_the_others_kept():
+    outputs = [_train_line("VEC"), "", "MTAP-ENV {}\n", _train_line("LN", ok=False)]
+    missing = train._not_trained(["BMM", "LINEAR", "VEC", "SOFTMAX", "LN"], outputs,
+                                 {"BMM": "NeuSight training (train-0) failed: python ran past 480 s; its process group was killed"})
+    assert set(missing) == {"BMM", "LINEAR", "SOFTMAX", "LN"}
+    assert "480 s" in missing["BMM"] and "no result line" in missing["SOFTMAX"] and missing["LN"] == "boom"
+    with pytest.raises(train.TrainError, match="no predictor was trained"):
+        train._not_trained(["BMM"], [""], {})
+
+
+def test_train_cli_predictors_option():
+    from mtap_neusight_runner.cli import _only
+
+    eps = {op: 100 for op in weights.OPS}
+    assert _only(eps, None) == eps
+    assert _only(eps, "vec, LN") == {"VEC": 100, "LN": 100}
+    for bad in ("CONV", ",", ""):
+        with pytest.raises(Exception, match="--predictors"):
+            _only(eps, bad)
+
+
+GPU_RUNS = REPO / "data" / "evaluation" / "neusight" / "training-gpu"
+
+
+@pytest.mark.skipif(not GPU_RUNS.is_dir(), reason="no committed GPU training documents")
+def test_committed_gpu_trainings_agree_bit_for_bit_where_both_trained():
+    """Two full trainings at the authors' recipe on two H100 machines (issue 27): the predictors both
+    trained have the same weights' sha256; the first run's missing BMM is named in its notes."""
+    runs = [ms.read(GPU_RUNS / f"h100-run{k}.training.json", "training", 1) for k in (1, 2)]
+    sha = [{p["name"]: p["weights"]["sha256"] for p in d["predictors"]} for d in runs]
+    both = sorted(set(sha[0]) & set(sha[1]))
+    assert both == ["LN", "SOFTMAX", "VEC"] and all(sha[0][n] == sha[1][n] for n in both)
+    assert all(p["epochs_used"] == p["epochs_configured"] == 100 for d in runs for p in d["predictors"])
+    assert any(n.startswith("BMM: NOT trained") for n in runs[0]["notes"])
+    linear = next(p for p in runs[0]["predictors"] if p["name"] == "LINEAR")
+    assert linear["diverged_at_epoch"] == 3 and linear["best_epoch"] == 0

@@ -68,8 +68,27 @@ def _shim(python: str, spec: dict[str, Any], work: Path, name: str, timeout: flo
     ran = proc.run_tool([python, str(SHIM), str(path)], timeout=timeout, cwd=work, env=env)
     (work / f"{name}.out").write_text(ran.stdout + "\n--- stderr ---\n" + ran.stderr)
     if not ran.ok and "MTAP-TRAIN" not in ran.stdout:
-        raise TrainError(f"NeuSight training ({name}) failed: {ran.last_line()}")
+        raise TrainError(f"NeuSight training ({name}) failed: {ran.error(timeout)[1]}")
     return ran.stdout, time.monotonic() - t0
+
+
+def _not_trained(names: list[str], outputs: list[str], failures: dict[str, str]) -> dict[str, str]:
+    """Predictor -> why it has no result: its process failed (``failures``, by predictor) or its
+    output has no ok result line. Raises when no predictor has a result."""
+    results = {r["name"]: r for o in outputs for r in _lines(o, "MTAP-TRAIN")}
+    out = {}
+    for n in names:
+        r = results.get(n)
+        if n in failures:
+            out[n] = failures[n]
+        elif r is None:
+            out[n] = "no result line in its training process's output (stopped or crashed before it finished)"
+        elif not r.get("ok"):
+            out[n] = (r.get("error") or {}).get("message", "the trainer reported a failure")
+    if len(out) == len(names):
+        first = names[0]
+        raise TrainError(f"predictor {first}: {out[first]} (no predictor was trained)")
+    return out
 
 
 def _job(checkout: Path, data: Path, name: str, epochs: int, seed: int, save: Path, logs: Path) -> dict[str, Any]:
@@ -170,12 +189,22 @@ def train(
             "prepare": False,
             "jobs": [_job(checkout, data, n, epochs[n], seed, out / PREDICTOR / n, logs) for n in groups[i]],
         }
-        return _shim(python, spec, work, f"train-{i}", timeout)[0]
+        try:
+            return _shim(python, spec, work, f"train-{i}", timeout)[0]
+        except TrainError as exc:  # one process's failure is recorded; the others' predictors are kept
+            failures.update({n: f"{exc} (train-{i}.out)" for n in groups[i]})
+            return ""
 
+    failures: dict[str, str] = {}
     with ThreadPoolExecutor(len(groups)) as pool:
         outputs = list(pool.map(run_group, range(len(groups))))
-    settings = _Settings(checkout, python, out, epochs, seed, threads, determinism, timeout, argv)
-    return _document(settings, started, None, env, dataset, outputs, len(groups), t0=t0, run_determinism=True)
+    missing = _not_trained(names, outputs, failures)
+    kept = {n: e for n, e in epochs.items() if n not in missing}
+    if determinism is not None and determinism[0] in missing:
+        determinism = None
+    settings = _Settings(checkout, python, out, kept, seed, threads, determinism, timeout, argv)
+    return _document(settings, started, None, env, dataset, outputs, len(groups), t0=t0, run_determinism=True,
+                     missing={n: (epochs[n], why) for n, why in missing.items()})
 
 
 def _document(
@@ -188,6 +217,7 @@ def _document(
     processes: int,
     t0: float | None = None,
     run_determinism: bool = False,
+    missing: dict[str, tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
     checkout, python, out, work = settings.checkout, settings.python, settings.out, settings.work
     epochs, seed, threads, determinism = settings.epochs, settings.seed, settings.threads, settings.determinism
@@ -282,13 +312,17 @@ def _document(
         )
     import platform
 
+    # the training processes' own record where they printed it; else this process's machine, which is the
+    # training machine except for a rebuild (t0 None), where it is not known
+    here = t0 is not None
+    unknown = "not recorded (document rebuilt from the run's outputs on another machine)"
     environment = {
         "python": env.get("python", ""),
-        "platform": platform.platform(),
-        "cpu": ms.environment()["cpu"],
+        "platform": env.get("platform") or (platform.platform() if here else unknown),
+        "cpu": env.get("cpu") or (ms.environment()["cpu"] if here else unknown),
         "cpu_count": env.get("cpu_count") or os.cpu_count() or 1,
         "device": env.get("device", "cpu"),
-        "gpu": None,
+        "gpu": env.get("gpu"),
         "threads": env.get("threads", threads),
         "processes": processes,
         "packages": {k: env[k] for k in ("torch", "numpy", "pandas") if k in env},
@@ -304,6 +338,8 @@ def _document(
             else "."
         )
     ]
+    for n, (n_epochs, why) in (missing or {}).items():
+        notes.append(f"{n}: NOT trained ({n_epochs} epochs asked): {why}. It is absent from predictors and weights.")
     for p in predictors:
         if p["diverged_at_epoch"] is not None:
             notes.append(
@@ -357,8 +393,11 @@ def _rebuild(
     stdout = (work / "prepare.out").read_text()
     env, dataset = _lines(stdout, "MTAP-ENV")[0], _lines(stdout, "MTAP-DATA")[0]
     outputs = [p.read_text() for p in sorted(work.glob("train-*.out"))]
-    settings = _Settings(checkout, python, out, epochs, seed, threads, determinism, timeout, argv)
-    doc = _document(settings, started, t_end - t_start, env, dataset, outputs, len(outputs))
+    missing = _not_trained([n for n in OPS if n in epochs], outputs, {})
+    kept = {n: e for n, e in epochs.items() if n not in missing}
+    settings = _Settings(checkout, python, out, kept, seed, threads, determinism, timeout, argv)
+    doc = _document(settings, started, t_end - t_start, env, dataset, outputs, len(outputs),
+                    missing={n: (epochs[n], why) for n, why in missing.items()})
     doc["notes"].append(
         "Document rebuilt with --rebuild-document from the outputs of the training run (its .work folder); "
         "started_at and wall_s are those files' times. Nothing was retrained."

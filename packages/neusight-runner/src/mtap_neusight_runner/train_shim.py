@@ -41,6 +41,7 @@ import hashlib
 import io
 import json
 import os
+import platform
 import random
 import shutil
 import sys
@@ -213,6 +214,8 @@ def main(argv: list[str]) -> int:
         "device": device,
         "threads": torch.get_num_threads(),
         "cpu_count": os.cpu_count(),
+        "gpu": torch.cuda.get_device_name(0) if device == "cuda" else None,
+        "platform": platform.platform(),
     }
     print("MTAP-ENV " + json.dumps(env, sort_keys=True), flush=True)
     if spec.get("prepare", True):
