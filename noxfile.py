@@ -37,7 +37,7 @@ def _load() -> dict[str, dict[str, Any]]:
         project = nox.project.load_toml(pyproject)["project"]
         requires, extras = project.get("requires-python", ""), sorted(project.get("optional-dependencies", {}))
         out[pyproject.parent.name] = {"venv-backend": "uv|venv", "pre-install": [], "tags": [], "requires-python": requires,
-                                      "extras": extras, **settings}
+                                      "extras": extras, "dist": project["name"], **settings}
     return out
 
 
@@ -58,7 +58,10 @@ def install(session: nox.Session, package: str, extras: str = "") -> None:
     pre = PACKAGES[package]["pre-install"] + (PACKAGES[package].get("tests-pre-install", []) if extras == "[test]" else [])
     if pre:
         session.install(*pre)
-    session.install(SCHEMAS, f"./packages/{package}{extras}")
+    # uv keeps a local project it installed before while its version is unchanged (its cache key is the
+    # pyproject, not the sources): in a reused virtualenv an edited package would run stale. pip rebuilds.
+    fresh = ["--reinstall-package", "mtap-schemas", "--reinstall-package", PACKAGES[package]["dist"]] if session.venv_backend == "uv" else []
+    session.install(*fresh, SCHEMAS, f"./packages/{package}{extras}")
 
 
 def _register_runner(package: str, settings: dict[str, Any]) -> None:
