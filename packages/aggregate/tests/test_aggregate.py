@@ -310,3 +310,21 @@ def test_the_table_file_does_not_depend_on_how_the_frame_is_chunked(tmp_path: Pa
         doc["table"]["rows"] = frame.height
         files.append(table_path(write_aggregate(tmp_path / name / "agg.json", doc, frame)).read_bytes())
     assert files[0] == files[1]
+
+
+def test_weights_trained_short_of_the_recipe_are_said_next_to_d1() -> None:
+    """A tool scored with weights we trained with fewer epochs than its authors configured, or whose loss
+    diverged, gets a D1 note naming the gap and the training document; a tool at the recipe gets none."""
+    from mtap_aggregate.collect import Source
+    from mtap_aggregate.tables import recipe_gaps
+
+    def predictor(name, sha, used, nan=None):
+        return {"name": name, "epochs_used": used, "epochs_configured": 100, "diverged_at_epoch": nan, "weights": {"sha256": sha}}
+
+    trainings = [("cpu.json", {"predictors": [predictor("BMM", "a", 15), predictor("LINEAR", "b", 100, nan=2)]}),
+                 ("gpu.json", {"predictors": [predictor("VEC", "c", 100)]})]
+    sources = [Source("x", "0", {"name": "short", "backend": "native"}, {}, [{"id": "1", "status": "ok", "trained_weights": ["a", "b"]}]),
+               Source("y", "0", {"name": "full", "backend": "native"}, {}, [{"id": "1", "status": "ok", "trained_weights": ["c"]}]),
+               Source("z", "0", {"name": "untrained", "backend": "native"}, {}, [{"id": "1", "status": "ok"}])]
+    gaps = recipe_gaps(sources, trainings)
+    assert gaps == {"short": "epochs used/configured BMM 15/100; loss NaN: LINEAR from epoch 2 (cpu.json)"}

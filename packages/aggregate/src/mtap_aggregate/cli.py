@@ -19,7 +19,7 @@ from .crosstool import w5_cross_tool
 from .fidelity import claims_vs_measured, d1_rows
 from .report import coverage_markdown, readme_summary, replace_block
 from .table import ROW_SCHEMA, coverage, errors_vs_measured
-from .tables import d1_claims, d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility, d5_new_hardware
+from .tables import d1_claims, d1_fidelity, d3_generalization, d3_sensitivity, d4_deployment, d5_extensibility, d5_new_hardware, recipe_gaps
 from .write import write_aggregate
 
 if TYPE_CHECKING:
@@ -93,11 +93,12 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
     if rows_out is not None:
         rows_out.append(rows)
     if tables_out is not None:
-        tables_out.extend(d1_fidelity(rows_d1, rows))
+        trainings = read_training(evaluation_dir, on_skip)
+        tables_out.extend(d1_fidelity(rows_d1, rows, recipe_gaps(collected.sources, trainings)))
         tables_out.append(d1_claims(claimed))
         tables_out.append(d3_generalization(rows))
         tables_out.append(d3_sensitivity(collected.sources))
-        tables_out.append(d4_deployment(collected.sources, read_training(evaluation_dir, on_skip)))
+        tables_out.append(d4_deployment(collected.sources, trainings))
         tables_out.extend(w5_cross_tool(errors))
     return doc, coverage_markdown(cov, rows_d1, skipped, sources)
 
