@@ -6,6 +6,7 @@ where vidur is not importable)."""
 
 from __future__ import annotations
 
+import json
 import lzma
 from pathlib import Path
 
@@ -104,6 +105,35 @@ def test_config_is_refused(tmp_path):
     r = CliRunner().invoke(main, ["w5-keys", "--config", str(cfg), "--output", str(tmp_path / "out")])
     assert r.exit_code == Exit.USER_ERROR and "w5-keys has no config" in r.output
     assert not (tmp_path / "out" / "vidur-w5-keys.tool-run.json").exists()
+
+
+def test_a_gpu_without_a_profile_and_a_python_without_vidur_give_unavailable_cases(tmp_path):
+    """No profile for the H100 (an empty data folder): profile-missing; no vidur at --tool-path: package-missing.
+    Both in plan order, nothing run, no machine path in the document."""
+    import shutil
+    import venv
+
+    data = tmp_path / "data"
+    for sub in ("workloads", "hardware"):
+        (data / sub).mkdir(parents=True)
+        shutil.copyfile(REPO / "data" / sub / f"{sub}.json", data / sub / f"{sub}.json")
+    planned = [c.id for c in w5keys.build_cases() if c.hardware == "H100-SXM5-80GB"][:3]
+    base = ["w5-keys", "--hardware", "H100-SXM5-80GB", "--limit", "3", "--cache-dir", str(tmp_path / "cache")]
+    r = CliRunner().invoke(main, [*base, "--data-dir", str(data), "--output", str(tmp_path / "a")])
+    assert r.exit_code == Exit.OK, r.output
+    cases = ms.read_tool_run(tmp_path / "a" / "vidur-w5-keys.tool-run.json")["cases"]
+    assert [c["id"] for c in cases] == planned
+    assert {(c["status"], c["error"]["kind"]) for c in cases} == {("unavailable", "profile-missing")}
+    assert "h100/meta-llama/Llama-2-7b-hf" in cases[0]["error"]["message"] and str(tmp_path) not in json.dumps(cases)
+    env = tmp_path / "venv"
+    venv.EnvBuilder(with_pip=False).create(env)
+    r = CliRunner().invoke(main, [*base, "--tool-path", str(env), "--output", str(tmp_path / "b")])
+    assert r.exit_code == Exit.OK, r.output
+    doc = ms.read_tool_run(tmp_path / "b" / "vidur-w5-keys.tool-run.json")
+    assert [c["id"] for c in doc["cases"]] == planned and doc["tool"]["version"] is None
+    assert {(c["status"], c["error"]["kind"]) for c in doc["cases"]} == {("unavailable", "package-missing")}
+    assert "pip install vidur==0.0.26" in doc["cases"][0]["error"]["message"]
+    assert doc["tool"]["location"] == "python -m vidur.main (--tool-path)"
 
 
 def test_one_case_through_vidur_reproduces_the_committed_value(doc, tmp_path):

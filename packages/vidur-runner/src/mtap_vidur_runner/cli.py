@@ -7,6 +7,7 @@ import json
 import os
 import sys
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -304,29 +305,16 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
     version, pkgs, vidur_err = probe_vidur(python)
     if version and version != VIDUR_PIN:
         click.echo(f"warning: vidur {version} found, mtap pins {VIDUR_PIN}", err=True)
-    location = f"python -m vidur.main ({'--tool-path' if opts.tool_path is not None else 'runner environment'})"
     # a serving trace predicted at VIDUR's own settings is its own row: tool vidur-defaults (matched settings: vidur)
     tool = TOOL_DEFAULTS if cfg.get("trace") and cfg.get("variant") == "defaults" else TOOL
     if cfg.get("trace") and click.get_current_context().get_parameter_source("name") == ParameterSource.DEFAULT and not opts.shard:
         opts.name = f"vidur-serving-{cfg.get('variant')}"  # beside vidur.tool-run.json, never over it
-    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(tool, version, "native", location), config=opts.config, packages=pkgs)
+    builder = tr.ToolRun(RUNNER, __version__, tr.Tool(tool, version, "native", tool_location(opts.tool_path)), config=opts.config,
+                         packages=pkgs)
 
     cache = predictor_cache((cache_dir or default_cache_dir()).expanduser(), pkgs).resolve()
-    roots = list(profile_dirs)
-    roots += [Path(p) for p in os.environ.get("MTAP_VIDUR_PROFILES", "").split(os.pathsep) if p]
-    roots.append(opts.data_dir / "profiles" / "vidur")
-    datasets: dict[str, profiles_mod.Datasets | str] = {}
-    profile_of: dict[str, str] = {}
-    if not vidur_err:
-        for hw in sorted({c.hardware for c in cs}):
-            dev, net = cases_mod.HARDWARE[hw]
-            ps = profiles_mod.locate(roots, dev, cases_mod.MODEL, net)
-            if not ps.complete:
-                datasets[hw] = _profile_missing_message(ps)
-                continue
-            cache.mkdir(parents=True, exist_ok=True)
-            datasets[hw] = profiles_mod.install(ps, cache)
-            profile_of[hw] = relative_to_repo(ps.compute["mlp"].parent)
+    roots = profile_roots(profile_dirs, opts.data_dir)
+    datasets, profile_of = ({}, {}) if vidur_err else install_profiles((c.hardware for c in cs), roots, cache)
     keep = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
     units: list[Unit] = []
     for c in cs:
@@ -336,26 +324,75 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
                               print_timings=print_timings, profile=profile_of.get(c.hardware)))
     if units and cfg["determinism_check"]:
         units.append(dataclasses.replace(units[0], repeat=True))
-    # the first call per profile trains vidur's predictors into the shared cache: run those alone first,
-    # so parallel calls never train (or write) the same predictor at once
-    first = {}
-    for u in units:
-        if not u.repeat:
-            first.setdefault(u.compute_repo, u)
-    warm = list(first.values())
-    rest = [u for u in units if u not in warm]
+    warm, rest = warm_first(units)
     plan = {"cases": [c.plan() for c in cs], "vidur": version, "timeout": timeout, "keep_raw": keep is not None,
             "datasets": {hw: (d.compute_repo if isinstance(d, profiles_mod.Datasets) else d) for hw, d in datasets.items()},
             "determinism_check": cfg["determinism_check"]}
     checkpoint = opts.checkpoint(plan)
     builder.setup_done()
+    results = run_phases([(warm, "vidur (training predictors if the cache is cold)"), (rest, "vidur")], run_unit, opts, checkpoint)
+    out = _documented_cases(cs, vidur_err, datasets, results)
+    _mark_determinism(units, results)
+    finish(builder, out, opts, checkpoint)
 
+
+def tool_location(tool_path: Path | None) -> str:
+    """``tool.location``: which interpreter ran ``python -m vidur.main``."""
+    return f"python -m vidur.main ({'--tool-path' if tool_path is not None else 'runner environment'})"
+
+
+def profile_roots(profile_dirs: tuple[Path, ...], data_dir: Path) -> list[Path]:
+    """Where VIDUR profiles are looked for, in order: --profiles, MTAP_VIDUR_PROFILES, the committed data/profiles/vidur."""
+    roots = list(profile_dirs)
+    roots += [Path(p) for p in os.environ.get("MTAP_VIDUR_PROFILES", "").split(os.pathsep) if p]
+    roots.append(data_dir / "profiles" / "vidur")
+    return roots
+
+
+def install_profiles(hardware: Iterable[str], roots: list[Path], cache: Path) -> tuple[dict[str, profiles_mod.Datasets | str], dict[str, str]]:
+    """Per hardware id (sorted): its complete profile laid out as vidur's local HF cache under ``cache``
+    (:class:`profiles.Datasets`), or the message naming what is missing; and each installed profile's
+    folder, as the repository names it (the cases' ``independence``)."""
+    datasets: dict[str, profiles_mod.Datasets | str] = {}
+    profile_of: dict[str, str] = {}
+    for hw in sorted(set(hardware)):
+        dev, net = cases_mod.HARDWARE[hw]
+        ps = profiles_mod.locate(roots, dev, cases_mod.MODEL, net)
+        if not ps.complete:
+            datasets[hw] = _profile_missing_message(ps)
+            continue
+        cache.mkdir(parents=True, exist_ok=True)
+        datasets[hw] = profiles_mod.install(ps, cache)
+        profile_of[hw] = relative_to_repo(ps.compute["mlp"].parent)
+    return datasets, profile_of
+
+
+def warm_first(units: list) -> tuple[list, list]:
+    """(warm, rest): the first call per profile trains vidur's predictors into the shared cache, so those run
+    alone first and parallel calls never train (or write) the same predictor at once. A determinism check's
+    repeat never warms."""
+    first = {}
+    for u in units:
+        if not getattr(u, "repeat", False):
+            first.setdefault(u.compute_repo, u)
+    warm = list(first.values())
+    return warm, [u for u in units if u not in warm]
+
+
+def run_phases(phases: list[tuple[list, str]], fn, opts: RunOptions, checkpoint) -> dict[str, dict]:
+    """Each (units, label) phase in turn through the kit's run_cases (--jobs workers, checkpointed); the
+    results by unit ident."""
     results: dict[str, dict] = {}
-    for phase, label in ((warm, "vidur (training predictors if the cache is cold)"), (rest, "vidur")):
+    for phase, label in phases:
         if phase:
-            done = run_cases(phase, run_unit, jobs=opts.jobs, label=label, ident=lambda u: u.ident, checkpoint=checkpoint)
+            done = run_cases(phase, fn, jobs=opts.jobs, label=label, ident=lambda u: u.ident, checkpoint=checkpoint)
             results.update({u.ident: r for u, r in zip(phase, done)})
+    return results
 
+
+def _documented_cases(cs: list[cases_mod.Case], vidur_err: str | None, datasets: dict, results: dict[str, dict]) -> list[dict]:
+    """The document's cases in plan order: ``unavailable`` where vidur or the GPU's profile is missing, else
+    each vidur call's case (and a trace point's per-request cases)."""
     out: list[dict] = []
     for c in cs:
         if vidur_err:
@@ -367,13 +404,17 @@ def run_cmd(opts: RunOptions, profile_dirs: tuple[Path, ...], cache_dir: Path | 
         else:
             out.append(results[c.id]["case"])
             out.extend(results[c.id].get("requests", []))
+    return out
+
+
+def _mark_determinism(units: list[Unit], results: dict[str, dict]) -> None:
+    """``deterministic`` on the repeated case when it is ok: its second run gave the same metrics and CSVs."""
     repeat = next((u for u in units if u.repeat), None)
     if repeat is not None:
         first_run, second_run = results[repeat.case.id], results[repeat.ident]
         if first_run["case"]["status"] == "ok":
             first_run["case"]["deterministic"] = (second_run["fingerprint"] is not None
                                                   and second_run["fingerprint"] == first_run["fingerprint"])
-    finish(builder, out, opts, checkpoint)
 
 
 @main.command("batches")

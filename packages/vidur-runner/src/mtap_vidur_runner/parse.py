@@ -91,14 +91,26 @@ def parse_output(folder: Path) -> list[dict]:
     rows = _read_csv(req_path)
     if not rows:
         raise ParseError(f"{req_path}: no requests")
+    metrics = _request_series_metrics(rows, req_path)
+    metrics += _tbt_metrics(folder / TBT_FILE)
+    metrics += _throughput_metrics(rows, req_path)
+    metrics += _batch_metrics(folder / "batch_metrics.csv")
+    return metrics
+
+
+def _request_series_metrics(rows: list[dict[str, str]], req_path: Path) -> list[dict]:
+    """p50 / p90 / p99 and mean of each per-request series (REQUEST_SERIES), seconds."""
     metrics: list[dict] = []
     for stem, col in REQUEST_SERIES.items():
         vals = _floats(rows, col, req_path)
         for p in PERCENTILES:
             metrics.append(Metric(f"{stem}_p{p}", _r(percentile(vals, p)), "s"))
         metrics.append(Metric(f"{stem}_mean", _r(sum(vals) / len(vals)), "s"))
+    return metrics
 
-    tbt_path = folder / TBT_FILE
+
+def _tbt_metrics(tbt_path: Path) -> list[dict]:
+    """TBT p50 / p90 / p99 read off vidur's per-token distribution (its rows at cdf 0.5, 0.9, 0.99)."""
     tbt = _read_csv(tbt_path)
     if tbt and ("cdf" not in tbt[0] or TBT_COLUMN not in tbt[0]):
         raise ParseError(f"{tbt_path}: columns 'cdf' and {TBT_COLUMN!r} expected")
@@ -106,12 +118,17 @@ def parse_output(folder: Path) -> list[dict]:
         by_q = {round(float(r["cdf"]) * 100): float(r[TBT_COLUMN]) for r in tbt}
     except (ValueError, OverflowError, TypeError) as exc:
         raise ParseError(f"{tbt_path}: a row is not numeric ({exc})") from None
+    metrics = []
     for p in PERCENTILES:
         if p not in by_q:
             raise ParseError(f"{tbt_path}: no row with cdf {p / 100}")
         metrics.append(Metric(f"tbt_p{p}", _r(by_q[p]), "s"))
+    return metrics
 
-    # makespan: first arrival to last completion (arrivals from vidur's inter-arrival delays)
+
+def _makespan(rows: list[dict[str, str]], req_path: Path) -> float:
+    """First arrival to last completion, arrivals from vidur's inter-arrival delays in request-id order (a
+    blank delay counts 0)."""
     _floats(rows, "request_inter_arrival_delay", req_path, allow_blank=True)  # validates the column
     e2e = _floats(rows, "request_e2e_time", req_path)
     try:
@@ -129,12 +146,17 @@ def parse_output(folder: Path) -> list[dict]:
         arrivals.append((i, t))
     end = max(a + e2e[i] for i, a in arrivals)
     start = min(a for _, a in arrivals)
-    makespan = end - start
+    return end - start
+
+
+def _throughput_metrics(rows: list[dict[str, str]], req_path: Path) -> list[dict]:
+    """Makespan, request / token / output-token throughput over it, the request count and preemptions (restarts)."""
+    makespan = _makespan(rows, req_path)
     n = len(rows)
     tokens = sum(_floats(rows, "request_num_tokens", req_path))
     decode_tokens = sum(_floats(rows, "request_num_decode_tokens", req_path))
     restarts = sum(_floats(rows, "request_num_restarts", req_path))
-    metrics += [
+    return [
         Metric("makespan", _r(makespan), "s"),
         Metric("throughput_req_s", _r(tr.ratio(n, makespan, "throughput_req_s: makespan")), "req/s"),
         Metric("throughput_tok_s", _r(tr.ratio(tokens, makespan, "throughput_tok_s: makespan")), "tok/s"),
@@ -143,18 +165,19 @@ def parse_output(folder: Path) -> list[dict]:
         Metric("preemptions", int(restarts) if math.isfinite(restarts) else restarts, "count"),
     ]
 
-    batch_path = folder / "batch_metrics.csv"
+
+def _batch_metrics(batch_path: Path) -> list[dict]:
+    """Batch count, mean batch size and mean predicted batch execution time (s) from batch_metrics.csv."""
     batches = _read_csv(batch_path)
     sizes = _floats(batches, "batch_size", batch_path)
     if not sizes:
         raise ParseError(f"{batch_path}: no batches")
     exec_times = _floats(batches, "batch_execution_time", batch_path)
-    metrics += [
+    return [
         Metric("batches", len(sizes), "count"),
         Metric("mean_batch_size", _r(sum(sizes) / len(sizes)), "1"),
         Metric("batch_execution_time_mean", _r(sum(exec_times) / len(exec_times)), "s"),
     ]
-    return metrics
 
 
 #: the output files a case records as artifacts (relative to the vidur output folder)

@@ -412,27 +412,46 @@ def profile_mlp(
     (``--ops hf-cb``: {q_pad, kv_pad, max_batch_tokens}) times transformers' engine's modules instead."""
     if engine is not None:
         return _profile_mlp_engine(torch, cfg, device, dtype, token_counts, timer, log, sink, deadline, engine)
-    F = torch.nn.functional
-    dt = dtype
+    gen = torch.Generator(device=device).manual_seed(0)
+    weights = _mlp_weights(torch, cfg, device, dtype, gen)
+    kernels = _mlp_kernels(torch, cfg, weights, compile_ops, log)
+    return _measure_mlp_points(torch, cfg, token_counts, timer, log, sink, deadline,
+                               lambda n: _mlp_point_ops(torch, cfg, device, dtype, n, weights, kernels, gen))
+
+
+def _mlp_weights(torch, cfg: dict, device: str, dtype, gen) -> dict:
+    """One layer's random weights (no hub access: uniform like sarathi's initialize_dummy_weights), unit norm
+    weights and the RoPE cos/sin caches, drawn from ``gen`` in a fixed order."""
     h, heads, kv_heads = cfg["embedding_dim"], cfg["num_q_heads"], cfg["num_kv_heads"]
     hd = h // heads
     ffn, vocab = cfg["mlp_hidden_dim"], cfg["vocab_size"]
-    gen = torch.Generator(device=device).manual_seed(0)
 
-    def w(*shape):  # random weights (no hub access): uniform like sarathi's initialize_dummy_weights
-        return (torch.rand(*shape, device=device, dtype=dt, generator=gen) - 0.5) * 2e-3
+    def w(*shape):
+        return (torch.rand(*shape, device=device, dtype=dtype, generator=gen) - 0.5) * 2e-3
 
-    emb_w = w(vocab, h)
-    qkv_w = w((heads + 2 * kv_heads) * hd, h)
-    o_w = w(h, heads * hd)
-    up_w = w(2 * ffn if cfg["use_gated_mlp"] else ffn, h)
-    down_w = w(h, ffn)
-    ln1_w = torch.ones(h, device=device, dtype=dt)
-    ln2_w = torch.ones(h, device=device, dtype=dt)
-    max_pos = cfg["max_model_len"]
+    out = {
+        "emb": w(vocab, h),
+        "qkv": w((heads + 2 * kv_heads) * hd, h),
+        "o": w(h, heads * hd),
+        "up": w(2 * ffn if cfg["use_gated_mlp"] else ffn, h),
+        "down": w(h, ffn),
+        "ln1": torch.ones(h, device=device, dtype=dtype),
+        "ln2": torch.ones(h, device=device, dtype=dtype),
+    }
     inv_freq = 1.0 / (cfg["rope_theta"] ** (torch.arange(0, hd, 2, device=device, dtype=torch.float32) / hd))
-    freqs = torch.outer(torch.arange(max_pos, device=device, dtype=torch.float32), inv_freq)
-    cos_cache, sin_cache = freqs.cos().to(dt), freqs.sin().to(dt)
+    freqs = torch.outer(torch.arange(cfg["max_model_len"], device=device, dtype=torch.float32), inv_freq)
+    out["cos"], out["sin"] = freqs.cos().to(dtype), freqs.sin().to(dtype)
+    return out
+
+
+def _mlp_kernels(torch, cfg: dict, weights: dict, compile_ops: bool, log) -> dict:
+    """The ops sarathi runs as fused CUDA kernels (RMSNorm, RoPE, SiLU-and-mul), each one function so that
+    ``torch.compile`` fuses it into one kernel (eager when ``compile_ops`` is off or compiling fails), and the
+    residual add (eager)."""
+    F = torch.nn.functional
+    heads, kv_heads = cfg["num_q_heads"], cfg["num_kv_heads"]
+    hd = cfg["embedding_dim"] // heads
+    cos_cache, sin_cache = weights["cos"], weights["sin"]
 
     def rms_norm(x, weight):
         xf = x.float()
@@ -458,38 +477,54 @@ def profile_mlp(
     def add(a, b):
         return a + b
 
-    rms_norm_c = _maybe_compile(torch, rms_norm, compile_ops, log)
-    rope_c = _maybe_compile(torch, rope, compile_ops, log)
-    act_c = _maybe_compile(torch, silu_and_mul if cfg["use_gated_mlp"] else F.gelu, compile_ops, log)
+    return {
+        "rms_norm": _maybe_compile(torch, rms_norm, compile_ops, log),
+        "rope": _maybe_compile(torch, rope, compile_ops, log),
+        "act": _maybe_compile(torch, silu_and_mul if cfg["use_gated_mlp"] else F.gelu, compile_ops, log),
+        "add": add,
+    }
 
+
+def _mlp_point_ops(torch, cfg: dict, device: str, dtype, n: int, weights: dict, kernels: dict, gen) -> dict:
+    """The ten MLP-side ops of one token count ``n``, as callables on random inputs of that size."""
+    F = torch.nn.functional
+    heads, kv_heads = cfg["num_q_heads"], cfg["num_kv_heads"]
+    h = cfg["embedding_dim"]
+    hd = h // heads
+    rms_norm, rope, act_fn, add = kernels["rms_norm"], kernels["rope"], kernels["act"], kernels["add"]
+    ids = torch.randint(0, cfg["vocab_size"], (n,), device=device, generator=gen)
+    pos = torch.arange(n, device=device) % cfg["max_model_len"]
+    x = torch.randn(n, h, device=device, dtype=dtype, generator=gen)
+    qkv = F.linear(x, weights["qkv"])
+    q, k, _ = qkv.split([heads * hd, kv_heads * hd, kv_heads * hd], dim=-1)
+    q, k = q.contiguous(), k.contiguous()
+    attn_out = torch.randn(n, heads * hd, device=device, dtype=dtype, generator=gen)
+    up = F.linear(x, weights["up"])
+    act = act_fn(up)
+    return {
+        "emb": lambda: F.embedding(ids, weights["emb"]),
+        "input_layernorm": lambda: rms_norm(x, weights["ln1"]),
+        "attn_pre_proj": lambda: F.linear(x, weights["qkv"]),
+        "attn_rope": lambda: rope(pos, q, k),
+        "attn_post_proj": lambda: F.linear(attn_out, weights["o"]),
+        "post_attention_layernorm": lambda: rms_norm(x, weights["ln2"]),
+        "mlp_up_proj": lambda: F.linear(x, weights["up"]),
+        "mlp_act": lambda: act_fn(up),
+        "mlp_down_proj": lambda: F.linear(act, weights["down"]),
+        "add": lambda: add(x, attn_out),
+    }
+
+
+def _measure_mlp_points(torch, cfg: dict, token_counts: list[int], timer: Timer, log, sink: _Appender, deadline: float,
+                        ops_of) -> tuple[int, int]:
+    """Time ``ops_of(n)`` for each token count into `sink` until ``deadline``; (measured, skipped for time)."""
     measured = 0
     with torch.inference_mode():
         for i, n in enumerate(token_counts):
             if time.monotonic() > deadline:
                 log(f"mlp: time budget reached, {len(token_counts) - i} of {len(token_counts)} token counts not profiled")
                 return measured, len(token_counts) - i
-            ids = torch.randint(0, vocab, (n,), device=device, generator=gen)
-            pos = torch.arange(n, device=device) % max_pos
-            x = torch.randn(n, h, device=device, dtype=dt, generator=gen)
-            qkv = F.linear(x, qkv_w)
-            q, k, _ = qkv.split([heads * hd, kv_heads * hd, kv_heads * hd], dim=-1)
-            q, k = q.contiguous(), k.contiguous()
-            attn_out = torch.randn(n, heads * hd, device=device, dtype=dt, generator=gen)
-            up = F.linear(x, up_w)
-            act = act_c(up)
-            ops = {
-                "emb": lambda: F.embedding(ids, emb_w),  # noqa: B023 - called within this iteration
-                "input_layernorm": lambda: rms_norm_c(x, ln1_w),  # noqa: B023 - called within this iteration
-                "attn_pre_proj": lambda: F.linear(x, qkv_w),  # noqa: B023 - called within this iteration
-                "attn_rope": lambda: rope_c(pos, q, k),  # noqa: B023 - called within this iteration
-                "attn_post_proj": lambda: F.linear(attn_out, o_w),  # noqa: B023 - called within this iteration
-                "post_attention_layernorm": lambda: rms_norm_c(x, ln2_w),  # noqa: B023 - called within this iteration
-                "mlp_up_proj": lambda: F.linear(x, up_w),  # noqa: B023 - called within this iteration
-                "mlp_act": lambda: act_c(up),  # noqa: B023 - called within this iteration
-                "mlp_down_proj": lambda: F.linear(act, down_w),  # noqa: B023 - called within this iteration
-                "add": lambda: add(x, attn_out),  # noqa: B023 - called within this iteration
-            }
-            sink.add(_mlp_row(cfg, n, ops, timer))
+            sink.add(_mlp_row(cfg, n, ops_of(n), timer))
             measured += 1
     return measured, 0
 
@@ -497,16 +532,9 @@ def profile_mlp(
 def _profile_mlp_engine(torch, cfg, device, dtype, token_counts, timer, log, sink, deadline, engine) -> tuple[int, int]:
     """profile_mlp for ``--ops hf-cb``: a real Llama decoder layer's modules (engine_ops.mlp_ops)."""
     model = engine_ops.layer(torch, cfg, device, dtype)
-    measured = 0
-    with torch.inference_mode():
-        for i, n in enumerate(token_counts):
-            if time.monotonic() > deadline:
-                log(f"mlp: time budget reached, {len(token_counts) - i} of {len(token_counts)} token counts not profiled")
-                return measured, len(token_counts) - i
-            ops = engine_ops.mlp_ops(torch, cfg, device, dtype, n, engine.get("q_pad", 0), engine.get("max_batch_tokens"), model=model)
-            sink.add(_mlp_row(cfg, n, ops, timer))
-            measured += 1
-    return measured, 0
+    return _measure_mlp_points(
+        torch, cfg, token_counts, timer, log, sink, deadline,
+        lambda n: engine_ops.mlp_ops(torch, cfg, device, dtype, n, engine.get("q_pad", 0), engine.get("max_batch_tokens"), model=model))
 
 
 def _mlp_row(cfg: dict, n: int, ops: dict, timer: Timer) -> dict:
@@ -537,26 +565,76 @@ def profile_attention(
         return 0, 0
     if engine is not None:
         return _profile_attention_engine(torch, cfg, device, dtype, inputs, timer, block_size, deadline, log, sink, engine)
+    gen = torch.Generator(device=device).manual_seed(1)
+    buffers = _sdpa_buffers(torch, cfg, device, dtype, inputs, block_size, gen)
+    return _measure_attention_points(
+        torch, cfg, inputs, timer, block_size, deadline, log, sink, backend="torch-sdpa", attend_sleep_ms=ATTN_SLEEP_MS,
+        ops_of=lambda ai: _sdpa_point_ops(torch, cfg, device, dtype, ai, buffers, block_size, gen))
+
+
+def _sdpa_buffers(torch, cfg: dict, device: str, dtype, inputs: list[grid.AttentionInput], block_size: int, gen) -> dict:
+    """What every grid point reads and writes, allocated once for the largest: contiguous K/V for the largest
+    (batch x (kv + new tokens)), and the paged cache the new tokens are saved into (vLLM's reshape_and_cache)."""
+    heads, kv_heads = cfg["num_q_heads"], cfg["num_kv_heads"]
+    hd = cfg["embedding_dim"] // heads
+    max_tokens = max(ai.batch_size * (ai.kv_cache_size + max(ai.prefill_chunk_size, 1)) for ai in inputs)
+    kbuf = torch.randn(max_tokens, kv_heads, hd, device=device, dtype=dtype, generator=gen)
+    vbuf = torch.randn(max_tokens, kv_heads, hd, device=device, dtype=dtype, generator=gen)
+    max_new = max(max(ai.prefill_chunk_size, ai.batch_size) for ai in inputs)
+    num_slots = max(max_new * 4, 64 * block_size)
+    return {"k": kbuf, "v": vbuf, "num_slots": num_slots,
+            "k_cache": torch.empty(num_slots, kv_heads, hd, device=device, dtype=dtype),
+            "v_cache": torch.empty(num_slots, kv_heads, hd, device=device, dtype=dtype)}
+
+
+def _sdpa_point_ops(torch, cfg: dict, device: str, dtype, ai: grid.AttentionInput, buffers: dict, block_size: int, gen):
+    """(save, attend) of one grid point: the new K/V rows scattered into the paged cache by slot, and SDPA of the
+    new queries over the contiguous K/V (lower-right causal mask for a chunked prefill, causal for a first one)."""
     F = torch.nn.functional
     from torch.nn.attention.bias import causal_lower_right
 
-    dt = dtype
-    h, heads, kv_heads = cfg["embedding_dim"], cfg["num_q_heads"], cfg["num_kv_heads"]
-    hd = h // heads
-    gen = torch.Generator(device=device).manual_seed(1)
-    # contiguous K/V big enough for the largest (batch x (kv + new tokens)) of the grid
-    max_tokens = max(ai.batch_size * (ai.kv_cache_size + max(ai.prefill_chunk_size, 1)) for ai in inputs)
-    kbuf = torch.randn(max_tokens, kv_heads, hd, device=device, dtype=dt, generator=gen)
-    vbuf = torch.randn(max_tokens, kv_heads, hd, device=device, dtype=dt, generator=gen)
-    # paged cache the new tokens are saved into (vLLM's reshape_and_cache)
-    max_new = max(max(ai.prefill_chunk_size, ai.batch_size) for ai in inputs)
-    num_slots = max(max_new * 4, 64 * block_size)
-    k_cache = torch.empty(num_slots, kv_heads, hd, device=device, dtype=dt)
-    v_cache = torch.empty(num_slots, kv_heads, hd, device=device, dtype=dt)
+    heads, kv_heads = cfg["num_q_heads"], cfg["num_kv_heads"]
+    hd = cfg["embedding_dim"] // heads
     scale = hd**-0.5
+    num_slots, k_cache, v_cache = buffers["num_slots"], buffers["k_cache"], buffers["v_cache"]
+    b = ai.batch_size
+    new = ai.prefill_chunk_size if ai.is_prefill else 1
+    total = ai.kv_cache_size + new
+    q = torch.randn(b, new, heads, hd, device=device, dtype=dtype, generator=gen).transpose(1, 2)
+    k = buffers["k"][: b * total].view(b, total, kv_heads, hd).transpose(1, 2)
+    v = buffers["v"][: b * total].view(b, total, kv_heads, hd).transpose(1, 2)
+    new_k = torch.randn(b * new, kv_heads, hd, device=device, dtype=dtype, generator=gen)
+    new_v = torch.randn(b * new, kv_heads, hd, device=device, dtype=dtype, generator=gen)
+    # each sequence's new tokens go to its own run of slots, as with a block table
+    slots = (torch.randperm(num_slots // block_size, device=device, generator=gen)[: math.ceil(b * new / block_size) + 1] * block_size)
+    slots = (slots[:, None] + torch.arange(block_size, device=device)[None, :]).flatten()[: b * new]
 
-    measured = 0
-    skipped = 0
+    def save():
+        k_cache.index_copy_(0, slots, new_k)
+        v_cache.index_copy_(0, slots, new_v)
+
+    if ai.is_prefill and ai.kv_cache_size > 0:
+        mask = causal_lower_right(new, total)
+
+        def attn():
+            return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    elif ai.is_prefill:
+
+        def attn():
+            return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)
+    else:
+
+        def attn():
+            return F.scaled_dot_product_attention(q, k, v, scale=scale)
+
+    return save, attn
+
+
+def _measure_attention_points(torch, cfg: dict, inputs: list[grid.AttentionInput], timer: Timer, block_size: int, deadline: float,
+                              log, sink: _Appender, *, backend: str, attend_sleep_ms: float, ops_of) -> tuple[int, int]:
+    """Time each point's (save, attend) from ``ops_of(ai)`` into `sink` until ``deadline``, logging progress every
+    500 points; (measured, skipped for time)."""
+    measured = skipped = 0
     t_loop = time.monotonic()
     with torch.inference_mode():
         for i, ai in enumerate(inputs):
@@ -564,41 +642,12 @@ def profile_attention(
                 skipped = len(inputs) - i
                 log(f"attention: time budget reached, {skipped} of {len(inputs)} grid points not profiled")
                 break
-            b = ai.batch_size
-            new = ai.prefill_chunk_size if ai.is_prefill else 1
-            total = ai.kv_cache_size + new
-            q = torch.randn(b, new, heads, hd, device=device, dtype=dt, generator=gen).transpose(1, 2)
-            k = kbuf[: b * total].view(b, total, kv_heads, hd).transpose(1, 2)
-            v = vbuf[: b * total].view(b, total, kv_heads, hd).transpose(1, 2)
-            new_k = torch.randn(b * new, kv_heads, hd, device=device, dtype=dt, generator=gen)
-            new_v = torch.randn(b * new, kv_heads, hd, device=device, dtype=dt, generator=gen)
-            # each sequence's new tokens go to its own run of slots, as with a block table
-            slots = (torch.randperm(num_slots // block_size, device=device, generator=gen)[: math.ceil(b * new / block_size) + 1] * block_size)
-            slots = (slots[:, None] + torch.arange(block_size, device=device)[None, :]).flatten()[: b * new]
-
-            def save():
-                k_cache.index_copy_(0, slots, new_k)  # noqa: B023 - called within this iteration
-                v_cache.index_copy_(0, slots, new_v)  # noqa: B023 - called within this iteration
-
-            if ai.is_prefill and ai.kv_cache_size > 0:
-                mask = causal_lower_right(new, total)
-
-                def attn():
-                    return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)  # noqa: B023 - called within this iteration
-            elif ai.is_prefill:
-
-                def attn():
-                    return F.scaled_dot_product_attention(q, k, v, is_causal=True, scale=scale)  # noqa: B023 - called within this iteration
-            else:
-
-                def attn():
-                    return F.scaled_dot_product_attention(q, k, v, scale=scale)  # noqa: B023 - called within this iteration
-
-            row = _attention_row(cfg, ai, block_size, "torch-sdpa")
+            save, attend = ops_of(ai)
+            row = _attention_row(cfg, ai, block_size, backend)
             name = "attn_prefill" if ai.is_prefill else "attn_decode"
             for s, val in stats(timer.time(save, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=ATTN_SLEEP_MS)).items():
                 row[f"time_stats.attn_kv_cache_save.{s}"] = val
-            for s, val in stats(timer.time(attn, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=ATTN_SLEEP_MS)).items():
+            for s, val in stats(timer.time(attend, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=attend_sleep_ms)).items():
                 row[f"time_stats.{name}.{s}"] = val
             sink.add(row)
             measured += 1
@@ -624,39 +673,23 @@ def _attention_row(cfg: dict, ai: grid.AttentionInput, block_size: int, backend:
 
 
 def _profile_attention_engine(torch, cfg, device, dtype, inputs, timer, block_size, deadline, log, sink, engine) -> tuple[int, int]:
+    """profile_attention for ``--ops hf-cb``: the engine's paged SDPA step (engine_ops.attention_ops) over one
+    paged cache for the whole grid: every point's blocks (rounded up per request) plus the padding."""
     heads, kv_heads = cfg["num_q_heads"], cfg["num_kv_heads"]
     hd = cfg["embedding_dim"] // heads
     q_pad, kv_pad, cap = engine.get("q_pad", 0), engine.get("kv_pad", 0), engine.get("max_batch_tokens")
-    # one paged cache for the whole grid: every point's blocks (rounded up per request) plus the padding
     need = max(ai.batch_size * math.ceil((ai.kv_cache_size + max(ai.prefill_chunk_size, 1)) / block_size) * block_size
                for ai in inputs)
     num_slots = engine_ops.pad_to(need, kv_pad, None) + block_size
     gen = torch.Generator(device=device).manual_seed(1)
     caches = (torch.randn(num_slots, kv_heads, hd, device=device, dtype=dtype, generator=gen),
               torch.randn(num_slots, kv_heads, hd, device=device, dtype=dtype, generator=gen))
-    measured = skipped = 0
-    t_loop = time.monotonic()
-    with torch.inference_mode():
-        for i, ai in enumerate(inputs):
-            if time.monotonic() > deadline:
-                skipped = len(inputs) - i
-                log(f"attention: time budget reached, {skipped} of {len(inputs)} grid points not profiled")
-                break
-            save, attend = engine_ops.attention_ops(
-                torch, cfg, device, dtype, batch=ai.batch_size, new=ai.prefill_chunk_size if ai.is_prefill else 1,
-                kv=ai.kv_cache_size, block_size=block_size, num_slots=num_slots, q_pad=q_pad, kv_pad=kv_pad,
-                max_batch_tokens=cap, gen=gen, caches=caches)
-            row = _attention_row(cfg, ai, block_size, "hf-paged-sdpa")
-            name = "attn_prefill" if ai.is_prefill else "attn_decode"
-            for s, val in stats(timer.time(save, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=ATTN_SLEEP_MS)).items():
-                row[f"time_stats.attn_kv_cache_save.{s}"] = val
-            for s, val in stats(timer.time(attend, ATTN_WARMUP, ATTN_ACTIVE, sleep_ms=ENGINE_ATTN_SLEEP_MS)).items():
-                row[f"time_stats.{name}.{s}"] = val
-            sink.add(row)
-            measured += 1
-            if i % 500 == 0:
-                log(f"attention: {i}/{len(inputs)} after {time.monotonic() - t_loop:.1f}s")
-    return measured, skipped
+    return _measure_attention_points(
+        torch, cfg, inputs, timer, block_size, deadline, log, sink, backend="hf-paged-sdpa", attend_sleep_ms=ENGINE_ATTN_SLEEP_MS,
+        ops_of=lambda ai: engine_ops.attention_ops(
+            torch, cfg, device, dtype, batch=ai.batch_size, new=ai.prefill_chunk_size if ai.is_prefill else 1,
+            kv=ai.kv_cache_size, block_size=block_size, num_slots=num_slots, q_pad=q_pad, kv_pad=kv_pad,
+            max_batch_tokens=cap, gen=gen, caches=caches))
 
 
 def _command(argv: list[str] | None) -> str:
@@ -778,18 +811,81 @@ def run_profile(
     """Profile `model` on `device` into `<output_dir>/<model>/`, measuring only the grid points not
     already there; write mlp.csv.xz, attention.csv.xz, profile-meta.json. Returns the meta."""
     t_wall = time.monotonic()
+    _check_known(model, hardware)
+    import torch
+
+    cfg = MODELS[model]
+    gpu_name = _gpu_name(torch, device, hardware)
+    compile_ops, engine = _operator_set(ops, compile_ops, engine, device)
+    params = _grid_params(max_tokens, max_seq_len, max_batch_size, max_chunk_size, block_size)
+    if engine is not None:  # a profile is one operator set: resuming with another is refused
+        params.update(ops=ops, **{f"engine_{k}": v for k, v in sorted(engine.items())})
+    out = output_dir / model
+    old_meta, replaced, have_mlp, have_att = _open_profile(out, model, gpu_name, params, device, remeasure_mlp)
+
+    deadline = time.monotonic() + time_budget_s
+    torch.manual_seed(0)
+    random.seed(0)
+    timer = Timer(torch, device)
+    # fp16 as served; float32 on a CPU (testing only: CPUs have no fast fp16 matmul)
+    dtype = torch.float16 if device.startswith("cuda") else torch.float32
+
+    tokens, inputs = grid_points(max_tokens, max_seq_len, max_batch_size, max_chunk_size)
+    if device.startswith("cuda"):
+        inputs = _within_memory(torch, cfg, inputs, block_size)
+    todo_t, todo_a = [n for n in tokens if n not in have_mlp], [ai for ai in attention_order(inputs) if ai not in have_att]
+    log(f"mlp: {len(todo_t)} of {len(tokens)} token counts to measure ({len(tokens) - len(todo_t)} already in {out})")
+    mlp_n, mlp_s = _measure_into(out, "mlp", log, lambda sink: profile_mlp(
+        torch, cfg, device, dtype, todo_t, timer, compile_ops, log, sink, deadline, engine=engine) if todo_t else (0, 0))
+    log(f"attention: {len(todo_a)} of {len(inputs)} grid points to measure ({len(inputs) - len(todo_a)} already there)")
+    attn_n, attn_s = _measure_into(out, "attention", log, lambda sink: profile_attention(
+        torch, cfg, device, dtype, todo_a, timer, block_size, deadline, log, sink, engine=engine))
+    merge_partials(out)
+    cov = coverage(out, tokens, inputs)
+    log(f"coverage: mlp {cov['mlp']['measured']}/{cov['mlp']['needed']}, attention {cov['attention']['measured']}/{cov['attention']['needed']} ({cov['attention']['percent']}%)")
+
+    env = _environment(torch, gpu_name, compile_ops)
+    run = _run_record(command, hardware, env, time_budget_s, mlp_n, mlp_s, attn_n, attn_s, t_wall, replaced)
+    earlier = _earlier_runs(old_meta)
+    method = _method(params, ops, engine, inputs, cov, earlier, mlp_s, attn_s)
+    meta = _meta(model, hardware or (old_meta or {}).get("hardware"), device, env, dtype, method, cov, [*earlier, run])
+    _write_json(out / "profile-meta.json", meta)
+    return meta
+
+
+def _check_known(model: str, hardware: str | None) -> None:
     if model not in MODELS:
         raise ValueError(f"unknown model {model!r}; known: {', '.join(MODELS)}")
     if hardware is not None and hardware not in HARDWARE:
         raise ValueError(f"unknown hardware {hardware!r}; known: {', '.join(HARDWARE)}")
-    import torch
 
-    cfg = MODELS[model]
+
+def _open_profile(out: Path, model: str, gpu_name: str | None, params: dict, device: str, remeasure_mlp: list[int] | None):
+    """Ready the profile folder for this run: checked resumable, a killed run's points merged first, the
+    ``remeasure_mlp`` rows dropped. (old meta or None, the dropped rows' medians, MLP token counts there,
+    attention points there)."""
+    old_meta = check_resumable(out, model, gpu_name, params, device)
+    out.mkdir(parents=True, exist_ok=True)
+    merge_partials(out)
+    replaced = drop_mlp_rows(out, remeasure_mlp or [])
+    have_mlp = set(_dedupe(read_rows(out, "mlp"), mlp_key))
+    have_att = set(_dedupe(read_rows(out, "attention"), attention_key))
+    return old_meta, replaced, have_mlp, have_att
+
+
+def _gpu_name(torch, device: str, hardware: str | None) -> str | None:
+    """The GPU's name as torch reports it (None on a CPU); ProfileError when it is not the ``hardware`` named."""
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise RuntimeError("device cuda requested but torch.cuda.is_available() is False")
     gpu_name = torch.cuda.get_device_properties(0).name if device.startswith("cuda") else None
     if hardware is not None and device.startswith("cuda") and HARDWARE[hardware][1] not in gpu_name:
         raise ProfileError(f"--hardware {hardware}: this GPU is {gpu_name!r} (expected a name with {HARDWARE[hardware][1]!r})")
+    return gpu_name
+
+
+def _operator_set(ops: str, compile_ops: bool | None, engine: dict | None, device: str) -> tuple[bool, dict | None]:
+    """(compile_ops, engine) of an operator set: ``hf-cb`` runs eagerly with the engine's settings (defaults
+    filled in); ``vidur`` has no engine and compiles on a GPU unless told otherwise."""
     if ops not in OPS:
         raise ValueError(f"unknown operator set {ops!r}; known: {', '.join(OPS)}")
     if ops == "hf-cb":
@@ -799,61 +895,35 @@ def run_profile(
         engine = None
     if compile_ops is None:
         compile_ops = device.startswith("cuda")
-    params = _grid_params(max_tokens, max_seq_len, max_batch_size, max_chunk_size, block_size)
-    if engine is not None:  # a profile is one operator set: resuming with another is refused
-        params.update(ops=ops, **{f"engine_{k}": v for k, v in sorted(engine.items())})
-    out = output_dir / model
-    old_meta = check_resumable(out, model, gpu_name, params, device)
-    out.mkdir(parents=True, exist_ok=True)
-    merge_partials(out)  # a killed run's points first
-    replaced = drop_mlp_rows(out, remeasure_mlp or [])
-    have_mlp = set(_dedupe(read_rows(out, "mlp"), mlp_key))
-    have_att = set(_dedupe(read_rows(out, "attention"), attention_key))
+    return compile_ops, engine
 
-    t_start = time.monotonic()
-    deadline = t_start + time_budget_s
-    torch.manual_seed(0)
-    random.seed(0)
-    timer = Timer(torch, device)
-    # fp16 as served; float32 on a CPU (testing only: CPUs have no fast fp16 matmul)
-    dtype = torch.float16 if device.startswith("cuda") else torch.float32
 
-    tokens, inputs = grid_points(max_tokens, max_seq_len, max_batch_size, max_chunk_size)
-    if device.startswith("cuda"):
-        # vidur's memory filter (get_max_num_blocks: 90% of the card, 1/8 of the layers)
-        total = torch.cuda.mem_get_info()[1]
-        block_bytes = 2 * block_size * cfg["num_kv_heads"] * (cfg["embedding_dim"] // cfg["num_q_heads"]) * 2
-        max_blocks = math.floor(total * 0.9 / (block_bytes * (cfg["num_layers"] // 8)))
-        inputs = [ai for ai in inputs if ai.is_under_memory_limit(max_blocks * block_size)]
-    todo_t = [n for n in tokens if n not in have_mlp]
-    todo_a = [ai for ai in attention_order(inputs) if ai not in have_att]
-    log(f"mlp: {len(todo_t)} of {len(tokens)} token counts to measure ({len(tokens) - len(todo_t)} already in {out})")
-    sink = _Appender(out / PARTIAL["mlp"], mlp_header())
+def _within_memory(torch, cfg: dict, inputs: list[grid.AttentionInput], block_size: int) -> list[grid.AttentionInput]:
+    """The attention points vidur's memory filter keeps on this card (get_max_num_blocks: 90% of the card,
+    1/8 of the layers)."""
+    total = torch.cuda.mem_get_info()[1]
+    block_bytes = 2 * block_size * cfg["num_kv_heads"] * (cfg["embedding_dim"] // cfg["num_q_heads"]) * 2
+    max_blocks = math.floor(total * 0.9 / (block_bytes * (cfg["num_layers"] // 8)))
+    return [ai for ai in inputs if ai.is_under_memory_limit(max_blocks * block_size)]
+
+
+def _measure_into(folder: Path, kind: str, log, measure) -> tuple[int, float]:
+    """``measure(sink)`` with a sink appending each point to `<kind>.partial.csv` (closed however measuring
+    ends); (points measured, seconds)."""
+    sink = _Appender(folder / PARTIAL[kind], mlp_header() if kind == "mlp" else attention_header())
     t0 = time.monotonic()
     try:
-        mlp_n, mlp_skipped = profile_mlp(torch, cfg, device, dtype, todo_t, timer, compile_ops, log, sink, deadline,
-                                         engine=engine) if todo_t else (0, 0)
+        measured, _skipped = measure(sink)
     finally:
         sink.close()
-    mlp_s = time.monotonic() - t0
-    log(f"mlp: {mlp_n} measured in {mlp_s:.1f}s")
+    seconds = time.monotonic() - t0
+    log(f"{kind}: {measured} measured in {seconds:.1f}s")
+    return measured, seconds
 
-    log(f"attention: {len(todo_a)} of {len(inputs)} grid points to measure ({len(inputs) - len(todo_a)} already there)")
-    sink = _Appender(out / PARTIAL["attention"], attention_header())
-    t0 = time.monotonic()
-    try:
-        attn_n, skipped = profile_attention(torch, cfg, device, dtype, todo_a, timer, block_size, deadline, log, sink,
-                                            engine=engine)
-    finally:
-        sink.close()
-    attn_s = time.monotonic() - t0
-    log(f"attention: {attn_n} measured in {attn_s:.1f}s")
-    merge_partials(out)
-    cov = coverage(out, tokens, inputs)
-    log(f"coverage: mlp {cov['mlp']['measured']}/{cov['mlp']['needed']}, attention {cov['attention']['measured']}/{cov['attention']['needed']} ({cov['attention']['percent']}%)")
 
-    # what this run ran on: recorded in the run's provenance and as the profile's current environment
-    env = {
+def _environment(torch, gpu_name: str | None, compile_ops: bool) -> dict:
+    """What this run ran on: recorded in the run's provenance and as the profile's current environment."""
+    return {
         "gpu_name": gpu_name,
         "torch": torch.__version__,
         "cuda": getattr(torch.version, "cuda", None),
@@ -861,6 +931,12 @@ def run_profile(
         "platform": platform.platform(),
         "compiled_ops": bool(compile_ops),
     }
+
+
+def _run_record(command: str | None, hardware: str | None, env: dict, time_budget_s: float, mlp_n: int, mlp_s: float,
+                attn_n: int, attn_s: float, t_wall: float, replaced: dict) -> dict:
+    """This run's provenance record: when, the command, the environment, the budget and sleeps, what it
+    measured and how long it took (and the medians of the MLP rows it measured again)."""
     run = {
         "date": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "command": command or _command(None),
@@ -875,53 +951,71 @@ def run_profile(
         "attention_seconds": round(attn_s, 1),
         "seconds": round(time.monotonic() - t_wall, 1),
     }
+    if replaced:
+        run["mlp_remeasured"] = {str(n): meds for n, meds in sorted(replaced.items())}
+    return run
+
+
+def _earlier_runs(old_meta: dict | None) -> list[dict]:
+    """The provenance records of the runs before this one; a profile from before provenance records gets
+    one record of what its meta said."""
     runs = list((old_meta or {}).get("runs") or [])
-    if old_meta is not None and not runs:  # a profile from before provenance records: keep what its meta said
+    if old_meta is not None and not runs:
         runs.append({k: old_meta.get(k) for k in ("gpu_name", "torch", "cuda", "python", "platform", "compiled_ops", "seconds")}
                     | {"date": None, "command": None, "mlp_measured": old_meta.get("mlp", {}).get("token_counts"),
                        "attention_measured": old_meta.get("attention", {}).get("profiled")})
-    if replaced:
-        run["mlp_remeasured"] = {str(n): meds for n, meds in sorted(replaced.items())}
-    runs.append(run)
-    n_att = cov["attention"]["measured"] + cov["outside_grid"]["attention"]
-    meta = {
+    return runs
+
+
+def _meta(model: str, hardware: str | None, device: str, env: dict, dtype, method: dict, cov: dict, runs: list[dict]) -> dict:
+    """profile-meta.json: the model, hardware, device and current environment, how it was measured
+    (``_method``), the coverage and every run's provenance record."""
+    return {
         "model": model,
-        "hardware": hardware or (old_meta or {}).get("hardware"),
+        "hardware": hardware,
         "device": device,
         **env,
         "dtype": str(dtype).replace("torch.", ""),
-        "weights": "random (uniform +-1e-3), no checkpoint",
-        "timing": "CUDA events per call, launches queued behind torch.cuda._sleep (device time); median over active calls",
-        "grid": params,
-        "ops": ops,
-        **({"engine": {"implementation": engine_ops.ENGINE, **engine,
-                       "transformers": _version("transformers")}} if engine is not None else {}),
-        "mlp": {"token_counts": cov["mlp"]["measured"], "max_tokens": max_tokens, "warmup": MLP_WARMUP, "active": MLP_ACTIVE,
-                "seconds": round(mlp_s + sum((r.get("mlp_seconds") or 0) for r in runs[:-1]), 1)},
-        "attention": {
-            "grid_points": len(inputs),
-            "profiled": n_att,
-            "skipped_for_time": len(inputs) - cov["attention"]["measured"],
-            "max_seq_len": max_seq_len,
-            "max_batch_size": max_batch_size,
-            "max_chunk_size": max_chunk_size,
-            "block_size": block_size,
-            "backend": ("transformers paged|sdpa (sdpa_attention_paged_forward: paged K/V write and index_select read-back, "
-                        "one masked SDPA per step over the packed requests)" if engine is not None
-                        else "torch.nn.functional.scaled_dot_product_attention, contiguous KV"),
-            "order": "prefill points first, then decode points in a fixed-seed (42) random order",
-            "warmup": ATTN_WARMUP,
-            "active": ATTN_ACTIVE,
-            "seconds": round(attn_s + sum((r.get("attention_seconds") or 0) for r in runs[:-1]), 1),
-        },
+        **method,
         "coverage": cov,
         "runs": runs,
         "tensor_parallel": [1],
         "grid_source": "vidur 0.0.26 vidur.profiling.utils (restated in mtap_vidur_runner.grid)",
         "seconds": round(sum((r.get("seconds") or 0) for r in runs), 1),
     }
-    _write_json(out / "profile-meta.json", meta)
-    return meta
+
+
+def _method(params: dict, ops: str, engine: dict | None, inputs: list[grid.AttentionInput], cov: dict, earlier: list[dict],
+            mlp_s: float, attn_s: float) -> dict:
+    """The meta's account of how the profile was measured: weights, timing, grid, operator set (and engine),
+    and per side (MLP, attention) its grid, warm-up/active calls and seconds (this run's ``mlp_s`` /
+    ``attn_s`` plus the ``earlier`` runs')."""
+    return {
+        "weights": "random (uniform +-1e-3), no checkpoint",
+        "timing": "CUDA events per call, launches queued behind torch.cuda._sleep (device time); median over active calls",
+        "grid": params,
+        "ops": ops,
+        **({"engine": {"implementation": engine_ops.ENGINE, **engine,
+                       "transformers": _version("transformers")}} if engine is not None else {}),
+        "mlp": {"token_counts": cov["mlp"]["measured"], "max_tokens": params["max_tokens"], "warmup": MLP_WARMUP, "active": MLP_ACTIVE,
+                "seconds": round(mlp_s + sum((r.get("mlp_seconds") or 0) for r in earlier), 1)},
+        "attention": {
+            "grid_points": len(inputs),
+            "profiled": cov["attention"]["measured"] + cov["outside_grid"]["attention"],
+            "skipped_for_time": len(inputs) - cov["attention"]["measured"],
+            "max_seq_len": params["max_seq_len"],
+            "max_batch_size": params["max_batch_size"],
+            "max_chunk_size": params["max_chunk_size"],
+            "block_size": params["block_size"],
+            "backend": ("transformers paged|sdpa (sdpa_attention_paged_forward: paged K/V write and index_select read-back, "
+                        "one masked SDPA per step over the packed requests)" if engine is not None
+                        else "torch.nn.functional.scaled_dot_product_attention, contiguous KV"),
+            "order": "prefill points first, then decode points in a fixed-seed (42) random order",
+            "warmup": ATTN_WARMUP,
+            "active": ATTN_ACTIVE,
+            "seconds": round(attn_s + sum((r.get("attention_seconds") or 0) for r in earlier), 1),
+        },
+    }
 
 
 def main(argv: list[str] | None = None) -> int:

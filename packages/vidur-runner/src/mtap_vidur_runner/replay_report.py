@@ -127,8 +127,9 @@ class Written(list):
 
 def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: str, output: Path, root: Path,
               overwrite: bool = False) -> Written:
-    import mtap_schemas.toolrun as tr
-    from mtap_schemas.keep import REFUSED, save
+    """Write vidur-batches.tool-run.json, vidur-replay.tool-run.json and the report under ``output``
+    (module doc); the lines to report and the exit code."""
+    from mtap_schemas.keep import save
     from mtap_schemas.kinds import Exit
     from mtap_schemas.paths import relative_to_repo
 
@@ -137,9 +138,29 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
     cases = load_cases(docs, hardware, root)
     measured, gt_doc = read_all_measured(measured_paths, hardware)
     measured_text = ", ".join(relative_to_repo(p) for p in measured_paths)
-    model_key = "llama2-7b"
+    groups, per_case, by_size, by_mix = pair_batches(cases, measured)
 
-    # ---------------------------------------------------------------- batch level
+    out = Written()
+    saved = save(_batches_document(cases, groups, measured, hardware), output, "vidur-batches", overwrite=overwrite)
+    out.append(saved.message)
+    kept = [saved.kept_existing]
+    rep_doc, request_rows = _replay_document(per_case, measured, measured_text)
+    saved = save(rep_doc, output, "vidur-replay", overwrite=overwrite)
+    out.append(saved.message)
+    kept.append(saved.kept_existing)
+
+    text = render(per_case, by_size, by_mix, request_rows, groups, measured, docs, measured_text, hardware)
+    out.append(_write_report(output, text, any(kept)))
+    if any(kept):
+        out.exit_code = int(Exit.KEPT_EXISTING)
+    return out
+
+
+def pair_batches(cases: list[CaseBatches], measured: dict[str, dict[str, float]]):
+    """Batch level: every batch's VIDUR prediction (ms) paired with its exact composition's measurement.
+    Returns the distinct (exact composition, prediction) groups (batch count, schedulers, one batch, the
+    case's independence), per case its pairs per timing and its unmeasured / padded-only batch counts, and
+    the pairs per timing by batch-size bin and by mix."""
     groups: dict[tuple[str, float], dict[str, Any]] = {}
     per_case: list[dict[str, Any]] = []
     by_size: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -171,13 +192,20 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
                     by_size[t][_size_bin(b.size)].append((pred_ms, m[t]))
                     by_mix[t][b.mix].append((pred_ms, m[t]))
         per_case.append({"case": cb, "pairs": pairs, "missing": missing, "padded": padded})
+    return groups, per_case, by_size, by_mix
 
-    wl = "W5"
+
+def _batches_document(cases: list[CaseBatches], groups: dict, measured: dict, hardware: str) -> dict[str, Any]:
+    """vidur-batches.tool-run.json: one case per distinct (exact composition, VIDUR prediction) that has an
+    exact measurement, under the replay's key (a composition VIDUR predicted several times: ``.../<i>``)."""
+    import mtap_schemas.toolrun as tr
+
+    wl, model_key = "W5", "llama2-7b"
     # backend artifact: VIDUR's own outputs (its per-batch predictions, kept by `run --keep-raw`) re-scored, not a new vidur run
-    batch_builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur", cases[0].vidur_version, "artifact",
-                                                                     "batch_metrics.csv of the vidur documents' kept outputs"),
-                               prog="vidur-runner")
-    batch_builder.setup_done()
+    builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur", cases[0].vidur_version, "artifact",
+                                                              "batch_metrics.csv of the vidur documents' kept outputs"),
+                         prog="vidur-runner")
+    builder.setup_done()
     batch_cases = []
     seen: dict[str, int] = defaultdict(int)
     for (key, pred_ms), g in sorted(groups.items(), key=lambda kv: (kv[0][0], kv[0][1])):
@@ -192,67 +220,86 @@ def write_all(docs: Iterable[Path], measured_paths: Iterable[Path], hardware: st
             parameters={"composition": key, "batches": g["batches"], "schedulers": ",".join(sorted(g["schedulers"])),
                         "batch_size": b.size, "batch_tokens": b.tokens, "mix": b.mix},
             metrics=[tr.metric("latency", pred_ms, "ms", "prediction", timing="simulated")]))
-    out = Written()
-    saved = save(batch_builder.document(batch_cases), output, "vidur-batches", overwrite=overwrite)
-    out.append(saved.message)
-    kept = [saved.kept_existing]
+    return builder.document(batch_cases)
 
-    # ---------------------------------------------------------------- request level
-    rep_builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur-replay", __version__, "replayed",
-                                                                   "vidur-runner replay (VIDUR's schedule, measured batch times)"),
-                             prog="vidur-runner")
-    rep_builder.setup_done()
+
+def _replay_document(per_case: list[dict[str, Any]], measured: dict, measured_text: str) -> tuple[dict[str, Any], list]:
+    """vidur-replay.tool-run.json (request level: each vidur case's timeline re-run with the measured batch
+    times), and the report's request rows (case, VIDUR's timeline, the replayed ones, the timeline check)."""
+    import mtap_schemas.toolrun as tr
+
+    builder = tr.ToolRun("vidur-runner", __version__, tr.Tool("vidur-replay", __version__, "replayed",
+                                                              "vidur-runner replay (VIDUR's schedule, measured batch times)"),
+                         prog="vidur-runner")
+    builder.setup_done()
     rep_cases = []
     request_rows = []
     for pc in per_case:
-        cb: CaseBatches = pc["case"]
-        c = cb.case
-        base = {"workload": c["workload"], "hardware": c["hardware"], "key": c.get("key")}
-        vidur_requests = read_requests(cb.requests)
-        n_dec = vidur_requests.decode_tokens
-        params = {"scheduler": c["parameters"]["scheduler"], "vidur_case": c["id"], "batches": len(cb.batches),
-                  "measured": measured_text}
-        if pc["missing"]:
-            rep_cases.append(tr.failed(c["id"], **base, parameters=params, kind="incomplete",
-                                       message=f"{pc['missing']} of {len(cb.batches)} batches have no measured composition in "
-                                               f"{measured_text}: the timeline needs every batch"))
-            continue
-        vidur_tl = timeline(cb.batches, [b.predicted_s for b in cb.batches], n_dec)
-        params["vidur_timeline_max_rel_diff"] = round(check_timeline(vidur_tl, vidur_requests), 12)
-        metrics: list[dict] = []
-        timelines: dict[str, Requests] = {}
-        for t in TIMINGS:
-            tl = timeline(cb.batches, [measured[b.key][t] / 1e3 for b in cb.batches], n_dec)
-            timelines[t] = tl
-            metrics += latency_metrics(tl, "measurement", t)
-        for tl, kind, timing in ((timelines["device"], "measurement", "device"), (vidur_tl, "prediction", "simulated")):
-            series = tl.series()
-            for stem in SERIES:
-                pts = cdf(series[stem], CDF_POINTS)
-                for i, v in enumerate(pts):
-                    pct = round(100 * i / (CDF_POINTS - 1))
-                    metrics.append(tr.metric(f"{stem}_cdf_p{pct:03d}", round(v, 9), "s", kind, timing=timing))
-        rep_cases.append(tr.ok(c["id"], **base, parameters=params, metrics=metrics, independence=REPLAY_INDEPENDENCE))
-        request_rows.append((c, vidur_tl, timelines, params["vidur_timeline_max_rel_diff"]))
-    saved = save(rep_builder.document(rep_cases), output, "vidur-replay", overwrite=overwrite)
-    out.append(saved.message)
-    kept.append(saved.kept_existing)
+        case, row = _replayed_case(pc, measured, measured_text)
+        rep_cases.append(case)
+        if row is not None:
+            request_rows.append(row)
+    return builder.document(rep_cases), request_rows
+
+
+def _replayed_case(pc: dict[str, Any], measured: dict, measured_text: str) -> tuple[dict, tuple | None]:
+    """One vidur case replayed: ``failed``/``incomplete`` when a batch has no measured composition, else ``ok``
+    with the replayed request latencies per timing and CDF points of the replayed (device) and VIDUR's own
+    timeline; with the report's request row."""
+    import mtap_schemas.toolrun as tr
+
+    cb: CaseBatches = pc["case"]
+    c = cb.case
+    base = {"workload": c["workload"], "hardware": c["hardware"], "key": c.get("key")}
+    vidur_requests = read_requests(cb.requests)
+    n_dec = vidur_requests.decode_tokens
+    params = {"scheduler": c["parameters"]["scheduler"], "vidur_case": c["id"], "batches": len(cb.batches),
+              "measured": measured_text}
+    if pc["missing"]:
+        return tr.failed(c["id"], **base, parameters=params, kind="incomplete",
+                         message=f"{pc['missing']} of {len(cb.batches)} batches have no measured composition in "
+                                 f"{measured_text}: the timeline needs every batch"), None
+    vidur_tl = timeline(cb.batches, [b.predicted_s for b in cb.batches], n_dec)
+    params["vidur_timeline_max_rel_diff"] = round(check_timeline(vidur_tl, vidur_requests), 12)
+    metrics: list[dict] = []
+    timelines: dict[str, Requests] = {}
+    for t in TIMINGS:
+        tl = timeline(cb.batches, [measured[b.key][t] / 1e3 for b in cb.batches], n_dec)
+        timelines[t] = tl
+        metrics += latency_metrics(tl, "measurement", t)
+    for tl, kind, timing in ((timelines["device"], "measurement", "device"), (vidur_tl, "prediction", "simulated")):
+        metrics += _cdf_metrics(tl, kind, timing)
+    case = tr.ok(c["id"], **base, parameters=params, metrics=metrics, independence=REPLAY_INDEPENDENCE)
+    return case, (c, vidur_tl, timelines, params["vidur_timeline_max_rel_diff"])
+
+
+def _cdf_metrics(tl: Requests, kind: str, timing: str) -> list[dict]:
+    """``<series>_cdf_pNNN`` (s) of a timeline: CDF_POINTS points, every 5th percentile, for the latency-CDF figure."""
+    import mtap_schemas.toolrun as tr
+
+    out = []
+    series = tl.series()
+    for stem in SERIES:
+        pts = cdf(series[stem], CDF_POINTS)
+        for i, v in enumerate(pts):
+            pct = round(100 * i / (CDF_POINTS - 1))
+            out.append(tr.metric(f"{stem}_cdf_p{pct:03d}", round(v, 9), "s", kind, timing=timing))
+    return out
+
+
+def _write_report(output: Path, text: str, kept: bool) -> str:
+    """Write vidur-replay-report.md; while a document it describes was kept (``kept``), the report on disk is
+    kept too and this run's written beside it. The line saying which."""
+    from mtap_schemas import write_text_atomic
+    from mtap_schemas.keep import REFUSED
 
     report = output / "vidur-replay-report.md"
-    text = render(per_case, by_size, by_mix, request_rows, groups, measured, docs, measured_text, hardware)
-    from mtap_schemas import write_text_atomic
-
-    if any(kept) and report.exists():
-        # the report describes the documents beside it: while one of them is kept, so is the report
+    if kept and report.exists():
         beside = output / f"vidur-replay-report.{REFUSED}.md"
         write_text_atomic(beside, text)
-        out.append(f"kept {report} (a document it describes was kept); this run's report written to {beside}")
-    else:
-        write_text_atomic(report, text)
-        out.append(f"{report}: written")
-    if any(kept):
-        out.exit_code = int(Exit.KEPT_EXISTING)
-    return out
+        return f"kept {report} (a document it describes was kept); this run's report written to {beside}"
+    write_text_atomic(report, text)
+    return f"{report}: written"
 
 
 def _duplicates(groups: dict, measured: dict) -> str:
@@ -291,10 +338,26 @@ def _pct(x: float | None) -> str:
 
 
 def render(per_case, by_size, by_mix, request_rows, groups, measured, docs, measured_text, hardware) -> str:
+    """vidur-replay-report.md: what it compares, the batch level (per case, by size, by mix, the measurement
+    spread) and the request level."""
+    n_batches = sum(len(pc["case"].batches) for pc in per_case)
+    lines = _intro(per_case, groups, measured, docs, measured_text, hardware, n_batches)
+    lines += _batch_table(per_case, n_batches)
+    lines += _by_size_and_mix(by_size, by_mix)
+    spreads = sorted(m["device_spread"] for m in measured.values() if "device_spread" in m)
+    if spreads:
+        lines += ["", f"Measurement spread ((p90 - p10) / median of each composition's device-timed calls): median "
+                      f"{parse_mod.percentile(spreads, 50) * 100:.2f} %, p90 {parse_mod.percentile(spreads, 90) * 100:.2f} %."]
+    lines += _request_table(request_rows)
+    lines.append("")
+    return "\n".join(lines)
+
+
+def _intro(per_case, groups, measured, docs, measured_text, hardware, n_batches: int) -> list[str]:
+    """The title, the sources, what is and is not measured, the counts, and why only exact compositions count."""
     from mtap_schemas.paths import relative_to_repo
 
-    n_batches = sum(len(pc["case"].batches) for pc in per_case)
-    lines = [
+    return [
         f"# VIDUR against its batches replayed on the GPU ({hardware})",
         "",
         "Written by `vidur-runner replay` from "
@@ -323,6 +386,12 @@ def render(per_case, by_size, by_mix, request_rows, groups, measured, docs, meas
         "",
         _duplicates(groups, measured),
         "",
+    ]
+
+
+def _batch_table(per_case, n_batches: int) -> list[str]:
+    """Batch-level error per case (device and eager) and over all cases."""
+    lines = [
         "## Batch level (every batch of each case; APE = |VIDUR - measured| / measured)",
         "",
         "| case | batches | exact | device MAPE | median APE | p90 APE | bias | eager MAPE | eager median APE |",
@@ -341,9 +410,14 @@ def render(per_case, by_size, by_mix, request_rows, groups, measured, docs, meas
     d, e = weighted_stats(alld), weighted_stats(alle)
     lines.append(f"| **all** | {n_batches:,} | {len(alld):,} | {_pct(d.get('mape'))} | {_pct(d.get('p50'))} | {_pct(d.get('p90'))} | "
                  f"{_pct(d.get('bias'))} | {_pct(e.get('mape'))} | {_pct(e.get('p50'))} |")
-    lines += ["", "Bias: mean signed error (VIDUR - measured) / measured; negative = VIDUR predicts faster batches.", "",
-              "### By batch size (requests) and by mix (device time)", "",
-              "| batch size | batches | MAPE | median APE | p90 APE | bias |", "|---|---|---|---|---|---|"]
+    return lines
+
+
+def _by_size_and_mix(by_size, by_mix) -> list[str]:
+    """Device-time batch error by batch size (requests) and by prefill/decode mix."""
+    lines = ["", "Bias: mean signed error (VIDUR - measured) / measured; negative = VIDUR predicts faster batches.", "",
+             "### By batch size (requests) and by mix (device time)", "",
+             "| batch size | batches | MAPE | median APE | p90 APE | bias |", "|---|---|---|---|---|---|"]
     order = ["1", "2", "3-4", "5-16", "17-64", ">64"]
     for k in order:
         s = weighted_stats(by_size["device"].get(k, []))
@@ -354,19 +428,20 @@ def render(per_case, by_size, by_mix, request_rows, groups, measured, docs, meas
         s = weighted_stats(by_mix["device"].get(k, []))
         if s:
             lines.append(f"| {k} | {s['n']:,} | {_pct(s['mape'])} | {_pct(s['p50'])} | {_pct(s['p90'])} | {_pct(s['bias'])} |")
-    spreads = sorted(m["device_spread"] for m in measured.values() if "device_spread" in m)
-    if spreads:
-        lines += ["", f"Measurement spread ((p90 - p10) / median of each composition's device-timed calls): median "
-                      f"{parse_mod.percentile(spreads, 50) * 100:.2f} %, p90 {parse_mod.percentile(spreads, 90) * 100:.2f} %."]
-    lines += ["", "## Request level (VIDUR's timeline vs the same schedule with measured batch times)", "",
-              "Check: our timeline fed VIDUR's own predicted batch times reproduces VIDUR's per-request e2e and TTFT "
-              "to the relative difference in the last column. The eager column holds VIDUR's batches fixed even where "
-              "eager batch times (host-bound: Python dispatch and `torch.compile` guards of 32 layers) build a queue that "
-              "a live scheduler would answer with larger batches, so at higher load it is an upper bound, not a serving "
-              "engine's latency. A case with unmeasured batches (the long-context trace, sampled within the device "
-              "time) has batch-level pairs only.", "",
-              "| case | series | VIDUR p50 / p90 / p99 | replayed (device) p50 / p90 / p99 | replayed (eager) p50 | check |",
-              "|---|---|---|---|---|---|"]
+    return lines
+
+
+def _request_table(request_rows) -> list[str]:
+    """Request level: VIDUR's timeline against the same schedule with measured batch times, per case and series."""
+    lines = ["", "## Request level (VIDUR's timeline vs the same schedule with measured batch times)", "",
+             "Check: our timeline fed VIDUR's own predicted batch times reproduces VIDUR's per-request e2e and TTFT "
+             "to the relative difference in the last column. The eager column holds VIDUR's batches fixed even where "
+             "eager batch times (host-bound: Python dispatch and `torch.compile` guards of 32 layers) build a queue that "
+             "a live scheduler would answer with larger batches, so at higher load it is an upper bound, not a serving "
+             "engine's latency. A case with unmeasured batches (the long-context trace, sampled within the device "
+             "time) has batch-level pairs only.", "",
+             "| case | series | VIDUR p50 / p90 / p99 | replayed (device) p50 / p90 / p99 | replayed (eager) p50 | check |",
+             "|---|---|---|---|---|---|"]
     for c, vtl, tls, check in request_rows:
         vs, ds, es = vtl.series(), tls["device"].series(), tls["eager-end-to-end"].series()
         for stem in SERIES:
@@ -374,5 +449,4 @@ def render(per_case, by_size, by_mix, request_rows, groups, measured, docs, meas
                          f"{parse_mod.percentile(es[stem], 50) * 1e3:.2f} | {check:.1e} |")
         lines.append(f"| {_label(c)} | makespan (s) | {vtl.makespan:.3f} | {tls['device'].makespan:.3f} | "
                      f"{tls['eager-end-to-end'].makespan:.3f} | |")
-    lines.append("")
-    return "\n".join(lines)
+    return lines

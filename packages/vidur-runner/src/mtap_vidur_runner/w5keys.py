@@ -25,6 +25,7 @@ pass includes (the LM head on the last token).
 
 from __future__ import annotations
 
+import json
 import lzma
 import tempfile
 from dataclasses import dataclass
@@ -35,7 +36,6 @@ import click
 
 import mtap_schemas.toolrun as tr
 from mtap_schemas.cli import RunOptions, UserError, finish, run_options
-from mtap_schemas.execute import run_cases
 from mtap_schemas.paths import relative_to_repo
 
 from . import cases as cases_mod
@@ -280,21 +280,12 @@ def w5keys_cmd(opts: RunOptions, hardware: tuple[str, ...], cache_dir: Path | No
     per key (trace_replay, vllm scheduler, the predictor settings of every vidur-runner document),
     writing OUTPUT/vidur-w5-keys.tool-run.json. Each case's value is the batch_execution_time of the
     one batch of that composition (checked in batch_composition.csv)."""
-    import json
-
     from click.core import ParameterSource
 
     from . import __version__
     from . import cli as cli_mod
-    from . import profiles as profiles_mod
 
-    if opts.config is not None:
-        raise UserError("--config: w5-keys has no config (its cases are the ground truth's keys)")
-    planned = [c for c in build_cases() if c.hardware in hardware]
-    unknown = sorted(set(keys) - {c.key for c in planned})
-    if unknown:
-        raise UserError(f"--key {unknown[0]}: not a key of w5-keys (see --plan)")
-    cs = opts.select([c for c in planned if not keys or c.key in keys])
+    cs = _selected(opts, hardware, keys)
     if plan_only:
         for c in cs:
             click.echo(json.dumps(c.plan(), sort_keys=True))
@@ -303,39 +294,39 @@ def w5keys_cmd(opts: RunOptions, hardware: tuple[str, ...], cache_dir: Path | No
         opts.name = NAME  # beside vidur.tool-run.json, never over it
     python = cli_mod.resolve_python(opts.tool_path)
     version, pkgs, vidur_err = cli_mod.probe_vidur(python)
-    location = f"python -m vidur.main ({'--tool-path' if opts.tool_path is not None else 'runner environment'})"
-    builder = tr.ToolRun(cli_mod.RUNNER, __version__, tr.Tool("vidur", version, "native", location), config=None, packages=pkgs)
+    tool = tr.Tool("vidur", version, "native", cli_mod.tool_location(opts.tool_path))
+    builder = tr.ToolRun(cli_mod.RUNNER, __version__, tool, config=None, packages=pkgs)
     cache = cli_mod.predictor_cache((cache_dir or cli_mod.default_cache_dir()).expanduser(), pkgs).resolve()
-    roots = [opts.data_dir / "profiles" / "vidur"]
-    units: dict[str, Unit] = {}
-    missing: dict[str, str] = {}
     keep = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
-    if not vidur_err:
-        for hw in sorted({c.hardware for c in cs}):
-            dev, net = cases_mod.HARDWARE[hw]
-            ps = profiles_mod.locate(roots, dev, cases_mod.MODEL, net)
-            if not ps.complete:
-                missing[hw] = cli_mod._profile_missing_message(ps)
-                continue
-            cache.mkdir(parents=True, exist_ok=True)
-            ds = profiles_mod.install(ps, cache)
-            profile = relative_to_repo(ps.compute["mlp"].parent)
-            for c in cs:
-                if c.hardware == hw:
-                    units[c.id] = Unit(c, ds.compute_repo, ds.network_repo, str(cache), python, opts.timeout, profile, keep)
+    datasets, profile_of = ({}, {}) if vidur_err else cli_mod.install_profiles(
+        (c.hardware for c in cs), [opts.data_dir / "profiles" / "vidur"], cache)
+    # by hardware id, then in plan order
+    units = [Unit(c, ds.compute_repo, ds.network_repo, str(cache), python, opts.timeout, profile_of[hw], keep)
+             for hw, ds in sorted(datasets.items()) if not isinstance(ds, str) for c in cs if c.hardware == hw]
     checkpoint = opts.checkpoint({"cases": [c.plan() for c in cs], "vidur": version, "keep_raw": keep is not None})
     builder.setup_done()
-    todo = list(units.values())
-    first: dict[str, Unit] = {}
-    for u in todo:
-        first.setdefault(u.compute_repo, u)
-    warm = list(first.values())  # trains the predictors into the cache if cold: alone, before the rest
-    rest = [u for u in todo if u not in warm]
-    results: dict[str, dict] = {}
-    for phase in (warm, rest):
-        if phase:
-            done = run_cases(phase, run_unit, jobs=opts.jobs, label="vidur", ident=lambda u: u.ident, checkpoint=checkpoint)
-            results.update({u.ident: r for u, r in zip(phase, done)})
+    warm, rest = cli_mod.warm_first(units)  # trains the predictors into the cache if cold: alone, before the rest
+    results = cli_mod.run_phases([(warm, "vidur"), (rest, "vidur")], run_unit, opts, checkpoint)
+    finish(builder, _documented_cases(cs, vidur_err, datasets, results), opts, checkpoint)
+
+
+def _selected(opts: RunOptions, hardware: tuple[str, ...], keys: tuple[str, ...]) -> list[KeyCase]:
+    """The planned cases of ``hardware`` and ``keys`` (every key when none), --shard / --limit applied; a
+    --config or an unknown key is a user error."""
+    if opts.config is not None:
+        raise UserError("--config: w5-keys has no config (its cases are the ground truth's keys)")
+    planned = [c for c in build_cases() if c.hardware in hardware]
+    unknown = sorted(set(keys) - {c.key for c in planned})
+    if unknown:
+        raise UserError(f"--key {unknown[0]}: not a key of w5-keys (see --plan)")
+    return opts.select([c for c in planned if not keys or c.key in keys])
+
+
+def _documented_cases(cs: list[KeyCase], vidur_err: str | None, datasets: dict, results: dict[str, dict]) -> list[dict]:
+    """The document's cases in plan order: ``unavailable`` where vidur or the GPU's profile is missing, else
+    the simulation's case."""
+    from .cli import VIDUR_PIN
+
     out = []
     for c in cs:
         if vidur_err:
@@ -343,12 +334,12 @@ def w5keys_cmd(opts: RunOptions, hardware: tuple[str, ...], cache_dir: Path | No
                 tr.unavailable(
                     c.id,
                     kind="package-missing",
-                    message=f"{vidur_err}. Install it with `pip install vidur=={cli_mod.VIDUR_PIN}`.",
+                    message=f"{vidur_err}. Install it with `pip install vidur=={VIDUR_PIN}`.",
                     **_common(c),
                 )
             )
-        elif c.hardware in missing:
-            out.append(tr.unavailable(c.id, kind="profile-missing", message=missing[c.hardware], **_common(c)))
+        elif isinstance(datasets.get(c.hardware), str):
+            out.append(tr.unavailable(c.id, kind="profile-missing", message=datasets[c.hardware], **_common(c)))
         else:
             out.append(results[c.id]["case"])
-    finish(builder, out, opts, checkpoint)
+    return out
