@@ -81,6 +81,10 @@ def test_scrape_pages_and_timings(fake, cli_args, tmp_path):
     assert "| astra-sim | 4 | 4 | 0 | 0 | 100% | 42 [40–43] ±1 | 102 [100–103] ±1 | 60 [60–60] ±0 | – | no tool-run document |" in report
     assert "| nn-meter | 4 | 0 | 4 | 0 | 0% |" in report
     assert "| #100 | #99 | #98 | #97 |" in report and "- `lint` (4×)" in report
+    # the success matrix (aggregate skipped in run 99) and Docker vs native (timeloop builds its image)
+    assert "| aggregate | ✓ | – | ✓ | ✓ |" in report and "| nn-meter | ✗ | ✗ | ✗ | ✗ |" in report
+    assert "| timeloop | 4 | 4 | 0 | 0 |" in report and "| nn-meter | 0 | 0 | 4 | 0 |" in report
+    assert report.index("### Success matrix") < report.index("### Docker vs native") < report.index("### Jobs not mapped")
 
 
 def test_token_is_sent_but_never_printed_logged_or_written(fake, cli_args, tmp_path, caplog):

@@ -21,7 +21,7 @@ from .client import DEFAULT_API_URL, check_api_url, make_client, public_url
 from .local import LocalError, load_runners, measure
 from .report import build_report
 from .rules import Rules, RulesError, load_rules
-from .scrape import AccessError, StoppedEarly, scrape
+from .scrape import AccessError, Scrape, StoppedEarly, scrape
 
 DEFAULT_OUTPUT = "data/evaluation/ci-timing"
 DEFAULT_REPORT = "data/evaluation/deployment-viability-report.md"
@@ -167,31 +167,84 @@ def run(
         rules = load_rules(config)
     except RulesError as exc:
         raise _fail(str(exc)) from None
-    # Credentials in the URL are never sent (PyGithub builds requests from host, port and path)
-    # and never recorded: from here on only the public form of the URL exists.
-    api_url, had_secret = public_url(api_url, query=False)  # PyGithub uses only scheme, host, port, path
-    problem = check_api_url(api_url)
-    if problem:
-        raise click.BadParameter(f"got {api_url!r}: {problem}", param_hint="--api-url")
-    if had_secret:
-        click.echo("ci-timing: --api-url: the credentials in the URL are ignored and not recorded; give a token in GITHUB_TOKEN", err=True)
+    api_url = _public_api_url(api_url)
     if not re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]*", name):
         raise click.BadParameter(f"got {name!r}, expected a file stem such as ci-timing (letters, digits, . _ -)", param_hint="--name")
-    for option, target, want_dir in (("--output", Path(output), True), ("--report", Path(report_path), False)):
-        if option == "--report" and no_report:
-            continue
-        why = _unwritable(target, want_dir)
-        if why:
-            raise _fail(f"{option} {target}: {why}; nothing scraped")
+    _check_writable(output, report_path, no_report, "nothing scraped")
     token = os.environ.get("GITHUB_TOKEN") or None
     # PyGithub logs retries at INFO to its own stderr handler; we print one line per wait instead.
     logging.getLogger("github").setLevel(logging.DEBUG if verbose else logging.WARNING)
+    gh = _client(api_url, token, max_wait, retries, timeout, request_interval)
+    result = _scrape_showing_progress(
+        gh,
+        repository=repository,
+        runs=runs,
+        rules=rules,
+        api_url=api_url,
+        authenticated=token is not None,
+        command=_run_command(repository, runs, api_url, attempts, workflow, branch, event, config),
+        workflow=workflow,
+        branch=branch,
+        event=event,
+        attempts=attempts,
+        max_wait=max_wait,
+        retries=retries,
+    )
+    _write_and_report(result.doc, output, name, report_path, no_report, evaluation_dir)
+    _exit_for(result)
+
+
+def _client(api_url: str, token: str | None, max_wait: float, retries: int, timeout: float, request_interval: float):
+    """The PyGithub client (retries, rate-limit waits up to ``max_wait``), saying on stderr how long it waits."""
 
     def on_wait(seconds: float, status: int) -> None:
         if seconds >= 1:
             click.echo(f"ci-timing: HTTP {status} rate limit: waiting {seconds:.0f} s as the API asks (--max-wait {max_wait:g})", err=True)
 
-    gh = make_client(api_url, token, max_wait=max_wait, retries=retries, timeout=timeout, request_interval=request_interval, on_wait=on_wait, user_agent=f"mtap-ci-timing/{__version__}")
+    return make_client(api_url, token, max_wait=max_wait, retries=retries, timeout=timeout, request_interval=request_interval, on_wait=on_wait, user_agent=f"mtap-ci-timing/{__version__}")
+
+
+def _scrape_showing_progress(gh, **kwargs) -> Scrape:
+    """``scrape`` with a progress bar on stderr (a step a run), the client closed after. A repository that
+    cannot be read is exit 2, a scrape that stopped before any run was read exit 3 (nothing written)."""
+    with click.progressbar(length=kwargs["runs"], label=f"runs of {kwargs['repository']}", file=sys.stderr) as bar:
+        try:
+            return scrape(gh, progress=bar.update, **kwargs)
+        except AccessError as exc:
+            raise _fail(str(exc)) from None
+        except StoppedEarly as exc:
+            click.echo(f"Error: {exc}", err=True)
+            sys.exit(EXIT_INCOMPLETE)
+        finally:
+            gh.close()
+
+
+def _public_api_url(api_url: str) -> str:
+    """--api-url without credentials, checked; says on stderr when some were dropped. Credentials in the URL
+    are never sent (PyGithub builds requests from scheme, host, port and path) and never recorded: from here
+    on only the public form of the URL exists."""
+    api_url, had_secret = public_url(api_url, query=False)
+    problem = check_api_url(api_url)
+    if problem:
+        raise click.BadParameter(f"got {api_url!r}: {problem}", param_hint="--api-url")
+    if had_secret:
+        click.echo("ci-timing: --api-url: the credentials in the URL are ignored and not recorded; give a token in GITHUB_TOKEN", err=True)
+    return api_url
+
+
+def _check_writable(output: str, report_path: str, no_report: bool, nothing: str) -> None:
+    """Refuse (exit 2, before any work) an --output folder or --report file that cannot be written."""
+    for option, target, want_dir in (("--output", Path(output), True), ("--report", Path(report_path), False)):
+        if option == "--report" and no_report:
+            continue
+        why = _unwritable(target, want_dir)
+        if why:
+            raise _fail(f"{option} {target}: {why}; {nothing}")
+
+
+def _run_command(repository: str, runs: int, api_url: str, attempts: str, workflow: str | None, branch: str | None,
+                 event: str | None, config: str | None) -> list[str]:
+    """The command the document records: the options that shape the scrape, defaults left out."""
     command = ["ci-timing", "run", "--repo", repository, "--runs", str(runs)]
     if api_url != DEFAULT_API_URL:
         command += ["--api-url", api_url]
@@ -200,35 +253,14 @@ def run(
     for flag, value in (("--workflow", workflow), ("--branch", branch), ("--event", event), ("--config", config)):
         if value:
             command += [flag, value]
-    with click.progressbar(length=runs, label=f"runs of {repository}", file=sys.stderr) as bar:
-        try:
-            result = scrape(
-                gh,
-                repository=repository,
-                runs=runs,
-                rules=rules,
-                api_url=api_url,
-                authenticated=token is not None,
-                command=command,
-                workflow=workflow,
-                branch=branch,
-                event=event,
-                attempts=attempts,
-                max_wait=max_wait,
-                retries=retries,
-                progress=bar.update,
-            )
-        except AccessError as exc:
-            raise _fail(str(exc)) from None
-        except StoppedEarly as exc:
-            click.echo(f"Error: {exc}", err=True)
-            sys.exit(EXIT_INCOMPLETE)
-        finally:
-            gh.close()
-    doc = result.doc
-    _write_and_report(doc, output, name, report_path, no_report, evaluation_dir)
+    return command
+
+
+def _exit_for(result: Scrape) -> None:
+    """After writing: say what an incomplete document lacks, and exit 3 (stopped early) or 5 (malformed items
+    left out); return when complete."""
     if result.skipped:
-        first = doc["missing"][0]
+        first = result.doc["missing"][0]
         click.echo(
             f"{'ci-timing' if result.stopped else 'Error'}: {result.skipped} malformed item(s) left out, written with complete: false and each named"
             f" under `missing`; the first: {first['what']}: {first['reason']}",
@@ -292,12 +324,7 @@ def local(repo_dir: str, runners_file: str | None, only: tuple[str, ...], not_me
     if only:
         runners = [r for r in runners if r.session in only]
     runners = [r for r in runners if r.session not in skipped]
-    for option, target, want_dir in (("--output", Path(output), True), ("--report", Path(report_path), False)):
-        if option == "--report" and no_report:
-            continue
-        why = _unwritable(target, want_dir)
-        if why:
-            raise _fail(f"{option} {target}: {why}; nothing measured")
+    _check_writable(output, report_path, no_report, "nothing measured")
     if not runners:
         raise _fail("no runner left to measure (every session is under --not-measured or outside --only)")
     command = ["ci-timing", "local", "--passes", str(passes)] + [a for s in only for a in ("--only", s)] + \

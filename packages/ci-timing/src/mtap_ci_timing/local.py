@@ -41,11 +41,9 @@ import mtap_schemas
 from mtap_schemas.paths import portable_text
 from mtap_schemas.proc import run_tool
 
-from . import __version__
 from .client import public_url
 from .rules import Rules
-from .scrape import Scrape, iso, run_record
-from .timing import tool_summaries
+from .scrape import Scrape, document, run_record
 
 INSTALL_KINDS = ("registry", "source-build", "docker-image")
 #: cache variables pointed at an empty folder per pass (cold caches)
@@ -104,6 +102,13 @@ def _str_list(value: Any, where: str, source: str) -> list[str]:
     return list(value)
 
 
+def _fill(text: str, subst: dict[str, str]) -> str:
+    """``text`` with each ``{key}`` of ``subst`` replaced by its value."""
+    for key, value in subst.items():
+        text = text.replace("{" + key + "}", value)
+    return text
+
+
 def runners_from(data: Any, source: str, subst: dict[str, str]) -> list[Runner]:
     """Runner specs from a JSON list (see DEFAULT_RUNNERS), ``{ext}``/``{shared}`` replaced."""
     if not isinstance(data, list) or not data:
@@ -132,17 +137,12 @@ def runners_from(data: Any, source: str, subst: dict[str, str]) -> list[Runner]:
         if image is not None and (not isinstance(image, str) or not image):
             raise LocalError(f"{source}: field {where}.image: expected an image name or null")
 
-        def fill(text: str) -> str:
-            for key, value in subst.items():
-                text = text.replace("{" + key + "}", value)
-            return text
-
         out.append(
             Runner(
                 session=item["session"],
                 job=item["job"],
-                args=[fill(a) for a in _str_list(item.get("args", []), f"{where}.args", source)],
-                setup=[[fill(a) for a in _str_list(c, f"{where}.setup[{j}]", source)] for j, c in enumerate(setup)],
+                args=[_fill(a, subst) for a in _str_list(item.get("args", []), f"{where}.args", source)],
+                setup=[[_fill(a, subst) for a in _str_list(c, f"{where}.setup[{j}]", source)] for j, c in enumerate(setup)],
                 install=install,
                 detail=str(item.get("detail", "")),
                 reuse_build=reuse,
@@ -325,51 +325,30 @@ def measure_pass(runner: Runner, repo: Path, commit: str, work: Path, nox: list[
     steps: list[dict[str, Any]] = []
     # attempted: the path tried, kept when it gave no result (kind is then "unavailable"), for the success table
     install = {"kind": runner.install, "detail": runner.detail, "reason": None, "attempted": runner.install}
-    image: dict[str, Any] | None = None
+    named = {str(work): "<pass>", str(repo): "<repository>"}
+
+    def step(name: str, argv: list[str], cwd: Path | None) -> Any:
+        record, result = _step(len(steps) + 1, name, argv, cwd, env, timeout, log, named)
+        steps.append(record)
+        return result
 
     def fail(what: str, result: Any) -> Pass:
-        return Pass(started, steps, "unavailable", {**install, "kind": "unavailable", "reason": _why(result, what)}, {}, out, image)
+        return Pass(started, steps, "unavailable", {**install, "kind": "unavailable", "reason": _why(result, what)}, {}, out, None)
 
-    named = {str(work): "<pass>", str(repo): "<repository>"}
-    step, res = _step(1, "Clone the repository (git clone)", ["git", "clone", "--quiet", "--no-hardlinks", "--no-checkout", str(repo), str(clone)],
-                      None, env, timeout, log, named)
-    steps.append(step)
-    if not res.ok:
-        return fail("git clone", res)
-    # every pass measures the same commit, even when the repository's HEAD moves meanwhile
-    step, res = _step(2, f"Checkout of the measured commit {commit[:12]}", ["git", "-C", str(clone), "checkout", "--quiet", "--detach", commit],
-                      None, env, timeout, log, named)
-    steps.append(step)
-    if not res.ok:
-        return fail(f"git checkout {commit[:12]}", res)
-    step, res = _step(3, f"Install the {runner.session} session (nox --install-only, cold caches)", [*nox, "-s", runner.session, "--install-only"], clone, env, timeout, log, named)
-    steps.append(step)
-    if not res.ok:
-        return fail(f"nox -s {runner.session} --install-only", res)
-    bin_dir = clone / ".nox" / runner.session.replace("-", "_") / "bin"
-    if not bin_dir.is_dir():
-        hits = sorted((clone / ".nox").glob("*/bin"))
-        bin_dir = hits[0] if len(hits) == 1 else bin_dir
-    subst = {"out": str(out), "bin": str(bin_dir), "clone": str(clone)}
-
-    def fill(text: str) -> str:
-        for key, value in subst.items():
-            text = text.replace("{" + key + "}", value)
-        return text
-
+    for name, argv, cwd, what in _install_steps(runner, repo, clone, commit, nox):
+        res = step(name, argv, cwd)
+        if not res.ok:
+            return fail(what, res)
+    subst = {"out": str(out), "bin": str(_session_bin(clone, runner.session)), "clone": str(clone)}
     for command in runner.setup:
-        argv = [fill(a) for a in command]
+        argv = [_fill(a, subst) for a in command]
         # a docker-image runner's setup builds its image: named so that the rules count it as a Docker build
         what = "Build the image" if runner.install == "docker-image" else "Build and verify the tool"
-        step, res = _step(len(steps) + 1, f"{what} ({Path(argv[0]).name} {' '.join(argv[1:2])})", argv, clone, env, timeout, log, named)
-        steps.append(step)
+        res = step(f"{what} ({Path(argv[0]).name} {' '.join(argv[1:2])})", argv, clone)
         if not res.ok:
             return fail(shlex.join(argv[:2]), res)
-    if runner.image:
-        image = image_record(runner.image, env)
-    argv = [*nox, "-s", runner.session, "--no-install", "--", *[fill(a) for a in runner.args]]
-    step, res = _step(len(steps) + 1, "First result", argv, clone, env, timeout, log, named)
-    steps.append(step)
+    image = image_record(runner.image, env) if runner.image else None
+    res = step("First result", [*nox, "-s", runner.session, "--no-install", "--", *[_fill(a, subst) for a in runner.args]], clone)
     cases = read_cases(out)
     if not res.ok:
         return Pass(started, steps, "failure", install, cases, out, image)
@@ -379,6 +358,28 @@ def measure_pass(runner: Runner, repo: Path, commit: str, work: Path, nox: list[
         reason = f"first result: no ok case in {len(cases)} case(s) written under --output"
         return Pass(started, steps, "failure", {**install, "kind": "unavailable", "reason": reason}, cases, out, image)
     return Pass(started, steps, "success", install, cases, out, image)
+
+
+def _install_steps(runner: Runner, repo: Path, clone: Path, commit: str, nox: list[str]) -> list[tuple[str, list[str], Path | None, str]]:
+    """(step name, command, folder, what failed) of a pass's clone, checkout and install. Every pass measures
+    the same commit, even when the repository's HEAD moves meanwhile."""
+    return [
+        ("Clone the repository (git clone)", ["git", "clone", "--quiet", "--no-hardlinks", "--no-checkout", str(repo), str(clone)],
+         None, "git clone"),
+        (f"Checkout of the measured commit {commit[:12]}", ["git", "-C", str(clone), "checkout", "--quiet", "--detach", commit],
+         None, f"git checkout {commit[:12]}"),
+        (f"Install the {runner.session} session (nox --install-only, cold caches)", [*nox, "-s", runner.session, "--install-only"],
+         clone, f"nox -s {runner.session} --install-only"),
+    ]
+
+
+def _session_bin(clone: Path, session: str) -> Path:
+    """The bin folder of the session's virtualenv in the clone (the only one there when nox named it otherwise)."""
+    bin_dir = clone / ".nox" / session.replace("-", "_") / "bin"
+    if not bin_dir.is_dir():
+        hits = sorted((clone / ".nox").glob("*/bin"))
+        bin_dir = hits[0] if len(hits) == 1 else bin_dir
+    return bin_dir
 
 
 def measure(
@@ -402,12 +403,7 @@ def measure(
     nox = nox or ["python3", "-m", "nox"]
     base_env = dict(os.environ if env is None else env)
     mtap_cache = mtap_cache or Path(base_env.get("MTAP_CACHE_DIR") or Path.home() / ".cache" / "mtap")
-    head = run_tool(["git", "-C", str(repo), "rev-parse", "HEAD"], timeout=60)
-    if not head.ok:
-        raise LocalError(f"{repo}: not a git repository with a commit: {head.last_line() or head.outcome}")
-    commit = head.stdout.strip()
-    branch_res = run_tool(["git", "-C", str(repo), "rev-parse", "--abbrev-ref", "HEAD"], timeout=60)
-    branch = branch_res.stdout.strip() if branch_res.ok else None
+    commit, branch = _head(repo)
     try:
         load = [round(x, 2) for x in os.getloadavg()]
     except OSError:
@@ -418,78 +414,93 @@ def measure(
         progress(f"working in {root}{' (kept)' if keep else ''}")
     per_runner: dict[str, list[Pass]] = {}
     reused: dict[str, dict[str, Any] | None] = {}
-    missing: list[dict[str, str]] = []
     try:
         for runner in runners:
-            build = None
-            if runner.reuse_build:
-                found = find_build(mtap_cache, runner.reuse_build)
-                build = reused_record(*found) if found else None
-            reused[runner.job] = build
+            found = find_build(mtap_cache, runner.reuse_build) if runner.reuse_build else None
+            reused[runner.job] = reused_record(*found) if found else None
             per_runner[runner.job] = []
             folder = "".join(ch if ch.isalnum() or ch in "._-" else "-" for ch in runner.job)
             for k in range(1, passes + 1):
                 if progress:
                     progress(f"{runner.job}: pass {k}/{passes}")
-                p = measure_pass(runner, repo, commit, root / folder / f"pass-{k}", nox, base_env, timeout, mtap_cache if build else None)
-                per_runner[runner.job].append(p)
-                if log_dir is not None:
-                    log_dir.mkdir(parents=True, exist_ok=True)
-                    log = root / folder / f"pass-{k}" / "commands.log"
-                    if log.is_file():
-                        shutil.copyfile(log, log_dir / f"{folder}.pass-{k}.log")
-                if not keep:
-                    shutil.rmtree(root / folder / f"pass-{k}" / "clone", ignore_errors=True)
-                    shutil.rmtree(root / folder / f"pass-{k}" / "caches", ignore_errors=True)
-        records = []
-        for k in range(1, passes + 1):
-            jobs = []
-            for index, runner in enumerate(runners, 1):
-                p = per_runner[runner.job][k - 1]
-                first = per_runner[runner.job][0]
-                # each later pass against the first; the first pass carries no comparison of its own
-                det = compare(first.cases, p.cases) if k > 1 and first.cases and p.cases else None
-                jobs.append({
-                    "id": index, "name": runner.job, "run_attempt": 1, "conclusion": p.conclusion,
-                    "created_at": p.started, "started_at": p.started, "completed_at": p.steps[-1]["completed_at"],
-                    "runner_name": f"local {platform.node() or 'host'}", "steps": p.steps,
-                    "install_path": p.install_path, "determinism": det, "reused_build": reused[runner.job],
-                    **({"image": p.image} if runner.image else {}),
-                })
-            starts = [per_runner[r.job][k - 1].started for r in runners]
-            concl = "success" if all(j["conclusion"] == "success" for j in jobs) else "failure"
-            run = {"id": k, "run_number": k, "run_attempt": 1, "workflow": "ci-timing local", "event": "local",
-                   "head_branch": branch, "head_sha": commit, "conclusion": concl, "created_at": min(starts), "html_url": None}
-            records.append(run_record(run, jobs, rules))
+                work = root / folder / f"pass-{k}"
+                per_runner[runner.job].append(
+                    measure_pass(runner, repo, commit, work, nox, base_env, timeout, mtap_cache if reused[runner.job] else None))
+                _tidy_pass(work, f"{folder}.pass-{k}.log", log_dir, keep)
+        records = [run_record(_pass_run(k, runners, per_runner, branch, commit), _pass_jobs(k, runners, per_runner, reused), rules)
+                   for k in range(1, passes + 1)]
     finally:
         if not keep:
             shutil.rmtree(root, ignore_errors=True)
     records.sort(key=lambda r: r["run_number"], reverse=True)
-    tools, unmapped = tool_summaries(records)
-    doc = {
-        "schema": "ci-timing",
-        "schema_version": mtap_schemas.version("ci-timing", 2),
-        "scraper": {"name": "ci-timing", "version": __version__, "client": f"mtap_schemas.proc.run_tool, git, {shlex.join(nox)}"},
-        "source": {
-            "kind": "local",
-            "repository": portable_text(str(repo)),
-            "commit": commit,
-            "branch": branch,
-            "passes": passes,
-            "cold_caches": list(COLD_CACHE_VARS),
-            "host": {"platform": f"{platform.system()} {platform.release()} {platform.machine()}", "cpus": os.cpu_count() or 0,
-                     "python": platform.python_version(), "load_average": load,
-                     "package_sources": [portable_text(x) for x in sources]},
-            "runners": [r.session for r in runners],
-            "not_measured": [{"session": s, "reason": r} for s, r in sorted((not_measured or {}).items())],
-            "command": [portable_text(a) for a in command or []],
-        },
-        "rules": rules.as_dict(),
-        "complete": not missing,
-        "missing": missing,
-        "wall_clock": {"scraped_at": iso(_now())},
-        "runs": records,
-        "tools": tools,
-        "unmapped_jobs": unmapped,
-    }
+    source = _local_source(repo, commit, branch, passes, load, sources, runners, not_measured, command)
+    doc = document(records, client=f"mtap_schemas.proc.run_tool, git, {shlex.join(nox)}", source=source, rules=rules, missing=[],
+                   scraped_at=_now())
     return Scrape(doc, None, 0)
+
+
+def _local_source(repo: Path, commit: str, branch: str | None, passes: int, load: list[float], sources: list[str],
+                  runners: list[Runner], not_measured: dict[str, str] | None, command: list[str] | None) -> dict[str, Any]:
+    """The document's ``source`` (kind local): the commit measured, how, on which host, what was not measured."""
+    return {
+        "kind": "local",
+        "repository": portable_text(str(repo)),
+        "commit": commit,
+        "branch": branch,
+        "passes": passes,
+        "cold_caches": list(COLD_CACHE_VARS),
+        "host": {"platform": f"{platform.system()} {platform.release()} {platform.machine()}", "cpus": os.cpu_count() or 0,
+                 "python": platform.python_version(), "load_average": load,
+                 "package_sources": [portable_text(x) for x in sources]},
+        "runners": [r.session for r in runners],
+        "not_measured": [{"session": s, "reason": r} for s, r in sorted((not_measured or {}).items())],
+        "command": [portable_text(a) for a in command or []],
+    }
+
+
+def _head(repo: Path) -> tuple[str, str | None]:
+    """(commit, branch) of the repository's HEAD: what every pass measures."""
+    head = run_tool(["git", "-C", str(repo), "rev-parse", "HEAD"], timeout=60)
+    if not head.ok:
+        raise LocalError(f"{repo}: not a git repository with a commit: {head.last_line() or head.outcome}")
+    branch_res = run_tool(["git", "-C", str(repo), "rev-parse", "--abbrev-ref", "HEAD"], timeout=60)
+    return head.stdout.strip(), branch_res.stdout.strip() if branch_res.ok else None
+
+
+def _tidy_pass(work: Path, log_name: str, log_dir: Path | None, keep: bool) -> None:
+    """After a pass: its command log copied to ``log_dir`` as ``log_name``, its clone and caches removed unless ``keep``."""
+    if log_dir is not None:
+        log_dir.mkdir(parents=True, exist_ok=True)
+        log = work / "commands.log"
+        if log.is_file():
+            shutil.copyfile(log, log_dir / log_name)
+    if not keep:
+        shutil.rmtree(work / "clone", ignore_errors=True)
+        shutil.rmtree(work / "caches", ignore_errors=True)
+
+
+def _pass_jobs(k: int, runners: list[Runner], per_runner: dict[str, list[Pass]], reused: dict) -> list[dict[str, Any]]:
+    """Pass ``k``'s jobs, one per runner, shaped as parsed GitHub jobs; each later pass compared with the first
+    (the first pass carries no comparison of its own)."""
+    jobs = []
+    for index, runner in enumerate(runners, 1):
+        p = per_runner[runner.job][k - 1]
+        first = per_runner[runner.job][0]
+        det = compare(first.cases, p.cases) if k > 1 and first.cases and p.cases else None
+        jobs.append({
+            "id": index, "name": runner.job, "run_attempt": 1, "conclusion": p.conclusion,
+            "created_at": p.started, "started_at": p.started, "completed_at": p.steps[-1]["completed_at"],
+            "runner_name": f"local {platform.node() or 'host'}", "steps": p.steps,
+            "install_path": p.install_path, "determinism": det, "reused_build": reused[runner.job],
+            **({"image": p.image} if runner.image else {}),
+        })
+    return jobs
+
+
+def _pass_run(k: int, runners: list[Runner], per_runner: dict[str, list[Pass]], branch: str | None, commit: str) -> dict[str, Any]:
+    """Pass ``k`` as a parsed GitHub run: a success when every runner's pass was, started with its first runner."""
+    conclusions = [per_runner[r.job][k - 1].conclusion for r in runners]
+    starts = [per_runner[r.job][k - 1].started for r in runners]
+    concl = "success" if all(c == "success" for c in conclusions) else "failure"
+    return {"id": k, "run_number": k, "run_attempt": 1, "workflow": "ci-timing local", "event": "local",
+            "head_branch": branch, "head_sha": commit, "conclusion": concl, "created_at": min(starts), "html_url": None}

@@ -237,6 +237,23 @@ def _local_section(ci: dict[str, Any], ci_path: str) -> list[str]:
 
 
 def _github_section(ci: dict[str, Any], ci_path: str, determinism: dict[str, dict[str, int]]) -> list[str]:
+    """A GitHub Actions document: its source (and an incomplete scrape's banner), the per-tool table, the
+    success matrix and Docker vs native counts, and the jobs no tool claims."""
+    runs = ci["runs"]
+    lines = _github_source(ci, ci_path)
+    lines += _github_tools(ci["tools"], determinism)
+    if runs:
+        lines += _success_matrix(runs, ci["tools"])
+        lines += _docker_vs_native(ci["tools"])
+    if ci["unmapped_jobs"]:
+        lines += ["### Jobs not mapped to a tool", ""]
+        lines += [f"- `{u['name']}` ({u['count']}×)" for u in ci["unmapped_jobs"]]
+        lines.append("")
+    return lines
+
+
+def _github_source(ci: dict[str, Any], ci_path: str) -> list[str]:
+    """Where the runs were read, which and how many, by which scraper; what an incomplete scrape did not read."""
     src = ci["source"]
     runs = ci["runs"]
     scope = ", ".join(f"{k} `{src[k]}`" for k in ("workflow", "branch", "event") if src.get(k))
@@ -253,8 +270,13 @@ def _github_section(ci: dict[str, Any], ci_path: str, determinism: dict[str, dic
         for item in ci["missing"]:
             lines.append(f"> - not read: {scrub(item['what'])} — {scrub(item['reason'])}")
         lines.append("")
-    tools_rows = ci["tools"]
-    lines += [
+    return lines
+
+
+def _github_tools(tools_rows: list[dict[str, Any]], determinism: dict[str, dict[str, int]]) -> list[str]:
+    """Per tool: job counts by conclusion, success rate, setup / first result / run / Docker build spreads,
+    and the determinism verdict of its tool-run records."""
+    lines = [
         "Times in seconds over successful jobs: median [p10–p90] ±stdev. Setup = job start to the end of the last",
         "install/build step before the first run step; first result = job start to the end of the first run step;",
         "run = sum of run steps. Deterministic: the runners' tool-run records (below).",
@@ -274,38 +296,43 @@ def _github_section(ci: dict[str, Any], ci_path: str, determinism: dict[str, dic
             f"{_spread(row['docker_build_seconds'])} | {determinism_cell(determinism.get(row['tool']))} |"
         )
     lines.append("")
-    if runs:
-        shown_runs = runs[:MATRIX_RUNS]
-        shown = "" if len(shown_runs) == len(runs) else f" (latest {len(shown_runs)} of {len(runs)} runs; the counts above use all)"
-        lines += [f"### Success matrix (newest run first){shown}", ""]
-        lines.append(
-            "✓ success, ✗ failure, ⊘ cancelled, – skipped, ⏱ timed out, blank: no such job in that run; "
-            "several marks: re-run attempts or matrix variants."
-        )
-        lines.append("")
-        lines.append("| tool | " + " | ".join(f"#{r['run_number']}" for r in shown_runs) + " |")
-        lines.append("|---|" + "---|" * len(shown_runs))
-        for name in [r["tool"] for r in tools_rows]:
-            cells = []
-            for run in shown_runs:
-                marks = [MARK.get(j["conclusion"] or "", j["conclusion"] or "?") for j in run["jobs"] if j["tool"] == name]
-                cells.append(" ".join(marks))
-            lines.append(f"| {name} | " + " | ".join(cells) + " |")
-        lines.append("")
-        lines += [
-            "### Docker vs native setup",
-            "",
-            "| tool | Docker jobs | Docker success | native jobs | native success |",
-            "|---|---:|---:|---:|---:|",
-        ]
-        for row in tools_rows:
-            d, n = row["docker"], row["native"]
-            lines.append(f"| {row['tool']} | {d['jobs']} | {d['success']} | {n['jobs']} | {n['success']} |")
-        lines.append("")
-    if ci["unmapped_jobs"]:
-        lines += ["### Jobs not mapped to a tool", ""]
-        lines += [f"- `{u['name']}` ({u['count']}×)" for u in ci["unmapped_jobs"]]
-        lines.append("")
+    return lines
+
+
+def _success_matrix(runs: list[dict[str, Any]], tools_rows: list[dict[str, Any]]) -> list[str]:
+    """Each tool's job conclusions in the latest MATRIX_RUNS runs, newest first (several marks: re-runs or matrix variants)."""
+    shown_runs = runs[:MATRIX_RUNS]
+    shown = "" if len(shown_runs) == len(runs) else f" (latest {len(shown_runs)} of {len(runs)} runs; the counts above use all)"
+    lines = [f"### Success matrix (newest run first){shown}", ""]
+    lines.append(
+        "✓ success, ✗ failure, ⊘ cancelled, – skipped, ⏱ timed out, blank: no such job in that run; "
+        "several marks: re-run attempts or matrix variants."
+    )
+    lines.append("")
+    lines.append("| tool | " + " | ".join(f"#{r['run_number']}" for r in shown_runs) + " |")
+    lines.append("|---|" + "---|" * len(shown_runs))
+    for name in [r["tool"] for r in tools_rows]:
+        cells = []
+        for run in shown_runs:
+            marks = [MARK.get(j["conclusion"] or "", j["conclusion"] or "?") for j in run["jobs"] if j["tool"] == name]
+            cells.append(" ".join(marks))
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    lines.append("")
+    return lines
+
+
+def _docker_vs_native(tools_rows: list[dict[str, Any]]) -> list[str]:
+    """Per tool: jobs and successes of jobs that build a Docker image and of those that do not."""
+    lines = [
+        "### Docker vs native setup",
+        "",
+        "| tool | Docker jobs | Docker success | native jobs | native success |",
+        "|---|---:|---:|---:|---:|",
+    ]
+    for row in tools_rows:
+        d, n = row["docker"], row["native"]
+        lines.append(f"| {row['tool']} | {d['jobs']} | {d['success']} | {n['jobs']} | {n['success']} |")
+    lines.append("")
     return lines
 
 

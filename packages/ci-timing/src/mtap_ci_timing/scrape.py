@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import quote
@@ -192,6 +192,37 @@ class Scrape:
     skipped: int  # malformed runs/jobs (and run job listings) left out, each named in doc["missing"]
 
 
+def document(records: list[dict[str, Any]], *, client: str, source: dict[str, Any], rules: Rules, missing: list[dict[str, str]],
+             scraped_at: datetime) -> dict[str, Any]:
+    """The ci-timing v2 document of ``records`` (documented runs, in the order given), with the per-tool
+    summaries; GitHub's and the local source's alike."""
+    tools, unmapped = tool_summaries(records)
+    return {
+        "schema": "ci-timing",
+        "schema_version": mtap_schemas.version("ci-timing", 2),
+        "scraper": {"name": "ci-timing", "version": __version__, "client": client},
+        "source": source,
+        "rules": rules.as_dict(),
+        "complete": not missing,
+        "missing": missing,
+        "wall_clock": {"scraped_at": iso(scraped_at)},
+        "runs": records,
+        "tools": tools,
+        "unmapped_jobs": unmapped,
+    }
+
+
+@dataclass
+class _Reading:
+    """What a scrape has read so far; kept when a stop error ends it."""
+
+    records: list[dict[str, Any]] = field(default_factory=list)
+    skipped: list[dict[str, str]] = field(default_factory=list)  # malformed items, in the order met
+    seen: set[int] = field(default_factory=set)
+    listed: int = 0  # listing items used, malformed ones included (they are runs of the history too)
+    current: str | None = None  # the run being read, dropped if the scrape stops inside it
+
+
 def scrape(
     gh: Github,
     *,
@@ -217,102 +248,110 @@ def scrape(
         filters["branch"] = branch
     if event:
         filters["event"] = event
-    skipped: list[dict[str, str]] = []  # malformed items, in the order met
+    reading = _Reading()
     missing: list[dict[str, str]] = []  # what a stop left unread
-    records: list[dict[str, Any]] = []
-    seen: set[int] = set()
-    listed = 0  # listing items used, malformed ones included (they are runs of the history too)
-    current: str | None = None  # the run being read, dropped if the scrape stops inside it
     stopped: str | None = None
     try:
-        base = f"/repos/{repository}"
-        if workflow:
-            path = f"{base}/actions/workflows/{quote(workflow, safe='')}"
-            wf = get_json(gh, path, f"{api_url}{path}")
-            if not isinstance(wf, dict) or isinstance(wf.get("id"), bool) or not isinstance(wf.get("id"), int):
-                raise MalformedResponse(f"{api_url}{path}: expected a workflow object with an integer id, got {shape(wf)}")
-            base = f"{base}/actions/workflows/{wf['id']}"
-        path = f"{base}/runs" if workflow else f"{base}/actions/runs"
-        # The listing is paged lazily by PyGithub (Link headers); pages past N are never asked for.
-        listing = iter(RawListing(gh.requester, path, filters, "workflow_runs", f"{api_url}{path}", api_url))
-        while listed < runs:
-            item = next(listing, None)
-            if item is None:
-                break
-            try:
-                run = parse_run(item.value)
-            except Malformed as exc:
-                listed += 1
-                skipped.append({"what": f"{label(item.value, 'run', listed)}, left out", "reason": str(exc)})
-                continue
-            if run["id"] in seen:
-                continue
-            seen.add(run["id"])
-            listed += 1
-            current = f"run {run['id']} (#{run['run_number']})"
-            jobs_path = f"/repos/{repository}/actions/runs/{run['id']}/jobs"
-            try:
-                # every page, or an exception: a run is kept only whole
-                raw_jobs = [i.value for i in RawListing(gh.requester, jobs_path, {"filter": attempts}, "jobs", f"{api_url}{jobs_path}", api_url)]
-            except MalformedResponse as exc:
-                skipped.append({"what": f"jobs of {current}, so that run is left out", "reason": str(exc)})
-                raw_jobs = None
-            if raw_jobs is not None:
-                jobs, job_ids = [], set()
-                for position, raw in enumerate(raw_jobs, 1):
-                    try:
-                        job = parse_job(raw)
-                    except Malformed as exc:
-                        skipped.append({"what": f"{label(raw, 'job', position)} of {current}, left out", "reason": str(exc)})
-                        continue
-                    if job["id"] not in job_ids:
-                        job_ids.add(job["id"])
-                        jobs.append(job)
-                records.append(run_record(run, jobs, rules))
-            current = None
-            if progress:
-                progress(1)
+        path = _runs_path(gh, repository, workflow, api_url)
+        _read_runs(gh, path, filters, reading, runs=runs, repository=repository, api_url=api_url, attempts=attempts, rules=rules,
+                   progress=progress)
     except STOP_ERRORS as exc:
-        reason = describe_stop(exc, max_wait, retries)
-        if isinstance(exc, UnknownObjectException) and not records and workflow:
+        stopped = describe_stop(exc, max_wait, retries)
+        if isinstance(exc, UnknownObjectException) and not reading.records and workflow:
             raise AccessError(f"{api_url}: HTTP 404: workflow {workflow!r} not found in {repository}") from None
-        if not records:
+        if not reading.records:
             where = "" if isinstance(exc, MalformedResponse) else f"{api_url}: "  # its reason names the URL
-            raise StoppedEarly(f"{where}{reason}; no run was read, nothing written") from None
-        stopped = reason
-        if current:
-            missing.append({"what": f"jobs of {current}, so that run is left out", "reason": reason})
-        missing.append(
-            {
-                "what": f"runs after the {listed - (1 if current else 0)} read (of {runs} requested) were not listed",
-                "reason": reason,
-            }
-        )
-    records.sort(key=lambda r: (r["created_at"] or "", r["id"]), reverse=True)
-    tools, unmapped = tool_summaries(records)
-    missing = skipped + missing
-    doc = {
-        "schema": "ci-timing",
-        "schema_version": mtap_schemas.version("ci-timing", 2),
-        "scraper": {"name": "ci-timing", "version": __version__, "client": client_version()},
-        "source": {
-            "kind": "github",
-            "api_url": api_url,
-            "repository": repository,
-            "workflow": workflow,
-            "branch": branch,
-            "event": event,
-            "attempts": attempts,
-            "runs_requested": runs,
-            "authenticated": authenticated,
-            "command": command,
-        },
-        "rules": rules.as_dict(),
-        "complete": not missing,
-        "missing": missing,
-        "wall_clock": {"scraped_at": iso(now or datetime.now(UTC))},
-        "runs": records,
-        "tools": tools,
-        "unmapped_jobs": unmapped,
+            raise StoppedEarly(f"{where}{stopped}; no run was read, nothing written") from None
+        missing = _unread(reading, runs, stopped)
+    records = sorted(reading.records, key=lambda r: (r["created_at"] or "", r["id"]), reverse=True)
+    source = {
+        "kind": "github",
+        "api_url": api_url,
+        "repository": repository,
+        "workflow": workflow,
+        "branch": branch,
+        "event": event,
+        "attempts": attempts,
+        "runs_requested": runs,
+        "authenticated": authenticated,
+        "command": command,
     }
-    return Scrape(doc, stopped, len(skipped))
+    doc = document(records, client=client_version(), source=source, rules=rules, missing=reading.skipped + missing,
+                   scraped_at=now or datetime.now(UTC))
+    return Scrape(doc, stopped, len(reading.skipped))
+
+
+def _runs_path(gh: Github, repository: str, workflow: str | None, api_url: str) -> str:
+    """The listing of the repository's runs, or of one workflow's (its id looked up first)."""
+    base = f"/repos/{repository}"
+    if workflow:
+        path = f"{base}/actions/workflows/{quote(workflow, safe='')}"
+        wf = get_json(gh, path, f"{api_url}{path}")
+        if not isinstance(wf, dict) or isinstance(wf.get("id"), bool) or not isinstance(wf.get("id"), int):
+            raise MalformedResponse(f"{api_url}{path}: expected a workflow object with an integer id, got {shape(wf)}")
+        base = f"{base}/actions/workflows/{wf['id']}"
+    return f"{base}/runs" if workflow else f"{base}/actions/runs"
+
+
+def _read_runs(gh: Github, path: str, filters: dict[str, Any], reading: _Reading, *, runs: int, repository: str, api_url: str,
+               attempts: str, rules: Rules, progress: Callable[[int], None] | None) -> None:
+    """Read listing items into ``reading`` until ``runs`` are used or the listing ends: each run with its whole
+    job list; a malformed run is left out (and counts), a run listed twice is read once."""
+    # The listing is paged lazily by PyGithub (Link headers); pages past N are never asked for.
+    listing = iter(RawListing(gh.requester, path, filters, "workflow_runs", f"{api_url}{path}", api_url))
+    while reading.listed < runs:
+        item = next(listing, None)
+        if item is None:
+            break
+        try:
+            run = parse_run(item.value)
+        except Malformed as exc:
+            reading.listed += 1
+            reading.skipped.append({"what": f"{label(item.value, 'run', reading.listed)}, left out", "reason": str(exc)})
+            continue
+        if run["id"] in reading.seen:
+            continue
+        reading.seen.add(run["id"])
+        reading.listed += 1
+        reading.current = f"run {run['id']} (#{run['run_number']})"
+        jobs = _read_jobs(gh, f"/repos/{repository}/actions/runs/{run['id']}/jobs", attempts, api_url, reading)
+        if jobs is not None:
+            reading.records.append(run_record(run, jobs, rules))
+        reading.current = None
+        if progress:
+            progress(1)
+
+
+def _read_jobs(gh: Github, jobs_path: str, attempts: str, api_url: str, reading: _Reading) -> list[dict[str, Any]] | None:
+    """The current run's jobs, every page (or an exception: a run is kept only whole), each job once; a
+    malformed job is left out and named, a malformed job listing leaves the run out (None)."""
+    try:
+        raw_jobs = [i.value for i in RawListing(gh.requester, jobs_path, {"filter": attempts}, "jobs", f"{api_url}{jobs_path}", api_url)]
+    except MalformedResponse as exc:
+        reading.skipped.append({"what": f"jobs of {reading.current}, so that run is left out", "reason": str(exc)})
+        return None
+    jobs, job_ids = [], set()
+    for position, raw in enumerate(raw_jobs, 1):
+        try:
+            job = parse_job(raw)
+        except Malformed as exc:
+            reading.skipped.append({"what": f"{label(raw, 'job', position)} of {reading.current}, left out", "reason": str(exc)})
+            continue
+        if job["id"] not in job_ids:
+            job_ids.add(job["id"])
+            jobs.append(job)
+    return jobs
+
+
+def _unread(reading: _Reading, runs: int, reason: str) -> list[dict[str, str]]:
+    """What a stop left unread: the run being read (dropped whole), and the runs after those read."""
+    missing = []
+    if reading.current:
+        missing.append({"what": f"jobs of {reading.current}, so that run is left out", "reason": reason})
+    missing.append(
+        {
+            "what": f"runs after the {reading.listed - (1 if reading.current else 0)} read (of {runs} requested) were not listed",
+            "reason": reason,
+        }
+    )
+    return missing
