@@ -159,3 +159,19 @@ def test_report_never_shows_credentials_a_document_holds(tmp_path):
     assert result.exit_code == 0
     assert "SECRET" not in text and "octocat" not in text
     assert "via https://ghe.example/api/v3," in text and "https://ghe.example/api/v3/repos/o/r/actions/runs: HTTP 502" in text
+
+
+def test_the_committed_report_is_what_the_committed_data_gives(tmp_path, monkeypatch) -> None:
+    """deployment-viability-report.md is rebuilt from data/evaluation (ci-timing documents and the runners'
+    determinism records); a document added without `nox -s ci-timing` leaves it stale, and this says so."""
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[3]
+    committed = root / "data" / "evaluation" / "deployment-viability-report.md"
+    if not committed.is_file():
+        pytest.skip("no committed report")
+    monkeypatch.chdir(root)
+    out = tmp_path / "report.md"
+    result = CliRunner().invoke(main, ["report", "--output", str(out)])
+    assert result.exit_code == 0, result.output
+    assert out.read_text() == committed.read_text(), "stale: run `nox -s ci-timing` and commit the report"
