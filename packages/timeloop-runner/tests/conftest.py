@@ -1,14 +1,13 @@
 from __future__ import annotations
 
-import json
 import os
 import stat
-import subprocess
-import sys
+from functools import partial
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+
+from mtap_schemas import accel_tests
 
 REPO = Path(__file__).resolve().parents[3]
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -36,11 +35,6 @@ def no_tool_from_the_environment(monkeypatch, tmp_path_factory):
 
 
 @pytest.fixture
-def repo() -> Path:
-    return REPO
-
-
-@pytest.fixture
 def data_dir() -> Path:
     return REPO / "data"
 
@@ -54,20 +48,7 @@ def fake_bin(folder: Path, script: str) -> Path:
     return folder
 
 
-def config(tmp_path: Path, cfg: dict | str, name: str = "sel.json") -> Path:
-    p = tmp_path / name
-    p.write_text(cfg if isinstance(cfg, str) else json.dumps(cfg))
-    return p
-
-
-def invoke(*args, **kw) -> Result:
-    from mtap_timeloop_runner.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args], **kw)
-
-
-def console(*args, cwd: Path = REPO, env: dict | None = None, timeout: float = 300) -> subprocess.CompletedProcess:
-    """The runner as a real process (`python -m mtap_timeloop_runner.cli`, what the console script runs)."""
-    full = {**os.environ, **(env or {})}
-    return subprocess.run([sys.executable, "-m", "mtap_timeloop_runner.cli", *map(str, args)], cwd=cwd, env=full,
-                          capture_output=True, text=True, timeout=timeout)
+CLI = "mtap_timeloop_runner.cli"
+config = accel_tests.config_file
+invoke = partial(accel_tests.invoke, CLI)
+console = partial(accel_tests.console, CLI, cwd=REPO, timeout=300)  # the runner as a real process

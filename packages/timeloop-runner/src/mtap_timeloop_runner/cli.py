@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import json
-from typing import Any
-
 import click
 from click.core import ParameterSource
 
 import mtap_schemas as ms
 import mtap_schemas.toolrun as tr
+from mtap_schemas import accel
+from mtap_schemas.accel import Case
 from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
 from mtap_schemas.execute import run_cases
-from mtap_schemas.layers import LayerTableError, select_tables
 
 from . import __version__
-from .cases import ARCHITECTURES, Case, Config, config_from, plan_cases
-from .run import Unit, build_case, run_unit, spec_paths
+from .cases import CATALOG, DEFAULT_ARCHITECTURES, Config, config_from, spec_paths
+from .run import TimeloopResults, Unit, run_unit
 from .setup import setup_cmd
 from .tool import Lookup, Tool, ToolPathError, locate
 
@@ -24,8 +22,7 @@ TOOL = "timeloop"
 PROG = "timeloop-runner"
 OUTPUT = "data/evaluation/timeloop"
 DEFAULT_TIMEOUT = 3600.0
-CONFIG_HELP = ('JSON narrowing the matrix (schemas/config/timeloop-runner.v1.schema.json): {"architectures": [...], '
-               '"models": [...], "layers": [...], "batch": 1, "seq_len": 128, "timeout_s": 3600}.')
+CONFIG_HELP = accel.config_help(PROG, CATALOG.config_field, DEFAULT_ARCHITECTURES, ', "timeout_s": 3600')
 
 
 @runner_group(PROG, __version__)
@@ -63,20 +60,7 @@ def main() -> None:
 def load_plan(opts: RunOptions) -> tuple[Config, list[Case], dict[str, dict]]:
     """The config, every planned case (before --shard/--limit) and the hardware catalog, checked."""
     cfg = config_from(opts.config_doc)
-    hw_path = opts.data_dir / "hardware" / "hardware.json"
-    hardware = {h["id"]: h for h in ms.read(hw_path, "hardware")["hardware"]}
-    for arch in cfg.architectures:
-        hw = ARCHITECTURES[arch]["hardware"]
-        if hw not in hardware:
-            raise UserError(f"{hw_path}: field hardware: no id {hw!r} (needed by the {arch} spec)")
-        for spec in spec_paths(opts.data_dir, arch):
-            if not spec.is_file():
-                raise UserError(f"{spec}: Timeloop spec file missing (expected under {opts.data_dir}/timeloop/)")
-    try:
-        tables = select_tables(opts.data_dir, cfg.models, cfg.layers, opts.config)
-    except LayerTableError as exc:
-        raise UserError(str(exc)) from None
-    return cfg, plan_cases(cfg, tables), hardware
+    return (cfg, *accel.load_plan(opts, CATALOG, cfg))
 
 
 def find_tool(opts: RunOptions) -> Tool:
@@ -106,9 +90,45 @@ def find_tool(opts: RunOptions) -> Tool:
 @run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=PROG, config_help=CONFIG_HELP)
 def cases_cmd(opts: RunOptions) -> None:
     """Print the planned cases as JSON lines; runs nothing."""
-    _, planned, _ = load_plan(opts)
-    for case in opts.select(planned):
-        click.echo(json.dumps(case.plan(), sort_keys=True))
+    accel.echo_plan(opts, load_plan(opts)[1])
+
+
+def _timeout(opts: RunOptions, cfg: Config) -> float:
+    """--timeout, else the config's timeout_s, else the default."""
+    if click.get_current_context().get_parameter_source("timeout") == ParameterSource.DEFAULT and cfg.timeout_s:
+        return float(cfg.timeout_s)
+    return opts.timeout or DEFAULT_TIMEOUT
+
+
+def _tool(opts: RunOptions, builder: tr.ToolRun) -> Tool:
+    """The Timeloop to run, recorded in the document; without one every case will be unavailable."""
+    tool = find_tool(opts)
+    builder.with_tool(tr.Tool(TOOL, tool.version, tool.backend, tool.location))
+    if tool.version:
+        builder.packages[TOOL] = tool.version
+    if tool.missing is not None:
+        click.echo(f"{PROG}: {tool.missing[1]}; writing unavailable cases", err=True)
+    return tool
+
+
+def _units(opts: RunOptions, cfg: Config, planned: list[Case], selected: list[Case], tool: Tool, timeout: float,
+           keep_raw: str | None) -> list[Unit]:
+    """One mapper run per (spec, shape) the selected cases need."""
+    specs = {arch: tuple(str(p) for p in spec_paths(opts.data_dir, arch)) for arch in cfg.architectures}
+    return [Unit(accel.unit_ident(arch, la), arch, la, specs[arch], tool, timeout, keep_raw)
+            for arch, la in accel.unit_layers(planned, selected)]
+
+
+def _save_maps(opts: RunOptions, units: list[Unit], by_shape: dict[tuple, dict]) -> dict[tuple, dict]:
+    """Each mapped unit's best mapping written to OUTPUT/NAME.maps/<spec>/<layer>.map.txt: its artifact by (spec, shape)."""
+    assert opts.output is not None and opts.name is not None
+    maps: dict[tuple, dict] = {}
+    for u in units:
+        r = by_shape[u.arch, u.layer.shape]
+        if r["map"] is not None and r["stats"] is not None:
+            path = ms.write_text_atomic(opts.output / f"{opts.name}.maps" / u.arch / f"{u.layer.name}.map.txt", r["map"])
+            maps[u.arch, u.layer.shape] = tr.artifact(path)
+    return maps
 
 
 @main.command("run")
@@ -130,34 +150,10 @@ def run_cmd(opts: RunOptions, save_maps: bool) -> None:
     builder = tr.ToolRun(PROG, __version__, tr.Tool(TOOL, None, "native"), prog=PROG, config=opts.config)
     cfg, planned, hardware = load_plan(opts)
     selected = opts.select(planned)
-    ctx = click.get_current_context()
-    timeout = opts.timeout or DEFAULT_TIMEOUT
-    if ctx.get_parameter_source("timeout") == ParameterSource.DEFAULT and cfg.timeout_s:
-        timeout = float(cfg.timeout_s)
-
-    tool = find_tool(opts)
-    builder.with_tool(tr.Tool(TOOL, tool.version, tool.backend, tool.location))
-    if tool.version:
-        builder.packages[TOOL] = tool.version
-    if tool.missing is not None:
-        click.echo(f"{PROG}: {tool.missing[1]}; writing unavailable cases", err=True)
-
-    # one unit per (spec, shape), named by the first layer of the whole plan with that shape
-    first: dict[tuple, Any] = {}
-    for c in planned:
-        for la in c.layers:
-            first.setdefault((c.arch, la.shape), la)
-    needed: list[tuple] = []
-    for c in selected:
-        for la in c.layers:
-            if (c.arch, la.shape) not in needed:
-                needed.append((c.arch, la.shape))
-    order = list(first)
-    needed.sort(key=order.index)
+    timeout = _timeout(opts, cfg)
+    tool = _tool(opts, builder)
     keep_raw = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
-    specs = {arch: tuple(str(p) for p in spec_paths(opts.data_dir, arch)) for arch in cfg.architectures}
-    units = [Unit(f"{arch}/{first[arch, shape].model}.{first[arch, shape].name}", arch, first[arch, shape], specs[arch],
-                  tool, timeout, keep_raw) for arch, shape in needed]
+    units = _units(opts, cfg, planned, selected, tool, timeout, keep_raw)
     plan_json = {"units": [[u.ident, u.layer.shape_text()] for u in units], "tool": tool.identity(), "timeout": timeout,
                  "keep_raw": keep_raw}
     checkpoint = opts.checkpoint(plan_json)
@@ -165,18 +161,10 @@ def run_cmd(opts: RunOptions, save_maps: bool) -> None:
     jobs = 1 if tool.missing is not None else opts.jobs
     results = run_cases(units, run_unit, jobs=jobs, label=f"timeloop-mapper ({tool.backend})", ident=lambda u: u.ident,
                         checkpoint=checkpoint)
-    by_shape = {(u.arch, u.layer.shape): r for u, r in zip(units, results)}
-
-    maps: dict[tuple, dict] = {}
-    if save_maps:
-        assert opts.output is not None and opts.name is not None
-        for u in units:
-            text = by_shape[u.arch, u.layer.shape]["map"]
-            if text is not None and by_shape[u.arch, u.layer.shape]["stats"] is not None:
-                path = ms.write_text_atomic(opts.output / f"{opts.name}.maps" / u.arch / f"{u.layer.name}.map.txt", text)
-                maps[u.arch, u.layer.shape] = tr.artifact(path)
+    by_shape = accel.by_shape(units, results)
+    adapter = TimeloopResults(tool.energy_model, _save_maps(opts, units, by_shape) if save_maps else {})
     artifacts = {arch: [tr.artifact(p) for p in spec_paths(opts.data_dir, arch)] for arch in cfg.architectures}
-    out = [build_case(c, by_shape, hardware[c.hardware].get("clock_hz"), artifacts[c.arch], tool.energy_model, maps)
+    out = [accel.build_case(c, by_shape, hardware[c.hardware].get("clock_hz"), artifacts[c.arch], adapter)
            for c in selected]
     finish(builder, out, opts, checkpoint)
 

@@ -1,5 +1,5 @@
-"""Run the mapper once per distinct (architecture spec, layer shape) and build every case from
-those runs: a layer case from its shape's run, a model total from the runs of all its layers.
+"""Run the mapper once per distinct (architecture spec, layer shape), and Timeloop's part of
+building the cases from those runs (the building itself: :func:`mtap_schemas.accel.build_case`).
 
 :func:`run_unit` is what a worker process runs (``mtap_schemas.execute.run_cases``); it returns
 plain JSON (checkpointed for ``--resume``), with the stats already checked, so composing the
@@ -15,21 +15,18 @@ from pathlib import Path
 from typing import Any
 
 import mtap_schemas.toolrun as tr
+from mtap_schemas import accel
+from mtap_schemas.accel import Case
 from mtap_schemas.layers import Layer
 from mtap_schemas.toolrun import InvalidValue
 
-from .cases import MAPPER_FILE, SPEC_FILES, Case
+from .cases import MAPPER_FILE
 from .parse import Stats, StatsParseError, parse_stats
 from .problem import problem_yaml
 from .tool import Tool
 
 STATS_FILE = "timeloop-mapper.stats.txt"
 MAP_FILE = "timeloop-mapper.map.txt"
-
-
-def spec_paths(data_dir: Path, arch: str) -> list[Path]:
-    base = data_dir / "timeloop"
-    return [base / arch / name for name in SPEC_FILES] + [base / MAPPER_FILE]
 
 
 @dataclass(frozen=True)
@@ -47,18 +44,10 @@ class Unit:
 
 def check_stats(stats: Stats) -> None:
     """Raise :class:`InvalidValue` for a stats value no mapping can have."""
-    tr.metric("cycles", stats.cycles, "cycles", "prediction")
-    tr.metric("energy", stats.energy_uj, "uJ", "prediction")
-    tr.metric("macs", stats.computes, "count", "prediction")
-    tr.metric("energy_per_mac", stats.fj_per_compute, "pJ/MAC", "prediction")
-    u = tr.metric("utilization", stats.utilization, "1", "prediction")["value"]
-    if not 0 <= u <= 1:
-        raise InvalidValue(f"metric utilization: got {u!r}, expected a fraction from 0 to 1")
-    if stats.area_mm2 is not None:
-        tr.metric("area", stats.area_mm2, "mm^2", "prediction")
-    for name, value in (("cycles", stats.cycles), ("macs", stats.computes)):
-        if value == 0:
-            raise InvalidValue(f"metric {name}: got 0, but every mapping takes at least one")
+    area = [("area", stats.area_mm2, "mm^2")] if stats.area_mm2 is not None else []
+    accel.check_figures([("cycles", stats.cycles, "cycles"), ("energy", stats.energy_uj, "uJ"),
+                         ("macs", stats.computes, "count"), ("energy_per_mac", stats.fj_per_compute, "pJ/MAC"),
+                         ("utilization", stats.utilization, "1"), *area], "mapping")
 
 
 def _keep(work: Path, keep_raw: str | None, ident: str) -> None:
@@ -115,75 +104,43 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         return out
 
 
-def layer_metrics(s: dict, clock_hz: float | None, instances: int = 1) -> list[dict]:
-    """One run's metrics; a case of several independent runs (attention heads) scales the
-    extensive ones (cycles, energy, MACs) by their number."""
-    k = instances
-    m = [tr.metric("cycles", s["cycles"] * k, "cycles", "prediction", timing="simulated"),
-         *tr.latency_from_cycles(s["cycles"] * k, clock_hz),
-         tr.metric("energy", round(s["energy_uj"] * k, 6), "uJ", "prediction"),
-         tr.metric("energy_per_mac", round(s["fj_per_compute"] / 1000.0, 6), "pJ/MAC", "prediction"),
-         tr.metric("utilization", s["utilization"], "1", "prediction"),
-         tr.metric("macs", s["computes"] * k, "count", "prediction")]
-    if s["area_mm2"]:
-        m.append(tr.metric("area", s["area_mm2"], "mm^2", "prediction"))
-    return m
+class TimeloopResults(accel.Adapter):
+    """How a mapper run's stats become a case (:func:`mtap_schemas.accel.build_case`): every
+    layer case says whether a mapping was found, an ok one names the energy model and its best
+    mapping's file (``maps``: (spec, shape) -> artifact, when --save-maps wrote it)."""
 
+    result_key = "stats"
+    totals = ("cycles", "energy_uj", "computes", "utilization")
+    energy_unit = "uJ"
 
-def total_metrics(parts: list[tuple[dict, int]], clock_hz: float | None) -> list[dict]:
-    """Sum over the model: each part is (one run's stats, runs of it in the model)."""
-    cycles = sum(s["cycles"] * r for s, r in parts)
-    energy = sum(s["energy_uj"] * r for s, r in parts)
-    macs = sum(s["computes"] * r for s, r in parts)
-    busy = sum(s["utilization"] * s["cycles"] * r for s, r in parts)
-    return [tr.metric("cycles", cycles, "cycles", "prediction", timing="simulated"),
-            *tr.latency_from_cycles(cycles, clock_hz),
-            tr.metric("energy", round(energy, 6), "uJ", "prediction"),
-            tr.metric("energy_per_mac", round(tr.ratio(energy * 1e6, macs, "energy_per_mac: MACs"), 6), "pJ/MAC", "derived"),
-            tr.metric("utilization", round(tr.ratio(busy, cycles, "utilization: cycles"), 6), "1", "derived"),
-            tr.metric("macs", macs, "count", "prediction")]
+    def __init__(self, energy_model: str | None, maps: dict[tuple, dict]) -> None:
+        self.energy_model = energy_model
+        self.maps = maps
 
+    def layer_metrics(self, s: dict, clock_hz: float | None, instances: int) -> list[dict]:
+        """One run's metrics; a case of several independent runs (attention heads) scales the
+        extensive ones (cycles, energy, MACs) by their number."""
+        k = instances
+        m = [tr.metric("cycles", s["cycles"] * k, "cycles", "prediction", timing="simulated"),
+             *tr.latency_from_cycles(s["cycles"] * k, clock_hz),
+             tr.metric("energy", round(s["energy_uj"] * k, 6), "uJ", "prediction"),
+             tr.metric("energy_per_mac", round(s["fj_per_compute"] / 1000.0, 6), "pJ/MAC", "prediction"),
+             tr.metric("utilization", s["utilization"], "1", "prediction"),
+             tr.metric("macs", s["computes"] * k, "count", "prediction")]
+        if s["area_mm2"]:
+            m.append(tr.metric("area", s["area_mm2"], "mm^2", "prediction"))
+        return m
 
-def build_case(case: Case, results: dict[tuple, dict], clock_hz: float | None, artifacts: list[dict],
-               energy_model: str | None, maps: dict[tuple, dict]) -> dict:
-    """The case from the runs of its shapes: ``results`` maps (arch, shape) to :func:`run_unit`'s result."""
-    common: dict[str, Any] = {"workload": case.workload, "hardware": case.hardware, "key": case.key}
-    params = dict(case.parameters)
-    if case.kind == "total":
-        parts, missing = [], []
-        for la in case.layers:
-            r = results[case.arch, la.shape]
-            if r["stats"] is None:
-                if r["error"][0] in ("binary-missing", "docker-missing", "docker-unavailable", "image-missing"):
-                    return tr.from_error(case.id, kind=r["error"][0], message=r["error"][1], parameters=params,
-                                         artifacts=artifacts, **common)
-                missing.append(la.name)
-            else:
-                parts.append((r["stats"], la.repeats * la.instances))
-        if missing:
-            return tr.failed(case.id, kind="incomplete", message=f"no result for layer(s) {', '.join(missing)}",
-                             parameters=params, artifacts=artifacts, **common)
-        try:
-            metrics = total_metrics(parts, clock_hz)
-        except InvalidValue as exc:
-            return tr.failed(case.id, kind="invalid-value", message=str(exc), parameters=params, artifacts=artifacts, **common)
-        params["energy_model"] = energy_model
-        return tr.ok(case.id, metrics=metrics, parameters=params, artifacts=artifacts, **common)
-    layer = case.layers[0]
-    r = results[case.arch, layer.shape]
-    if r["stats"] is None and r["error"][0] in ("binary-missing", "docker-missing", "docker-unavailable", "image-missing"):
-        return tr.from_error(case.id, kind=r["error"][0], message=r["error"][1], parameters=params, artifacts=artifacts,
-                             **common)
-    params["mapping_found"] = r["stats"] is not None
-    if r["layer"] != layer.name:
-        params["same_problem_as"] = r["layer"]
-    if r["stats"] is None:
-        kind, message = r["error"]
-        return tr.failed(case.id, kind=kind, message=message, parameters=params, artifacts=artifacts, **common)
-    try:
-        metrics = layer_metrics(r["stats"], clock_hz, layer.instances)
-    except InvalidValue as exc:
-        return tr.failed(case.id, kind="invalid-value", message=str(exc), parameters=params, artifacts=artifacts, **common)
-    params["energy_model"] = energy_model
-    extra = [maps[case.arch, layer.shape]] if (case.arch, layer.shape) in maps else []
-    return tr.ok(case.id, metrics=metrics, parameters=params, artifacts=[*artifacts, *extra], **common)
+    def ran_params(self, figures: dict | None) -> dict:
+        return {"mapping_found": figures is not None}
+
+    def layer_params(self, case: Case, figures: dict) -> dict:
+        return {"energy_model": self.energy_model}
+
+    def total_params(self, case: Case) -> dict:
+        return {"energy_model": self.energy_model}
+
+    def layer_artifacts(self, case: Case) -> list[dict]:
+        where = (case.arch, case.layers[0].shape)
+        return [self.maps[where]] if where in self.maps else []
+

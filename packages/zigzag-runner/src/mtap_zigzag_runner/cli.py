@@ -2,29 +2,25 @@
 
 from __future__ import annotations
 
-import json
 from importlib import metadata
-from typing import Any
-
-import click
 
 import mtap_schemas as ms
 import mtap_schemas.toolrun as tr
-from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
+from mtap_schemas import accel
+from mtap_schemas.accel import Case
+from mtap_schemas.cli import RunOptions, finish, run_options, runner_group
 from mtap_schemas.execute import run_cases
-from mtap_schemas.layers import LayerTableError, select_tables
 
 from . import __version__
-from .cases import HARDWARE, Case, Config, config_from, plan_cases
-from .run import SETTINGS, Unit, build_case, run_unit, spec_file, spec_where
+from .cases import CATALOG, DEFAULT_HARDWARE, HARDWARE, Config, config_from
+from .run import Unit, ZigZagResults, run_unit, spec_file, spec_where
 
 TOOL = "zigzag"
 PROG = "zigzag-runner"
 DIST = "zigzag-dse"
 OUTPUT = "data/evaluation/zigzag"
 DEFAULT_TIMEOUT = 1800.0
-CONFIG_HELP = ('JSON narrowing the matrix (schemas/config/zigzag-runner.v1.schema.json): {"hardware": ["eyeriss-like", '
-               '"tpu-like"], "models": ["resnet50", "bert-base"], "layers": [...], "batch": 1, "seq_len": 128}.')
+CONFIG_HELP = accel.config_help(PROG, CATALOG.config_field, DEFAULT_HARDWARE)
 
 
 @runner_group(PROG, __version__)
@@ -57,26 +53,34 @@ def main() -> None:
 def load_plan(opts: RunOptions) -> tuple[Config, list[Case], dict[str, dict]]:
     """The config, every planned case (before --shard/--limit) and the hardware catalog, checked."""
     cfg = config_from(opts.config_doc)
-    hw_path = opts.data_dir / "hardware" / "hardware.json"
-    hardware = {h["id"]: h for h in ms.read(hw_path, "hardware")["hardware"]}
-    for arch in cfg.hardware:
-        hw = HARDWARE[arch]["hardware"]
-        if hw not in hardware:
-            raise UserError(f"{hw_path}: field hardware: no id {hw!r} (needed for ZigZag's {arch})")
-    try:
-        tables = select_tables(opts.data_dir, cfg.models, cfg.layers, opts.config)
-    except LayerTableError as exc:
-        raise UserError(str(exc)) from None
-    return cfg, plan_cases(cfg, tables), hardware
+    return (cfg, *accel.load_plan(opts, CATALOG, cfg))
 
 
 @main.command("cases")
 @run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=PROG, config_help=CONFIG_HELP)
 def cases_cmd(opts: RunOptions) -> None:
     """Print the planned cases as JSON lines; runs nothing."""
-    _, planned, _ = load_plan(opts)
-    for case in opts.select(planned):
-        click.echo(json.dumps(case.plan(), sort_keys=True))
+    accel.echo_plan(opts, load_plan(opts)[1])
+
+
+def _builder(opts: RunOptions) -> tuple[tr.ToolRun, str]:
+    """The document's builder, naming zigzag-dse (and numpy, onnx) as installed, and ZigZag's version."""
+    version = metadata.version(DIST)
+    builder = tr.ToolRun(PROG, __version__, tr.Tool(TOOL, version, "native", f"{DIST}=={version} (PyPI)"), prog=PROG,
+                         config=opts.config)
+    builder.packages[DIST] = version
+    for dep in ("numpy", "onnx"):
+        try:
+            builder.packages[dep] = metadata.version(dep)
+        except metadata.PackageNotFoundError:
+            pass
+    return builder, version
+
+
+def _artifacts(arch: str) -> list[dict]:
+    """The accelerator and mapping files every case of ``arch`` names (none for a mapping written per layer)."""
+    return [{"path": spec_where(arch, part), "sha256": ms.sha256_file(spec_file(arch, part))}
+            for part in ("accelerator", "mapping") if HARDWARE[arch][part] is not None]
 
 
 @main.command("run")
@@ -91,49 +95,21 @@ def run_cmd(opts: RunOptions) -> None:
     runs that model's layers. ZigZag runs inside the worker process: --timeout stops a run with
     SIGALRM there (recorded `timeout`).
     """
-    version = metadata.version(DIST)
-    builder = tr.ToolRun(PROG, __version__, tr.Tool(TOOL, version, "native", f"{DIST}=={version} (PyPI)"), prog=PROG,
-                         config=opts.config)
-    builder.packages[DIST] = version
-    for dep in ("numpy", "onnx"):
-        try:
-            builder.packages[dep] = metadata.version(dep)
-        except metadata.PackageNotFoundError:
-            pass
+    builder, version = _builder(opts)
     cfg, planned, hardware = load_plan(opts)
     selected = opts.select(planned)
-
-    # one unit per (accelerator, shape), named by the first layer of the whole plan with that shape
-    first: dict[tuple, Any] = {}
-    for c in planned:
-        for la in c.layers:
-            first.setdefault((c.arch, la.shape), la)
-    wanted = {(c.arch, la.shape) for c in selected for la in c.layers}
     keep_raw = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
-    units = [Unit(f"{arch}/{la.model}.{la.name}", arch, la, opts.timeout, keep_raw)
-             for (arch, shape), la in first.items() if (arch, shape) in wanted]
+    units = [Unit(accel.unit_ident(arch, la), arch, la, opts.timeout, keep_raw)
+             for arch, la in accel.unit_layers(planned, selected)]
     plan_json = {"units": [[u.ident, u.layer.shape_text()] for u in units], "zigzag": version, "timeout": opts.timeout,
                  "keep_raw": keep_raw}
     checkpoint = opts.checkpoint(plan_json)
-
-    artifacts: dict[str, list[dict]] = {}
-    for arch in cfg.hardware:
-        artifacts[arch] = []
-        for part in ("accelerator", "mapping"):
-            file = HARDWARE[arch][part]
-            if file is None:  # written per layer by the runner
-                continue
-            where = spec_where(arch, part)
-            artifacts[arch].append({"path": where, "sha256": ms.sha256_file(spec_file(arch, part))})
-    settings = ", ".join(f"{k}={v}" for k, v in SETTINGS.items())
+    artifacts = {arch: _artifacts(arch) for arch in cfg.hardware}
     builder.setup_done()
     results = run_cases(units, run_unit, jobs=opts.jobs, label=TOOL, ident=lambda u: u.ident, checkpoint=checkpoint)
-    by_shape = {(u.arch, u.layer.shape): r for u, r in zip(units, results)}
-    out = []
-    for c in selected:
-        ok_params = {"precision_bits": " ".join(f"{k}={v}" for k, v in HARDWARE[c.arch]["precision"].items()),
-                     "zigzag_settings": settings}
-        out.append(build_case(c, by_shape, hardware[c.hardware].get("clock_hz"), artifacts[c.arch], ok_params))
+    by_shape = accel.by_shape(units, results)
+    out = [accel.build_case(c, by_shape, hardware[c.hardware].get("clock_hz"), artifacts[c.arch], ZigZagResults())
+           for c in selected]
     finish(builder, out, opts, checkpoint)
 
 

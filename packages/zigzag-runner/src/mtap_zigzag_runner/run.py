@@ -1,5 +1,5 @@
-"""Run ZigZag once per distinct (accelerator, layer shape) and build every case from those runs:
-a layer case from its shape's run, a model total from the runs of all its layers.
+"""Run ZigZag once per distinct (accelerator, layer shape), and ZigZag's part of building the
+cases from those runs (the building itself: :func:`mtap_schemas.accel.build_case`).
 
 :func:`run_unit` is what a worker process runs (``mtap_schemas.execute.run_cases``); it returns
 plain JSON (checkpointed for ``--resume``), with the result already checked, so composing the
@@ -21,10 +21,12 @@ from pathlib import Path
 from typing import Any
 
 import mtap_schemas.toolrun as tr
+from mtap_schemas import accel
+from mtap_schemas.accel import Case
 from mtap_schemas.layers import Layer
 from mtap_schemas.toolrun import InvalidValue
 
-from .cases import HARDWARE, Case
+from .cases import HARDWARE
 from .parse import LayerResult, ResultParseError, parse_complete
 from .workload import zigzag_layer
 
@@ -129,15 +131,8 @@ def _time_limit(seconds: float | None):
 
 def check_result(r: LayerResult) -> None:
     """Raise :class:`InvalidValue` for a result value no layer can have."""
-    tr.metric("cycles", r.cycles, "cycles", "prediction")
-    tr.metric("energy", r.energy_pj, "pJ", "prediction")
-    tr.metric("macs", r.macs, "count", "prediction")
-    u = tr.metric("utilization", r.utilization, "1", "prediction")["value"]
-    if not 0 <= u <= 1:
-        raise InvalidValue(f"metric utilization: got {u!r}, expected a fraction from 0 to 1")
-    for name, value in (("cycles", r.cycles), ("macs", r.macs)):
-        if value == 0:
-            raise InvalidValue(f"metric {name}: got 0, but every layer takes at least one")
+    accel.check_figures([("cycles", r.cycles, "cycles"), ("energy", r.energy_pj, "pJ"), ("macs", r.macs, "count"),
+                         ("utilization", r.utilization, "1")], "layer")
 
 
 def _keep(dump: Path, keep_raw: str | None, ident: str) -> None:
@@ -189,61 +184,24 @@ def run_unit(unit: Unit) -> dict[str, Any]:
         return out
 
 
-def layer_metrics(r: dict, clock_hz: float | None, k: int = 1) -> list[dict]:
-    return [tr.metric("cycles", r["cycles"] * k, "cycles", "prediction", timing="simulated"),
-            *tr.latency_from_cycles(r["cycles"] * k, clock_hz),
-            tr.metric("energy", round(r["energy_pj"] * k / 1e6, 6), "uJ", "prediction"),
-            tr.metric("energy_per_mac", round(tr.ratio(r["energy_pj"], r["macs"], "energy_per_mac: MACs"), 6), "pJ/MAC",
-                      "derived"),
-            tr.metric("utilization", round(r["utilization"], 6), "1", "prediction"),
-            tr.metric("macs", r["macs"] * k, "count", "prediction")]
+class ZigZagResults(accel.Adapter):
+    """How a ZigZag run's result becomes a case (:func:`mtap_schemas.accel.build_case`): an ok
+    layer case names the spatial unrolling ZigZag used, the operand precisions and its settings."""
 
+    result_key = "result"
+    totals = ("cycles", "energy_pj", "macs", "utilization")
+    energy_unit = "pJ"
 
-def total_metrics(parts: list[tuple[dict, int]], clock_hz: float | None) -> list[dict]:
-    cycles = sum(r["cycles"] * n for r, n in parts)
-    energy = sum(r["energy_pj"] * n for r, n in parts)
-    macs = sum(r["macs"] * n for r, n in parts)
-    busy = sum(r["utilization"] * r["cycles"] * n for r, n in parts)
-    return [tr.metric("cycles", cycles, "cycles", "prediction", timing="simulated"),
-            *tr.latency_from_cycles(cycles, clock_hz),
-            tr.metric("energy", round(energy / 1e6, 6), "uJ", "prediction"),
-            tr.metric("energy_per_mac", round(tr.ratio(energy, macs, "energy_per_mac: MACs"), 6), "pJ/MAC", "derived"),
-            tr.metric("utilization", round(tr.ratio(busy, cycles, "utilization: cycles"), 6), "1", "derived"),
-            tr.metric("macs", macs, "count", "prediction")]
+    def layer_metrics(self, r: dict, clock_hz: float | None, k: int) -> list[dict]:
+        return [tr.metric("cycles", r["cycles"] * k, "cycles", "prediction", timing="simulated"),
+                *tr.latency_from_cycles(r["cycles"] * k, clock_hz),
+                tr.metric("energy", round(r["energy_pj"] * k / 1e6, 6), "uJ", "prediction"),
+                tr.metric("energy_per_mac", round(tr.ratio(r["energy_pj"], r["macs"], "energy_per_mac: MACs"), 6), "pJ/MAC",
+                          "derived"),
+                tr.metric("utilization", round(r["utilization"], 6), "1", "prediction"),
+                tr.metric("macs", r["macs"] * k, "count", "prediction")]
 
-
-def build_case(case: Case, results: dict[tuple, dict], clock_hz: float | None, artifacts: list[dict],
-               ok_params: dict[str, str]) -> dict:
-    """The case from the runs of its shapes: ``results`` maps (arch, shape) to :func:`run_unit`'s result."""
-    common: dict[str, Any] = {"workload": case.workload, "hardware": case.hardware, "key": case.key,
-                              "artifacts": artifacts}
-    params = dict(case.parameters)
-    if case.kind == "total":
-        parts, missing = [], []
-        for la in case.layers:
-            r = results[case.arch, la.shape]
-            if r["result"] is None:
-                missing.append(la.name)
-            else:
-                parts.append((r["result"], la.repeats * la.instances))
-        if missing:
-            return tr.failed(case.id, kind="incomplete", message=f"no result for layer(s) {', '.join(missing)}",
-                             parameters=params, **common)
-        try:
-            metrics = total_metrics(parts, clock_hz)
-        except InvalidValue as exc:
-            return tr.failed(case.id, kind="invalid-value", message=str(exc), parameters=params, **common)
-        return tr.ok(case.id, metrics=metrics, parameters=params, **common)
-    layer = case.layers[0]
-    r = results[case.arch, layer.shape]
-    if r["layer"] != layer.name:
-        params["same_problem_as"] = r["layer"]
-    if r["result"] is None:
-        kind, message = r["error"]
-        return tr.failed(case.id, kind=kind, message=message, parameters=params, **common)
-    try:
-        metrics = layer_metrics(r["result"], clock_hz, layer.instances)
-    except InvalidValue as exc:
-        return tr.failed(case.id, kind="invalid-value", message=str(exc), parameters=params, **common)
-    params.update(spatial_mapping=r["result"]["spatial_mapping"], **ok_params)
-    return tr.ok(case.id, metrics=metrics, parameters=params, **common)
+    def layer_params(self, case: Case, r: dict) -> dict:
+        precision = " ".join(f"{k}={v}" for k, v in HARDWARE[case.arch]["precision"].items())
+        return {"spatial_mapping": r["spatial_mapping"], "precision_bits": precision,
+                "zigzag_settings": ", ".join(f"{k}={v}" for k, v in SETTINGS.items())}
