@@ -8,12 +8,12 @@ from mtap_groundtruth.models import (
     TINY,
     VGG16,
     MobileNetV2,
-    ResNet50,
     build_transformer,
     cnn_layers,
     count_parameters,
     init_random_,
     layer_slug,
+    resnet50,
     resnet50_layers,
 )
 
@@ -34,7 +34,7 @@ def test_transformer_parameter_counts_match_the_published_models(name: str, para
 
 def test_resnet50_matches_torchvision_parameter_count() -> None:
     with torch.device("meta"):
-        assert count_parameters(ResNet50()) == 25_557_032
+        assert count_parameters(resnet50()) == 25_557_032
 
 
 @pytest.mark.parametrize(("model", "params"), [(MobileNetV2, 3_504_872), (VGG16, 138_357_544)])
@@ -77,7 +77,7 @@ def test_resnet50_layers_are_the_53_convs_and_fc_in_order() -> None:
 
 
 def test_resnet50_forward_shape_and_finite_on_cpu() -> None:
-    model = init_random_(ResNet50()).eval()
+    model = init_random_(resnet50()).eval()
     with torch.no_grad():
         out = model(torch.randn(2, 3, 64, 64))
     assert out.shape == (2, 1000)

@@ -1,12 +1,13 @@
 """The model definitions that are counted, all built on the meta device (no weights, no memory).
 
-* ResNet-50: a plain-PyTorch copy of ``torchvision.models.resnet50`` (v1.5: stride on the 3x3
-  conv; module names as torchvision's), because PyPI torchvision does not import beside
-  torch 2.13.0 here. 25,557,032 parameters, as torchvision publishes.
-* MobileNet-V2 (W8) and VGG-16 (W9): plain-PyTorch copies of ``torchvision.models.mobilenet_v2``
-  (width 1.0; 3,504,872 parameters) and ``torchvision.models.vgg16`` (configuration D, no batch
-  norm; 138,357,544 parameters) with torchvision's module names, so their layer keys are the
-  groundtruth package's (``mobilenet-v2.layer.features-1-conv-0-0``, ``vgg16.layer.classifier-6``).
+* ResNet-50 (W1), MobileNet-V2 (W8) and VGG-16 (W9): the kit's one definition
+  (``mtap_schemas.cnn``, shared with groundtruth and nnmeter-runner): plain-PyTorch copies of
+  ``torchvision.models.resnet50`` (v1.5; 25,557,032 parameters), ``mobilenet_v2`` (3,504,872)
+  and ``vgg16`` (configuration D; 138,357,544) with torchvision's module names, so their layer
+  keys are the groundtruth package's (``mobilenet-v2.layer.features-1-conv-0-0``,
+  ``vgg16.layer.classifier-6``). ResNet-50 runs torchvision's forward order (shortcut after the
+  main path, ``out += identity``), as these predictions always have; groundtruth measured the
+  ``shortcut_first`` variant (same values and operators, another order).
 * BERT-base: ``transformers.BertModel`` (encoder + pooler, no task head) from ``BertConfig()``.
 * GPT-2 small: ``transformers.GPT2LMHeadModel`` (tied LM head, logits for every position) from
   ``GPT2Config()``.
@@ -26,190 +27,34 @@ from functools import cache, lru_cache
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import nn
+
+from mtap_schemas import cnn
+from mtap_schemas.cnn import layer_slug  # noqa: F401  (re-exported: cases, tests)
 
 from .trace import Trace, trace
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
-# --------------------------------------------------------------------------- ResNet-50
+# --------------------------------------------------------------------------- the CNNs (mtap_schemas.cnn)
 
 
-class Bottleneck(nn.Module):
-    """torchvision's Bottleneck (expansion 4, stride on conv2)."""
-
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * self.expansion, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * self.expansion)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.downsample is not None:
-            identity = self.downsample(x)
-        out += identity
-        return self.relu(out)
-
-
-class ResNet50(nn.Module):
-    """torchvision.models.resnet50 with the same module names and forward."""
-
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, kernel_size=7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(kernel_size=3, stride=2, padding=1)
-        self.layer1 = self._make_layer(64, 3)
-        self.layer2 = self._make_layer(128, 4, stride=2)
-        self.layer3 = self._make_layer(256, 6, stride=2)
-        self.layer4 = self._make_layer(512, 3, stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * Bottleneck.expansion, num_classes)
-
-    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * Bottleneck.expansion:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * Bottleneck.expansion, 1, stride=stride, bias=False),
-                nn.BatchNorm2d(planes * Bottleneck.expansion),
-            )
-        layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * Bottleneck.expansion
-        layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        x = torch.flatten(self.avgpool(x), 1)
-        return self.fc(x)
-
-
-def resnet50(dtype: torch.dtype = torch.float32) -> ResNet50:
+def _on_meta(model: str, dtype: torch.dtype) -> nn.Module:
+    """The kit's definition in torchvision's forward order (what these predictions traced)."""
     with torch.device("meta"):
-        return ResNet50().eval().to(dtype)
+        return cnn.build(model).eval().to(dtype)
 
 
-@cache
-def resnet50_layer_names() -> tuple[str, ...]:
-    """Every Conv2d and Linear of ResNet-50 (the per-layer cases), in definition order."""
-    return tuple(n for n, m in resnet50().named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+def resnet50(dtype: torch.dtype = torch.float32) -> nn.Module:
+    return _on_meta("resnet50", dtype)
 
 
-# --------------------------------------------------------------------------- MobileNet-V2, VGG-16
+def mobilenet_v2(dtype: torch.dtype = torch.float32) -> nn.Module:
+    return _on_meta("mobilenet-v2", dtype)
 
 
-def _make_divisible(v: float, divisor: int = 8) -> int:
-    """torchvision's channel rounding (to a multiple of 8, never more than 10% down)."""
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-class ConvBNReLU6(nn.Sequential):
-    """torchvision's Conv2dNormActivation with ReLU6 (children 0 conv, 1 bn, 2 act)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU6(inplace=True),
-        )
-
-
-class InvertedResidual(nn.Module):
-    """torchvision's MobileNet-V2 block: optional 1x1 expansion, 3x3 depthwise, 1x1 linear projection."""
-
-    def __init__(self, cin: int, cout: int, stride: int, expand_ratio: int) -> None:
-        super().__init__()
-        hidden = int(round(cin * expand_ratio))
-        self.use_res_connect = stride == 1 and cin == cout
-        layers: list[nn.Module] = []
-        if expand_ratio != 1:
-            layers.append(ConvBNReLU6(cin, hidden, kernel=1))
-        layers += [ConvBNReLU6(hidden, hidden, stride=stride, groups=hidden), nn.Conv2d(hidden, cout, 1, 1, 0, bias=False),
-                   nn.BatchNorm2d(cout)]
-        self.conv = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(x) if self.use_res_connect else self.conv(x)
-
-
-class MobileNetV2(nn.Module):
-    """torchvision.models.mobilenet_v2 (width 1.0, 224x224): same module tree and names."""
-
-    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        cin = _make_divisible(32)
-        last = _make_divisible(1280)
-        features: list[nn.Module] = [ConvBNReLU6(3, cin, stride=2)]
-        for t, c, n, s in self.SETTINGS:
-            cout = _make_divisible(c)
-            for i in range(n):
-                features.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
-                cin = cout
-        features.append(ConvBNReLU6(cin, last, kernel=1))
-        self.features = nn.Sequential(*features)
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
-        return self.classifier(torch.flatten(x, 1))
-
-
-class VGG16(nn.Module):
-    """torchvision.models.vgg16 (configuration D, no batch norm): same module tree and names."""
-
-    CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        cin = 3
-        for v in self.CFG:
-            if v == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(cin, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-                cin = int(v)
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
-            nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(),
-            nn.Linear(4096, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
-
-
-def mobilenet_v2(dtype: torch.dtype = torch.float32) -> MobileNetV2:
-    with torch.device("meta"):
-        return MobileNetV2().eval().to(dtype)
-
-
-def vgg16(dtype: torch.dtype = torch.float32) -> VGG16:
-    with torch.device("meta"):
-        return VGG16().eval().to(dtype)
+def vgg16(dtype: torch.dtype = torch.float32) -> nn.Module:
+    return _on_meta("vgg16", dtype)
 
 
 #: The image models (224x224 input) by case-key name: W1 ResNet-50, W8 MobileNet-V2, W9 VGG-16.
@@ -219,12 +64,12 @@ CNN_BUILDERS: dict[str, Callable[[torch.dtype], nn.Module]] = {"resnet50": resne
 @cache
 def cnn_layer_names(model: str) -> tuple[str, ...]:
     """Every Conv2d and Linear of an image model (its per-layer cases), in definition order."""
-    return tuple(n for n, m in CNN_BUILDERS[model]().named_modules() if isinstance(m, (nn.Conv2d, nn.Linear)))
+    return cnn.layer_names(model)
 
 
-def layer_slug(name: str) -> str:
-    """Module path to the case-key form: ``layer1.0.downsample.0`` -> ``layer1-0-downsample-0``."""
-    return name.replace(".", "-").replace("_", "-").lower()
+def resnet50_layer_names() -> tuple[str, ...]:
+    """Every Conv2d and Linear of ResNet-50 (the per-layer cases), in definition order."""
+    return cnn_layer_names("resnet50")
 
 
 # --------------------------------------------------------------------------- transformers

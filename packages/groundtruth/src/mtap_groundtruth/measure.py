@@ -19,7 +19,7 @@ import mtap_schemas.toolrun as tr
 from . import stats, timing
 from .cases import Case
 from .flops import count_flops
-from .models import CNNS, CONFIGS, TINY, ResNet50, build_transformer, cnn_layers, init_random_
+from .models import CNNS, CONFIGS, TINY, build_transformer, cnn_layers, init_random_, resnet50
 
 DTYPES = {"fp32": torch.float32, "fp16": torch.float16}
 
@@ -325,7 +325,7 @@ def resnet50_train_flops(batch: int, image: int = 224) -> int:
     import torch.nn.functional as F
 
     with torch.device("meta"):
-        model = ResNet50().train()
+        model = resnet50().train()
         x = torch.empty(batch, 3, image, image)
         y = torch.zeros(batch, dtype=torch.long)
 

@@ -1,6 +1,6 @@
-"""Plain-PyTorch model definitions (no torchvision, no transformers): ResNet-50 equal to
-torchvision's ``resnet50`` (25,557,032 parameters), MobileNet-V2 (``mobilenet_v2``, 3,504,872)
-and VGG-16 (``vgg16``, 138,357,544) with torchvision's module names, BERT (``BertModel`` layout, optional MLM
+"""Plain-PyTorch model definitions (no torchvision, no transformers): ResNet-50, MobileNet-V2
+and VGG-16 from the kit's one definition (``mtap_schemas.cnn``, shared with analytical-runner;
+ResNet-50 in the measured ``shortcut_first`` forward), BERT (``BertModel`` layout, optional MLM
 head), GPT-2 style decoders (``GPT2LMHeadModel`` layout; OPT via ReLU and learned positions)
 and a Llama-2 style decoder (RMSNorm, rotary embeddings, SwiGLU) with a static KV cache for
 decode steps. Weights are random: these models exist to be timed, not to be accurate.
@@ -9,202 +9,42 @@ decode steps. Weights are random: these models exist to be timed, not to be accu
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, replace
-from functools import lru_cache
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-# --------------------------------------------------------------------------- ResNet-50
+from mtap_schemas import cnn
+from mtap_schemas.cnn import VGG16, MobileNetV2, layer_slug  # noqa: F401  (re-exported: cases, tests)
+
+# --------------------------------------------------------------------------- the CNNs (mtap_schemas.cnn)
+
+#: The forward these measurements ran: ResNet-50's Bottleneck computes its shortcut first and
+#: adds out of place (``mtap_schemas.cnn``'s ``shortcut_first``); the committed documents' case
+#: order (a block's ``downsample-0`` before its ``conv1``) is this forward's execution order.
+SHORTCUT_FIRST = True
 
 
-class Bottleneck(nn.Module):
-    """torchvision's Bottleneck (ResNet v1.5: the stride sits on the 3x3 conv)."""
-
-    expansion = 4
-
-    def __init__(self, inplanes: int, planes: int, stride: int = 1, downsample: nn.Module | None = None) -> None:
-        super().__init__()
-        self.conv1 = nn.Conv2d(inplanes, planes, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, stride=stride, padding=1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
-        self.conv3 = nn.Conv2d(planes, planes * 4, 1, bias=False)
-        self.bn3 = nn.BatchNorm2d(planes * 4)
-        self.relu = nn.ReLU(inplace=True)
-        self.downsample = downsample
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        identity = x if self.downsample is None else self.downsample(x)
-        out = self.relu(self.bn1(self.conv1(x)))
-        out = self.relu(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        return self.relu(out + identity)
+def resnet50(num_classes: int = 1000) -> nn.Module:
+    """ResNet-50 as measured (the kit's definition with ``shortcut_first``)."""
+    return cnn.ResNet50(num_classes, shortcut_first=SHORTCUT_FIRST)
 
 
-class ResNet50(nn.Module):
-    """Module names and shapes as torchvision.models.resnet50 (so layer names match)."""
+#: The image models by case-key name (W1 ResNet-50, W8 MobileNet-V2, W9 VGG-16).
+CNNS: dict[str, Callable[[], nn.Module]] = {"resnet50": resnet50, "mobilenet-v2": MobileNetV2, "vgg16": VGG16}
 
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        self.inplanes = 64
-        self.conv1 = nn.Conv2d(3, 64, 7, stride=2, padding=3, bias=False)
-        self.bn1 = nn.BatchNorm2d(64)
-        self.relu = nn.ReLU(inplace=True)
-        self.maxpool = nn.MaxPool2d(3, stride=2, padding=1)
-        self.layer1 = self._make_layer(64, 3)
-        self.layer2 = self._make_layer(128, 4, stride=2)
-        self.layer3 = self._make_layer(256, 6, stride=2)
-        self.layer4 = self._make_layer(512, 3, stride=2)
-        self.avgpool = nn.AdaptiveAvgPool2d((1, 1))
-        self.fc = nn.Linear(512 * 4, num_classes)
 
-    def _make_layer(self, planes: int, blocks: int, stride: int = 1) -> nn.Sequential:
-        downsample = None
-        if stride != 1 or self.inplanes != planes * 4:
-            downsample = nn.Sequential(
-                nn.Conv2d(self.inplanes, planes * 4, 1, stride=stride, bias=False), nn.BatchNorm2d(planes * 4)
-            )
-        layers = [Bottleneck(self.inplanes, planes, stride, downsample)]
-        self.inplanes = planes * 4
-        layers += [Bottleneck(self.inplanes, planes) for _ in range(1, blocks)]
-        return nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return self.fc(torch.flatten(self.avgpool(x), 1))
+def cnn_layers(model: str, batch: int = 1, image: int = 224) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
+    """Every Conv2d and Linear of an image model in the measured forward's execution order:
+    (name, meta module shared between calls, input shape); see ``mtap_schemas.cnn.cnn_layers``."""
+    return cnn.cnn_layers(model, batch, image, shortcut_first=SHORTCUT_FIRST)
 
 
 def resnet50_layers(batch: int = 1, image: int = 224) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
     """Every Conv2d and Linear of ResNet-50 in execution order (see :func:`cnn_layers`)."""
     return cnn_layers("resnet50", batch, image)
-
-
-def layer_slug(name: str) -> str:
-    """Module path to the case-key form: ``layer1.0.downsample.0`` -> ``layer1-0-downsample-0``."""
-    return name.replace(".", "-").replace("_", "-").lower()
-
-
-# --------------------------------------------------------------------------- MobileNet-V2, VGG-16
-
-
-def _make_divisible(v: float, divisor: int = 8) -> int:
-    """torchvision's channel rounding (to a multiple of 8, never more than 10% down)."""
-    new_v = max(divisor, int(v + divisor / 2) // divisor * divisor)
-    if new_v < 0.9 * v:
-        new_v += divisor
-    return new_v
-
-
-class ConvBNReLU6(nn.Sequential):
-    """torchvision's Conv2dNormActivation with ReLU6 (children 0 conv, 1 bn, 2 act)."""
-
-    def __init__(self, cin: int, cout: int, kernel: int = 3, stride: int = 1, groups: int = 1) -> None:
-        super().__init__(
-            nn.Conv2d(cin, cout, kernel, stride, (kernel - 1) // 2, groups=groups, bias=False),
-            nn.BatchNorm2d(cout),
-            nn.ReLU6(inplace=True),
-        )
-
-
-class InvertedResidual(nn.Module):
-    """torchvision's MobileNet-V2 block: optional 1x1 expansion, 3x3 depthwise, 1x1 linear projection."""
-
-    def __init__(self, cin: int, cout: int, stride: int, expand_ratio: int) -> None:
-        super().__init__()
-        hidden = int(round(cin * expand_ratio))
-        self.use_res_connect = stride == 1 and cin == cout
-        layers: list[nn.Module] = []
-        if expand_ratio != 1:
-            layers.append(ConvBNReLU6(cin, hidden, kernel=1))
-        layers += [ConvBNReLU6(hidden, hidden, stride=stride, groups=hidden), nn.Conv2d(hidden, cout, 1, 1, 0, bias=False), nn.BatchNorm2d(cout)]
-        self.conv = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.conv(x) if self.use_res_connect else self.conv(x)
-
-
-class MobileNetV2(nn.Module):
-    """torchvision.models.mobilenet_v2 (width 1.0, 224x224): same module tree and names."""
-
-    SETTINGS = ((1, 16, 1, 1), (6, 24, 2, 2), (6, 32, 3, 2), (6, 64, 4, 2), (6, 96, 3, 1), (6, 160, 3, 2), (6, 320, 1, 1))
-
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        cin = _make_divisible(32)
-        last = _make_divisible(1280)
-        features: list[nn.Module] = [ConvBNReLU6(3, cin, stride=2)]
-        for t, c, n, s in self.SETTINGS:
-            cout = _make_divisible(c)
-            for i in range(n):
-                features.append(InvertedResidual(cin, cout, s if i == 0 else 1, t))
-                cin = cout
-        features.append(ConvBNReLU6(cin, last, kernel=1))
-        self.features = nn.Sequential(*features)
-        self.classifier = nn.Sequential(nn.Dropout(0.2), nn.Linear(last, num_classes))
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = F.adaptive_avg_pool2d(self.features(x), (1, 1))
-        return self.classifier(torch.flatten(x, 1))
-
-
-class VGG16(nn.Module):
-    """torchvision.models.vgg16 (configuration D, no batch norm): same module tree and names."""
-
-    CFG = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
-
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        cin = 3
-        for v in self.CFG:
-            if v == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(cin, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-                cin = int(v)
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096), nn.ReLU(True), nn.Dropout(),
-            nn.Linear(4096, 4096), nn.ReLU(True), nn.Dropout(),
-            nn.Linear(4096, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
-
-
-#: The image models by case-key name (W1 ResNet-50, W8 MobileNet-V2, W9 VGG-16).
-CNNS: dict[str, type[nn.Module]] = {"resnet50": ResNet50, "mobilenet-v2": MobileNetV2, "vgg16": VGG16}
-
-
-@lru_cache(maxsize=16)
-def cnn_layers(model: str, batch: int = 1, image: int = 224) -> list[tuple[str, nn.Module, tuple[int, ...]]]:
-    """Every Conv2d and Linear of an image model in execution order: (name, module, input shape).
-
-    Shapes come from a forward pass on the meta device, so this costs nothing. The modules
-    are meta modules shared between calls: copy them before use.
-    """
-    with torch.device("meta"):
-        net = CNNS[model]().eval()
-        seen: list[tuple[str, nn.Module, tuple[int, ...]]] = []
-        hooks = []
-        for name, mod in net.named_modules():
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                hooks.append(
-                    mod.register_forward_pre_hook(
-                        lambda m, args, name=name: seen.append((name, m, tuple(args[0].shape)))
-                    )
-                )
-        with torch.no_grad():
-            net(torch.empty(batch, 3, image, image))
-        for h in hooks:
-            h.remove()
-    return seen
 
 
 # --------------------------------------------------------------------------- transformers

@@ -108,12 +108,12 @@ def _collective(case: dict, n: int, device: torch.device, iters: int, warmup: in
 def _ddp(case: dict, n: int, device: torch.device, iters: int, warmup: int, tiny: bool) -> dict:
     from torch.nn.parallel import DistributedDataParallel as DDP
 
-    from .models import ResNet50, init_random_
+    from .models import init_random_, resnet50
 
     p = case["params"]
     batch = min(p["batch_per_gpu"], 2) if tiny else p["batch_per_gpu"]
     image = 32 if tiny else 224
-    model = init_random_(ResNet50().to(device), seed=0).train()
+    model = init_random_(resnet50().to(device), seed=0).train()
     ddp = DDP(model, device_ids=[device.index] if device.type == "cuda" else None)
     opt = torch.optim.SGD(ddp.parameters(), lr=1e-3, momentum=0.9)
     g = torch.Generator(device="cpu").manual_seed(dist.get_rank())

@@ -4,8 +4,9 @@ nn-Meter only looks at the graph (operator types and tensor shapes), so randomly
 modules are enough. The CNNs (ResNet-50, MobileNet-V2 and the further ones of issue #19) are
 torchvision's own Python model definitions (:data:`TORCHVISION`, :func:`torchvision_models`; their
 ONNX graphs equal those of the plain-PyTorch copies they replaced). Written here in plain PyTorch
-are ResNet-50's conv1 alone (workload W1), VGG-16 (see :class:`VGG16`) and BERT-base, which follows
-the Hugging Face ``BertModel`` layout (bert-base-uncased: 109,482,240 parameters with the pooler).
+are ResNet-50's conv1 alone (workload W1) and BERT-base, which follows the Hugging Face
+``BertModel`` layout (bert-base-uncased: 109,482,240 parameters with the pooler). VGG-16 is the
+kit's plain-PyTorch definition (``mtap_schemas.cnn.VGG16``, see the note at its import).
 Parameter counts equal the reference implementations' (checked in the tests).
 """
 
@@ -16,6 +17,8 @@ from collections.abc import Callable
 
 import torch
 from torch import nn
+
+from mtap_schemas.cnn import VGG16
 
 # ----------------------------------------------------------------------------- ResNet-50 conv1
 
@@ -33,39 +36,11 @@ class ResNet50Conv1(nn.Module):
 
 # ----------------------------------------------------------------------------- VGG-16
 
-
-class VGG16(nn.Module):
-    """torchvision.models.vgg16 (configuration D, no batch norm), kept in plain PyTorch: torchvision's own
-    zero-initialises every bias, and torch.onnx's exporter then merges those equal initialisers into
-    ``Identity`` nodes, so nn-Meter would read a different graph (38 nodes here, 48 from torchvision)."""
-
-    CFG = [64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M"]
-
-    def __init__(self, num_classes: int = 1000) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        cin = 3
-        for v in self.CFG:
-            if v == "M":
-                layers.append(nn.MaxPool2d(kernel_size=2, stride=2))
-            else:
-                layers += [nn.Conv2d(cin, int(v), kernel_size=3, padding=1), nn.ReLU(inplace=True)]
-                cin = int(v)
-        self.features = nn.Sequential(*layers)
-        self.avgpool = nn.AdaptiveAvgPool2d((7, 7))
-        self.classifier = nn.Sequential(
-            nn.Linear(512 * 7 * 7, 4096),
-            nn.ReLU(True),
-            nn.Dropout(),
-            nn.Linear(4096, 4096),
-            nn.ReLU(True),
-            nn.Dropout(),
-            nn.Linear(4096, num_classes),
-        )
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.avgpool(self.features(x))
-        return self.classifier(torch.flatten(x, 1))
+# VGG-16 is the kit's definition (mtap_schemas.cnn.VGG16, shared with analytical-runner and
+# groundtruth), kept in plain PyTorch rather than torchvision's: torchvision's own zero-initialises
+# every bias, and torch.onnx's exporter then merges those equal initialisers into ``Identity``
+# nodes, so nn-Meter would read a different graph (38 nodes here, 48 from torchvision). The
+# kit's keeps PyTorch's default (random) initialisation.
 
 
 # ----------------------------------------------------------------------------- BERT-base
