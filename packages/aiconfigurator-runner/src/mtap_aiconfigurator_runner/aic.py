@@ -38,6 +38,7 @@ from pathlib import Path
 from typing import Any
 
 from mtap_schemas import toolrun
+from mtap_schemas.llmpeer import crashed, invalid_value, sig, unavailable, unsupported
 
 from .cases import Case
 
@@ -132,14 +133,6 @@ def defaults(systems: list[str]) -> Defaults:
     return Defaults(backend, sig["database_mode"].default, sig["stride"].default, versions)
 
 
-def _sig(x: float, digits: int = 6) -> float:
-    return float(f"{x:.{digits}g}")
-
-
-def _where(case: Case) -> dict[str, Any]:
-    return {"workload": case.workload, "hardware": case.hardware, "key": case.key}
-
-
 def call_parameters(case: Case, d: Defaults) -> dict[str, Any]:
     """The arguments of the ``cli_estimate`` call for ``case`` (the ones we set), and the defaults it keeps."""
     system = SYSTEMS[case.hardware]
@@ -205,89 +198,89 @@ def _phase_dicts(summary: Any, scope: str) -> tuple[dict[str, float], dict[str, 
     return dict(summary.get_generation_latency_dict()), dict(summary.get_generation_source_dict())
 
 
-def predict(case: Case, d: Defaults | None) -> dict[str, Any]:
-    """The tool-run case for one planned case. ``d`` is None when AIConfigurator is not installed."""
-    params = case.parameters()
+def _unsupported_reasons(case: Case) -> list[str]:
     reasons = {"gpt2": [GPT2_REASON], "bert-base": [BERT_REASON]}.get(case.model, [])
     if case.dtype == "fp32":
         reasons.append(FP32_REASON)
+    return reasons
+
+
+def result_parameters(res: Any, ops: dict[str, float], sources: dict[str, str]) -> dict[str, Any]:
+    """The case's parameters from AIConfigurator's answer: what it served the case as, and each operation's time and source."""
+    raw = res.raw
+    total = sum(ops.values())
+    silicon = sum(v for k, v in ops.items() if sources.get(k) == "silicon")
+    empirical = sum(v for k, v in ops.items() if sources.get(k) == "empirical")
+    params = {
+        "aic_backend_version": str(res.backend_version),
+        "aic_result_system": str(raw.get("system")),
+        "aic_result_backend": str(raw.get("backend")),
+        "aic_gemm_quant": str(raw.get("gemm")),
+        "aic_kvcache_quant": str(raw.get("kvcache")),
+        "aic_fmha_quant": str(raw.get("fmha")),
+        "dtype_served_as": str(raw.get("gemm")),
+        "aic_memory_gib": sig(float(raw.get("memory") or 0.0)),
+        "aic_oom_warning": str(res.kv_cache_warning or ""),
+        "aic_ops": ", ".join(ops),
+        "aic_silicon_latency_share": sig(silicon / total) if total > 0 else 0.0,
+        "aic_empirical_latency_share": sig(empirical / total) if total > 0 else 0.0,
+        "database_provenance": (
+            "measured by NVIDIA on their own machines with this GPU model (not our GPU); "
+            "AIConfigurator interpolates its rows to the case's shapes"
+        ),
+    }
+    for name, value in ops.items():
+        params[f"aic_op_ms.{name}"] = sig(value)
+        # where AIConfigurator took the operation's time from: silicon (its database rows), empirical
+        # (speed-of-light x an empirical factor), mixed, ... (its own per-op source labels)
+        params[f"aic_op_source.{name}"] = str(sources.get(name, ""))
+    return params
+
+
+def result_metrics(latency: float, ops: dict[str, float]) -> list[dict[str, Any]]:
+    """The step's latency and its attention and GEMM parts; a latency that is not its operations' sum raises toolrun.InvalidValue."""
+    total = sum(ops.values())
+    if not math.isclose(latency, total, rel_tol=1e-9, abs_tol=1e-12):
+        raise toolrun.InvalidValue(f"metric latency: {latency!r} ms is not the sum of its operations ({total!r} ms)")
+    timed = {"kind": "prediction", "timing": "simulated"}
+    return [
+        toolrun.metric("latency", sig(latency), "ms", **timed),
+        toolrun.metric("attention_latency", sig(sum(v for k, v in ops.items() if k.endswith("_attention"))), "ms", **timed),
+        toolrun.metric("gemm_latency", sig(sum(v for k, v in ops.items() if k.endswith("_gemm"))), "ms", **timed),
+    ]
+
+
+def predict(case: Case, d: Defaults | None) -> dict[str, Any]:
+    """The tool-run case for one planned case. ``d`` is None when AIConfigurator is not installed."""
+    params = case.parameters()
+    reasons = _unsupported_reasons(case)
     if reasons:
-        return toolrun.unsupported(case.id, kind="unsupported-case", message="; and ".join(reasons), parameters=params, **_where(case))
+        return unsupported(case, "; and ".join(reasons), params)
     if d is None:
-        return toolrun.unavailable(
-            case.id,
-            kind="package-missing",
-            parameters=params,
-            **_where(case),
-            message=f"the Python package {AIC_DIST} is not installed; {INSTALL_HINT}",
-        )
+        return unavailable(case, "package-missing", f"the Python package {AIC_DIST} is not installed; {INSTALL_HINT}", params)
     params.update(call_parameters(case, d))
     system = SYSTEMS[case.hardware]
     version = d.version(system)
     if version is None:
-        return toolrun.unavailable(
-            case.id,
-            kind="profile-missing",
-            parameters=params,
-            **_where(case),
-            message=f"AIConfigurator {AIC_PIN} has no {d.backend} performance database for {system} "
-            f"(get_latest_database_version({system!r}, {d.backend!r}) is None)",
+        msg = (
+            f"AIConfigurator {AIC_PIN} has no {d.backend} performance database for {system} "
+            f"(get_latest_database_version({system!r}, {d.backend!r}) is None)"
         )
+        return unavailable(case, "profile-missing", msg, params)
     params["aic_backend_version"] = version
     params["aic_backend_version_from"] = f"get_latest_database_version({system!r}, {d.backend!r}) (cli_estimate's default)"
     try:
         res = call_aic(case, d)
     except Exception as exc:  # noqa: BLE001 - AIConfigurator raising is a failed case, named
-        first = f"{exc}".splitlines()[0][:400] if str(exc) else ""
-        return toolrun.failed(
-            case.id, kind="tool-crashed", message=f"AIConfigurator raised {type(exc).__name__}: {first}", parameters=params, **_where(case)
-        )
-    raw = res.raw
+        return crashed(case, "AIConfigurator", exc, params)
     ops, sources = _phase_dicts(res.summary, case.scope)
-    total = sum(ops.values())
-    latency = float(res.ttft if case.scope == "prefill" else res.tpot)
-    silicon = sum(v for k, v in ops.items() if sources.get(k) == "silicon")
-    empirical = sum(v for k, v in ops.items() if sources.get(k) == "empirical")
-    params.update(
-        {
-            "aic_backend_version": str(res.backend_version),
-            "aic_result_system": str(raw.get("system")),
-            "aic_result_backend": str(raw.get("backend")),
-            "aic_gemm_quant": str(raw.get("gemm")),
-            "aic_kvcache_quant": str(raw.get("kvcache")),
-            "aic_fmha_quant": str(raw.get("fmha")),
-            "dtype_served_as": str(raw.get("gemm")),
-            "aic_memory_gib": _sig(float(raw.get("memory") or 0.0)),
-            "aic_oom_warning": str(res.kv_cache_warning or ""),
-            "aic_ops": ", ".join(ops),
-            "aic_silicon_latency_share": _sig(silicon / total) if total > 0 else 0.0,
-            "aic_empirical_latency_share": _sig(empirical / total) if total > 0 else 0.0,
-            "database_provenance": (
-                "measured by NVIDIA on their own machines with this GPU model (not our GPU); "
-                "AIConfigurator interpolates its rows to the case's shapes"
-            ),
-        }
-    )
-    for name, value in ops.items():
-        params[f"aic_op_ms.{name}"] = _sig(value)
-        # where AIConfigurator took the operation's time from: silicon (its database rows), empirical
-        # (speed-of-light x an empirical factor), mixed, ... (its own per-op source labels)
-        params[f"aic_op_source.{name}"] = str(sources.get(name, ""))
-    timed = {"kind": "prediction", "timing": "simulated"}
+    params.update(result_parameters(res, ops, sources))
     try:
-        if not math.isclose(latency, total, rel_tol=1e-9, abs_tol=1e-12):
-            raise toolrun.InvalidValue(f"metric latency: {latency!r} ms is not the sum of its operations ({total!r} ms)")
-        metrics = [
-            toolrun.metric("latency", _sig(latency), "ms", **timed),
-            toolrun.metric("attention_latency", _sig(sum(v for k, v in ops.items() if k.endswith("_attention"))), "ms", **timed),
-            toolrun.metric("gemm_latency", _sig(sum(v for k, v in ops.items() if k.endswith("_gemm"))), "ms", **timed),
-        ]
+        predicted = result_metrics(float(res.ttft if case.scope == "prefill" else res.tpot), ops)
     except toolrun.InvalidValue as exc:
-        return toolrun.failed(
-            case.id, kind="invalid-value", message=f"{case.key} on {case.hardware}: {exc}", parameters=params, **_where(case)
-        )
+        return invalid_value(case, exc, params)
     return toolrun.ok(
-        case.id, metrics=metrics, parameters=params, **_where(case), independence=independence(system, d.backend, str(res.backend_version))
+        case.id, metrics=predicted, parameters=params, **case.where(), independence=independence(system, d.backend, str(res.backend_version))
     )
 
 

@@ -2,45 +2,20 @@
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
-from typing import Any
 
 import click
 
-import mtap_schemas as ms
-from mtap_schemas import toolrun
-from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
-from mtap_schemas.execute import run_cases
+from mtap_schemas import llmpeer, toolrun
+from mtap_schemas.cli import RunOptions, UserError, run_options, runner_group
 
 from . import __version__
-from .cases import HARDWARE, Case, plan, select
+from .cases import hardware_cases
 
 TOOL = "aiconfigurator"
 RUNNER = "aiconfigurator-runner"
 OUTPUT = "data/evaluation/aiconfigurator"
 CONFIG_HELP = 'JSON selecting cases: {"include": [key globs], "exclude": [key globs], "hardware": [ids]}.'
-GROUNDTRUTH = (Path("data/evaluation/groundtruth/h100-x1.tool-run.json"), Path("data/evaluation/groundtruth/h200-x1.tool-run.json"))
-
-
-def _plan(opts: RunOptions) -> list[Case]:
-    """The selected cases; every check before any work."""
-    cfg: dict[str, Any] = opts.config_doc or {}
-    hardware = list(dict.fromkeys(cfg.get("hardware", HARDWARE)))
-    path = opts.data_dir / "hardware" / "hardware.json"
-    entries = {e["id"] for e in ms.read(path, "hardware")["hardware"]}
-    where = f"{opts.config}: field hardware" if opts.config is not None else f"{path}: field hardware"
-    for hid in hardware:
-        if hid not in HARDWARE:
-            raise UserError(f"{where}: {hid!r} is not a GPU this runner has ground truth for (known: {', '.join(HARDWARE)})")
-        if hid not in entries:
-            raise UserError(f"{where}: no entry with id {hid!r} in {path}")
-    wpath = opts.data_dir / "workloads" / "workloads.json"
-    known = {w["id"] for w in ms.read(wpath, "workloads")["workloads"]}
-    planned = plan(tuple(hardware))
-    for wid in sorted({c.workload for c in planned} - known):
-        raise UserError(f"{wpath}: field workloads: no entry with id {wid!r}, which the case matrix files cases under")
-    return opts.select(select(planned, cfg.get("include"), cfg.get("exclude")))
 
 
 @runner_group(RUNNER, __version__)
@@ -67,8 +42,7 @@ def main() -> None:
 @run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=RUNNER, config_help=CONFIG_HELP)
 def cases(opts: RunOptions) -> None:
     """Print the planned cases as JSON lines; runs nothing."""
-    for case in _plan(opts):
-        click.echo(json.dumps(case.planned(), sort_keys=True))
+    llmpeer.print_cases(llmpeer.planned_cases(opts, hardware_cases)[0])
 
 
 @main.command()
@@ -77,7 +51,7 @@ def run(opts: RunOptions) -> None:
     """Run AIConfigurator on every selected case and write one tool-run v2 document."""
     from . import aic
 
-    selected = _plan(opts)
+    selected = llmpeer.planned_cases(opts, hardware_cases)[0]
     version = aic.aic_version()
     packages = {aic.AIC_DIST: version, aic.AIC_CORE_DIST: aic.aic_core_version()}
     builder = toolrun.ToolRun(
@@ -101,30 +75,11 @@ def run(opts: RunOptions) -> None:
         if defaults is None
         else [defaults.backend, defaults.database_mode, defaults.stride, [list(v) for v in defaults.versions]],
     }
-    checkpoint = opts.checkpoint(plan_doc)
-    builder.setup_done()
-    results = run_cases(units, aic.run_unit, jobs=opts.jobs, label="aiconfigurator", ident=lambda u: u.ident, checkpoint=checkpoint)
-    finish(builder, results, opts, checkpoint)
+    llmpeer.run_units(builder, opts, plan_doc, units, aic.run_unit, "aiconfigurator")
 
 
 @main.command()
-@click.option(
-    "--aic",
-    "aic_doc",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(f"{OUTPUT}/aiconfigurator.tool-run.json"),
-    show_default=True,
-    help="AIConfigurator's tool-run document.",
-)
-@click.option(
-    "--groundtruth",
-    "gt_docs",
-    type=click.Path(dir_okay=False, path_type=Path),
-    multiple=True,
-    default=list(GROUNDTRUTH),
-    show_default=True,
-    help="Measured tool-run documents (repeatable).",
-)
+@llmpeer.documents_options("--aic", "AIConfigurator", Path(f"{OUTPUT}/aiconfigurator.tool-run.json"))
 @click.option(
     "--timing",
     "timings",
@@ -140,20 +95,11 @@ def run(opts: RunOptions) -> None:
     default=None,
     help="Write the table into this README between its compare markers instead of printing it.",
 )
-def compare(aic_doc: Path, gt_docs: tuple[Path, ...], timings: tuple[str, ...], per_case: bool, readme: Path | None) -> None:
+def compare(tool_doc: Path, gt_docs: tuple[Path, ...], timings: tuple[str, ...], per_case: bool, readme: Path | None) -> None:
     """Print AIConfigurator vs measured latency per GPU (Markdown): n, MAPE, geomean error, mean ratio, per case."""
-    from .compare import BEGIN, END, pair, render, with_block
+    from .compare import BEGIN, END, render, with_block
 
-    try:
-        doc = ms.read_tool_run(aic_doc)
-        gts = [ms.read_tool_run(p) for p in gt_docs]
-    except ms.SchemaError as exc:
-        raise UserError(str(exc)) from None
-    pairs = {t: pair(doc, gts, t) for t in timings}
-    for t, got in pairs.items():
-        if not got:
-            raise UserError(f"{aic_doc}: no ok case pairs with a measured {t} latency in {', '.join(map(str, gt_docs))}")
-    table = render(pairs, per_case)
+    table = render(llmpeer.compare_pairs(tool_doc, gt_docs, timings), per_case)
     if readme is None:
         click.echo(table, nl=False)
         return

@@ -2,7 +2,8 @@
 
 Error of one case: |AIConfigurator - measured| / measured. Per GPU and scope: n, MAPE (mean of the
 errors, %), the geometric-mean error (exp of the mean log error, %) and the mean ratio
-AIConfigurator / measured (below 1: it predicts faster than measured).
+AIConfigurator / measured (below 1: it predicts faster than measured). The pairing and the statistics are the LLM peers'
+(``mtap_schemas.llmpeer``).
 
 The README's table is this module's output for the committed documents (between the
 ``<!-- compare:begin -->`` / ``<!-- compare:end -->`` markers); a test fails when it is stale.
@@ -10,85 +11,14 @@ The README's table is this module's output for the committed documents (between 
 
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any
+from mtap_schemas import llmpeer
+from mtap_schemas.llmpeer import Pair, groups, pair, summary
+
+__all__ = ["BEGIN", "END", "SCOPES", "Pair", "groups", "pair", "readme_block", "render", "summary", "with_block"]
 
 BEGIN, END = "<!-- compare:begin -->", "<!-- compare:end -->"
-
-
-@dataclass(frozen=True)
-class Pair:
-    hardware: str
-    key: str
-    workload: str
-    predicted_ms: float
-    measured_ms: float
-
-    @property
-    def error(self) -> float:
-        return abs(self.predicted_ms - self.measured_ms) / self.measured_ms
-
-    @property
-    def ratio(self) -> float:
-        return self.predicted_ms / self.measured_ms
-
-
-def _ms(metric: dict[str, Any]) -> float:
-    scale = {"s": 1e3, "ms": 1.0, "us": 1e-3, "ns": 1e-6}
-    return float(metric["value"]) * scale[metric["unit"]]
-
-
-def pair(doc: dict[str, Any], groundtruths: list[dict[str, Any]], timing: str = "device") -> list[Pair]:
-    """Every ok AIConfigurator case whose (hardware, key) has an ok measured ``latency`` of ``timing``, in its order."""
-    measured: dict[tuple[str, str], float] = {}
-    for gt in groundtruths:
-        for c in gt["cases"]:
-            if c["status"] != "ok" or not c.get("key"):
-                continue
-            for m in c["metrics"]:
-                if m["name"] == "latency" and m.get("timing") == timing and m["kind"] == "measurement":
-                    measured[(c["hardware"], c["key"])] = _ms(m)
-    out = []
-    for c in doc["cases"]:
-        if c["status"] != "ok":
-            continue
-        lat = next((m for m in c["metrics"] if m["name"] == "latency"), None)
-        got = measured.get((c["hardware"], c.get("key")))
-        if lat is None or got is None or not got > 0:
-            continue
-        out.append(Pair(c["hardware"], c["key"], c["workload"], _ms(lat), got))
-    return out
-
-
-def summary(pairs: list[Pair]) -> dict[str, Any]:
-    n = len(pairs)
-    errors = [p.error for p in pairs]
-    geo = math.exp(sum(math.log(e) for e in errors) / n) if all(e > 0 for e in errors) else 0.0
-    return {
-        "n": n,
-        "mape_pct": 100 * sum(errors) / n,
-        "geomean_error_pct": 100 * geo,
-        "mean_ratio": sum(p.ratio for p in pairs) / n,
-        "min_ratio": min(p.ratio for p in pairs),
-        "max_ratio": max(p.ratio for p in pairs),
-    }
-
-
-def groups(pairs: list[Pair]) -> list[tuple[str, str, list[Pair]]]:
-    """(hardware, scope label, pairs): each GPU's W5 prefill, W5 decode, and both."""
-    out = []
-    for hw in dict.fromkeys(p.hardware for p in pairs):
-        mine = [p for p in pairs if p.hardware == hw]
-        for label, pick in (
-            ("W5 prefill", lambda p: ".prefill." in p.key),
-            ("W5 decode", lambda p: ".decode." in p.key),
-            ("all", lambda p: True),
-        ):
-            sel = [p for p in mine if pick(p)]
-            if sel:
-                out.append((hw, label, sel))
-    return out
+#: each GPU's W5 prefill, W5 decode, and both (AIConfigurator takes no GPT-2: no W7 scope)
+SCOPES = tuple((label, pick) for label, pick in llmpeer.SCOPES if label != "W7 GPT-2")
 
 
 def render(by_timing: dict[str, list[Pair]], per_case: bool = True) -> str:
@@ -97,7 +27,7 @@ def render(by_timing: dict[str, list[Pair]], per_case: bool = True) -> str:
         "|---|---|---|---:|---:|---:|---:|---:|",
     ]
     for timing, pairs in by_timing.items():
-        for hw, label, sel in groups(pairs):
+        for hw, label, sel in groups(pairs, SCOPES):
             s = summary(sel)
             lines.append(
                 f"| {timing} | {hw} | {label} | {s['n']} | {s['mape_pct']:.1f} % | {s['geomean_error_pct']:.1f} % "

@@ -329,6 +329,61 @@ def default_output(platform: str) -> str:
     return f"data/calibration/astra-sim-{slug}.json"
 
 
+def _spread(measured: dict[str, Any]) -> dict[str, Any]:
+    """The measured point's spread (p10, p90, relative, samples): the fields it has."""
+    spread = measured["spread_ns"]
+    return {
+        k: v
+        for k, v in (
+            ("p10_ns", spread.get("p10")),
+            ("p90_ns", spread.get("p90")),
+            ("relative", spread.get("relative")),
+            ("samples", spread.get("samples")),
+        )
+        if v is not None
+    }
+
+
+def _point(i: int, p: Point, npus: int, fitted: dict[str, Any]) -> dict[str, Any]:
+    """The document's entry of point ``i``: what was measured, and what ASTRA-sim simulates for it at the fit."""
+    return {
+        "case": p.measured["case"],
+        "key": p.case.key,
+        "collective": p.case.params["collective"],
+        "size": p.case.params["size"],
+        "size_bytes": p.case.params["size_bytes"],
+        "npus": npus,
+        "measured_ms": p.measured["value_ms"],
+        "measured_ns": p.measured_ns,
+        "spread": _spread(p.measured),
+        "simulated_ns": fitted["simulated_ns"][i],
+        "residual_ns": fitted["residual_ns"][i],
+        "resolution_ns": round(fitted["resolution_ns"][i], 3),
+    }
+
+
+#: the calibration document's ``model.form``: what ASTRA-sim's local affine model says
+MODEL_FORM = (
+    "per point, ASTRA-sim's simulated time is piecewise affine in the link latency L (ns) and the link's "
+    "time per byte W = 1e9/B (ns/B): T = c0_ns + c_latency * L + c_bytes * W around the fitted point; "
+    "c_latency counts the latencies on the critical path, c_bytes the bytes serialised on it"
+)
+
+
+def _fit(catalog: dict[str, float], fitted: dict[str, Any]) -> dict[str, Any]:
+    """The document's ``fit``: the method, where it started (the catalog's figures), every iterate and the one chosen."""
+    return {
+        "method": (
+            f"Newton on (L, 1/B) from the catalog's figures, each Jacobian from ASTRA-sim by forward differences "
+            f"(steps {STEP:g} of L and of 1/B), until every point is within its resolution; the best iterate, "
+            f"rounded (L to 1e-3 ns, B to 1 B/s), simulated once more"
+        ),
+        "start": dict(catalog),
+        "iterations": [dict(h, resolution_ns=[round(x, 3) for x in h["resolution_ns"]]) for h in fitted["iterations"]],
+        "chosen_iteration": fitted["chosen_iteration"],
+    }
+
+
 def document(
     *,
     runner: tuple[str, str],
@@ -350,37 +405,9 @@ def document(
     from .inputs import link_bandwidth_gbps
 
     ic = hardware["interconnect"]
+    catalog = {"latency_ns": float(ic["latency_ns"]), "bandwidth_bytes_per_s": float(ic["bandwidth_bytes_per_s"])}
     case0 = points[0].case
     topology = case0.params["topology"]
-    pts = []
-    for i, p in enumerate(points):
-        spread = {
-            k: v
-            for k, v in (
-                ("p10_ns", p.measured["spread_ns"].get("p10")),
-                ("p90_ns", p.measured["spread_ns"].get("p90")),
-                ("relative", p.measured["spread_ns"].get("relative")),
-                ("samples", p.measured["spread_ns"].get("samples")),
-            )
-            if v is not None
-        }
-        pts.append(
-            {
-                "case": p.measured["case"],
-                "key": p.case.key,
-                "collective": p.case.params["collective"],
-                "size": p.case.params["size"],
-                "size_bytes": p.case.params["size_bytes"],
-                "npus": npus,
-                "measured_ms": p.measured["value_ms"],
-                "measured_ns": p.measured_ns,
-                "spread": spread,
-                "simulated_ns": fitted["simulated_ns"][i],
-                "residual_ns": fitted["residual_ns"][i],
-                "resolution_ns": round(fitted["resolution_ns"][i], 3),
-            }
-        )
-    iterations = [dict(h, resolution_ns=[round(x, 3) for x in h["resolution_ns"]]) for h in fitted["iterations"]]
     return {
         "schema": SCHEMA,
         "schema_version": ms.version(SCHEMA),
@@ -389,31 +416,11 @@ def document(
         "hardware": hardware["id"],
         "platform": platform,
         "npus": npus,
-        "network": {
-            "topology": topology,
-            "algorithm": case0.params["algorithm"],
-            "catalog": {"latency_ns": float(ic["latency_ns"]), "bandwidth_bytes_per_s": float(ic["bandwidth_bytes_per_s"])},
-        },
+        "network": {"topology": topology, "algorithm": case0.params["algorithm"], "catalog": dict(catalog)},
         "measured": {"path": tr_relative(measured_path), "sha256": ms.sha256_file(measured_path), "metric": metric, "timing": timing},
-        "points": pts,
-        "model": {
-            "form": (
-                "per point, ASTRA-sim's simulated time is piecewise affine in the link latency L (ns) and the link's "
-                "time per byte W = 1e9/B (ns/B): T = c0_ns + c_latency * L + c_bytes * W around the fitted point; "
-                "c_latency counts the latencies on the critical path, c_bytes the bytes serialised on it"
-            ),
-            **model,
-        },
-        "fit": {
-            "method": (
-                f"Newton on (L, 1/B) from the catalog's figures, each Jacobian from ASTRA-sim by forward differences "
-                f"(steps {STEP:g} of L and of 1/B), until every point is within its resolution; the best iterate, "
-                f"rounded (L to 1e-3 ns, B to 1 B/s), simulated once more"
-            ),
-            "start": {"latency_ns": float(ic["latency_ns"]), "bandwidth_bytes_per_s": float(ic["bandwidth_bytes_per_s"])},
-            "iterations": iterations,
-            "chosen_iteration": fitted["chosen_iteration"],
-        },
+        "points": [_point(i, p, npus, fitted) for i, p in enumerate(points)],
+        "model": {"form": MODEL_FORM, **model},
+        "fit": _fit(catalog, fitted),
         "fitted": {
             "latency_ns": fitted["latency_ns"],
             "bandwidth_bytes_per_s": fitted["bandwidth_bytes_per_s"],

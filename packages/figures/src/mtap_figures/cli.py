@@ -96,21 +96,8 @@ def main() -> None:
     """
 
 
-@main.command()
-@click.option("--evaluation-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/evaluation"), show_default=True)
-@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("figures"), show_default=True)
-@click.option("--hardware", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/hardware/hardware.json"), show_default=True,
-              help="Hardware catalog: measurements filed under another GPU's hardware id are refused.")
-@click.option("--columns", type=click.Choice(["1", "2"]), default=None,
-              help="Render every figure one paper column (3.5 in) or two (7 in) wide. Default: each figure's own width.")
-def run(evaluation_dir: Path, output: Path, hardware: Path, columns: str | None) -> None:
-    """Draw every figure whose data is present; OUTPUT/README.md shows them, OUTPUT/sources.md names their documents.
-
-    Every figure is rendered before any file is written: bad data (one line, exit 2) leaves OUTPUT as it was.
-    """
-    if not evaluation_dir.is_dir():
-        raise UserError(f"{evaluation_dir}: evaluation folder does not exist")
-    sources: dict[str, str] = {}
+def _read_inputs(evaluation_dir: Path, sources: dict[str, str]) -> tuple[dict[str, Any] | None, dict[str, Any] | None]:
+    """The aggregate (its Parquet table checked) and the compositional document, each None when absent; their sha256 into ``sources``."""
     try:
         agg_path = evaluation_dir / AGGREGATE
         aggregate = ms.read(agg_path, "aggregate", 2) if agg_path.is_file() else None
@@ -123,9 +110,12 @@ def run(evaluation_dir: Path, output: Path, hardware: Path, columns: str | None)
     for rel, doc in ((AGGREGATE, aggregate), (COMPOSITIONAL, compositional)):
         if doc is not None:
             sources[rel] = ms.sha256_file(evaluation_dir / rel)
-    catalog = ms.read(hardware, "hardware") if hardware.is_file() else None
-    skipped: list[Skipped] = []
-    by_tool = _tool_docs(evaluation_dir, skipped, sources, gpu_tokens(catalog) if catalog else None)
+    return aggregate, compositional
+
+
+def _jobs(evaluation_dir: Path, aggregate: dict[str, Any] | None, compositional: dict[str, Any] | None,
+          by_tool: dict[str, list[tuple[Path, str, dict]]]) -> list[Job]:
+    """Every figure, in the order drawn: what it is drawn from and what it needs."""
 
     def docs(tool: str) -> list[dict]:
         return [doc for _, _, doc in by_tool.get(tool, [])]
@@ -136,7 +126,7 @@ def run(evaluation_dir: Path, output: Path, hardware: Path, columns: str | None)
     references = plots.references_from_docs({t: docs(t) for t in by_tool}) if by_tool else None
     coverage_tools = sorted({c["tool"] for c in (aggregate or {}).get("coverage", [])})
     newer = "an aggregate 2.1 or later (run `nox -s aggregate`)"
-    jobs = [
+    return [
         Job("claimed-vs-measured", 2, f"needs the aggregate's claims_vs_measured: {newer}",
             lambda w: aggregate and plots.claimed_vs_measured(aggregate, width=w), [AGGREGATE]),
         Job("predicted-vs-measured", 2, f"needs headline pairs (errors_vs_measured with reference_class): {newer}",
@@ -155,6 +145,10 @@ def run(evaluation_dir: Path, output: Path, hardware: Path, columns: str | None)
             lambda w: plots.vidur_replay_cdf(docs("vidur-replay"), width=w, paths=[p for p, _, _ in by_tool.get("vidur-replay", [])]),
             rels("vidur-replay")),
     ]
+
+
+def _render_jobs(jobs: list[Job], columns: str | None) -> tuple[list[tuple[Job, float, dict[str, bytes]]], list[Job]]:
+    """Every figure rendered in memory (PNG + PDF bytes) at its width, and the jobs that drew nothing; bad data: UserError."""
     rendered: list[tuple[Job, float, dict[str, bytes]]] = []
     missing: list[Job] = []
     with click.progressbar(jobs, label="figures", file=sys.stderr, item_show_func=lambda j: j.name if j else "") as bar:
@@ -168,6 +162,30 @@ def run(evaluation_dir: Path, output: Path, hardware: Path, columns: str | None)
                 missing.append(job)
                 continue
             rendered.append((job, width, render(fig)))
+    return rendered, missing
+
+
+@main.command()
+@click.option("--evaluation-dir", type=click.Path(file_okay=False, path_type=Path), default=Path("data/evaluation"), show_default=True)
+@click.option("--output", type=click.Path(file_okay=False, path_type=Path), default=Path("figures"), show_default=True)
+@click.option("--hardware", type=click.Path(dir_okay=False, path_type=Path), default=Path("data/hardware/hardware.json"), show_default=True,
+              help="Hardware catalog: measurements filed under another GPU's hardware id are refused.")
+@click.option("--columns", type=click.Choice(["1", "2"]), default=None,
+              help="Render every figure one paper column (3.5 in) or two (7 in) wide. Default: each figure's own width.")
+def run(evaluation_dir: Path, output: Path, hardware: Path, columns: str | None) -> None:
+    """Draw every figure whose data is present; OUTPUT/README.md shows them, OUTPUT/sources.md names their documents.
+
+    Every figure is rendered before any file is written: bad data (one line, exit 2) leaves OUTPUT as it was.
+    """
+    if not evaluation_dir.is_dir():
+        raise UserError(f"{evaluation_dir}: evaluation folder does not exist")
+    sources: dict[str, str] = {}
+    aggregate, compositional = _read_inputs(evaluation_dir, sources)
+    catalog = ms.read(hardware, "hardware") if hardware.is_file() else None
+    skipped: list[Skipped] = []
+    by_tool = _tool_docs(evaluation_dir, skipped, sources, gpu_tokens(catalog) if catalog else None)
+    jobs = _jobs(evaluation_dir, aggregate, compositional, by_tool)
+    rendered, missing = _render_jobs(jobs, columns)
     for job in missing:
         click.echo(f"skipped {job.name}: {job.need}", err=True)
     for job, _, files in rendered:  # nothing is written before every figure has rendered

@@ -93,6 +93,65 @@ def _references_from_sources(aggregate: dict[str, Any]) -> set[str]:
 
 # -- coverage --------------------------------------------------------------------------------------
 
+def _coverage_cells(cov: list[dict[str, Any]]) -> dict[tuple[str, str], tuple[int, int]]:
+    """(tool, workload) -> (ok cases, cases), summed over the coverage rows."""
+    cells: dict[tuple[str, str], tuple[int, int]] = {}
+    for c in cov:
+        total = c["ok"] + c["failed"] + c["unsupported"] + c["unavailable"]
+        ok, tot = cells.get((c["tool"], c["workload"]), (0, 0))
+        cells[(c["tool"], c["workload"])] = (ok + c["ok"], tot + total)
+    return cells
+
+
+def _cell_font(width: float, names: list[str], workloads: list[str], cells: dict[tuple[str, str], tuple[int, int]],
+               label_pt: float, narrow: bool) -> float:
+    """The cell text's size: as large as fits the cell's width (estimated from the label column), never below MIN_FONT_PT."""
+    cell_w_pt = (width - 0.62 * label_pt * max(len(n) for n in names) / 72 - 0.2) / len(workloads) * 72
+    chars = max(max(len(str(ok)), len(str(tot)) + 1) if narrow else len(f"{ok}/{tot}") for ok, tot in cells.values())
+    return max(MIN_FONT_PT, min(6.0, math.floor(cell_w_pt / (0.64 * chars + 0.6) * 2) / 2))
+
+
+def _coverage_block(ax, rows: list[str], workloads: list[str], cells: dict[tuple[str, str], tuple[int, int]], cmap,
+                    cell_pt: float, narrow: bool):
+    """One block of the heat map: each cell coloured by its ok share, its counts written in it (a dash: not attempted)."""
+    grid = np.full((len(rows), len(workloads)), np.nan)
+    for i, tool in enumerate(rows):
+        for j, w in enumerate(workloads):
+            if (tool, w) in cells:
+                ok, tot = cells[(tool, w)]
+                grid[i, j] = ok / tot if tot else np.nan
+    im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
+    for i, tool in enumerate(rows):
+        for j, w in enumerate(workloads):
+            if (tool, w) not in cells:
+                ax.text(j, i, "—", ha="center", va="center", fontsize=cell_pt, color="0.55")
+                continue
+            ok, tot = cells[(tool, w)]
+            text = f"{ok}\n/{tot}" if narrow else f"{ok}/{tot}"
+            colour = "black" if np.isnan(grid[i, j]) or _luminance(to_rgb(cmap(grid[i, j]))) > 0.3 else "white"
+            ax.text(j, i, text, ha="center", va="center", fontsize=cell_pt, color=colour, linespacing=0.95)
+    return im
+
+
+def _coverage_axes(ax, rows: list[str], workloads: list[str], label: str, label_pt: float, first: bool, last: bool) -> None:
+    """A block's ticks, white cell borders and title; workload labels above a tall first block too, below the last only."""
+    ax.set_yticks(range(len(rows)), rows, fontsize=label_pt)
+    ax.set_xticks(range(len(workloads)), workloads)
+    ax.tick_params(length=0)
+    ax.set_xticks(np.arange(len(workloads) + 1) - 0.5, minor=True)
+    ax.set_yticks(np.arange(len(rows) + 1) - 0.5, minor=True)
+    ax.grid(False)
+    ax.grid(True, which="minor", color="white", linewidth=0.8)
+    ax.tick_params(which="minor", length=0)
+    for side in ("top", "right", "left", "bottom"):
+        ax.spines[side].set_visible(False)
+    ax.set_title(label, loc="left", fontweight="bold", fontsize=7)
+    if first and len(rows) > 6:  # a tall block: workloads above it too
+        ax.tick_params(axis="x", labeltop=True)
+    if not last:
+        ax.tick_params(axis="x", labelbottom=False)
+
+
 def coverage_heatmap(aggregate: dict[str, Any], references: set[str] | None = None, width: float = TWO):
     """ok cases / cases per tool × workload, tools (predictions) and references (measurements) in two blocks."""
     cov = aggregate.get("coverage") or []
@@ -104,54 +163,18 @@ def coverage_heatmap(aggregate: dict[str, Any], references: set[str] | None = No
                                                 ("references (measurements)", [t for t in names if t in refs])) if rows]
     extra = sorted({c["workload"] for c in cov} - set(WORKLOADS))
     workloads = WORKLOADS + extra
-    cells: dict[tuple[str, str], tuple[int, int]] = {}
-    for c in cov:
-        total = c["ok"] + c["failed"] + c["unsupported"] + c["unavailable"]
-        ok, tot = cells.get((c["tool"], c["workload"]), (0, 0))
-        cells[(c["tool"], c["workload"])] = (ok + c["ok"], tot + total)
+    cells = _coverage_cells(cov)
     narrow = is_narrow(width)
     label_pt = 6 if narrow else 6.5
-    # the cell text's size: as large as fits the cell's width (estimated from the label column), never below MIN_FONT_PT
-    cell_w_pt = (width - 0.62 * label_pt * max(len(n) for n in names) / 72 - 0.2) / len(workloads) * 72
-    chars = max(max(len(str(ok)), len(str(tot)) + 1) if narrow else len(f"{ok}/{tot}") for ok, tot in cells.values())
-    cell_pt = max(MIN_FONT_PT, min(6.0, math.floor(cell_w_pt / (0.64 * chars + 0.6) * 2) / 2))
+    cell_pt = _cell_font(width, names, workloads, cells, label_pt, narrow)
     row_h = (2.3 if narrow else 1.5) * cell_pt / 72 + 0.06
     fig = figure(width, row_h * len(names) + 0.45 * len(blocks) + 0.95)
     axes = fig.subplots(len(blocks), 1, squeeze=False, height_ratios=[len(rows) for _, rows in blocks])[:, 0]
     cmap = matplotlib.colormaps[SEQUENTIAL].with_extremes(bad="white")
     im = None
     for b, (ax, (label, rows)) in enumerate(zip(axes, blocks)):
-        grid = np.full((len(rows), len(workloads)), np.nan)
-        for i, tool in enumerate(rows):
-            for j, w in enumerate(workloads):
-                if (tool, w) in cells:
-                    ok, tot = cells[(tool, w)]
-                    grid[i, j] = ok / tot if tot else np.nan
-        im = ax.imshow(np.ma.masked_invalid(grid), cmap=cmap, vmin=0, vmax=1, aspect="auto", interpolation="nearest")
-        for i, tool in enumerate(rows):
-            for j, w in enumerate(workloads):
-                if (tool, w) not in cells:
-                    ax.text(j, i, "—", ha="center", va="center", fontsize=cell_pt, color="0.55")
-                    continue
-                ok, tot = cells[(tool, w)]
-                text = f"{ok}\n/{tot}" if narrow else f"{ok}/{tot}"
-                colour = "black" if np.isnan(grid[i, j]) or _luminance(to_rgb(cmap(grid[i, j]))) > 0.3 else "white"
-                ax.text(j, i, text, ha="center", va="center", fontsize=cell_pt, color=colour, linespacing=0.95)
-        ax.set_yticks(range(len(rows)), rows, fontsize=label_pt)
-        ax.set_xticks(range(len(workloads)), workloads)
-        ax.tick_params(length=0)
-        ax.set_xticks(np.arange(len(workloads) + 1) - 0.5, minor=True)
-        ax.set_yticks(np.arange(len(rows) + 1) - 0.5, minor=True)
-        ax.grid(False)
-        ax.grid(True, which="minor", color="white", linewidth=0.8)
-        ax.tick_params(which="minor", length=0)
-        for side in ("top", "right", "left", "bottom"):
-            ax.spines[side].set_visible(False)
-        ax.set_title(label, loc="left", fontweight="bold", fontsize=7)
-        if b == 0 and len(rows) > 6:  # a tall block: workloads above it too
-            ax.tick_params(axis="x", labeltop=True)
-        if b < len(blocks) - 1:
-            ax.tick_params(axis="x", labelbottom=False)
+        im = _coverage_block(ax, rows, workloads, cells, cmap, cell_pt, narrow)
+        _coverage_axes(ax, rows, workloads, label, label_pt, first=b == 0, last=b == len(blocks) - 1)
     cbar = fig.colorbar(im, ax=list(axes), location="bottom", shrink=0.6, aspect=35, pad=0.02)
     cbar.set_label("fraction of cases ok\n(cell: ok / cases; — = not attempted)" if narrow else
                    "fraction of cases ok (each cell: ok cases / cases; — = not attempted)")
@@ -175,15 +198,71 @@ def _timing_order(timings: set[str]) -> list[str]:
     return [t for t in TIMINGS if t in timings] + sorted(timings - set(TIMINGS))
 
 
-def predicted_vs_measured(aggregate: dict[str, Any], width: float = TWO):
-    """Small multiples, one log–log panel per tool: y = x, a ±10 % band, colour = hardware, marker = timing."""
+def _usable_pairs(aggregate: dict[str, Any]) -> list[dict[str, Any]] | None:
+    """The headline pairs in a time unit, each pair's predicted and measured checked to be numbers (None: no headline pairs)."""
     pairs = headline_pairs(aggregate)
     if not pairs:
         return None
     for i, p in enumerate(pairs):
         for field in ("predicted", "measured"):
             _number(p.get(field), f"aggregate errors_vs_measured[{i}] ({p.get('tool')}, {p.get('key')}): field {field}")
-    usable = [p for p in pairs if p["unit"] in MS]
+    return [p for p in pairs if p["unit"] in MS]
+
+
+def _tool_panel(ax, tool: str, usable: list[dict[str, Any]], timings: list[str], colour: dict[str, str], marker: dict[str, str],
+                panel: float, narrow: bool) -> None:
+    """One tool's log–log panel: the ±10 % band, y = x, a scatter per timing, the title naming its reference classes and n."""
+    wrap_at = 30
+    mine = [p for p in usable if p["tool"] == tool]
+    shown = [p for p in mine if p["predicted"] > 0 and p["measured"] > 0]
+    xs = [p["measured"] * MS[p["unit"]] for p in shown]
+    ys = [p["predicted"] * MS[p["unit"]] for p in shown]
+    lo, hi = min(*xs, *ys) / 1.6, max(*xs, *ys) * 1.6
+    ref = np.geomspace(lo, hi, 50)
+    ax.fill_between(ref, ref * 0.9, ref * 1.1, color=OKABE_ITO["sky"], alpha=0.45, lw=0, zorder=1)
+    ax.plot(ref, ref, color="0.2", lw=0.6, zorder=2)
+    dense = len(shown) > 300
+    for t in timings:  # one scatter per marker, points in order of measured value so no hardware hides another
+        pts = sorted((x, y, p["hardware"], p["key"]) for x, y, p in zip(xs, ys, shown) if p["measured_timing"] == t)
+        if pts:
+            ax.scatter([x for x, *_ in pts], [y for _, y, *_ in pts], s=(3 if dense else 5) if narrow else (5 if dense else 8),
+                       marker=marker[t], c=[colour[h] for *_, h, _ in pts], alpha=0.6 if dense else 0.8, linewidths=0.2,
+                       edgecolors="0.15", zorder=3)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlim(lo, hi)
+    ax.set_ylim(lo, hi)
+    ax.set_aspect("equal", adjustable="box")
+    log_axis(ax.xaxis, lo, hi, numticks=max(2, int(panel / 0.3)), powers_from=2)  # a 10^k label is ~0.25 in wide
+    log_axis(ax.yaxis, lo, hi, numticks=5, powers_from=2)
+    names = sorted({p["reference_class"] for p in shown})
+    classes = ("\n+ ".join(names) if narrow else "\n".join(_wrap(" + ".join(names), wrap_at, lines=3)))
+    hidden = len(mine) - len(shown)
+    n = f"n={len(shown)}" + (f" (+{hidden} ≤ 0 not shown)" if hidden else "")
+    # one column: titles right-aligned over their panel, so the right-hand column's stays inside the figure
+    ax.set_title(f"{tool}\n{classes}\n{n}", fontsize=5.5 if narrow else 6, linespacing=1.05, loc="right" if narrow else "center")
+
+
+def _pairs_legend(fig, gs, hardware: list[str], timings: list[str], colour: dict[str, str], marker: dict[str, str],
+                  spare: int, narrow: bool) -> None:
+    """Hardware colours, timing markers, the band and the line: in the empty cells of the last row when two or more, else below."""
+    handles = [Line2D([], [], ls="none", marker="o", color=colour[h], markeredgecolor="0.15", markeredgewidth=0.3, label=h) for h in hardware]
+    handles += [Line2D([], [], ls="none", marker=marker[t], color="0.35", label=t) for t in timings]
+    handles += [Patch(color=OKABE_ITO["sky"], alpha=0.45, label="within ±10 %"), Line2D([], [], color="0.2", lw=0.6, label="predicted = measured")]
+    title = "colour: hardware\nmarker: measurement timing"
+    if spare >= 2:
+        nrows, ncols = gs.get_geometry()
+        lax = fig.add_subplot(gs[nrows - 1, ncols - spare:])
+        lax.axis("off")
+        lax.legend(handles=handles, loc="center", ncol=1 if narrow or spare < 3 else 2, frameon=False, handletextpad=0.3, title=title)
+    else:
+        fig.legend(handles=handles, loc="outside lower center", ncol=2 if narrow else 4, frameon=False, handletextpad=0.3, columnspacing=1.0,
+                   title=title.replace("\n", " · "))
+
+
+def predicted_vs_measured(aggregate: dict[str, Any], width: float = TWO):
+    """Small multiples, one log–log panel per tool: y = x, a ±10 % band, colour = hardware, marker = timing."""
+    usable = _usable_pairs(aggregate)
     if not usable:
         return None
     tools = sorted({p["tool"] for p in usable if p["predicted"] > 0 and p["measured"] > 0})
@@ -196,59 +275,20 @@ def predicted_vs_measured(aggregate: dict[str, Any], width: float = TWO):
     narrow = is_narrow(width)
     nrows, ncols = _grid(len(tools), 3 if narrow else 4)
     spare = nrows * ncols - len(tools)  # empty cells at the end of the last row hold the legend when there are two or more
-    legend_inside = spare >= 2
     panel = (width - 0.45) / ncols
     entries = len(hardware) + len(timings) + 2
-    below = 0 if legend_inside else 0.13 * math.ceil(entries / (2 if narrow else 4)) + 0.2
+    below = 0 if spare >= 2 else 0.13 * math.ceil(entries / (2 if narrow else 4)) + 0.2
     fig = figure(width, nrows * (panel + 0.5) + 0.3 + below)
     gs = fig.add_gridspec(nrows, ncols)
-    wrap_at = 30
     for k, tool in enumerate(tools):
         row, col = divmod(k, ncols)
         ax = fig.add_subplot(gs[row, col])
-        mine = [p for p in usable if p["tool"] == tool]
-        shown = [p for p in mine if p["predicted"] > 0 and p["measured"] > 0]
-        xs = [p["measured"] * MS[p["unit"]] for p in shown]
-        ys = [p["predicted"] * MS[p["unit"]] for p in shown]
-        lo, hi = min(*xs, *ys) / 1.6, max(*xs, *ys) * 1.6
-        ref = np.geomspace(lo, hi, 50)
-        ax.fill_between(ref, ref * 0.9, ref * 1.1, color=OKABE_ITO["sky"], alpha=0.45, lw=0, zorder=1)
-        ax.plot(ref, ref, color="0.2", lw=0.6, zorder=2)
-        dense = len(shown) > 300
-        for t in timings:  # one scatter per marker, points in order of measured value so no hardware hides another
-            pts = sorted((x, y, p["hardware"], p["key"]) for x, y, p in zip(xs, ys, shown) if p["measured_timing"] == t)
-            if pts:
-                ax.scatter([x for x, *_ in pts], [y for _, y, *_ in pts], s=(3 if dense else 5) if narrow else (5 if dense else 8),
-                           marker=marker[t], c=[colour[h] for *_, h, _ in pts], alpha=0.6 if dense else 0.8, linewidths=0.2,
-                           edgecolors="0.15", zorder=3)
-        ax.set_xscale("log")
-        ax.set_yscale("log")
-        ax.set_xlim(lo, hi)
-        ax.set_ylim(lo, hi)
-        ax.set_aspect("equal", adjustable="box")
-        log_axis(ax.xaxis, lo, hi, numticks=max(2, int(panel / 0.3)), powers_from=2)  # a 10^k label is ~0.25 in wide
-        log_axis(ax.yaxis, lo, hi, numticks=5, powers_from=2)
-        names = sorted({p["reference_class"] for p in shown})
-        classes = ("\n+ ".join(names) if narrow else "\n".join(_wrap(" + ".join(names), wrap_at, lines=3)))
-        hidden = len(mine) - len(shown)
-        n = f"n={len(shown)}" + (f" (+{hidden} ≤ 0 not shown)" if hidden else "")
-        # one column: titles right-aligned over their panel, so the right-hand column's stays inside the figure
-        ax.set_title(f"{tool}\n{classes}\n{n}", fontsize=5.5 if narrow else 6, linespacing=1.05, loc="right" if narrow else "center")
+        _tool_panel(ax, tool, usable, timings, colour, marker, panel, narrow)
         if row == nrows - 1 or (row == nrows - 2 and col >= ncols - spare):
             ax.set_xlabel("measured (ms)")
         if col == 0:
             ax.set_ylabel("predicted (ms)")
-    handles = [Line2D([], [], ls="none", marker="o", color=colour[h], markeredgecolor="0.15", markeredgewidth=0.3, label=h) for h in hardware]
-    handles += [Line2D([], [], ls="none", marker=marker[t], color="0.35", label=t) for t in timings]
-    handles += [Patch(color=OKABE_ITO["sky"], alpha=0.45, label="within ±10 %"), Line2D([], [], color="0.2", lw=0.6, label="predicted = measured")]
-    title = "colour: hardware\nmarker: measurement timing"
-    if legend_inside:
-        lax = fig.add_subplot(gs[nrows - 1, ncols - spare:])
-        lax.axis("off")
-        lax.legend(handles=handles, loc="center", ncol=1 if narrow or spare < 3 else 2, frameon=False, handletextpad=0.3, title=title)
-    else:
-        fig.legend(handles=handles, loc="outside lower center", ncol=2 if narrow else 4, frameon=False, handletextpad=0.3, columnspacing=1.0,
-                   title=title.replace("\n", " · "))
+    _pairs_legend(fig, gs, hardware, timings, colour, marker, spare, narrow)
     fig.suptitle("Predicted vs measured, headline pairs only (log–log)", wrap=True)
     return fig
 
@@ -324,6 +364,86 @@ def _claim_label(r: dict[str, Any], limit: int) -> list[str]:
     return [*_wrap(f"{r['tool']}: {cid}", limit), *_wrap(f"{metric} · {r['status']}" if metric else r["status"], limit + 6)]
 
 
+def _claim_x_axis(ax, kind: str, rs: list[dict[str, Any]], narrow: bool) -> float:
+    """The panel's x axis: log errors spanning at least 20x, or shares on 0–100 %; returns its lower limit."""
+    values = [v for r in rs for v in (r["claimed"], r["ours"], *(r["ci"] or ())) if v is not None]
+    if kind == "error":
+        positive = [v for v in values if v > 0] or [1.0, 100.0]
+        lo, hi = min(positive) / 1.6, max(positive) * 1.6
+        if hi / lo < 20:
+            mid = math.sqrt(lo * hi)
+            lo, hi = mid / math.sqrt(20), mid * math.sqrt(20)
+        ax.set_xscale("log")
+        ax.set_xlim(lo, hi)
+        log_axis(ax.xaxis, lo, hi, numticks=8, steps=(1.0, 2.0, 5.0) if hi / lo < 1000 else (1.0,))
+        ax.set_xlabel("error (%), lower is better" if narrow else "error (%) in the claim's metric, lower is better",
+                      loc="right" if narrow else "center")
+        return lo
+    ax.set_xlim(-3, 103)
+    ax.set_xticks([0, 20, 40, 60, 80, 100])
+    ax.set_xlabel("share or accuracy (%), higher is better" if narrow else "share within ±10 % or accuracy (%), higher is better",
+                  loc="right" if narrow else "center")
+    return 0.0
+
+
+def _claim_row(ax, y: int, r: dict[str, Any], kind: str, lo: float) -> set[str]:
+    """One claim's row: a line from the claim to ours, ours with its 95 % interval, the claim's diamond; returns what it drew."""
+    drawn: set[str] = set()
+    if r["claimed"] is not None and r["ours"] is not None:
+        ax.plot([r["claimed"], r["ours"]], [y, y], color="0.65", lw=0.8, zorder=1)
+    if r["ours"] is not None:
+        nearest = r["match"] == "nearest"
+        c = OKABE_ITO["orange"] if nearest else OKABE_ITO["blue"]
+        xerr = None
+        if r["ci"]:
+            a, b = r["ci"]
+            floor = lo * 1.0001 if kind == "error" else -3
+            xerr = [[max(r["ours"] - max(a, floor), 0)], [max(b - r["ours"], 0)]]
+        eb = ax.errorbar([r["ours"]], [y], xerr=xerr, fmt="o", ms=4.2, mfc="white" if nearest else c, mec=c, mew=1.0,
+                         ecolor=c, elinewidth=0.9, capsize=1.8, zorder=3)
+        if nearest and eb[2]:
+            eb[2][0].set_linestyle((0, (2, 1)))
+        drawn.add("nearest" if nearest else "matching")
+    if r["claimed"] is not None:
+        ax.plot([r["claimed"]], [y], ls="none", marker="D", ms=4, color=OKABE_ITO["vermillion"], mec="0.1", mew=0.3, zorder=4)
+        drawn.add("claimed")
+    return drawn
+
+
+def _claim_rows_axes(ax, rs: list[dict[str, Any]], kind: str, lo: float) -> set[str]:
+    """Every row of a panel, each tool's rows banded alternately, labelled (grey: no measurement of ours); returns what was drawn."""
+    ax.set_ylim(len(rs) - 0.5, -0.5)
+    present: set[str] = set()
+    tools_seen: list[str] = []
+    for y, r in enumerate(rs):
+        if r["tool"] not in tools_seen:
+            tools_seen.append(r["tool"])
+        if len(tools_seen) % 2 == 0:
+            ax.axhspan(y - 0.5, y + 0.5, color="0.94", lw=0, zorder=0)
+        present |= _claim_row(ax, y, r, kind, lo)
+    ax.set_yticks(range(len(rs)), ["\n".join(r["label"]) for r in rs])
+    ax.tick_params(axis="y", length=0, labelsize=6)
+    ax.grid(False, axis="y")
+    for tick, r in zip(ax.get_yticklabels(), rs):
+        tick.set_linespacing(1.05)
+        if r["ours"] is None:
+            tick.set_color("0.35")
+    return present
+
+
+def _claims_legend(fig, present: set[str], narrow: bool) -> None:
+    handles = []
+    if "claimed" in present:
+        handles.append(Line2D([], [], ls="none", marker="D", ms=4, color=OKABE_ITO["vermillion"], mec="0.1", mew=0.3, label="tool's published claim"))
+    if "matching" in present:
+        handles.append(Line2D([], [], marker="o", ms=4.2, color=OKABE_ITO["blue"], lw=0.9, label="ours, matching subset (95 % CI)"))
+    if "nearest" in present:
+        handles.append(Line2D([], [], marker="o", ms=4.2, mfc="white", mec=OKABE_ITO["orange"], color=OKABE_ITO["orange"], lw=0.9,
+                              ls=(0, (2, 1)), label="ours, nearest subset only (95 % CI)"))
+    if handles:
+        fig.legend(handles=handles, loc="outside lower center", ncol=1 if narrow else 3, frameon=False, handletextpad=0.4, columnspacing=1.2)
+
+
 def claimed_vs_measured(aggregate: dict[str, Any], width: float = TWO):
     """Per tool and claim: the tool's published figure (◆) and ours in the same metric on the matching
     subset (●, 95 % interval) or on the nearest one (○, dashed); rows without a measurement say so."""
@@ -343,66 +463,9 @@ def claimed_vs_measured(aggregate: dict[str, Any], width: float = TWO):
     axes = fig.subplots(len(panels), 1, squeeze=False, height_ratios=[h + 0.3 for h in heights])[:, 0]
     present: set[str] = set()
     for ax, (kind, rs) in zip(axes, panels):
-        values = [v for r in rs for v in (r["claimed"], r["ours"], *(r["ci"] or ())) if v is not None]
-        if kind == "error":
-            positive = [v for v in values if v > 0] or [1.0, 100.0]
-            lo, hi = min(positive) / 1.6, max(positive) * 1.6
-            if hi / lo < 20:
-                mid = math.sqrt(lo * hi)
-                lo, hi = mid / math.sqrt(20), mid * math.sqrt(20)
-            ax.set_xscale("log")
-            ax.set_xlim(lo, hi)
-            log_axis(ax.xaxis, lo, hi, numticks=8, steps=(1.0, 2.0, 5.0) if hi / lo < 1000 else (1.0,))
-            ax.set_xlabel("error (%), lower is better" if narrow else "error (%) in the claim's metric, lower is better",
-                          loc="right" if narrow else "center")
-        else:
-            lo, hi = 0.0, 100.0
-            ax.set_xlim(-3, 103)
-            ax.set_xticks([0, 20, 40, 60, 80, 100])
-            ax.set_xlabel("share or accuracy (%), higher is better" if narrow else "share within ±10 % or accuracy (%), higher is better",
-                          loc="right" if narrow else "center")
-        ax.set_ylim(len(rs) - 0.5, -0.5)
-        tools_seen: list[str] = []
-        for y, r in enumerate(rs):
-            if r["tool"] not in tools_seen:
-                tools_seen.append(r["tool"])
-            if len(tools_seen) % 2 == 0:
-                ax.axhspan(y - 0.5, y + 0.5, color="0.94", lw=0, zorder=0)
-            if r["claimed"] is not None and r["ours"] is not None:
-                ax.plot([r["claimed"], r["ours"]], [y, y], color="0.65", lw=0.8, zorder=1)
-            if r["ours"] is not None:
-                nearest = r["match"] == "nearest"
-                c = OKABE_ITO["orange"] if nearest else OKABE_ITO["blue"]
-                xerr = None
-                if r["ci"]:
-                    a, b = r["ci"]
-                    floor = lo * 1.0001 if kind == "error" else -3
-                    xerr = [[max(r["ours"] - max(a, floor), 0)], [max(b - r["ours"], 0)]]
-                eb = ax.errorbar([r["ours"]], [y], xerr=xerr, fmt="o", ms=4.2, mfc="white" if nearest else c, mec=c, mew=1.0,
-                                 ecolor=c, elinewidth=0.9, capsize=1.8, zorder=3)
-                if nearest and eb[2]:
-                    eb[2][0].set_linestyle((0, (2, 1)))
-                present.add("nearest" if nearest else "matching")
-            if r["claimed"] is not None:
-                ax.plot([r["claimed"]], [y], ls="none", marker="D", ms=4, color=OKABE_ITO["vermillion"], mec="0.1", mew=0.3, zorder=4)
-                present.add("claimed")
-        ax.set_yticks(range(len(rs)), ["\n".join(r["label"]) for r in rs])
-        ax.tick_params(axis="y", length=0, labelsize=6)
-        ax.grid(False, axis="y")
-        for tick, r in zip(ax.get_yticklabels(), rs):
-            tick.set_linespacing(1.05)
-            if r["ours"] is None:
-                tick.set_color("0.35")
-    handles = []
-    if "claimed" in present:
-        handles.append(Line2D([], [], ls="none", marker="D", ms=4, color=OKABE_ITO["vermillion"], mec="0.1", mew=0.3, label="tool's published claim"))
-    if "matching" in present:
-        handles.append(Line2D([], [], marker="o", ms=4.2, color=OKABE_ITO["blue"], lw=0.9, label="ours, matching subset (95 % CI)"))
-    if "nearest" in present:
-        handles.append(Line2D([], [], marker="o", ms=4.2, mfc="white", mec=OKABE_ITO["orange"], color=OKABE_ITO["orange"], lw=0.9,
-                              ls=(0, (2, 1)), label="ours, nearest subset only (95 % CI)"))
-    if handles:
-        fig.legend(handles=handles, loc="outside lower center", ncol=1 if narrow else 3, frameon=False, handletextpad=0.4, columnspacing=1.2)
+        lo = _claim_x_axis(ax, kind, rs, narrow)
+        present |= _claim_rows_axes(ax, rs, kind, lo)
+    _claims_legend(fig, present, narrow)
     fig.suptitle("Published accuracy claim vs ours, in the claim's metric" if narrow else
                  "Each tool's published accuracy claim vs ours, in the claim's own metric", wrap=True)
     return fig
@@ -561,15 +624,14 @@ def _request_latencies(case: dict[str, Any], roots: list[Path], confine: Path | 
     return None
 
 
-def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Path] | None = None, confine: Path | None = None,
-                  width: float = TWO):
-    """Request latency CDF per scheduler, one panel per QPS.
+#: a reported e2e latency percentile (the CDF is drawn at these when no request_metrics CSV is at hand)
+E2E_PERCENTILE = re.compile(r"^e2e_latency_p(\d+)$")
 
-    The empirical CDF over every simulated request when the case's request_metrics CSV is on
-    disk with a matching sha256; otherwise the CDF at the percentiles the case reports.
-    """
+
+def _latency_series(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Path] | None,
+                    confine: Path | None) -> dict[tuple[str, float, str], tuple[list[float], list[float], bool]]:
+    """(hardware, QPS, scheduler) -> (latencies in s, CDF values, every request?) for each ok case of the W5 QPS sweep."""
     series: dict[tuple[str, float, str], tuple[list[float], list[float], bool]] = {}
-    pct = re.compile(r"^e2e_latency_p(\d+)$")
     for doc_path, doc in vidur_docs:
         for c in doc["cases"]:
             sched, qps = c["parameters"].get("scheduler"), c["parameters"].get("qps")
@@ -584,9 +646,42 @@ def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Pat
                 ys = [(i + 1) / len(lat) for i in range(len(lat))]
                 series[(c["hardware"], qps, str(sched))] = (lat, ys, True)
                 continue
-            points = sorted((int(m.group(1)), x["value"] * MS[x["unit"]] / 1e3) for x in c["metrics"] if (m := pct.match(x["name"])) and x["unit"] in MS)
+            points = sorted((int(m.group(1)), x["value"] * MS[x["unit"]] / 1e3) for x in c["metrics"]
+                            if (m := E2E_PERCENTILE.match(x["name"])) and x["unit"] in MS)
             if points:
                 series[(c["hardware"], qps, str(sched))] = ([v for _, v in points], [p / 100 for p, _ in points], False)
+    return series
+
+
+def _latency_panel(ax, hardware: str, q: float, scheds: list[str],
+                   series: dict[tuple[str, float, str], tuple[list[float], list[float], bool]]) -> None:
+    """One QPS: a CDF per scheduler (every request: a step line marked at p50/p90/p99; percentiles: the marked points)."""
+    for i, sched in enumerate(scheds):
+        if (hardware, q, sched) not in series:
+            continue
+        xs, ys, full = series[(hardware, q, sched)]
+        xs_ms = [x * 1e3 for x in xs]
+        col = PALETTE[i % len(PALETTE)]
+        if full:
+            ax.step(xs_ms, ys, where="post", ls=LINES[i % len(LINES)], color=col, lw=1.1)
+            marks = [max(int(len(xs) * p) - 1, 0) for p in (0.5, 0.9, 0.99)]
+            ax.plot([xs_ms[k] for k in marks], [ys[k] for k in marks], ls="none", marker=MARKERS[i], color=col, ms=3.5)
+        else:
+            ax.step(xs_ms, ys, where="post", marker=MARKERS[i], ls=LINES[i % len(LINES)], color=col, ms=3.5, lw=1)
+    ax.set_xlabel("request e2e latency (ms)")
+    ax.set_title(f"QPS {q:g}")
+    ax.set_ylim(0, 1.02)
+    ax.xaxis.set_major_locator(MaxNLocator(4))
+
+
+def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Path] | None = None, confine: Path | None = None,
+                  width: float = TWO):
+    """Request latency CDF per scheduler, one panel per QPS.
+
+    The empirical CDF over every simulated request when the case's request_metrics CSV is on
+    disk with a matching sha256; otherwise the CDF at the percentiles the case reports.
+    """
+    series = _latency_series(vidur_docs, roots, confine)
     if not series:
         return None
     hardware = sorted({h for h, _, _ in series})[0]
@@ -599,22 +694,7 @@ def vidur_latency(vidur_docs: list[tuple[Path, dict[str, Any]]], roots: list[Pat
     axes = fig.subplots(nrows, ncols, squeeze=False, sharey=True)
     empirical = all(e for (h, _, _), (_, _, e) in series.items() if h == hardware)
     for ax, q in zip(axes.flat, qpss):
-        for i, sched in enumerate(scheds):
-            if (hardware, q, sched) not in series:
-                continue
-            xs, ys, full = series[(hardware, q, sched)]
-            xs_ms = [x * 1e3 for x in xs]
-            col = PALETTE[i % len(PALETTE)]
-            if full:
-                ax.step(xs_ms, ys, where="post", ls=LINES[i % len(LINES)], color=col, lw=1.1)
-                marks = [max(int(len(xs) * p) - 1, 0) for p in (0.5, 0.9, 0.99)]
-                ax.plot([xs_ms[k] for k in marks], [ys[k] for k in marks], ls="none", marker=MARKERS[i], color=col, ms=3.5)
-            else:
-                ax.step(xs_ms, ys, where="post", marker=MARKERS[i], ls=LINES[i % len(LINES)], color=col, ms=3.5, lw=1)
-        ax.set_xlabel("request e2e latency (ms)")
-        ax.set_title(f"QPS {q:g}")
-        ax.set_ylim(0, 1.02)
-        ax.xaxis.set_major_locator(MaxNLocator(4))
+        _latency_panel(ax, hardware, q, scheds, series)
     _hide_unused(axes, len(qpss))
     for row in axes:
         row[0].set_ylabel("fraction of requests" + ("" if empirical else "\n(at reported percentiles)"))

@@ -2,21 +2,17 @@
 
 from __future__ import annotations
 
-import json
 from importlib import metadata
 from pathlib import Path
-from typing import Any
 
 import click
 
-import mtap_schemas as ms
-from mtap_schemas import toolrun
-from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
-from mtap_schemas.execute import run_cases
+from mtap_schemas import llmpeer, toolrun
+from mtap_schemas.cli import RunOptions, run_options, runner_group
 from mtap_schemas.paths import relative_to_repo
 
 from . import __version__
-from .cases import HARDWARE, Case, plan, select
+from .cases import hardware_cases
 
 TOOL = "genz"
 RUNNER = "genz-runner"
@@ -41,27 +37,6 @@ def _location(version: str | None) -> str:
     return f"{GENZ_DIST} {version} from PyPI (GenZ.version.__version__ {inner})"
 
 
-def _plan(opts: RunOptions) -> tuple[list[Case], dict[str, Any], Path]:
-    """The selected cases and the catalog entries of their hardware; every check before any work."""
-    cfg: dict[str, Any] = opts.config_doc or {}
-    hardware = list(dict.fromkeys(cfg.get("hardware", HARDWARE)))
-    path = opts.data_dir / "hardware" / "hardware.json"
-    entries = {e["id"]: e for e in ms.read(path, "hardware")["hardware"]}
-    where = f"{opts.config}: field hardware" if opts.config is not None else f"{path}: field hardware"
-    for hid in hardware:
-        if hid not in HARDWARE:
-            raise UserError(f"{where}: {hid!r} is not a GPU this runner has ground truth for (known: {', '.join(HARDWARE)})")
-        if hid not in entries:
-            raise UserError(f"{where}: no entry with id {hid!r} in {path}")
-    wpath = opts.data_dir / "workloads" / "workloads.json"
-    known = {w["id"] for w in ms.read(wpath, "workloads")["workloads"]}
-    planned = plan(tuple(hardware))
-    for wid in sorted({c.workload for c in planned} - known):
-        raise UserError(f"{wpath}: field workloads: no entry with id {wid!r}, which the case matrix files cases under")
-    selected = opts.select(select(planned, cfg.get("include"), cfg.get("exclude")))
-    return selected, {h: entries[h] for h in hardware}, path
-
-
 @runner_group(RUNNER, __version__)
 def main() -> None:
     """GenZ's latency predictions for Llama-2-7B prefill and decode (W5) and GPT-2 (W7) on H100 and H200.
@@ -84,9 +59,7 @@ def main() -> None:
 @run_options(tool=TOOL, output="data/evaluation/genz", verb="cases", config_schema=RUNNER, config_help=CONFIG_HELP)
 def cases(opts: RunOptions) -> None:
     """Print the planned cases as JSON lines; runs nothing."""
-    selected, _, _ = _plan(opts)
-    for case in selected:
-        click.echo(json.dumps(case.planned(), sort_keys=True))
+    llmpeer.print_cases(llmpeer.planned_cases(opts, hardware_cases)[0])
 
 
 @main.command()
@@ -103,64 +76,28 @@ def run(opts: RunOptions) -> None:
         config=opts.config,
         packages={GENZ_DIST: version} if version else {},
     )
-    selected, entries, hw_path = _plan(opts)
+    selected, entries, hw_path = llmpeer.planned_cases(opts, hardware_cases)
     from .genz import Unit, genz_system, run_unit
 
     try:
         systems = {h: genz_system(h, e, relative_to_repo(hw_path)) for h, e in entries.items()}
     except ImportError:
-        systems = None
-    artifacts = [toolrun.artifact(hw_path)]
-    if systems is None:
         msg = f"the Python package {GENZ_DIST} is not installed; install {GENZ_DIST}==0.0.16 (pip install ./packages/genz-runner brings it)"
-        records = [
-            toolrun.unavailable(
-                c.id, kind="package-missing", message=msg, parameters=c.parameters(), workload=c.workload, hardware=c.hardware, key=c.key
-            )
-            for c in selected
-        ]
-        builder.setup_done()
-        finish(builder, records, opts)
+        llmpeer.finish_unavailable(builder, opts, selected, "package-missing", msg)
+    artifacts = [toolrun.artifact(hw_path)]
     units = [Unit(c, systems[c.hardware], tuple(artifacts)) for c in selected]
     plan_doc = {"cases": [c.planned() for c in selected], "hardware": artifacts, "genz": version}
-    checkpoint = opts.checkpoint(plan_doc)
-    builder.setup_done()
-    results = run_cases(units, run_unit, jobs=opts.jobs, label="genz", ident=lambda u: u.ident, checkpoint=checkpoint)
-    finish(builder, results, opts, checkpoint)
+    llmpeer.run_units(builder, opts, plan_doc, units, run_unit, "genz")
 
 
 @main.command()
-@click.option(
-    "--genz",
-    "genz_doc",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path("data/evaluation/genz/genz.tool-run.json"),
-    show_default=True,
-    help="GenZ's tool-run document.",
-)
-@click.option(
-    "--groundtruth",
-    "gt_docs",
-    type=click.Path(dir_okay=False, path_type=Path),
-    multiple=True,
-    default=[Path("data/evaluation/groundtruth/h100-x1.tool-run.json"), Path("data/evaluation/groundtruth/h200-x1.tool-run.json")],
-    show_default=True,
-    help="Measured tool-run documents (repeatable).",
-)
-@click.option("--timing", default="device", show_default=True, help="Which measured latency: device (CUDA graphs) or eager-end-to-end.")
-@click.option("--cases/--no-cases", "per_case", default=True, help="Also print one row per paired case.")
-def compare(genz_doc: Path, gt_docs: tuple[Path, ...], timing: str, per_case: bool) -> None:
+@llmpeer.documents_options("--genz", "GenZ", Path("data/evaluation/genz/genz.tool-run.json"))
+@llmpeer.timing_options()
+def compare(tool_doc: Path, gt_docs: tuple[Path, ...], timing: str, per_case: bool) -> None:
     """Print GenZ vs measured latency per GPU (Markdown): n, MAPE, geomean error, per case."""
-    from .compare import pair, render
+    from .compare import render
 
-    try:
-        genz = ms.read_tool_run(genz_doc)
-        gts = [ms.read_tool_run(p) for p in gt_docs]
-    except ms.SchemaError as exc:
-        raise UserError(str(exc)) from None
-    pairs = pair(genz, gts, timing)
-    if not pairs:
-        raise UserError(f"{genz_doc}: no ok case pairs with a measured {timing} latency in {', '.join(map(str, gt_docs))}")
+    pairs = llmpeer.compare_pairs(tool_doc, gt_docs, [timing])[timing]
     click.echo(render(pairs, timing, per_case), nl=False)
 
 

@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from mtap_schemas import toolrun
+from mtap_schemas.llmpeer import crashed, invalid_value, sig, unavailable, unsupported
 
 from .cases import Case
 
@@ -113,10 +114,6 @@ def private_data_dir() -> Iterator[str]:
                 f.__defaults__ = d
 
 
-def _sig(x: float, digits: int = 6) -> float:
-    return float(f"{x:.{digits}g}")
-
-
 def model_config(model: str) -> dict[str, Any]:
     """GenZ's catalog entry for our model, in our field names (the test checks it equals ours)."""
     from GenZ.Models import get_configs
@@ -164,73 +161,75 @@ def genz_call_parameters(case: Case) -> dict[str, Any]:
     return p
 
 
-def _where(case: Case) -> dict[str, Any]:
-    return {"workload": case.workload, "hardware": case.hardware, "key": case.key}
+def _unsupported_reason(case: Case) -> str | None:
+    if case.model == "bert-base":
+        return BERT_REASON
+    if case.dtype == "fp32":
+        return FP32_REASON
+    return None
+
+
+def result_parameters(case: Case, out: Any) -> dict[str, Any]:
+    """The case's parameters from GenZ's answer: its model as GenZ has it, its operators, the LM head, embeddings and sizes."""
+    summary = out["summary_table"]
+    df = out["model_df"]
+
+    def layer_ms(name: str) -> float:
+        rows = df[df["Layer Name"] == name]
+        return sig(float(rows["Latency (msec)"].sum())) if len(rows) else 0.0
+
+    return {
+        **{f"genz_model_{k}": v for k, v in model_config(case.model).items()},
+        "genz_operators": ", ".join(str(n) for n in df["Layer Name"].tolist() if n not in ("Repeat", "End Repeat")),
+        "lm_head_tokens": case.tokens if case.scope == "prefill" else (case.seq if case.scope == "model" else 1),
+        "classifier_latency_ms": layer_ms("classifier"),
+        "embeddings_latency_ms": layer_ms("embeddings"),
+        "weights_bytes": sig(float(summary["Total Weights (MB)"].values[0]) * 2**20),
+        "kv_cache_bytes": sig(float(summary["KV Cache (MB)"].values[0]) * 2**20),
+        "is_offload": bool(out["is_offload"]),
+    }
+
+
+def result_metrics(out: Any) -> list[dict[str, Any]]:
+    """GenZ's latency (and its attention and linear parts) and FLOPs; a non-finite latency raises toolrun.InvalidValue."""
+    summary = out["summary_table"]
+
+    def col(name: str) -> float:
+        return float(summary[name].values[0])
+
+    latency = float(out["Latency"])
+    if not math.isfinite(latency):
+        raise toolrun.InvalidValue(f"metric latency: got {latency!r}, expected a finite number")
+    timed = {"kind": "prediction", "timing": "simulated"}
+    return [
+        toolrun.metric("latency", sig(latency), "ms", **timed),
+        toolrun.metric("attention_latency", sig(col("Attn Latency (msec)")), "ms", **timed),
+        toolrun.metric("linear_latency", sig(col("Linear Latency (msec)")), "ms", **timed),
+        toolrun.metric("flops", sig(col("MACs (MFLOP)") * 1e6), "FLOP", "prediction"),
+    ]
 
 
 def predict(case: Case, system: System, artifacts: tuple[dict[str, str], ...] = ()) -> dict[str, Any]:
     """The tool-run case for one planned case; ``artifacts`` (the hardware catalog) are named where its figures were used."""
     params = case.parameters()
-    if case.model == "bert-base":
-        return toolrun.unsupported(case.id, kind="unsupported-case", message=BERT_REASON, parameters=params, **_where(case))
-    if case.dtype == "fp32":
-        return toolrun.unsupported(case.id, kind="unsupported-case", message=FP32_REASON, parameters=params, **_where(case))
+    reason = _unsupported_reason(case)
+    if reason is not None:
+        return unsupported(case, reason, params)
     params.update(genz_call_parameters(case))
     params.update(system.parameters())
     try:
         out = call_genz(case, system)
     except ImportError as exc:
-        return toolrun.unavailable(
-            case.id,
-            kind="package-missing",
-            parameters=params,
-            **_where(case),
-            message=f"{exc}; install genz-llm==0.0.16 (pip install ./packages/genz-runner brings it)",
-        )
+        return unavailable(case, "package-missing", f"{exc}; install genz-llm==0.0.16 (pip install ./packages/genz-runner brings it)", params)
     except Exception as exc:  # noqa: BLE001 - GenZ raising is a failed case, named
-        first = f"{exc}".splitlines()[0][:400] if str(exc) else ""
-        return toolrun.failed(
-            case.id, kind="tool-crashed", message=f"GenZ raised {type(exc).__name__}: {first}", parameters=params, **_where(case)
-        )
-    summary = out["summary_table"]
-    df = out["model_df"]
-
-    def col(name: str) -> float:
-        return float(summary[name].values[0])
-
-    def layer_ms(name: str) -> float:
-        rows = df[df["Layer Name"] == name]
-        return _sig(float(rows["Latency (msec)"].sum())) if len(rows) else 0.0
-
-    params.update(
-        {
-            **{f"genz_model_{k}": v for k, v in model_config(case.model).items()},
-            "genz_operators": ", ".join(str(n) for n in df["Layer Name"].tolist() if n not in ("Repeat", "End Repeat")),
-            "lm_head_tokens": case.tokens if case.scope == "prefill" else (case.seq if case.scope == "model" else 1),
-            "classifier_latency_ms": layer_ms("classifier"),
-            "embeddings_latency_ms": layer_ms("embeddings"),
-            "weights_bytes": _sig(col("Total Weights (MB)") * 2**20),
-            "kv_cache_bytes": _sig(col("KV Cache (MB)") * 2**20),
-            "is_offload": bool(out["is_offload"]),
-        }
-    )
-    latency = float(out["Latency"])
-    timed = {"kind": "prediction", "timing": "simulated"}
+        return crashed(case, "GenZ", exc, params)
+    params.update(result_parameters(case, out))
     try:
-        if not math.isfinite(latency):
-            raise toolrun.InvalidValue(f"metric latency: got {latency!r}, expected a finite number")
-        metrics = [
-            toolrun.metric("latency", _sig(latency), "ms", **timed),
-            toolrun.metric("attention_latency", _sig(col("Attn Latency (msec)")), "ms", **timed),
-            toolrun.metric("linear_latency", _sig(col("Linear Latency (msec)")), "ms", **timed),
-            toolrun.metric("flops", _sig(col("MACs (MFLOP)") * 1e6), "FLOP", "prediction"),
-        ]
+        predicted = result_metrics(out)
     except toolrun.InvalidValue as exc:
-        return toolrun.failed(
-            case.id, kind="invalid-value", message=f"{case.key} on {case.hardware}: {exc}", parameters=params, **_where(case)
-        )
+        return invalid_value(case, exc, params)
     used = list(artifacts) if system.genz_name is None else []
-    return toolrun.ok(case.id, metrics=metrics, parameters=params, artifacts=used, **_where(case))
+    return toolrun.ok(case.id, metrics=predicted, parameters=params, artifacts=used, **case.where())
 
 
 @dataclass(frozen=True)

@@ -8,13 +8,11 @@ from typing import Any
 
 import click
 
-import mtap_schemas as ms
-from mtap_schemas import toolrun
-from mtap_schemas.cli import RunOptions, UserError, finish, run_options, runner_group
-from mtap_schemas.execute import run_cases
+from mtap_schemas import llmpeer, toolrun
+from mtap_schemas.cli import RunOptions, run_options, runner_group
 
 from . import __version__
-from .cases import HARDWARE, Case, plan, select
+from .cases import Case, hardware_cases
 from .setup import setup_cmd
 
 TOOL = "llmcompass"
@@ -22,35 +20,6 @@ RUNNER = "llmcompass-runner"
 OUTPUT = "data/evaluation/llmcompass"
 TIMEOUT = 1800.0
 CONFIG_HELP = 'JSON selecting cases: {"include": [key globs], "exclude": [key globs], "hardware": [ids], "timeout_s": seconds}.'
-
-
-def _plan(opts: RunOptions) -> tuple[list[Case], dict[str, Any], Path]:
-    """The selected cases and the catalog entries of their hardware; every check before any work."""
-    cfg: dict[str, Any] = opts.config_doc or {}
-    hardware = list(dict.fromkeys(cfg.get("hardware", HARDWARE)))
-    path = opts.data_dir / "hardware" / "hardware.json"
-    entries = {e["id"]: e for e in ms.read(path, "hardware")["hardware"]}
-    where = f"{opts.config}: field hardware" if opts.config is not None else f"{path}: field hardware"
-    for hid in hardware:
-        if hid not in HARDWARE:
-            raise UserError(f"{where}: {hid!r} is not a GPU this runner has ground truth for (known: {', '.join(HARDWARE)})")
-        if hid not in entries:
-            raise UserError(f"{where}: no entry with id {hid!r} in {path}")
-    wpath = opts.data_dir / "workloads" / "workloads.json"
-    known = {w["id"] for w in ms.read(wpath, "workloads")["workloads"]}
-    planned = plan(tuple(hardware))
-    for wid in sorted({c.workload for c in planned} - known):
-        raise UserError(f"{wpath}: field workloads: no entry with id {wid!r}, which the case matrix files cases under")
-    selected = opts.select(select(planned, cfg.get("include"), cfg.get("exclude")))
-    return selected, {h: entries[h] for h in hardware}, path
-
-
-def _records(selected: list[Case], status: str, kind: str, message: str) -> list[dict[str, Any]]:
-    make = toolrun.unavailable if status == "unavailable" else toolrun.failed
-    return [
-        make(c.id, kind=kind, message=message, parameters=c.parameters(), workload=c.workload, hardware=c.hardware, key=c.key)
-        for c in selected
-    ]
 
 
 @runner_group(RUNNER, __version__)
@@ -81,9 +50,7 @@ main.add_command(setup_cmd)
 @run_options(tool=TOOL, output=OUTPUT, verb="cases", config_schema=RUNNER, config_help=CONFIG_HELP)
 def cases(opts: RunOptions) -> None:
     """Print the planned cases as JSON lines; runs nothing."""
-    selected, _, _ = _plan(opts)
-    for case in selected:
-        click.echo(json.dumps(case.planned(), sort_keys=True))
+    llmpeer.print_cases(llmpeer.planned_cases(opts, hardware_cases)[0])
 
 
 @main.command()
@@ -98,58 +65,13 @@ def cases(opts: RunOptions) -> None:
 )
 def run(opts: RunOptions) -> None:
     """Run LLMCompass on every selected case and write one tool-run v2 document."""
-    from mtap_schemas.paths import relative_to_repo
-
-    from . import hardware as hwmod
     from .predict import Unit, predict
-    from .tool import SETUP_HINT, Located, locate, missing_python
 
-    selected, entries, hw_path = _plan(opts)
-    cfg = opts.config_doc or {}
-    timeout = opts.timeout
-    if (
-        cfg.get("timeout_s") is not None
-        and click.get_current_context().get_parameter_source("timeout") == click.core.ParameterSource.DEFAULT
-    ):
-        timeout = float(cfg["timeout_s"])
-    found = locate(opts.tool_path)
-    if not isinstance(found, Located):
-        builder = toolrun.ToolRun(RUNNER, __version__, toolrun.Tool(TOOL, None, "native", None), config=opts.config)
-        builder.setup_done()
-        finish(builder, _records(selected, "unavailable", "checkout-missing", found), opts)
-    location = f"LLMCompass {found.version} ({'llmcompass-runner setup build' if found.how == 'setup build' else '--tool-path'})"
-    builder = toolrun.ToolRun(
-        RUNNER, __version__, toolrun.Tool(TOOL, found.version, "native", location), config=opts.config, packages=_packages()
-    )
-    gone = missing_python()
-    if gone:
-        builder.setup_done()
-        msg = (
-            f"LLMCompass's Python dependencies are missing here: {', '.join(gone)} (pip install "
-            f"mtap-llmcompass-runner brings them); then {SETUP_HINT}"
-        )
-        finish(builder, _records(selected, "unavailable", "package-missing", msg), opts)
-    try:
-        template = hwmod.read_template(found.path)
-    except (OSError, ValueError) as exc:
-        builder.setup_done()
-        finish(
-            builder,
-            _records(selected, "unavailable", "checkout-missing", f"{hwmod.TEMPLATE} in the LLMCompass tree: {exc}; {SETUP_HINT}"),
-            opts,
-        )
+    selected, entries, hw_path = llmpeer.planned_cases(opts, hardware_cases)
+    timeout = _timeout(opts)
+    found, builder, template = _setup(opts, selected)
     artifact = toolrun.artifact(hw_path)
-    specs = {}
-    for hid, entry in entries.items():
-        spec, sources = hwmod.describe(template, entry)
-        params: dict[str, Any] = {
-            "hardware_source": f"{relative_to_repo(hw_path)}#{hid} + LLMCompass {hwmod.TEMPLATE}",
-            "llmcompass_template": hwmod.TEMPLATE,
-        }
-        params.update({f"arch.{k}": _scalar(hwmod._get(spec, k)) for k in sources})
-        params.update({f"arch_source.{k}": v for k, v in sources.items()})
-        params.update({f"llmcompass_{k}": v for k, v in hwmod.summary(spec).items()})
-        specs[hid] = (json.dumps(spec, indent=1, sort_keys=True), tuple(sorted(params.items())))
+    specs = {hid: _spec(template, hid, entry, hw_path) for hid, entry in entries.items()}
     keep = str(opts.keep_raw.resolve()) if opts.keep_raw is not None else None
     units = [Unit(c, str(found.path), specs[c.hardware][0], specs[c.hardware][1], (artifact,), timeout, keep) for c in selected]
     plan_doc = {
@@ -158,10 +80,64 @@ def run(opts: RunOptions) -> None:
         "llmcompass": found.version,
         "specs": {h: s[0] for h, s in specs.items()},
     }
-    checkpoint = opts.checkpoint(plan_doc)
-    builder.setup_done()
-    results = run_cases(units, predict, jobs=opts.jobs, label="llmcompass", ident=lambda u: u.ident, checkpoint=checkpoint)
-    finish(builder, results, opts, checkpoint)
+    llmpeer.run_units(builder, opts, plan_doc, units, predict, "llmcompass")
+
+
+def _timeout(opts: RunOptions) -> float:
+    """--timeout, or the config's ``timeout_s`` where --timeout was left at its default."""
+    cfg = opts.config_doc or {}
+    if (
+        cfg.get("timeout_s") is not None
+        and click.get_current_context().get_parameter_source("timeout") == click.core.ParameterSource.DEFAULT
+    ):
+        return float(cfg["timeout_s"])
+    return opts.timeout
+
+
+def _setup(opts: RunOptions, selected: list[Case]) -> tuple[Any, toolrun.ToolRun, dict[str, Any]]:
+    """The LLMCompass tree (located), the document's builder and the tree's GA100 template; where any of
+    them is missing (the tree, its Python dependencies, the template), every case unavailable, saying how."""
+    from . import hardware as hwmod
+    from .tool import SETUP_HINT, Located, locate, missing_python
+
+    found = locate(opts.tool_path)
+    if not isinstance(found, Located):
+        builder = toolrun.ToolRun(RUNNER, __version__, toolrun.Tool(TOOL, None, "native", None), config=opts.config)
+        llmpeer.finish_unavailable(builder, opts, selected, "checkout-missing", found)
+    location = f"LLMCompass {found.version} ({'llmcompass-runner setup build' if found.how == 'setup build' else '--tool-path'})"
+    builder = toolrun.ToolRun(
+        RUNNER, __version__, toolrun.Tool(TOOL, found.version, "native", location), config=opts.config, packages=_packages()
+    )
+    gone = missing_python()
+    if gone:
+        msg = (
+            f"LLMCompass's Python dependencies are missing here: {', '.join(gone)} (pip install "
+            f"mtap-llmcompass-runner brings them); then {SETUP_HINT}"
+        )
+        llmpeer.finish_unavailable(builder, opts, selected, "package-missing", msg)
+    try:
+        template = hwmod.read_template(found.path)
+    except (OSError, ValueError) as exc:
+        msg = f"{hwmod.TEMPLATE} in the LLMCompass tree: {exc}; {SETUP_HINT}"
+        llmpeer.finish_unavailable(builder, opts, selected, "checkout-missing", msg)
+    return found, builder, template
+
+
+def _spec(template: dict[str, Any], hid: str, entry: dict[str, Any], hw_path: Path) -> tuple[str, tuple[tuple[str, Any], ...]]:
+    """One GPU's LLMCompass description (JSON) and the case parameters recording every field's source."""
+    from mtap_schemas.paths import relative_to_repo
+
+    from . import hardware as hwmod
+
+    spec, sources = hwmod.describe(template, entry)
+    params: dict[str, Any] = {
+        "hardware_source": f"{relative_to_repo(hw_path)}#{hid} + LLMCompass {hwmod.TEMPLATE}",
+        "llmcompass_template": hwmod.TEMPLATE,
+    }
+    params.update({f"arch.{k}": _scalar(hwmod._get(spec, k)) for k in sources})
+    params.update({f"arch_source.{k}": v for k, v in sources.items()})
+    params.update({f"llmcompass_{k}": v for k, v in hwmod.summary(spec).items()})
+    return json.dumps(spec, indent=1, sort_keys=True), tuple(sorted(params.items()))
 
 
 def _scalar(v: Any) -> Any:
@@ -181,25 +157,8 @@ def _packages() -> dict[str, str]:
 
 
 @main.command()
-@click.option(
-    "--llmcompass",
-    "tool_doc",
-    type=click.Path(dir_okay=False, path_type=Path),
-    default=Path(f"{OUTPUT}/llmcompass.tool-run.json"),
-    show_default=True,
-    help="LLMCompass's tool-run document.",
-)
-@click.option(
-    "--groundtruth",
-    "gt_docs",
-    type=click.Path(dir_okay=False, path_type=Path),
-    multiple=True,
-    default=[Path("data/evaluation/groundtruth/h100-x1.tool-run.json"), Path("data/evaluation/groundtruth/h200-x1.tool-run.json")],
-    show_default=True,
-    help="Measured tool-run documents (repeatable).",
-)
-@click.option("--timing", default="device", show_default=True, help="Which measured latency: device (CUDA graphs) or eager-end-to-end.")
-@click.option("--cases/--no-cases", "per_case", default=True, help="Also print one row per paired case.")
+@llmpeer.documents_options("--llmcompass", "LLMCompass", Path(f"{OUTPUT}/llmcompass.tool-run.json"))
+@llmpeer.timing_options()
 @click.option(
     "--raw",
     "raw_dir",
@@ -209,16 +168,9 @@ def _packages() -> dict[str, str]:
 )
 def compare(tool_doc: Path, gt_docs: tuple[Path, ...], timing: str, per_case: bool, raw_dir: Path | None) -> None:
     """Print LLMCompass vs measured latency per GPU (Markdown): n, MAPE, geomean error, per case."""
-    from .compare import pair, render
+    from .compare import render
 
-    try:
-        doc = ms.read_tool_run(tool_doc)
-        gts = [ms.read_tool_run(p) for p in gt_docs]
-    except ms.SchemaError as exc:
-        raise UserError(str(exc)) from None
-    pairs = pair(doc, gts, timing)
-    if not pairs:
-        raise UserError(f"{tool_doc}: no ok case pairs with a measured {timing} latency in {', '.join(map(str, gt_docs))}")
+    pairs = llmpeer.compare_pairs(tool_doc, gt_docs, [timing])[timing]
     click.echo(render(pairs, timing, per_case), nl=False)
     if raw_dir is not None:
         from .compare import runtime

@@ -41,6 +41,7 @@ from pathlib import Path
 from typing import Any
 
 from mtap_schemas import toolrun
+from mtap_schemas.llmpeer import invalid_value, sig, unsupported
 from mtap_schemas.proc import run_tool
 
 from .cases import MODELS, Case
@@ -142,10 +143,6 @@ def mapping_parameters(case: Case, req: Request) -> dict[str, Any]:
     return p
 
 
-def _sig(x: float, digits: int = 6) -> float:
-    return float(f"{x:.{digits}g}")
-
-
 @dataclass(frozen=True)
 class Unit:
     case: Case
@@ -159,10 +156,6 @@ class Unit:
     @property
     def ident(self) -> str:
         return self.case.id
-
-
-def _where(case: Case) -> dict[str, Any]:
-    return {"workload": case.workload, "hardware": case.hardware, "key": case.key}
 
 
 def raw_name(case_id: str) -> str:
@@ -192,7 +185,7 @@ def predict(unit: Unit) -> dict[str, Any]:
     case = unit.case
     params = case.parameters()
     if case.dtype == "fp32":
-        return toolrun.unsupported(case.id, kind="unsupported-case", message=FP32_REASON, parameters=params, **_where(case))
+        return unsupported(case, FP32_REASON, params)
     req = request(case)
     params.update(mapping_parameters(case, req))
     params.update(dict(unit.hw_parameters))
@@ -219,7 +212,7 @@ def predict(unit: Unit) -> dict[str, Any]:
         )
     if not res.ok:
         kind, message = res.error(unit.timeout)
-        return toolrun.failed(case.id, kind=kind, message=f"LLMCompass ({req.block} block): {message}", parameters=params, **_where(case))
+        return toolrun.failed(case.id, kind=kind, message=f"LLMCompass ({req.block} block): {message}", parameters=params, **case.where())
     return compose(case, req, out, params, unit.artifacts, res.last_line())
 
 
@@ -234,7 +227,7 @@ def compose(
             kind="parse-failed",
             message="driver.py printed no JSON line with block_latency_s: " + (last_line or "(no output)"),
             parameters=params,
-            **_where(case),
+            **case.where(),
         )
     try:
         block = float(out["block_latency_s"])
@@ -243,10 +236,10 @@ def compose(
         ovh = out["system"]["overhead_s"]
         per_block_overhead = sum(OVERHEAD_COUNTS[k] * float(ovh[k]) for k in OVERHEAD_COUNTS)
     except (KeyError, TypeError, ValueError) as exc:
-        return toolrun.failed(case.id, kind="parse-failed", message=f"driver.py output: {exc}", parameters=params, **_where(case))
+        return toolrun.failed(case.id, kind="parse-failed", message=f"driver.py output: {exc}", parameters=params, **case.where())
     total = req.layers * block + head
     overhead = req.layers * per_block_overhead + (float(ovh["matmul"]) if req.head else 0.0)
-    params.update({f"block_{n}_s": _sig(v) for n, v in zip(BREAKDOWN, parts)})
+    params.update({f"block_{n}_s": sig(v) for n, v in zip(BREAKDOWN, parts)})
     params.update({f"llmcompass_overhead_{k}_s": float(v) for k, v in sorted(ovh.items())})
     timed = {"kind": "prediction", "timing": "simulated"}
     try:
@@ -254,13 +247,11 @@ def compose(
             if not math.isfinite(v) or v < 0:
                 raise toolrun.InvalidValue(f"metric {name}: got {v!r}, expected a finite number >= 0")
         metrics = [
-            toolrun.metric("latency", _sig(total * 1e3), "ms", **timed),
-            toolrun.metric("layer_latency", _sig(block * 1e3), "ms", **timed),
-            toolrun.metric("head_latency", _sig(head * 1e3), "ms", **timed),
-            toolrun.metric("fixed_overhead_latency", _sig(overhead * 1e3), "ms", "derived", timing="simulated"),
+            toolrun.metric("latency", sig(total * 1e3), "ms", **timed),
+            toolrun.metric("layer_latency", sig(block * 1e3), "ms", **timed),
+            toolrun.metric("head_latency", sig(head * 1e3), "ms", **timed),
+            toolrun.metric("fixed_overhead_latency", sig(overhead * 1e3), "ms", "derived", timing="simulated"),
         ]
     except toolrun.InvalidValue as exc:
-        return toolrun.failed(
-            case.id, kind="invalid-value", message=f"{case.key} on {case.hardware}: {exc}", parameters=params, **_where(case)
-        )
-    return toolrun.ok(case.id, metrics=metrics, parameters=params, artifacts=list(artifacts), **_where(case))
+        return invalid_value(case, exc, params)
+    return toolrun.ok(case.id, metrics=metrics, parameters=params, artifacts=list(artifacts), **case.where())
