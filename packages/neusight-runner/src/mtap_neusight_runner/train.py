@@ -122,6 +122,23 @@ class _Settings:
         return self.out / ".work"
 
 
+def _prepare(checkout: Path, python: str, out: Path, threads: int, timeout: float | None) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The training sets, made by NeuSight's own merge in one process: (its environment, the sets' rows and sha256)."""
+    work = out / ".work"
+    stdout, _ = _shim(
+        python,
+        {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": True, "jobs": []},
+        work,
+        "prepare",
+        timeout,
+    )
+    envs = _lines(stdout, "MTAP-ENV")
+    datas = _lines(stdout, "MTAP-DATA")
+    if not envs or not datas:
+        raise TrainError(f"NeuSight's training-set preparation printed nothing usable (see {work / 'prepare.out'})")
+    return envs[0], datas[0]
+
+
 def _groups(names: list[str], epochs: dict[str, int], jobs: int) -> list[list[str]]:
     groups: list[list[str]] = [[] for _ in range(max(1, min(jobs, len(names))))]
     load = [0.0] * len(groups)
@@ -164,19 +181,7 @@ def train(
     data = out / "dataset" / "train"
     logs = work / "logs"
     t0 = time.monotonic()
-    # 1. training sets (NeuSight's own merge), single process
-    stdout, _ = _shim(
-        python,
-        {"neusight_dir": str(checkout), "work_dir": str(out), "threads": threads, "prepare": True, "jobs": []},
-        work,
-        "prepare",
-        timeout,
-    )
-    envs = _lines(stdout, "MTAP-ENV")
-    datas = _lines(stdout, "MTAP-DATA")
-    if not envs or not datas:
-        raise TrainError(f"NeuSight's training-set preparation printed nothing usable (see {work / 'prepare.out'})")
-    env, dataset = envs[0], datas[0]
+    env, dataset = _prepare(checkout, python, out, threads, timeout)
     # 2. the predictors, split over `jobs` processes
     names = [n for n in OPS if n in epochs]
     groups = _groups(names, epochs, jobs)
@@ -219,134 +224,21 @@ def _document(
     run_determinism: bool = False,
     missing: dict[str, tuple[int, str]] | None = None,
 ) -> dict[str, Any]:
-    checkout, python, out, work = settings.checkout, settings.python, settings.out, settings.work
-    epochs, seed, threads, determinism = settings.epochs, settings.seed, settings.threads, settings.determinism
-    timeout, argv = settings.timeout, settings.argv
-    data = out / "dataset" / "train"
-    logs = work / "logs"
+    checkout, out, work = settings.checkout, settings.out, settings.work
+    epochs, seed, threads, argv = settings.epochs, settings.seed, settings.threads, settings.argv
     names = [n for n in OPS if n in epochs]
     results = {r["name"]: r for o in outputs for r in _lines(o, "MTAP-TRAIN")}
     bad = [n for n in names if not results.get(n, {}).get("ok")]
     if bad:
         r = results.get(bad[0], {})
         raise TrainError(f"predictor {bad[0]}: {(r.get('error') or {}).get('message', 'no result')} (see {work})")
-    # 3. determinism: one predictor trained twice from scratch, same seed
-    det = None
-    if determinism is not None:
-        name, n_ep = determinism
-        runs = [work / "determinism" / f"run{k}" / name for k in (1, 2)]
-        for k, save in enumerate(runs if run_determinism else [], 1):
-            if save.exists():
-                shutil.rmtree(save)
-            spec = {
-                "neusight_dir": str(checkout),
-                "work_dir": str(out),
-                "threads": threads,
-                "prepare": False,
-                "jobs": [_job(checkout, data, name, n_ep, seed, save, logs)],
-            }
-            _shim(python, spec, work, f"determinism-{k}", timeout)
-        ran = proc.run_tool(
-            [python, str(SHIM), "--compare", *(str(s / "model.pth") for s in runs)],
-            timeout=timeout,
-            env=dict(os.environ, HOME=str(work / "home")),
-        )
-        cmp = _lines(ran.stdout, "MTAP-COMPARE")
-        if not cmp:
-            raise TrainError(f"determinism comparison failed: {ran.last_line()}")
-        c = cmp[0]
-        same = len(set(c["state_sha256"])) == 1
-        det = {
-            "predictor": name,
-            "epochs": n_ep,
-            "runs": c["state_sha256"],
-            "bit_identical": same,
-            "max_abs_param_diff": c["max_abs_param_diff"],
-            "note": (
-                f"{name} trained twice from scratch ({n_ep} epochs, seed {seed}, {threads} thread(s), same machine, "
-                f"{env.get('device')}): parameters {'bit-identical' if same else 'differ'}"
-                f"; model.pth files {'identical' if len(set(c['file_sha256'])) == 1 else 'differ'}."
-            ),
-        }
+    det = _determinism(settings, env, run_determinism)
     wall = time.monotonic() - t0 if t0 is not None else (wall_s or 0.0)
     if t0 is not None:  # a rebuild leaves the manifest the run wrote (live runs may be reading it)
         write_manifest(out, {"trainer": f"neusight-runner {__version__}", "seed": seed, "epochs": {n: epochs[n] for n in names}})
-    predictors = []
-    for n in names:
-        r = results[n]
-        curve = [
-            {
-                "epoch": e["epoch"],
-                "train_loss": _finite(e["train_loss"]),
-                "validation_mean_rel_error": _finite(e["validation avg_err"]),
-                "validation_max_rel_error": _finite(e["validation max_err"]),
-            }
-            for e in r["epochs"]
-        ]
-        best = min((e for e in curve if e["validation_mean_rel_error"] is not None), key=lambda e: e["validation_mean_rel_error"])
-        diverged = next((e["epoch"] for e in curve if e["train_loss"] is None), None)
-        config = checkout / ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json"
-        cfg = json.loads(config.read_text())
-        rel = f"{PREDICTOR}/{n}/model.pth"
-        predictors.append(
-            {
-                "name": n,
-                "config": (ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json").as_posix(),
-                "config_sha256": sha256(config),
-                "trainset": f"dataset/train/{TRAINSETS[n]}",
-                "trainset_rows": dataset[TRAINSETS[n]]["rows"],
-                "trainset_sha256": dataset[TRAINSETS[n]]["sha256"],
-                "split": SPLIT,
-                "seed": seed,
-                "epochs_configured": CONFIGURED_EPOCHS,
-                "epochs_used": epochs[n],
-                "hyperparameters": {k: cfg[k] for k in ("lr", "train_batch", "loss", "num_layers", "hidden_size") if k in cfg},
-                "wall_s": round(r["wall_s"], 3),
-                "cpu_s": round(r["cpu_s"], 3),
-                "best_epoch": best["epoch"],
-                "best_validation_mean_rel_error": best["validation_mean_rel_error"],
-                "diverged_at_epoch": diverged,
-                "curve": curve,
-                "weights": {"file": rel, "sha256": r["weights_sha256"], "bytes": r["weights_bytes"]},
-            }
-        )
-    import platform
-
-    # the training processes' own record where they printed it; else this process's machine, which is the
-    # training machine except for a rebuild (t0 None), where it is not known
-    here = t0 is not None
-    unknown = "not recorded (document rebuilt from the run's outputs on another machine)"
-    environment = {
-        "python": env.get("python", ""),
-        "platform": env.get("platform") or (platform.platform() if here else unknown),
-        "cpu": env.get("cpu") or (ms.environment()["cpu"] if here else unknown),
-        "cpu_count": env.get("cpu_count") or os.cpu_count() or 1,
-        "device": env.get("device", "cpu"),
-        "gpu": env.get("gpu"),
-        "threads": env.get("threads", threads),
-        "processes": processes,
-        "packages": {k: env[k] for k in ("torch", "numpy", "pandas") if k in env},
-    }
-    short = [n for n in names if epochs[n] < CONFIGURED_EPOCHS]
-    notes = [
-        f"Epochs used vs NeuSight's configured {CONFIGURED_EPOCHS} (scripts/asplos/run_train_nvidia_neusight.py): "
-        + ", ".join(f"{n} {epochs[n]}" for n in names)
-        + (
-            f". {', '.join(short)} trained with FEWER epochs than the authors' setting (time box on a shared 2-core CPU); "
-            "these weights are not the authors' training."
-            if short
-            else "."
-        )
-    ]
-    for n, (n_epochs, why) in (missing or {}).items():
-        notes.append(f"{n}: NOT trained ({n_epochs} epochs asked): {why}. It is absent from predictors and weights.")
-    for p in predictors:
-        if p["diverged_at_epoch"] is not None:
-            notes.append(
-                f"{p['name']}: training loss not finite (NaN) from epoch {p['diverged_at_epoch']} with NeuSight's config "
-                f"(lr {p['hyperparameters'].get('lr')}); NeuSight's trainer keeps the best validation epoch, "
-                f"so the weights are those of epoch {p['best_epoch']}."
-            )
+    predictors = [_predictor(n, results[n], settings, dataset) for n in names]
+    environment = _environment(env, threads, processes, here=t0 is not None)
+    notes = _notes(names, epochs, predictors, missing)
     from mtap_schemas import version as schema_version
 
     return {
@@ -367,6 +259,135 @@ def _document(
         "determinism": det,
         "notes": notes,
     }
+
+
+def _determinism(settings: _Settings, env: dict[str, Any], run: bool) -> dict[str, Any] | None:
+    """One predictor trained twice from scratch with the same seed (``run``: train now; else compare the
+    two weight files an earlier run left), and whether the parameters are bit-identical."""
+    if settings.determinism is None:
+        return None
+    checkout, python, out, work = settings.checkout, settings.python, settings.out, settings.work
+    seed, threads, timeout = settings.seed, settings.threads, settings.timeout
+    data, logs = out / "dataset" / "train", work / "logs"
+    name, n_ep = settings.determinism
+    runs = [work / "determinism" / f"run{k}" / name for k in (1, 2)]
+    for k, save in enumerate(runs if run else [], 1):
+        if save.exists():
+            shutil.rmtree(save)
+        spec = {
+            "neusight_dir": str(checkout),
+            "work_dir": str(out),
+            "threads": threads,
+            "prepare": False,
+            "jobs": [_job(checkout, data, name, n_ep, seed, save, logs)],
+        }
+        _shim(python, spec, work, f"determinism-{k}", timeout)
+    ran = proc.run_tool(
+        [python, str(SHIM), "--compare", *(str(s / "model.pth") for s in runs)],
+        timeout=timeout,
+        env=dict(os.environ, HOME=str(work / "home")),
+    )
+    cmp = _lines(ran.stdout, "MTAP-COMPARE")
+    if not cmp:
+        raise TrainError(f"determinism comparison failed: {ran.last_line()}")
+    c = cmp[0]
+    same = len(set(c["state_sha256"])) == 1
+    return {
+        "predictor": name,
+        "epochs": n_ep,
+        "runs": c["state_sha256"],
+        "bit_identical": same,
+        "max_abs_param_diff": c["max_abs_param_diff"],
+        "note": (
+            f"{name} trained twice from scratch ({n_ep} epochs, seed {seed}, {threads} thread(s), same machine, "
+            f"{env.get('device')}): parameters {'bit-identical' if same else 'differ'}"
+            f"; model.pth files {'identical' if len(set(c['file_sha256'])) == 1 else 'differ'}."
+        ),
+    }
+
+
+def _predictor(n: str, r: dict[str, Any], settings: _Settings, dataset: dict[str, Any]) -> dict[str, Any]:
+    """One predictor's entry of the training document from its training process's result line ``r``."""
+    checkout, epochs, seed = settings.checkout, settings.epochs, settings.seed
+    curve = [
+        {
+            "epoch": e["epoch"],
+            "train_loss": _finite(e["train_loss"]),
+            "validation_mean_rel_error": _finite(e["validation avg_err"]),
+            "validation_max_rel_error": _finite(e["validation max_err"]),
+        }
+        for e in r["epochs"]
+    ]
+    best = min((e for e in curve if e["validation_mean_rel_error"] is not None), key=lambda e: e["validation_mean_rel_error"])
+    diverged = next((e["epoch"] for e in curve if e["train_loss"] is None), None)
+    config = checkout / ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json"
+    cfg = json.loads(config.read_text())
+    rel = f"{PREDICTOR}/{n}/model.pth"
+    return {
+        "name": n,
+        "config": (ASPLOS / "data" / "predictor" / PREDICTOR / n / "config.json").as_posix(),
+        "config_sha256": sha256(config),
+        "trainset": f"dataset/train/{TRAINSETS[n]}",
+        "trainset_rows": dataset[TRAINSETS[n]]["rows"],
+        "trainset_sha256": dataset[TRAINSETS[n]]["sha256"],
+        "split": SPLIT,
+        "seed": seed,
+        "epochs_configured": CONFIGURED_EPOCHS,
+        "epochs_used": epochs[n],
+        "hyperparameters": {k: cfg[k] for k in ("lr", "train_batch", "loss", "num_layers", "hidden_size") if k in cfg},
+        "wall_s": round(r["wall_s"], 3),
+        "cpu_s": round(r["cpu_s"], 3),
+        "best_epoch": best["epoch"],
+        "best_validation_mean_rel_error": best["validation_mean_rel_error"],
+        "diverged_at_epoch": diverged,
+        "curve": curve,
+        "weights": {"file": rel, "sha256": r["weights_sha256"], "bytes": r["weights_bytes"]},
+    }
+
+
+def _environment(env: dict[str, Any], threads: int, processes: int, here: bool) -> dict[str, Any]:
+    """Where the training ran: the training processes' own record where they printed it; else this
+    process's machine, which is the training machine except for a rebuild (``here`` False)."""
+    import platform
+
+    unknown = "not recorded (document rebuilt from the run's outputs on another machine)"
+    return {
+        "python": env.get("python", ""),
+        "platform": env.get("platform") or (platform.platform() if here else unknown),
+        "cpu": env.get("cpu") or (ms.environment()["cpu"] if here else unknown),
+        "cpu_count": env.get("cpu_count") or os.cpu_count() or 1,
+        "device": env.get("device", "cpu"),
+        "gpu": env.get("gpu"),
+        "threads": env.get("threads", threads),
+        "processes": processes,
+        "packages": {k: env[k] for k in ("torch", "numpy", "pandas") if k in env},
+    }
+
+
+def _notes(names: list[str], epochs: dict[str, int], predictors: list[dict[str, Any]],
+           missing: dict[str, tuple[int, str]] | None) -> list[str]:
+    """The document's notes: epochs against the authors', predictors not trained, diverged losses."""
+    short = [n for n in names if epochs[n] < CONFIGURED_EPOCHS]
+    notes = [
+        f"Epochs used vs NeuSight's configured {CONFIGURED_EPOCHS} (scripts/asplos/run_train_nvidia_neusight.py): "
+        + ", ".join(f"{n} {epochs[n]}" for n in names)
+        + (
+            f". {', '.join(short)} trained with FEWER epochs than the authors' setting (time box on a shared 2-core CPU); "
+            "these weights are not the authors' training."
+            if short
+            else "."
+        )
+    ]
+    for n, (n_epochs, why) in (missing or {}).items():
+        notes.append(f"{n}: NOT trained ({n_epochs} epochs asked): {why}. It is absent from predictors and weights.")
+    for p in predictors:
+        if p["diverged_at_epoch"] is not None:
+            notes.append(
+                f"{p['name']}: training loss not finite (NaN) from epoch {p['diverged_at_epoch']} with NeuSight's config "
+                f"(lr {p['hyperparameters'].get('lr')}); NeuSight's trainer keeps the best validation epoch, "
+                f"so the weights are those of epoch {p['best_epoch']}."
+            )
+    return notes
 
 
 def _rebuild(
