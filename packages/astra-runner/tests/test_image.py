@@ -7,26 +7,16 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from conftest import config, invoke
 
 import mtap_schemas as ms
+from mtap_schemas.imagetest import image_or_skip
 
 IMAGE = os.environ.get("MTAP_ASTRA_IMAGE", "mtap-astra-sim")
 
 
 def _image_or_skip() -> None:
-    docker = pytest.importorskip("docker", reason="no docker SDK (pip install docker)")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach an engine is a skip
-        pytest.skip(f"no container engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(default)')}: "
-                    f"{str(exc).splitlines()[0][:120]}")
-    try:
-        client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        pytest.skip(f"no image {IMAGE} (build it: nox -s images -- astra-runner)")
+    image_or_skip(IMAGE, install="pip install docker", build="nox -s images -- astra-runner")
 
 
 def test_image_reproduces_the_reference_57426_cycles(tmp_path, data_dir):

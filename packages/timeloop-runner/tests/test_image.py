@@ -8,26 +8,16 @@ from __future__ import annotations
 
 import os
 
-import pytest
 from conftest import config, invoke
 
 import mtap_schemas as ms
+from mtap_schemas.imagetest import image_or_skip
 
 IMAGE = os.environ.get("MTAP_TIMELOOP_IMAGE", "mtap-timeloop")
 
 
 def _image_or_skip() -> None:
-    docker = pytest.importorskip("docker", reason="no docker SDK (pip install 'mtap-timeloop-runner[docker]')")
-    try:
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:  # noqa: BLE001 - any failure to reach an engine is a skip
-        pytest.skip(f"no container engine answers at DOCKER_HOST={os.environ.get('DOCKER_HOST', '(default)')}: "
-                    f"{str(exc).splitlines()[0][:120]}")
-    try:
-        client.images.get(IMAGE)
-    except docker.errors.ImageNotFound:
-        pytest.skip(f"no image {IMAGE} (build it: nox -s images -- timeloop-runner)")
+    image_or_skip(IMAGE, install="pip install 'mtap-timeloop-runner[docker]'", build="nox -s images -- timeloop-runner")
 
 
 def test_image_reproduces_conv1_1204224_cycles(tmp_path, data_dir):
