@@ -193,40 +193,17 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
     output = output or evaluation_dir / "mtap-aggregate-results.json"
     coverage_md = coverage_md or evaluation_dir / "coverage-matrix.md"
     tables_dir = tables_dir or evaluation_dir / "tables"
-    claim_list: list[dict] = []
-    if claims.is_file():
-        try:
-            claim_list = ms.read(claims, "claims", 2)["claims"]
-        except ms.SchemaError as exc:
-            raise UserError(str(exc)) from None
-    else:
-        click.echo(f"note: {claims} not found; D1 shows no self-reported claims", err=True)
+    claim_list = _read_claims(claims)
 
     def warn(rel: str, reason: str) -> None:
         click.echo(f"skipped {rel}: {reason}", err=True)
 
-    catalog = None
-    if hardware.is_file():
-        catalog = ms.read(hardware, "hardware")
-    else:
-        click.echo(f"note: {hardware} not found; hardware labels are not checked", err=True)
+    catalog = _read_catalog(hardware)
     tables: list = []
     frames: list = []
     doc, markdown = build(evaluation_dir, on_skip=warn, claims=claim_list, tables_out=tables, hardware=catalog, rows_out=frames,
                           on_note=lambda text: click.echo(f"note: {text}", err=True), root=Path.cwd())
-    if extensibility.is_file():
-        try:
-            declaration = ms.read(extensibility, "extensibility")
-            tables.append(d5_extensibility(Path.cwd(), declaration))
-            effort = d5_new_hardware(declaration)
-            if effort is not None:
-                tables.append(effort)
-        except ms.SchemaError as exc:
-            raise UserError(str(exc)) from None
-        except (OSError, ValueError, KeyError, IndexError) as exc:  # PathError is a ValueError: one line too
-            raise UserError(f"{extensibility}: {exc}") from None
-    else:
-        click.echo(f"note: {extensibility} not found; no D5 table", err=True)
+    tables.extend(_d5_tables(extensibility))
     rows = frames[0]
     readme_text = None
     if readme is not None:  # checked before anything is written
@@ -234,11 +211,7 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
             readme_text = replace_block(readme.read_text(encoding="utf-8"), readme_summary(doc["d1_rows"], doc["claims_vs_measured"]), str(readme))
         except (ValueError, UnicodeDecodeError) as exc:
             raise UserError(str(exc)) from None
-    write_aggregate(output, doc, rows)
-    ms.write_text_atomic(coverage_md, markdown)
-    for table in tables:
-        ms.write_text_atomic(tables_dir / f"{table.name}.md", table.markdown())
-        ms.write_text_atomic(tables_dir / f"{table.name}.tex", table.latex())
+    _write_outputs(output, coverage_md, tables_dir, doc, rows, markdown, tables)
     if readme_text is not None:
         ms.write_text_atomic(readme, readme_text)
     click.echo(
@@ -248,6 +221,53 @@ def run(evaluation_dir: Path, output: Path | None, coverage_md: Path | None, tab
     )
     if strict and doc["skipped"]:
         sys.exit(1)
+
+
+def _read_claims(claims: Path) -> list[dict]:
+    """The self-reported claims for D1, or none (with a note) where the file is missing."""
+    if not claims.is_file():
+        click.echo(f"note: {claims} not found; D1 shows no self-reported claims", err=True)
+        return []
+    try:
+        return ms.read(claims, "claims", 2)["claims"]
+    except ms.SchemaError as exc:
+        raise UserError(str(exc)) from None
+
+
+def _read_catalog(hardware: Path) -> dict | None:
+    """The hardware catalog that labels are checked against, or None (with a note) where it is missing."""
+    if not hardware.is_file():
+        click.echo(f"note: {hardware} not found; hardware labels are not checked", err=True)
+        return None
+    return ms.read(hardware, "hardware")
+
+
+def _d5_tables(extensibility: Path) -> list:
+    """The D5 tables from the extensibility declaration: none (with a note) where it is missing."""
+    if not extensibility.is_file():
+        click.echo(f"note: {extensibility} not found; no D5 table", err=True)
+        return []
+    try:
+        declaration = ms.read(extensibility, "extensibility")
+        tables = [d5_extensibility(Path.cwd(), declaration)]
+        effort = d5_new_hardware(declaration)
+        if effort is not None:
+            tables.append(effort)
+    except ms.SchemaError as exc:
+        raise UserError(str(exc)) from None
+    except (OSError, ValueError, KeyError, IndexError) as exc:  # PathError is a ValueError: one line too
+        raise UserError(f"{extensibility}: {exc}") from None
+    return tables
+
+
+def _write_outputs(output: Path, coverage_md: Path, tables_dir: Path, doc: dict, rows: pl.DataFrame, markdown: str,
+                   tables: list) -> None:
+    """Write the aggregate document, the coverage matrix and each table (Markdown and LaTeX)."""
+    write_aggregate(output, doc, rows)
+    ms.write_text_atomic(coverage_md, markdown)
+    for table in tables:
+        ms.write_text_atomic(tables_dir / f"{table.name}.md", table.markdown())
+        ms.write_text_atomic(tables_dir / f"{table.name}.tex", table.latex())
 
 
 @main.command()

@@ -96,52 +96,8 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
         if name not in rows.columns:
             rows = rows.with_columns(pl.lit(None, dtype=dtype).alias(name))
     ok = rows.filter((pl.col("status") == "ok") & pl.col("key").is_not_null() & pl.col("value").is_not_null())
-    published = (pl.col("tool") == PUBLISHED) & (pl.col("timing") == "reported")
-    # a tool's output: its predictions, and what it derives from them (e.g. latency = cycles / clock)
-    predicted = ok.filter(pl.col("kind").is_in(["prediction", "derived"]) & ~pl.col("backend").is_in(["measured", "replayed"])
-                          & ~published)
-    # our ground truth, and published silicon measurements with their citation (tool `published`);
-    # a replayed timeline (a simulator's schedule re-run with measured batch times) is a reference of
-    # its own: its timing says so ("device (replayed)"), so its rows never mix with direct measurements
-    measured = ok.filter((pl.col("kind") == "measurement") & (pl.col("backend").is_in(["measured", "replayed"]) | published))
-    measured = measured.with_columns(
-        pl.when(pl.col("backend") == "replayed").then(pl.col("timing") + " (replayed)").otherwise(pl.col("timing")).alias("timing"),
-        published.alias("published"))
-    # the ground truth's own spread per measurement: metric "<name>_spread" = (p90 - p10) / median
-    spread = (
-        ok.filter((pl.col("backend") == "measured") & pl.col("metric").str.ends_with("_spread") & (pl.col("unit") == "1"))
-        .select("hardware", "key", pl.col("metric").str.strip_suffix("_spread").alias("metric"),
-                pl.col("timing").alias("measured_timing"), pl.col("value").alias("measured_spread"))
-        .unique(subset=["hardware", "key", "metric", "measured_timing"], keep="first", maintain_order=True)
-    )
-    join_on = ["hardware", "key", "metric"]
-    pairs = predicted.select(
-        "tool", "workload", *join_on, pl.col("value").alias("p_value"), pl.col("unit").alias("p_unit"),
-        pl.col("independence").alias("p_class"), pl.col("independence_what").alias("p_what"),
-    ).join(
-        measured.select(*join_on, pl.col("value").alias("m_value"), pl.col("unit").alias("m_unit"), pl.col("timing").alias("measured_timing"),
-                        pl.col("independence").alias("m_class"), pl.col("independence_tools").alias("m_tools"),
-                        pl.col("independence_what").alias("m_what"), "published"),
-        on=join_on,
-        how="inner",
-    )
-    scale = pl.DataFrame({"unit": list(TIME_UNITS), "s": list(TIME_UNITS.values())})
-    pairs = (
-        pairs.join(scale.rename({"unit": "p_unit", "s": "p_s"}), on="p_unit", how="left")
-        .join(scale.rename({"unit": "m_unit", "s": "m_s"}), on="m_unit", how="left")
-        .with_columns(
-            # Same unit: compare directly. Both time units: convert. Otherwise the pair is dropped.
-            pl.when(pl.col("p_unit") == pl.col("m_unit"))
-            .then(pl.col("p_value"))
-            .when(pl.col("p_s").is_not_null() & pl.col("m_s").is_not_null())
-            .then(pl.col("p_value") * pl.col("p_s") / pl.col("m_s"))
-            .otherwise(None)
-            .alias("predicted")
-        )
-        .filter(pl.col("predicted").is_not_null() & (pl.col("m_value") > 0))
-        .with_columns(((pl.col("predicted") - pl.col("m_value")).abs() / pl.col("m_value") * 100).alias("ape_percent"))
-    )
-    pairs = pairs.join(spread, on=["hardware", "key", "metric", "measured_timing"], how="left", nulls_equal=True,
+    pairs = _with_errors(_paired(ok))
+    pairs = pairs.join(_spread(ok), on=["hardware", "key", "metric", "measured_timing"], how="left", nulls_equal=True,
                        maintain_order="left")
     finite = pairs.filter(pl.col("predicted").is_finite() & pl.col("ape_percent").is_finite())
     if dropped is not None:  # a unit conversion can overflow (1e308 s in ms): no finite error for such a pair
@@ -168,8 +124,68 @@ def errors_vs_measured(rows: pl.DataFrame, dropped: list[int] | None = None) -> 
         )
         .sort(["tool", "workload", "hardware", "key", "metric", "measured_timing"], nulls_last=True)
     )
-    # one computation once: a key that aliases another's computation (resnet50.conv1 = resnet50.layer.conv1)
-    # gives way to the key that names it, for the same tool, hardware, metric and timing
+    return _once_per_computation(pairs)
+
+
+def _paired(ok: pl.DataFrame) -> pl.DataFrame:
+    """Each ok prediction joined with each ok measurement of the same hardware, key and metric."""
+    published = (pl.col("tool") == PUBLISHED) & (pl.col("timing") == "reported")
+    # a tool's output: its predictions, and what it derives from them (e.g. latency = cycles / clock)
+    predicted = ok.filter(pl.col("kind").is_in(["prediction", "derived"]) & ~pl.col("backend").is_in(["measured", "replayed"])
+                          & ~published)
+    # our ground truth, and published silicon measurements with their citation (tool `published`);
+    # a replayed timeline (a simulator's schedule re-run with measured batch times) is a reference of
+    # its own: its timing says so ("device (replayed)"), so its rows never mix with direct measurements
+    measured = ok.filter((pl.col("kind") == "measurement") & (pl.col("backend").is_in(["measured", "replayed"]) | published))
+    measured = measured.with_columns(
+        pl.when(pl.col("backend") == "replayed").then(pl.col("timing") + " (replayed)").otherwise(pl.col("timing")).alias("timing"),
+        published.alias("published"))
+    join_on = ["hardware", "key", "metric"]
+    return predicted.select(
+        "tool", "workload", *join_on, pl.col("value").alias("p_value"), pl.col("unit").alias("p_unit"),
+        pl.col("independence").alias("p_class"), pl.col("independence_what").alias("p_what"),
+    ).join(
+        measured.select(*join_on, pl.col("value").alias("m_value"), pl.col("unit").alias("m_unit"), pl.col("timing").alias("measured_timing"),
+                        pl.col("independence").alias("m_class"), pl.col("independence_tools").alias("m_tools"),
+                        pl.col("independence_what").alias("m_what"), "published"),
+        on=join_on,
+        how="inner",
+    )
+
+
+def _spread(ok: pl.DataFrame) -> pl.DataFrame:
+    """The ground truth's own spread per measurement: metric "<name>_spread" = (p90 - p10) / median."""
+    return (
+        ok.filter((pl.col("backend") == "measured") & pl.col("metric").str.ends_with("_spread") & (pl.col("unit") == "1"))
+        .select("hardware", "key", pl.col("metric").str.strip_suffix("_spread").alias("metric"),
+                pl.col("timing").alias("measured_timing"), pl.col("value").alias("measured_spread"))
+        .unique(subset=["hardware", "key", "metric", "measured_timing"], keep="first", maintain_order=True)
+    )
+
+
+def _with_errors(pairs: pl.DataFrame) -> pl.DataFrame:
+    """The prediction in the measurement's unit (``predicted``) and its error (``ape_percent``); pairs without one are dropped."""
+    scale = pl.DataFrame({"unit": list(TIME_UNITS), "s": list(TIME_UNITS.values())})
+    return (
+        pairs.join(scale.rename({"unit": "p_unit", "s": "p_s"}), on="p_unit", how="left")
+        .join(scale.rename({"unit": "m_unit", "s": "m_s"}), on="m_unit", how="left")
+        .with_columns(
+            # Same unit: compare directly. Both time units: convert. Otherwise the pair is dropped.
+            pl.when(pl.col("p_unit") == pl.col("m_unit"))
+            .then(pl.col("p_value"))
+            .when(pl.col("p_s").is_not_null() & pl.col("m_s").is_not_null())
+            .then(pl.col("p_value") * pl.col("p_s") / pl.col("m_s"))
+            .otherwise(None)
+            .alias("predicted")
+        )
+        .filter(pl.col("predicted").is_not_null() & (pl.col("m_value") > 0))
+        .with_columns(((pl.col("predicted") - pl.col("m_value")).abs() / pl.col("m_value") * 100).alias("ape_percent"))
+    )
+
+
+def _once_per_computation(pairs: pl.DataFrame) -> pl.DataFrame:
+    """One computation once: a key that aliases another's computation (resnet50.conv1 = resnet50.layer.conv1)
+    gives way to the key that names it, for the same tool, hardware, metric and timing."""
     subset = ["tool", "hardware", "computation", "metric", "measured_timing"]
     named = pairs.filter(pl.col("key") == pl.col("computation")).select(subset).unique()
     aliases = pairs.filter(pl.col("key") != pl.col("computation"))
