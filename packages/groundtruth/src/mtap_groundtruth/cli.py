@@ -6,6 +6,7 @@ import json
 import os
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -177,6 +178,97 @@ def cases_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | No
         click.echo(json.dumps(case.planned(hw_gpu[hw] if one_gpu else hw), sort_keys=True, separators=(",", ":")))
 
 
+def _device(device_name: str):
+    """The torch device ``--device`` names (auto: CUDA, refused where this PyTorch sees none)."""
+    import torch
+
+    if device_name == "auto":
+        if not torch.cuda.is_available():
+            raise UserError("--device auto: this PyTorch sees no CUDA device; groundtruth measures GPUs "
+                            "(for a CPU smoke test that is not evaluation data: --device cpu --tiny)")
+        device_name = "cuda"
+    if device_name == "cuda" and not torch.cuda.is_available():
+        raise UserError("--device cuda: this PyTorch sees no CUDA device (use --device cpu for a smoke test)")
+    return torch.device("cuda", 0) if device_name == "cuda" else torch.device("cpu")
+
+
+def _hardware(data_dir: Path, suite: str, device, hardware: str | None, gpus: int, visible: int, hw_ids, hw_gpu
+              ) -> tuple[str, dict, str | None]:
+    """(hardware id, {GPU count: id}, the GPU's name): the id a measurement is filed under, checked against
+    the catalog and against the card this machine has (the multi suite: one id per GPU count)."""
+    import torch
+
+    from . import env
+
+    hw = hardware or env.default_hardware(device, suite)
+    catalog = data_dir / "hardware" / "hardware.json"
+    if hw is None:
+        raise UserError(f"--hardware: the GPU {torch.cuda.get_device_name(device)!r} has no id in groundtruth's card table "
+                        f"(mtap_groundtruth.env.CARDS); add the card to {catalog} and that table")
+    if device.type == "cpu" and hw != "cpu":
+        raise UserError(f"--hardware: {hw!r} on --device cpu: CPU runs are filed under 'cpu' only (never evaluation data)")
+    if hw not in hw_ids and not (device.type == "cpu" and hw == "cpu"):
+        raise UserError(f"--hardware: {hw!r} is not an id in {catalog}")
+    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
+    if gpu_name is not None:
+        card = env.hardware_for(gpu_name, "single")
+        if card is None or hw_gpu.get(hw) != card:
+            raise UserError(f"--hardware: {hw!r} is not the GPU this machine has ({gpu_name!r}"
+                            f"{', catalog id ' + card if card else ', which has no catalog id'}): a measurement is filed under the hardware it ran on")
+    # multi: each case under its GPU count's id (1 GPU: the card's; more: this host's node, by its GPU count)
+    ids = {1: hw}
+    if suite == "multi":
+        from . import multi
+    if suite == "multi" and gpu_name is not None:
+        try:
+            ids = multi.hardware_ids(ms.read(catalog, "hardware")["hardware"], str(card), len(env.nvidia_smi()) or visible, gpus,
+                                     hardware)
+        except ValueError as exc:
+            raise UserError(str(exc)) from None
+        hw = ids.get(0, ids[1])
+    return hw, ids, gpu_name
+
+
+@dataclass(frozen=True)
+class Measuring:
+    """What every suite's measuring loop is given: the device and a measurement's settings."""
+
+    device: Any
+    gpus: int
+    iters: int
+    warmup: int
+    tiny: bool
+    tf32: bool
+    graphs: bool
+
+
+def _measure(suite: str, todo: list, m: Measuring, plan: dict | None, hw: str, ids: dict, common: dict[str, Any], *,
+             progress, deadline: float | None, on_case) -> None:
+    """Measure ``todo`` with the suite's own loop (multi, replay, floor; the others: measure), calling
+    ``on_case`` with each result."""
+    if suite == "multi":
+        from . import multi
+
+        for result, case in zip(multi.run_cases(todo, ids, m.device, m.gpus, m.iters, m.warmup, m.tiny, m.tf32, progress=progress, common=common), todo):
+            on_case(case, result)
+    elif suite == "replay":
+        from . import replay
+
+        settings = replay.ReplaySettings(device=m.device, reps=m.iters, warmup=m.warmup, tiny=m.tiny, log=lambda msg: click.echo(msg, err=True),
+                                         sync_debug=os.environ.get("MTAP_REPLAY_SYNC_DEBUG") == "1")
+        replay.run_cases(todo, plan, settings, hw, progress=progress, deadline=deadline, on_case=on_case, common=common)
+    elif suite == "floor":
+        from . import floor
+
+        floor.run_cases(todo, floor.FloorSettings(device=m.device, reps=m.iters), hw, progress=progress, deadline=deadline,
+                        on_case=on_case, common=common)
+    else:
+        from . import measure
+
+        settings = measure.Settings(device=m.device, iters=m.iters, warmup=m.warmup, tiny=m.tiny, tf32=m.tf32, graphs=m.graphs)
+        measure.run_cases(todo, settings, hw, progress=progress, deadline=deadline, on_case=on_case, common=common)
+
+
 @main.command("run")
 @run_options(tool=RUNNER, output=OUTPUT, verb="run", tool_path=False, timeout=None, keep_raw=False, jobs=False,
              config_schema=RUNNER, config_help=CONFIG_HELP)
@@ -218,14 +310,7 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
     iters = iters if iters is not None else config.get("iters", default_iters)
     warmup = warmup if warmup is not None else config.get("warmup", default_warmup)
 
-    if device_name == "auto":
-        if not torch.cuda.is_available():
-            raise UserError("--device auto: this PyTorch sees no CUDA device; groundtruth measures GPUs "
-                            "(for a CPU smoke test that is not evaluation data: --device cpu --tiny)")
-        device_name = "cuda"
-    if device_name == "cuda" and not torch.cuda.is_available():
-        raise UserError("--device cuda: this PyTorch sees no CUDA device (use --device cpu for a smoke test)")
-    device = torch.device("cuda", 0) if device_name == "cuda" else torch.device("cpu")
+    device = _device(device_name)
     visible = torch.cuda.device_count() if device.type == "cuda" else 1
     if suite == "multi":
         gpus = gpus or (visible if device.type == "cuda" else 2)
@@ -233,32 +318,9 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
             raise UserError(f"--gpus: {gpus} asked for, {visible} visible")
     else:
         gpus = 1
-    hw = hardware or env.default_hardware(device, suite)
-    catalog = opts.data_dir / "hardware" / "hardware.json"
-    if hw is None:
-        raise UserError(f"--hardware: the GPU {torch.cuda.get_device_name(device)!r} has no id in groundtruth's card table "
-                        f"(mtap_groundtruth.env.CARDS); add the card to {catalog} and that table")
-    if device.type == "cpu" and hw != "cpu":
-        raise UserError(f"--hardware: {hw!r} on --device cpu: CPU runs are filed under 'cpu' only (never evaluation data)")
-    if hw not in hw_ids and not (device.type == "cpu" and hw == "cpu"):
-        raise UserError(f"--hardware: {hw!r} is not an id in {catalog}")
-    gpu_name = torch.cuda.get_device_name(device) if device.type == "cuda" else None
-    if gpu_name is not None:
-        card = env.hardware_for(gpu_name, "single")
-        if card is None or hw_gpu.get(hw) != card:
-            raise UserError(f"--hardware: {hw!r} is not the GPU this machine has ({gpu_name!r}"
-                            f"{', catalog id ' + card if card else ', which has no catalog id'}): a measurement is filed under the hardware it ran on")
-    # multi: each case under its GPU count's id (1 GPU: the card's; more: this host's node, by its GPU count)
-    ids = {1: hw}
+    hw, ids, gpu_name = _hardware(opts.data_dir, suite, device, hardware, gpus, visible, hw_ids, hw_gpu)
     if suite == "multi":
         from . import multi
-    if suite == "multi" and gpu_name is not None:
-        try:
-            ids = multi.hardware_ids(ms.read(catalog, "hardware")["hardware"], str(card), len(env.nvidia_smi()) or visible, gpus,
-                                     hardware)
-        except ValueError as exc:
-            raise UserError(str(exc)) from None
-        hw = ids.get(0, ids[1])
     hw_of = (lambda c: multi.case_hardware(c, ids)) if suite == "multi" else (lambda c: hw)  # noqa: E731
     if plan is not None and device.type == "cuda" and plan["hardware"] != hw:
         raise UserError(f"--plan {plan_path}: the plan's batches were predicted for {plan['hardware']}, this machine is {hw}: "
@@ -309,28 +371,8 @@ def run_cmd(opts: RunOptions, suite: str, gpus: int | None, hardware: str | None
 
     deadline = t_start + time_budget if time_budget else None
     with click.progressbar(length=len(todo), label=f"groundtruth {suite}", file=sys.stderr) as bar:
-        step = lambda _case: bar.update(1)  # noqa: E731
-        if suite == "multi":
-            from . import multi
-
-            for result, case in zip(multi.run_cases(todo, ids, device, gpus, iters, warmup, tiny, tf32, progress=step, common=common), todo):
-                on_case(case, result)
-        elif suite == "replay":
-            from . import replay
-
-            settings = replay.ReplaySettings(device=device, reps=iters, warmup=warmup, tiny=tiny, log=lambda m: click.echo(m, err=True),
-                                             sync_debug=os.environ.get("MTAP_REPLAY_SYNC_DEBUG") == "1")
-            replay.run_cases(todo, plan, settings, hw, progress=step, deadline=deadline, on_case=on_case, common=common)
-        elif suite == "floor":
-            from . import floor
-
-            floor.run_cases(todo, floor.FloorSettings(device=device, reps=iters), hw, progress=step, deadline=deadline,
-                            on_case=on_case, common=common)
-        else:
-            from . import measure
-
-            settings = measure.Settings(device=device, iters=iters, warmup=warmup, tiny=tiny, tf32=tf32, graphs=graphs)
-            measure.run_cases(todo, settings, hw, progress=step, deadline=deadline, on_case=on_case, common=common)
+        _measure(suite, todo, Measuring(device, gpus, iters, warmup, tiny, tf32, graphs), plan, hw, ids, common,
+                 progress=lambda _case: bar.update(1), deadline=deadline, on_case=on_case)
 
     # clocks are read when the document is written: those at the end of the run
     builder.gpu = env.gpu_info(device, used=gpus if device.type == "cuda" else 1)
