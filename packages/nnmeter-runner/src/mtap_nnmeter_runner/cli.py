@@ -461,10 +461,7 @@ def detect_fusion(output: Path | None, threads: str, cpus: str, rounds: int, tes
                   generate_dir: Path | None, measurements: Path | None, timeout: float) -> None:
     """Detect the ONNX Runtime CPU's fusion rules with nn-Meter's rule tester (generate test cases, profile
     them on the ort_cpu backend, detect_fusion_rule)."""
-    import tempfile
-
-    from . import builder, fusion, ortprofile
-    from .nnmeter import _worker
+    from . import ortprofile
 
     counts = _threads(threads)
     if len(counts) != 1:
@@ -483,47 +480,15 @@ def detect_fusion(output: Path | None, threads: str, cpus: str, rounds: int, tes
     spec: dict[str, Any] = {"threads": t, "testcases": names, "timing": ortprofile.RULE_TIMING}
 
     def work(mode: str, **more: Any) -> dict[str, Any]:
-        with tempfile.TemporaryDirectory(prefix="mtap-nnmeter-fusion-") as tmp:
-            result = _worker("fusion", {**spec, **more, "mode": mode, "workspace": tmp}, f"fusion-{mode}", timeout)
-        if not result.get("ok"):
-            if result.get("kind") == "invalid-value":
-                raise UserError(f"--testcases: {result.get('message')}")
-            raise RuntimeError(f"nn-Meter's fusion-rule tester failed: {result.get('kind')}: {result.get('message')}")
-        return result
+        return _fusion_worker(spec, mode, timeout, **more)
 
     if generate_dir is not None:
         generate_dir.mkdir(exist_ok=True)
-        result = work("generate", out=str(generate_dir))
-        builder.write_json(generate_dir / fusion.TESTCASES_FILE,
-                           {"nn_meter": nnmeter_version(), "testcases": result["testcases"], "failed": result["failed"],
-                            "not_tested": result["not_tested"], "ruletest_config": result["ruletest_config"]})
-        click.echo(f"{generate_dir}: {len(result['testcases'])} test cases ({len(result['failed'])} could not be built)",
-                   err=True)
+        _write_fusion_testcases(generate_dir, work("generate", out=str(generate_dir)))
         return
     assert output is not None
     if measurements is not None:
-        env_path, jsonl = measurements / "environment.json", measurements / "fusion.jsonl"
-        try:
-            env = json.loads(env_path.read_text(encoding="utf-8"))
-            records = builder.read_jsonl(jsonl)
-        except (OSError, ValueError) as exc:
-            raise UserError(f"{measurements}: --measurements: cannot read environment.json and fusion.jsonl: {exc}") from None
-        measured, null, errors, ort_ops = fusion.measured_from_jsonl(records, t)
-        if not measured:
-            raise UserError(f"{jsonl}: no test case timed with {t} thread(s)")
-        if names:
-            measured = {n: v for n, v in measured.items() if n in names}
-        generated = {}
-        tc_path = measurements / fusion.TESTCASES_FILE
-        if tc_path.is_file():
-            generated = json.loads(tc_path.read_text(encoding="utf-8"))
-        result = work("detect", measured=measured, failed={**(generated.get("failed") or {}), **errors})
-        result["ort_ops"] = ort_ops
-        affinity = env.get("affinity") or []
-        timing = (env.get("timing") or {}).get("fusion") or ortprofile.RULE_TIMING
-        source = {"measured_by": "python -m mtap_nnmeter_runner.ortprofile --fusion",
-                  "measurements": [{"path": relative_to_repo(p), "sha256": builder.sha256_file(p)}
-                                   for p in (jsonl, env_path)]}
+        result, env, null, affinity, timing, source = _fusion_from_measurements(measurements, t, names, work)
     else:
         chosen = ortprofile.pick_cpus(t) if cpus == "auto" else _cpu_list(cpus)
         result = work("local", cpus=chosen, rounds=rounds)
@@ -531,11 +496,77 @@ def detect_fusion(output: Path | None, threads: str, cpus: str, rounds: int, tes
         null, affinity, timing = result["null_model"], result["affinity"], result["timing"]
         source = {"measured_by": "nn-Meter's profile_models(backend=ort_cpu, mode='ruletest') in the worker process, "
                                  "this machine"}
+    _write_fusion_detection(output, result, label=label or output.name, environment=env, threads=t, affinity=affinity,
+                            timing=timing, null_model=null, source=source)
+
+
+def _fusion_worker(spec: dict[str, Any], mode: str, timeout: float, **more: Any) -> dict[str, Any]:
+    """The worker's ``fusion`` verb in ``mode`` (in a temporary nn-Meter workspace); a failure is a UserError
+    (an unknown --testcases name) or a RuntimeError."""
+    import tempfile
+
+    from .nnmeter import _worker
+
+    with tempfile.TemporaryDirectory(prefix="mtap-nnmeter-fusion-") as tmp:
+        result = _worker("fusion", {**spec, **more, "mode": mode, "workspace": tmp}, f"fusion-{mode}", timeout)
+    if not result.get("ok"):
+        if result.get("kind") == "invalid-value":
+            raise UserError(f"--testcases: {result.get('message')}")
+        raise RuntimeError(f"nn-Meter's fusion-rule tester failed: {result.get('kind')}: {result.get('message')}")
+    return result
+
+
+def _write_fusion_testcases(generate_dir: Path, result: dict[str, Any]) -> None:
+    """--generate: the test-case listing beside the ONNX files the worker wrote."""
+    from . import builder, fusion
+
+    builder.write_json(generate_dir / fusion.TESTCASES_FILE,
+                       {"nn_meter": nnmeter_version(), "testcases": result["testcases"], "failed": result["failed"],
+                        "not_tested": result["not_tested"], "ruletest_config": result["ruletest_config"]})
+    click.echo(f"{generate_dir}: {len(result['testcases'])} test cases ({len(result['failed'])} could not be built)",
+               err=True)
+
+
+def _fusion_from_measurements(measurements: Path, t: int, names: list[str] | None, work) -> tuple[Any, ...]:
+    """--measurements: detect from ``ortprofile --fusion`` timings; the worker's result, the environment,
+    null model, affinity and timing of the measuring machine, and the source recorded."""
+    from . import builder, fusion, ortprofile
+
+    env_path, jsonl = measurements / "environment.json", measurements / "fusion.jsonl"
+    try:
+        env = json.loads(env_path.read_text(encoding="utf-8"))
+        records = builder.read_jsonl(jsonl)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"{measurements}: --measurements: cannot read environment.json and fusion.jsonl: {exc}") from None
+    measured, null, errors, ort_ops = fusion.measured_from_jsonl(records, t)
+    if not measured:
+        raise UserError(f"{jsonl}: no test case timed with {t} thread(s)")
+    if names:
+        measured = {n: v for n, v in measured.items() if n in names}
+    generated = {}
+    tc_path = measurements / fusion.TESTCASES_FILE
+    if tc_path.is_file():
+        generated = json.loads(tc_path.read_text(encoding="utf-8"))
+    result = work("detect", measured=measured, failed={**(generated.get("failed") or {}), **errors})
+    result["ort_ops"] = ort_ops
+    affinity = env.get("affinity") or []
+    timing = (env.get("timing") or {}).get("fusion") or ortprofile.RULE_TIMING
+    source = {"measured_by": "python -m mtap_nnmeter_runner.ortprofile --fusion",
+              "measurements": [{"path": relative_to_repo(p), "sha256": builder.sha256_file(p)}
+                               for p in (jsonl, env_path)]}
+    return result, env, null, affinity, timing, source
+
+
+def _write_fusion_detection(output: Path, result: dict[str, Any], *, label: str, environment: dict[str, Any], threads: int,
+                            affinity: Any, timing: Any, null_model: Any, source: dict[str, Any]) -> None:
+    """The rule file, ORT's graph-rule file (where there is one) and detection.json in ``output``; one summary line."""
+    from . import builder, fusion
+
     output.mkdir(exist_ok=True)
     data = fusion.rules_bytes(result)
     (output / fusion.RULES_FILE).write_bytes(data)
-    doc = fusion.detection_document(result, label=label or output.name, nn_meter=nnmeter_version(), environment=env,
-                                    threads=t, affinity=affinity, timing=timing, rules_bytes=data, null_model=null,
+    doc = fusion.detection_document(result, label=label, nn_meter=nnmeter_version(), environment=environment,
+                                    threads=threads, affinity=affinity, timing=timing, rules_bytes=data, null_model=null_model,
                                     source=source)
     graph_rules = fusion.ort_graph_rules_bytes(doc)
     if graph_rules is not None:
@@ -546,7 +577,6 @@ def detect_fusion(output: Path | None, threads: str, cpus: str, rounds: int, tes
     click.echo(f"{output}: {summary['tested']} rules tested, fused: {', '.join(summary['obey']) or 'none'}; "
                f"{len(summary['unstable_across_rounds'])} differ between rounds; "
                f"{len(summary['not_built'])} test cases could not be built", err=True)
-
 
 def _cpu_list(value: str) -> list[int]:
     import os

@@ -259,6 +259,18 @@ def predictor_independence(name: str) -> dict[str, Any]:
     return tr.independence("calibrated-separately", what)
 
 
+def _kernel_count_metrics(detection: dict[str, Any]) -> list[dict[str, Any]]:
+    """The kernel-detection stage's metrics: kernels in all, per type, without a predictor, concats over 4 inputs."""
+    out = [tr.metric("kernel_count", detection["total"], "count", "prediction")]
+    out += [tr.metric(f"kernel_count.{_slug(t)}", n, "count", "prediction") for t, n in detection["by_type"].items()]
+    if "without_predictor" in detection:
+        out.append(tr.metric("kernel_count_without_predictor", detection["without_predictor"], "count", "prediction"))
+    if "concat_over_4_inputs" in detection:
+        out.append(tr.metric("kernel_count_concat_over_4_inputs", detection["concat_over_4_inputs"], "count",
+                             "prediction"))
+    return out
+
+
 def _case(planned: dict[str, Any], outcome: Outcome | None, tool_missing: str | None, model: ModelSpec) -> dict[str, Any]:
     """One planned case as a tool-run case (through mtap_schemas.toolrun's constructors)."""
     hw, name = planned["hardware"], PREDICTORS[planned["hardware"]]
@@ -300,17 +312,7 @@ def _case(planned: dict[str, Any], outcome: Outcome | None, tool_missing: str | 
         return not_ok("no-kernels", f"nn-Meter's KernelDetector found no kernel in this model (nn-Meter IR: "
                                     f"{result['graph_nodes']} node(s)){why}")
     if params["stage"] == "kernel-detection":
-        def counts() -> list[dict[str, Any]]:
-            out = [tr.metric("kernel_count", detection["total"], "count", "prediction")]
-            out += [tr.metric(f"kernel_count.{_slug(t)}", n, "count", "prediction") for t, n in detection["by_type"].items()]
-            if "without_predictor" in detection:
-                out.append(tr.metric("kernel_count_without_predictor", detection["without_predictor"], "count", "prediction"))
-            if "concat_over_4_inputs" in detection:
-                out.append(tr.metric("kernel_count_concat_over_4_inputs", detection["concat_over_4_inputs"], "count",
-                                     "prediction"))
-            return out
-
-        return ok(counts)
+        return ok(lambda: _kernel_count_metrics(detection))
     if not chk.ok:
         return not_ok(chk.kind or "predictor-missing", chk.message or "predictor not available")
     predicted = outcome.predict.get(name)

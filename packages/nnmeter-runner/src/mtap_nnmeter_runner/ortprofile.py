@@ -450,6 +450,29 @@ def _run_fusion(args: argparse.Namespace, threads: list[int], t_start: float) ->
 def _run(args: argparse.Namespace, threads: list[int], t_start: float) -> int:
     plan = json.loads(args.plan.read_text())
     args.out.mkdir(parents=True, exist_ok=True)
+    env = _plan_environment(args, threads)
+    print(f"cpu {env['cpu']}, affinity {env['affinity']}, {env['packages']}", flush=True)
+    models = list(plan.get("models", []))
+    if args.resume:
+        models = [m for m in models if (m,) not in _timed(args.out / "models.jsonl", "model")]
+    if models and args.models_first:
+        _time_models(args, models, threads, t_start)
+    kernels = plan.get("kernels", {})
+    if kernels:
+        _time_kernels(args, kernels, threads, t_start)
+    if models and not args.models_first:
+        _time_models(args, models, threads, t_start)
+    if args.resume and (args.out / "models.jsonl").exists():
+        plan = {**plan, "recheck_models": []}  # a resumed call re-times nothing
+    for name in plan.get("recheck_models", []):
+        _time_models(args, [name], threads, t_start, tag="recheck")
+    print(f"done in {time.monotonic() - t_start:.0f} s", flush=True)
+    return 0
+
+
+def _plan_environment(args: argparse.Namespace, threads: list[int]) -> dict[str, Any]:
+    """The run's environment, written to ``environment.json`` (a resumed call's is one more line of
+    ``environments.jsonl``)."""
     env = environment()
     env["threads"] = threads
     env["nn_modules_sha256"] = file_hashes(args.nn_modules)
@@ -460,94 +483,86 @@ def _run(args: argparse.Namespace, threads: list[int], t_start: float) -> int:
         _append(args.out / "environments.jsonl", env)
     else:
         (args.out / "environment.json").write_text(json.dumps(env, indent=1, sort_keys=True))
-    print(f"cpu {env['cpu']}, affinity {env['affinity']}, {env['packages']}", flush=True)
+    return env
 
-    def timed(path: Path, key: str) -> set[Any]:
-        if not path.is_file():
-            return set()
-        out = set()
-        for line in path.read_text().splitlines():
-            if line.strip():
-                r = json.loads(line)
-                if "error" not in r:
-                    out.add(tuple(r[k] for k in key.split(",")))
-        return out
 
-    def do_models(names: list[str], tag: str = "") -> None:
-        for name in names:
-            a = time.perf_counter()
-            try:
-                onnx_bytes = export_model(name)
-                rec = {
-                    "model": name,
-                    "export_s": round(time.perf_counter() - a, 3),
-                    "onnx_opset": MODEL_OPSET,
-                    "onnx_bytes": len(onnx_bytes),
-                    **measure(onnx_bytes, threads, **MODEL_TIMING),
-                }
-            except Exception as exc:  # noqa: BLE001 - recorded per model
-                rec = {"model": name, "error": f"{type(exc).__name__}: {exc}"[:500]}
-            rec["pass"] = tag or "main"
-            rec["at_s"] = round(time.monotonic() - t_start, 1)
-            _append(args.out / "models.jsonl", rec)
-            print(
-                f"model {name}: "
-                + ", ".join(f"{k} {v['median']:.3f} ms" for k, v in rec.items() if k.startswith("t") and isinstance(v, dict)),
-                flush=True,
-            )
+def _timed(path: Path, key: str) -> set[Any]:
+    """The ``key`` values (comma-separated fields) of the records in ``path`` timed without error."""
+    if not path.is_file():
+        return set()
+    out = set()
+    for line in path.read_text().splitlines():
+        if line.strip():
+            r = json.loads(line)
+            if "error" not in r:
+                out.add(tuple(r[k] for k in key.split(",")))
+    return out
 
-    models = list(plan.get("models", []))
+
+def _time_models(args: argparse.Namespace, names: list[str], threads: list[int], t_start: float, tag: str = "") -> None:
+    """Export and time each whole model: one line of ``models.jsonl`` each."""
+    for name in names:
+        a = time.perf_counter()
+        try:
+            onnx_bytes = export_model(name)
+            rec = {
+                "model": name,
+                "export_s": round(time.perf_counter() - a, 3),
+                "onnx_opset": MODEL_OPSET,
+                "onnx_bytes": len(onnx_bytes),
+                **measure(onnx_bytes, threads, **MODEL_TIMING),
+            }
+        except Exception as exc:  # noqa: BLE001 - recorded per model
+            rec = {"model": name, "error": f"{type(exc).__name__}: {exc}"[:500]}
+        rec["pass"] = tag or "main"
+        rec["at_s"] = round(time.monotonic() - t_start, 1)
+        _append(args.out / "models.jsonl", rec)
+        print(
+            f"model {name}: "
+            + ", ".join(f"{k} {v['median']:.3f} ms" for k, v in rec.items() if k.startswith("t") and isinstance(v, dict)),
+            flush=True,
+        )
+
+
+def _time_kernels(args: argparse.Namespace, kernels: dict[str, Any], threads: list[int], t_start: float) -> None:
+    """Export and time each planned kernel not yet timed (``--done``, or ``--resume``), interleaved by
+    type, until the deadline: one line of ``kernels.jsonl`` each."""
+    blocks = load_blocks(args.nn_modules)
+    done: set[Any] = _timed(args.done, "kernel,id") if args.done else set()
     if args.resume:
-        models = [m for m in models if (m,) not in timed(args.out / "models.jsonl", "model")]
-    if models and args.models_first:
-        do_models(models)
-    kernels = plan.get("kernels", {})
-    if kernels:
-        blocks = load_blocks(args.nn_modules)
-        done: set[Any] = timed(args.done, "kernel,id") if args.done else set()
-        if args.resume:
-            done |= timed(args.out / "kernels.jsonl", "kernel,id")
-        count = 0
-        for ktype, kid, entry in interleaved(kernels):
-            if (ktype, kid) in done:
-                continue
-            if args.deadline_s is not None and time.monotonic() - t_start > args.deadline_s:
-                print(f"deadline reached after {count} kernels", flush=True)
-                break
-            a = time.perf_counter()
-            try:
-                config = dict(entry["config"])
-                onnx_bytes, shapes = export_kernel(blocks, ktype, config)
-                entry = {**entry, "config": config}
-                b = time.perf_counter()
-                rec = {
-                    "kernel": ktype,
-                    "id": kid,
-                    "config": entry["config"],
-                    "shapes": shapes,
-                    "export_s": round(b - a, 4),
-                    **measure(onnx_bytes, threads, **KERNEL_TIMING),
-                }
-            except Exception as exc:  # noqa: BLE001 - recorded per kernel
-                rec = {"kernel": ktype, "id": kid, "config": entry["config"], "error": f"{type(exc).__name__}: {exc}"[:500]}
-            _append(args.out / "kernels.jsonl", rec)
-            count += 1
-            if "error" not in rec:
-                done.add((ktype, kid))
-            if count % 50 == 0:
-                print(f"{count} kernels, {time.monotonic() - t_start:.0f} s", flush=True)
-        total = sum(len(v) for v in kernels.values())
-        left = sum((k, i) not in done for k, v in kernels.items() for i in v)
-        print(f"kernels: {total - left} of {total} timed ({count} attempted in this call), {left} left", flush=True)
-    if models and not args.models_first:
-        do_models(models)
-    if args.resume and (args.out / "models.jsonl").exists():
-        plan = {**plan, "recheck_models": []}  # a resumed call re-times nothing
-    for name in plan.get("recheck_models", []):
-        do_models([name], tag="recheck")
-    print(f"done in {time.monotonic() - t_start:.0f} s", flush=True)
-    return 0
-
+        done |= _timed(args.out / "kernels.jsonl", "kernel,id")
+    count = 0
+    for ktype, kid, entry in interleaved(kernels):
+        if (ktype, kid) in done:
+            continue
+        if args.deadline_s is not None and time.monotonic() - t_start > args.deadline_s:
+            print(f"deadline reached after {count} kernels", flush=True)
+            break
+        a = time.perf_counter()
+        try:
+            config = dict(entry["config"])
+            onnx_bytes, shapes = export_kernel(blocks, ktype, config)
+            entry = {**entry, "config": config}
+            b = time.perf_counter()
+            rec = {
+                "kernel": ktype,
+                "id": kid,
+                "config": entry["config"],
+                "shapes": shapes,
+                "export_s": round(b - a, 4),
+                **measure(onnx_bytes, threads, **KERNEL_TIMING),
+            }
+        except Exception as exc:  # noqa: BLE001 - recorded per kernel
+            rec = {"kernel": ktype, "id": kid, "config": entry["config"], "error": f"{type(exc).__name__}: {exc}"[:500]}
+        _append(args.out / "kernels.jsonl", rec)
+        count += 1
+        if "error" not in rec:
+            done.add((ktype, kid))
+        if count % 50 == 0:
+            print(f"{count} kernels, {time.monotonic() - t_start:.0f} s", flush=True)
+    total = sum(len(v) for v in kernels.values())
+    left = sum((k, i) not in done for k, v in kernels.items() for i in v)
+    print(f"kernels: {total - left} of {total} timed ({count} attempted in this call), {left} left", flush=True)
 
 if __name__ == "__main__":
     sys.exit(main())

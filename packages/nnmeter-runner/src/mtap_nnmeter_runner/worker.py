@@ -113,6 +113,24 @@ def _counts(kernels: list[dict[str, Any]], predictor_kernels: list[str] | None) 
     return out
 
 
+def _detect_kernels(graph, spec: dict[str, Any], KernelDetector) -> tuple[dict[str, Any], dict[str, list[dict[str, Any]]]]:  # noqa: N803
+    """nn-Meter's kernel detection of ``graph`` under each predictor's rules (each rule set run once):
+    the kernel counts and the kernels, per predictor."""
+    detections: dict[str, Any] = {}
+    kernels_by_predictor: dict[str, list[dict[str, Any]]] = {}
+    by_rules: dict[str | None, list[dict[str, Any]]] = {}
+    for predictor, rules in sorted(spec["rules"].items()):
+        if rules not in by_rules:
+            # rules None: KernelDetector(None) -> RuleReader(rule_file=None), nn-Meter's defaults
+            detector = KernelDetector(rules)
+            detector.load_graph(graph)
+            by_rules[rules] = detector.get_kernels()
+        kernels = copy.deepcopy(by_rules[rules])
+        kernels_by_predictor[predictor] = kernels
+        detections[predictor] = _counts(kernels, spec["kernel_lists"].get(predictor))
+    return detections, kernels_by_predictor
+
+
 def parse(spec: dict[str, Any]) -> dict[str, Any]:
     import torch
 
@@ -153,18 +171,7 @@ def parse(spec: dict[str, Any]) -> dict[str, Any]:
             stage = "nn-meter-onnx-converter"
             graph = model_to_graph(simplified, "onnx")
             stage = "nn-meter-kernel-detector"
-            detections: dict[str, Any] = {}
-            kernels_by_predictor: dict[str, list[dict[str, Any]]] = {}
-            by_rules: dict[str | None, list[dict[str, Any]]] = {}
-            for predictor, rules in sorted(spec["rules"].items()):
-                if rules not in by_rules:
-                    # rules None: KernelDetector(None) -> RuleReader(rule_file=None), nn-Meter's defaults
-                    detector = KernelDetector(rules)
-                    detector.load_graph(graph)
-                    by_rules[rules] = detector.get_kernels()
-                kernels = copy.deepcopy(by_rules[rules])
-                kernels_by_predictor[predictor] = kernels
-                detections[predictor] = _counts(kernels, spec["kernel_lists"].get(predictor))
+            detections, kernels_by_predictor = _detect_kernels(graph, spec, KernelDetector)
         except Exception as exc:  # noqa: BLE001 - every failure is recorded with its stage
             attempts.append({"opset": opset, "stage": stage, "error": _one_line(exc), "where": _where(exc)})
             continue
@@ -492,36 +499,16 @@ def fusion(spec: dict[str, Any]) -> dict[str, Any]:
 
     Detection: nn-Meter's ``detect_fusion_rule`` on the per-model median over the rounds (the rules
     kept) and on each round alone (its stability)."""
-    import copy
-    import shutil
-
-    import yaml
-
     mode = spec["mode"]
     ws = _register_ort_workspace(Path(spec["workspace"]),
                                  {"THREADS": int(spec.get("threads", 1)), "TIMING": spec.get("timing") or None})
-    cfg_path = ws / "configs" / "ruletest_config.yaml"
-    ruletest = yaml.safe_load(cfg_path.read_text())
-    default_basic = list(ruletest["BASIC_TESTCASES"])
-    dropped_other = list(ruletest.get("OTHER_TESTCASES") or [])
-    ruletest["IMPLEMENT"] = "torch"
-    ruletest["DETAIL"] = True
-    ruletest["OTHER_TESTCASES"] = []
-    wanted = spec.get("testcases")
-    if wanted:
-        unknown = [t for t in wanted if t.removeprefix("BF_") not in default_basic]
-        if unknown:
-            return {"ok": False, "kind": "invalid-value", "message": f"unknown test case {unknown[0]!r}; nn-Meter's are "
-                    + ", ".join("BF_" + b for b in default_basic)}
-        ruletest["BASIC_TESTCASES"] = [t.removeprefix("BF_") for t in wanted]
-    cfg_path.write_text(yaml.safe_dump(ruletest, sort_keys=False))
+    ruletest, dropped_other, error = _ruletest_config(ws / "configs" / "ruletest_config.yaml", spec.get("testcases"))
+    if error is not None:
+        return error
 
     import nn_meter  # noqa: F401
-    from nn_meter.builder import builder_config, profile_models
-    from nn_meter.builder.backend_meta import fusion_rule_tester as frt
+    from nn_meter.builder import builder_config
     from nn_meter.builder.backend_meta.fusion_rule_tester import utils as frt_utils
-    from nn_meter.builder.backend_meta.utils import Latency
-    from nn_meter.builder.backends import connect_backend
 
     _quiet_nnmeter()
     builder_config.init(str(ws))
@@ -541,45 +528,98 @@ def fusion(spec: dict[str, Any]) -> dict[str, Any]:
             except Exception as exc:  # noqa: BLE001 - recorded per test case
                 failed[name] = f"{_one_line(exc)} ({_where(exc)})"
     if mode == "generate":
-        out = Path(spec["out"])
-        out.mkdir(parents=True, exist_ok=True)
-        plan: dict[str, Any] = {}
-        for name, case in testcases.items():
-            plan[name] = {}
-            for part, model in case.items():
-                src = Path(model["model"])
-                shutil.copyfile(src, out / src.name)
-                plan[name][part] = {"model": src.name, "shapes": json.loads(json.dumps(model["shapes"], default=_jsonable))}
-        return {"ok": True, "testcases": plan, "failed": failed, **common}
+        return {"ok": True, "testcases": _copy_testcases(testcases, Path(spec["out"])), "failed": failed, **common}
 
-    measured: dict[str, dict[str, list[dict[str, Any]]]] = {}
     info: dict[str, Any] = {}
     if mode == "local":
-        if spec.get("cpus"):
-            os.sched_setaffinity(0, [int(c) for c in spec["cpus"]])
-        backend = connect_backend("ort_cpu")
-        backend.test_connection()
-        for r in range(int(spec.get("rounds", 1))):
-            backend.profiler.records = {}
-            profile_models(backend, copy.deepcopy(testcases), mode="ruletest", save_name=f"profiled_results_round{r + 1}.json")
-            for name, case in testcases.items():
-                for part, model in case.items():
-                    rec = backend.profiler.records.get(str(model["model"]))
-                    if rec is not None:
-                        measured.setdefault(name, {}).setdefault(part, []).append(rec)
-        from mtap_nnmeter_runner import ortprofile
-
-        ort_ops = {name: {part: ortprofile.optimized_ops(Path(model["model"]).read_bytes(), backend.profiler.threads)
-                          for part, model in case.items()} for name, case in testcases.items()}
-        info = {"ort_ops": ort_ops, "affinity": sorted(os.sched_getaffinity(0)), "threads": backend.profiler.threads,
-                "timing": backend.profiler.timing,
-                "null_model": ortprofile.measure(ortprofile.null_model(), [backend.profiler.threads],
-                                                 **backend.profiler.timing)[f"t{backend.profiler.threads}"]}
-        error_log = ws / "fusion_rule_test" / "results" / "profile_error.log"
-        if error_log.is_file():
-            info["profile_errors"] = error_log.read_text()
+        measured, info = _profile_testcases(spec, ws, testcases)
     else:
         measured = spec["measured"]
+    decisions, per_round = _fusion_decisions(measured)
+    return {"ok": True, "rules": json.loads(json.dumps(decisions, default=_jsonable)), "per_round": per_round,
+            "measured": measured, "failed": failed, "emp_alpha": config["EMP_ALPHA"], **info, **common}
+
+
+def _ruletest_config(cfg_path: Path, wanted: list[str] | None) -> tuple[dict[str, Any], list[str], dict[str, Any] | None]:
+    """Rewrite the workspace's ``ruletest_config.yaml`` for the run (``IMPLEMENT: torch``, ``DETAIL: true``,
+    no ``OTHER_TESTCASES``, only the ``wanted`` basic test cases): the config, the test cases dropped and
+    the error result of an unknown test case (then nothing is written)."""
+    import yaml
+
+    ruletest = yaml.safe_load(cfg_path.read_text())
+    default_basic = list(ruletest["BASIC_TESTCASES"])
+    dropped_other = list(ruletest.get("OTHER_TESTCASES") or [])
+    ruletest["IMPLEMENT"] = "torch"
+    ruletest["DETAIL"] = True
+    ruletest["OTHER_TESTCASES"] = []
+    if wanted:
+        unknown = [t for t in wanted if t.removeprefix("BF_") not in default_basic]
+        if unknown:
+            return ruletest, dropped_other, {"ok": False, "kind": "invalid-value", "message": f"unknown test case {unknown[0]!r}; nn-Meter's are "
+                                             + ", ".join("BF_" + b for b in default_basic)}
+        ruletest["BASIC_TESTCASES"] = [t.removeprefix("BF_") for t in wanted]
+    cfg_path.write_text(yaml.safe_dump(ruletest, sort_keys=False))
+    return ruletest, dropped_other, None
+
+
+def _copy_testcases(testcases: dict[str, Any], out: Path) -> dict[str, Any]:
+    """Copy each test case's ONNX files to ``out``: the plan ({case: {model: {"model": file name, "shapes"}}})."""
+    import shutil
+
+    out.mkdir(parents=True, exist_ok=True)
+    plan: dict[str, Any] = {}
+    for name, case in testcases.items():
+        plan[name] = {}
+        for part, model in case.items():
+            src = Path(model["model"])
+            shutil.copyfile(src, out / src.name)
+            plan[name][part] = {"model": src.name, "shapes": json.loads(json.dumps(model["shapes"], default=_jsonable))}
+    return plan
+
+
+def _profile_testcases(spec: dict[str, Any], ws: Path, testcases: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Profile the test cases here with nn-Meter's ``profile_models`` through ``ort_cpu``, ``spec["rounds"]``
+    times, pinned to ``spec["cpus"]``: the latencies of each round ({case: {model: [stats]}}) and what
+    the run saw (ORT's optimized ops, affinity, threads, timing, the null model, profile errors)."""
+    import copy
+
+    from nn_meter.builder import profile_models
+    from nn_meter.builder.backends import connect_backend
+
+    measured: dict[str, dict[str, list[dict[str, Any]]]] = {}
+    if spec.get("cpus"):
+        os.sched_setaffinity(0, [int(c) for c in spec["cpus"]])
+    backend = connect_backend("ort_cpu")
+    backend.test_connection()
+    for r in range(int(spec.get("rounds", 1))):
+        backend.profiler.records = {}
+        profile_models(backend, copy.deepcopy(testcases), mode="ruletest", save_name=f"profiled_results_round{r + 1}.json")
+        for name, case in testcases.items():
+            for part, model in case.items():
+                rec = backend.profiler.records.get(str(model["model"]))
+                if rec is not None:
+                    measured.setdefault(name, {}).setdefault(part, []).append(rec)
+    from mtap_nnmeter_runner import ortprofile
+
+    ort_ops = {name: {part: ortprofile.optimized_ops(Path(model["model"]).read_bytes(), backend.profiler.threads)
+                      for part, model in case.items()} for name, case in testcases.items()}
+    info = {"ort_ops": ort_ops, "affinity": sorted(os.sched_getaffinity(0)), "threads": backend.profiler.threads,
+            "timing": backend.profiler.timing,
+            "null_model": ortprofile.measure(ortprofile.null_model(), [backend.profiler.threads],
+                                             **backend.profiler.timing)[f"t{backend.profiler.threads}"]}
+    error_log = ws / "fusion_rule_test" / "results" / "profile_error.log"
+    if error_log.is_file():
+        info["profile_errors"] = error_log.read_text()
+    return measured, info
+
+
+def _fusion_decisions(measured: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """nn-Meter's ``detect_fusion_rule`` on the per-model median over the rounds (the rules kept) and on
+    each round alone (its stability)."""
+    import statistics
+
+    from nn_meter.builder.backend_meta import fusion_rule_tester as frt
+    from nn_meter.builder.backend_meta.utils import Latency
 
     def as_profiled(pick) -> dict[str, Any]:
         """nn-Meter's profiled-results form ({case: {model: {"latency": Latency}}}) of the complete test cases."""
@@ -590,8 +630,6 @@ def fusion(spec: dict[str, Any]) -> dict[str, Any]:
                 out[name] = {part: {"latency": Latency(*v)} for part, v in lat.items()}
         return out
 
-    import statistics
-
     pooled = as_profiled(lambda runs: (statistics.median(x["median"] for x in runs),
                                        statistics.median(x["std"] for x in runs)) if runs else None)
     decisions = frt.detect_fusion_rule(pooled)
@@ -600,8 +638,7 @@ def fusion(spec: dict[str, Any]) -> dict[str, Any]:
     for r in range(rounds):
         one = as_profiled(lambda runs, r=r: (runs[r]["median"], runs[r]["std"]) if len(runs) > r else None)
         per_round.append({n: d["obey"] for n, d in frt.detect_fusion_rule(one).items()})
-    return {"ok": True, "rules": json.loads(json.dumps(decisions, default=_jsonable)), "per_round": per_round,
-            "measured": measured, "failed": failed, "emp_alpha": config["EMP_ALPHA"], **info, **common}
+    return decisions, per_round
 
 VERBS = ("parse", "predict", "sample", "fit", "smoke", "fusion")
 
