@@ -293,3 +293,20 @@ def test_stale_provenance_is_listed(tmp_path: Path, write_doc) -> None:
     assert "**stale provenance**: inputs/catalog.json" in markdown
     doc, _ = build(tmp_path / "e")  # no repository root: nothing is checked
     assert "stale_inputs" not in doc["sources"][0]
+
+
+def test_a_tool_scored_short_of_its_recipe_says_so_in_the_row_and_leaves_the_headline(tmp_path: Path, write_doc, monkeypatch) -> None:
+    """The gap is data (``recipe`` in the D1 row, aggregate 2.4), not only a note: the row leaves the headline."""
+    from mtap_aggregate import cli as cli_module
+
+    _pairs_doc(write_doc, 6, independence={"class": "calibrated-separately", "what": "a profile of this GPU"})
+    tool = build(tmp_path)[0]["d1_rows"][0]["tool"]
+    monkeypatch.setattr(cli_module, "recipe_gaps", lambda sources, trainings: {tool: "epochs used/configured BMM 15/100 (t.json)"})
+    tables: list[Table] = []
+    doc, _ = build(tmp_path, tables_out=tables)
+    (row,) = doc["d1_rows"]
+    assert row["recipe"] == "epochs used/configured BMM 15/100 (t.json)" and not row["headline"]
+    assert row["why_not_headline"] == "weights trained here short of the authors' recipe"
+    by_name = {t.name: t for t in tables}
+    assert by_name["d1-fidelity"].rows == [] and len(by_name["d1-fidelity-other"].rows) == 1
+    assert any("SHORT of the authors' recipe — epochs used/configured BMM 15/100" in n for n in by_name["d1-fidelity"].notes)

@@ -77,7 +77,8 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
             if s.stale_inputs:
                 on_note(f"{s.path}: stale provenance: {', '.join(s.stale_inputs)} changed since the run (re-run it)")
     skipped = collected.skipped_dicts
-    rows_d1 = d1_rows(errors)
+    trainings = read_training(evaluation_dir, on_skip)
+    rows_d1 = d1_rows(errors, recipe_gaps(collected.sources, trainings))
     claimed = claims_vs_measured(errors, claims)
     doc = {
         "schema": "aggregate",
@@ -93,8 +94,7 @@ def _build(evaluation_dir: Path, on_skip, claims: list[dict], tables_out: list |
     if rows_out is not None:
         rows_out.append(rows)
     if tables_out is not None:
-        trainings = read_training(evaluation_dir, on_skip)
-        tables_out.extend(d1_fidelity(rows_d1, rows, recipe_gaps(collected.sources, trainings)))
+        tables_out.extend(d1_fidelity(rows_d1, rows))
         tables_out.append(d1_claims(claimed))
         tables_out.append(d3_generalization(rows))
         tables_out.append(d3_sensitivity(collected.sources))

@@ -95,8 +95,12 @@ def per_computation(pairs: pl.DataFrame, by: list[str]) -> pl.DataFrame:
     )
 
 
-def d1_rows(errors: pl.DataFrame) -> list[dict[str, Any]]:
-    """The D1 rows (aggregate 2.1 ``d1_rows``), sorted, headline or not with the reason."""
+def d1_rows(errors: pl.DataFrame, recipe_gaps: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """The D1 rows (aggregate 2.1 ``d1_rows``), sorted, headline or not with the reason.
+
+    ``recipe_gaps`` (tool -> gap, :func:`mtap_aggregate.tables.recipe_gaps`): a tool scored with weights
+    trained here short of its authors' recipe gets ``recipe`` (aggregate 2.4) and no headline row."""
+    recipe_gaps = recipe_gaps or {}
     if errors.height == 0:
         return []
     units = per_computation(errors, ROW_KEYS)
@@ -113,6 +117,8 @@ def d1_rows(errors: pl.DataFrame) -> list[dict[str, Any]]:
             why = f"reference {row['reference_class']}" + (f": {'; '.join(notes)}" if notes else "")
         elif n < HEADLINE_MIN_PAIRS:
             why = f"n = {n} < {HEADLINE_MIN_PAIRS}"
+        elif row["tool"] in recipe_gaps:
+            why = "weights trained here short of the authors' recipe"
         out.append({
             **row,
             "models": sorted({model_of(c) for c in group["computation"]}),
@@ -127,6 +133,7 @@ def d1_rows(errors: pl.DataFrame) -> list[dict[str, Any]]:
             "measured_spread": float(spread.median() * 100) if spread.len() else None,
             "headline": why is None,
             "why_not_headline": why,
+            **({"recipe": recipe_gaps[row["tool"]]} if row["tool"] in recipe_gaps else {}),
         })
     return sorted(out, key=lambda r: tuple("" if r[k] is None else str(r[k]) for k in ROW_KEYS))
 

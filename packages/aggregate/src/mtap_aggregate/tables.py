@@ -95,14 +95,19 @@ D1_COLUMNS = ["tool", "workload", "models", "hardware", "scope", "measured as", 
               "median APE", "max APE", "within ±10 %", "meas. spread"]
 
 
+def _weights_used(docs: list[Source]) -> set[str]:
+    """The sha256 of the weights trained here that the documents' cases name (training v1 documents list them)."""
+    return {w for d in docs for c in d.cases for w in c.get("trained_weights", ())}
+
+
 def recipe_gaps(sources: list[Source], trainings: list[tuple[str, dict[str, Any]]]) -> dict[str, str]:
     """Tool -> how the weights its cases used fall short of the authors' training recipe (fewer epochs
     than configured, a diverged loss), from the training documents whose weights' sha256 the cases name;
     tools trained at the recipe, or not trained here, are absent. A handicap of ours, said next to D1."""
-    used: dict[str, set[str]] = {}
+    by_tool: dict[str, list[Source]] = {}
     for source in sources:
-        for case in source.cases:
-            used.setdefault(source.tool["name"], set()).update(case.get("trained_weights", ()))
+        by_tool.setdefault(source.tool["name"], []).append(source)
+    used = {tool: _weights_used(docs) for tool, docs in by_tool.items()}
     out = {}
     for tool in sorted(t for t, w in used.items() if w):
         gaps, paths = [], []
@@ -118,11 +123,9 @@ def recipe_gaps(sources: list[Source], trainings: list[tuple[str, dict[str, Any]
     return out
 
 
-def d1_fidelity(rows: list[dict[str, Any]], long_rows: pl.DataFrame | None = None,
-                gaps: dict[str, str] | None = None) -> list[Table]:
-    """The headline D1 table (independent, separately calibrated and silicon rows with n >= 5) and the rest, with why.
-
-    ``gaps`` (:func:`recipe_gaps`): tools scored with weights trained here short of their authors' recipe."""
+def d1_fidelity(rows: list[dict[str, Any]], long_rows: pl.DataFrame | None = None) -> list[Table]:
+    """The headline D1 table (independent, separately calibrated and silicon rows with n >= 5) and the rest, with why;
+    a note per tool whose rows say it was scored short of its authors' recipe (``recipe``)."""
     headline = [r for r in rows if r["headline"]]
     other = [r for r in rows if not r["headline"]]
     calibrated = sorted({text(f"{r['tool']} on {r['hardware']}: {r['reference_note']}") for r in headline if r["reference_class"] == "calibrated-separately"})
@@ -136,10 +139,9 @@ def d1_fidelity(rows: list[dict[str, Any]], long_rows: pl.DataFrame | None = Non
         notes.append("calibrated-separately rows, what the tool used: " + " | ".join(calibrated) + ".")
     if unpaired:
         notes.append("tools with predictions but no measurement pair here: " + ", ".join(map(text, unpaired)) + ".")
-    for tool, gap in sorted((gaps or {}).items()):
-        if tool in seen:
-            notes.append(f"{text(tool)}: scored with weights trained here SHORT of the authors' recipe — {text(gap)}; "
-                         "a handicap of ours, not the tool's error.")
+    for tool, gap in sorted({r["tool"]: r["recipe"] for r in rows if r.get("recipe")}.items()):
+        notes.append(f"{text(tool)}: scored with weights trained here SHORT of the authors' recipe — {text(gap)}; "
+                     "a handicap of ours, not the tool's error.")
     return [
         Table("d1-fidelity",
               "D1 prediction fidelity (headline): error against references independent of the tool, separately calibrated, or published silicon; n >= 5",
@@ -254,7 +256,7 @@ REFERENCE_BACKENDS = ("measured", "replayed")
 
 def _training_cells(docs: list[Source], trainings: list[tuple[str, dict[str, Any]]]) -> tuple[str, str]:
     """(training cost, training repeat) of the training documents whose weights the tool's cases used."""
-    used = {w for d in docs for c in d.cases for w in c.get("trained_weights", ())}
+    used = _weights_used(docs)
     linked = [t for _, t in trainings if used & {p["weights"]["sha256"] for p in t["predictors"] if p.get("weights")}]
     if not linked:
         return "—", "—"
