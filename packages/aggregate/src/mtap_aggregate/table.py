@@ -67,11 +67,16 @@ def computation_of(key: str) -> str:
     return f"{found['model']}.layer.{found['rest']}" if found else key
 
 
+def case_rows(rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per case (its first) with the columns the case counts need: tool, source, case, workload,
+    status. Only these: a unique over every column copies the long table (10^6 cases: ~0.5 GB)."""
+    return rows.select("tool", "source", "case", "workload", "status").unique(
+        subset=["tool", "source", "case"], keep="first", maintain_order=True)
+
+
 def coverage(rows: pl.DataFrame) -> pl.DataFrame:
     """Case counts per tool and workload, by status (each case counted once)."""
-    # only the columns counted: a unique over every column copies the long table (10^6 cases: ~0.5 GB)
-    cases = rows.select("tool", "source", "case", "workload", "status").unique(
-        subset=["tool", "source", "case"], keep="first", maintain_order=True)
+    cases = case_rows(rows)
     counts = cases.group_by(["tool", "workload"]).agg(
         [pl.col("status").eq(s).sum().cast(pl.Int64).alias(s) for s in STATUSES]
     )

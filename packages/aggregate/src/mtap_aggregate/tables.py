@@ -12,7 +12,7 @@ from mtap_schemas.markdown import cell, tex, text
 from mtap_schemas.paths import confined
 
 from .collect import CONFIG_PARAMETERS, Source
-from .table import STATUSES
+from .table import STATUSES, case_rows
 
 
 @dataclass
@@ -187,8 +187,7 @@ def d1_claims(claims: list[dict[str, Any]]) -> Table:
 
 
 def d3_generalization(rows: pl.DataFrame) -> Table:
-    cases = rows.select("tool", "source", "case", "workload", "status").unique(
-        subset=["tool", "source", "case"], keep="first", maintain_order=True)
+    cases = case_rows(rows)
     per_tool = cases.group_by("tool").agg(
         pl.col("workload").filter(pl.col("status") == "ok").n_unique().alias("ok_workloads"),
         pl.col("workload").n_unique().alias("workloads"),
