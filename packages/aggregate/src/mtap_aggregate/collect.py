@@ -1,9 +1,9 @@
 """Read every tool-run document once, through the kit's reader, and reduce each to what the
 aggregate needs before reading the next (large evaluation folders stay within memory).
 
-Each document becomes (:mod:`.reduce`): its rows of the long table (here a polars frame), one line
-per case for de-duplication, and a slim copy (tool, wall clock, per case the fields the D3/D4
-tables read). Large folders are read and reduced by worker processes (``jobs``), in path order, so
+Each document becomes (:mod:`.reduce`): its rows of the long table (here a polars frame) and a
+slim copy (tool, wall clock, per case the fields the D3/D4 tables read, whose ids and statuses also
+de-duplicate the cases). Large folders are read and reduced by worker processes (``jobs``), in path order, so
 the result is the same whatever the number of workers. A bad document is skipped with its reason,
 never lost, never a crash.
 """
