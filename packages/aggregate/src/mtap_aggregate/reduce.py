@@ -3,8 +3,8 @@ worker process of :func:`mtap_schemas.consume.map_tool_runs` for large folders):
 dicts that pickle cheaply, so this module imports neither polars nor numpy.
 
 :func:`reduce_document` returns a :class:`Reduced`: the long table's columns (one entry per case,
-one per metric), the slim copy of each case the D3/D4 tables
-read, and the recorded inputs whose bytes changed since the run (:class:`Provenance`).
+one per metric), the slim copy of each case the D3/D4 tables read (and de-duplication), and the
+recorded inputs whose bytes changed since the run (:class:`Provenance`).
 """
 
 from __future__ import annotations
